@@ -1,0 +1,94 @@
+/**
+ * The Broker moves publications between the machines of a deployment and keeps each topic's
+ * history. It is the one ordering point per topic: `publish` appends to the history and hands
+ * the publication to every subscribed process in one atomic step, so order and recovery can
+ * never disagree. It does not deliver to sockets — the gateway's hub does that (phoenix's
+ * broadcast vs local_broadcast).
+ *
+ * Implementations: MemoryBroker (one process), RedisBroker (any number). Both pass
+ * test/suites/broker.suite.ts unchanged.
+ */
+import type { Position } from "../protocol/frames.ts";
+
+export type { Position };
+
+/** One publication, as every process receives it. */
+export interface Publication {
+  topic: string;
+  /** Rises by exactly 1 per publication on the topic within an epoch; the first is 1. */
+  seq: number;
+  /** Changes only when the topic's history was lost; `seq` then starts again at 1. */
+  epoch: string;
+  /** The complete `message` frame, serialized once at the ordering point and delivered as is. */
+  frame: string;
+}
+
+export interface PublishInput {
+  /** The publisher's user id, or "server" for the HTTP API. */
+  from: string;
+  data: unknown;
+  /** Epoch milliseconds, set by the process that accepted the publication. */
+  ts: number;
+  /**
+   * Idempotency key (≤ 64 chars): the same key on the same topic within the history TTL
+   * returns the first publication's position and publishes nothing.
+   */
+  key?: string;
+}
+
+export interface PublishResult {
+  seq: number;
+  epoch: string;
+  /** True when `key` had been seen: nothing was published this time. */
+  duplicate: boolean;
+}
+
+export interface HistoryResult {
+  /** The topic's latest position now; `{seq: 0}` and a fresh epoch for a topic never published. */
+  position: Position;
+  /**
+   * With `since`: every publication after `since.seq`, in order and contiguous, when they are all
+   * still kept (`recovered: true`). Empty otherwise, and always empty without `since`.
+   */
+  publications: Publication[];
+  /**
+   * True when `since` is in the current epoch and nothing after it has been trimmed or expired.
+   * False without `since`.
+   */
+  recovered: boolean;
+}
+
+/** Messages between processes that are not topic traffic. At most once, every process. */
+export type ControlMessage =
+  | { type: "revoke-session"; sid: string }
+  | { type: "canary"; instance: string; nonce: string };
+
+export interface BrokerEvents {
+  /** A publication on a topic this process subscribed to, in the order the broker received it. */
+  onPublication(publication: Publication): void;
+  /** An ephemeral frame (presence changes): no seq, not in history, at most once. */
+  onEphemeral(topic: string, frame: string): void;
+  onControl(message: ControlMessage): void;
+  /**
+   * The link to the other processes was lost and is back: publications may have been missed
+   * on any topic, so the hub re-reads every topic's history from its last delivered seq.
+   */
+  onReconnect(): void;
+}
+
+export interface Broker {
+  start(events: BrokerEvents): Promise<void>;
+  /** Fails with SwitchboardError `unavailable` (never a false ack) when it cannot reach the ordering point. */
+  publish(topic: string, input: PublishInput): Promise<PublishResult>;
+  /** Sends an ephemeral frame to every process subscribed to the topic. Best effort. */
+  broadcast(topic: string, frame: string): Promise<void>;
+  sendControl(message: ControlMessage): Promise<void>;
+  /** The topic's position, and with `since` what came after it (see HistoryResult). */
+  history(topic: string, since?: Position): Promise<HistoryResult>;
+  /** This process wants the topic's publications. Resolves once they will arrive. Idempotent. */
+  subscribe(topic: string): Promise<void>;
+  unsubscribe(topic: string): Promise<void>;
+  /** False while the ordering point is unreachable (`/readyz` answers 503). */
+  readonly healthy: boolean;
+  close(): Promise<void>;
+}

@@ -1,0 +1,213 @@
+/**
+ * The environment, validated once at start (SPEC §1). A bad value stops the process with one
+ * line naming the variable; `loadConfig` throws ConfigError carrying that line.
+ */
+import { z } from "zod";
+
+const DEMO_USERS = "alice:alice-password,bob:bob-password,carol:carol-password";
+
+const bool = z
+  .enum(["true", "false", "1", "0", "yes", "no"], { error: "must be true or false" })
+  .transform((v) => v === "true" || v === "1" || v === "yes");
+
+const int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
+  z.coerce
+    .number({ error: "must be a whole number" })
+    .int({ error: "must be a whole number" })
+    .min(min, { error: `must be at least ${min}` })
+    .max(max, { error: `must be at most ${max}` });
+
+const USER_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
+
+const users = z.string().transform((raw, ctx) => {
+  const out: { name: string; password: string }[] = [];
+  for (const pair of raw.split(",").map((p) => p.trim()).filter(Boolean)) {
+    const colon = pair.indexOf(":");
+    const name = colon > 0 ? pair.slice(0, colon) : "";
+    const password = colon > 0 ? pair.slice(colon + 1) : "";
+    if (!USER_NAME.test(name) || password.length === 0) {
+      ctx.addIssue({ code: "custom", message: "must be name:password pairs separated by commas; names use A-Z a-z 0-9 _ . -" });
+      return z.NEVER;
+    }
+    out.push({ name, password });
+  }
+  return out;
+});
+
+const origins = z.string().transform((raw, ctx) => {
+  const out: string[] = [];
+  for (const entry of raw.split(",").map((s) => s.trim()).filter(Boolean)) {
+    let url: URL;
+    try {
+      url = new URL(entry);
+    } catch {
+      ctx.addIssue({ code: "custom", message: `"${entry}" is not an origin like https://app.example.com` });
+      return z.NEVER;
+    }
+    if (url.origin !== entry || entry === "null") {
+      ctx.addIssue({ code: "custom", message: `"${entry}" must be an exact origin (scheme://host[:port], no path or trailing slash)` });
+      return z.NEVER;
+    }
+    out.push(entry);
+  }
+  return out;
+});
+
+const redisUrl = z
+  .string()
+  .refine((v) => /^rediss?:\/\//.test(v), { error: "must start with redis:// or rediss://" })
+  .refine((v) => URL.canParse(v), { error: "is not a valid URL" });
+
+const Env = z.object({
+  NODE_ENV: z.enum(["development", "production", "test"]).default("development"),
+  PORT: int(0, 65535).default(3000),
+  HOST: z.string().min(1).default("0.0.0.0"),
+  WORKERS: int(1, 256).default(1),
+  REDIS_URL: redisUrl.optional(),
+  SESSION_SECRET: z.string().optional(),
+  ALLOWED_ORIGINS: origins.default([]),
+  API_KEY: z.string().min(16, { error: "must be at least 16 characters" }).optional(),
+  METRICS_TOKEN: z.string().min(1).optional(),
+  USERS: users.optional(),
+  AUTH_TIMEOUT_MS: int(100, 600_000).default(5000),
+  TICKET_TTL_S: int(1, 3600).default(30),
+  TOKEN_TTL_S: int(10, 86_400).default(300),
+  SESSION_TTL_S: int(60, 90 * 86_400).default(7 * 86_400),
+  MAX_PAYLOAD_BYTES: int(256, 16 * 1024 * 1024).default(65536),
+  HISTORY_SIZE: int(0, 1_000_000).default(100),
+  HISTORY_TTL_S: int(1, 30 * 86_400).default(300),
+  INSTANCE_ID: z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/, { error: "must be 1-64 of A-Z a-z 0-9 _ . : -" }).optional(),
+  FLY_MACHINE_ID: z.string().optional(),
+  REGION: z.string().min(1).max(64).optional(),
+  FLY_REGION: z.string().optional(),
+  RATE_LIMIT_PER_S: z.coerce.number({ error: "must be a number" }).positive({ error: "must be positive" }).default(50),
+  RATE_LIMIT_BURST: int(1, 1_000_000).default(100),
+  MAX_CONNECTIONS: int(1).default(10000),
+  MAX_CONNECTIONS_PER_IP: int(1).default(100),
+  MAX_CONNECTIONS_PER_USER: int(1).default(20),
+  BACKPRESSURE_LIMIT_BYTES: int(1024).default(1_048_576),
+  LOGIN_MAX_FAILURES: int(1).default(10),
+  DRAIN_MS: int(0, 300_000).default(3000),
+  TRUST_PROXY: bool.optional(),
+  IDLE_TIMEOUT_S: int(0, 960).default(60),
+  LOG_LEVEL: z.enum(["debug", "info", "warn", "error", "silent"]).default("info"),
+});
+
+export interface Config {
+  env: "development" | "production" | "test";
+  port: number;
+  host: string;
+  workers: number;
+  redisUrl: string | undefined;
+  /** HS256 key bytes: at least 32. */
+  sessionSecret: Uint8Array;
+  /** True when no SESSION_SECRET was given and a random one was generated. */
+  sessionSecretGenerated: boolean;
+  allowedOrigins: ReadonlySet<string>;
+  apiKey: string | undefined;
+  metricsToken: string | undefined;
+  users: { name: string; password: string }[];
+  authTimeoutMs: number;
+  ticketTtlS: number;
+  tokenTtlS: number;
+  sessionTtlS: number;
+  maxPayloadBytes: number;
+  historySize: number;
+  historyTtlS: number;
+  instanceId: string;
+  region: string;
+  rateLimitPerS: number;
+  rateLimitBurst: number;
+  maxConnections: number;
+  maxConnectionsPerIp: number;
+  maxConnectionsPerUser: number;
+  backpressureLimitBytes: number;
+  loginMaxFailures: number;
+  drainMs: number;
+  trustProxy: boolean;
+  idleTimeoutS: number;
+  logLevel: "debug" | "info" | "warn" | "error" | "silent";
+}
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+function randomId(): string {
+  return crypto.randomUUID().replaceAll("-", "").slice(0, 12);
+}
+
+/** Validates the environment. Throws ConfigError with one readable line per bad value. */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  // An empty variable means "unset", as in most shells' `FOO= cmd`.
+  const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ""));
+  const parsed = Env.safeParse(cleaned);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `${i.path.join(".") || "environment"} ${i.message}`);
+    throw new ConfigError(`invalid configuration: ${lines.join("; ")}`);
+  }
+  const e = parsed.data;
+  const production = e.NODE_ENV === "production";
+
+  let sessionSecret: Uint8Array;
+  let sessionSecretGenerated = false;
+  if (e.SESSION_SECRET !== undefined) {
+    sessionSecret = new TextEncoder().encode(e.SESSION_SECRET);
+    if (sessionSecret.byteLength < 32) {
+      throw new ConfigError("invalid configuration: SESSION_SECRET must be at least 32 bytes (try: openssl rand -base64 48)");
+    }
+  } else if (production) {
+    throw new ConfigError("invalid configuration: SESSION_SECRET is required when NODE_ENV=production (at least 32 bytes)");
+  } else {
+    sessionSecret = crypto.getRandomValues(new Uint8Array(32));
+    sessionSecretGenerated = true;
+  }
+
+  if (e.WORKERS > 1 && e.REDIS_URL === undefined) {
+    throw new ConfigError("invalid configuration: WORKERS above 1 needs REDIS_URL (workers share topics through Redis)");
+  }
+
+  const onFly = e.FLY_MACHINE_ID !== undefined || e.FLY_REGION !== undefined;
+  return {
+    env: e.NODE_ENV,
+    port: e.PORT,
+    host: e.HOST,
+    workers: e.WORKERS,
+    redisUrl: e.REDIS_URL,
+    sessionSecret,
+    sessionSecretGenerated,
+    allowedOrigins: new Set(e.ALLOWED_ORIGINS),
+    apiKey: e.API_KEY,
+    metricsToken: e.METRICS_TOKEN,
+    users: e.USERS ?? (production ? [] : parseDemoUsers()),
+    authTimeoutMs: e.AUTH_TIMEOUT_MS,
+    ticketTtlS: e.TICKET_TTL_S,
+    tokenTtlS: e.TOKEN_TTL_S,
+    sessionTtlS: e.SESSION_TTL_S,
+    maxPayloadBytes: e.MAX_PAYLOAD_BYTES,
+    historySize: e.HISTORY_SIZE,
+    historyTtlS: e.HISTORY_TTL_S,
+    instanceId: e.INSTANCE_ID ?? e.FLY_MACHINE_ID ?? randomId(),
+    region: e.REGION ?? e.FLY_REGION ?? "local",
+    rateLimitPerS: e.RATE_LIMIT_PER_S,
+    rateLimitBurst: e.RATE_LIMIT_BURST,
+    maxConnections: e.MAX_CONNECTIONS,
+    maxConnectionsPerIp: e.MAX_CONNECTIONS_PER_IP,
+    maxConnectionsPerUser: e.MAX_CONNECTIONS_PER_USER,
+    backpressureLimitBytes: e.BACKPRESSURE_LIMIT_BYTES,
+    loginMaxFailures: e.LOGIN_MAX_FAILURES,
+    drainMs: e.DRAIN_MS,
+    trustProxy: e.TRUST_PROXY ?? onFly,
+    idleTimeoutS: e.IDLE_TIMEOUT_S,
+    logLevel: e.LOG_LEVEL,
+  };
+}
+
+function parseDemoUsers() {
+  return DEMO_USERS.split(",").map((pair) => {
+    const [name, password] = pair.split(":") as [string, string];
+    return { name, password };
+  });
+}
+
+export const DEMO_USER_LIST = DEMO_USERS;
