@@ -1,0 +1,140 @@
+/**
+ * The embedded broker for a single process (no REDIS_URL). Same contract as RedisBroker:
+ * contiguous seq per topic from 1, an epoch that changes when the topic's history is lost,
+ * history bounded by `historySize` and kept `historyTtlS` after the topic's last publication,
+ * idempotency keys remembered for `historyTtlS`.
+ *
+ * Publications are handed to `onPublication` synchronously inside `publish`, after the append:
+ * publish order is delivery order.
+ */
+import type { Broker, BrokerEvents, ControlMessage, HistoryResult, Position, Publication, PublishInput, PublishResult } from "./broker.ts";
+import { messageFrame } from "./frame.ts";
+
+interface TopicLog {
+  epoch: string;
+  seq: number;
+  /** Newest last; at most historySize. */
+  entries: Publication[];
+  /** Idempotency key → the first publication's position and when it is forgotten. */
+  keys: Map<string, { seq: number; epoch: string; expiresAt: number }>;
+  /** The whole log is forgotten at this time (epoch lost) unless published to again. */
+  expiresAt: number;
+}
+
+export interface MemoryBrokerOptions {
+  historySize: number;
+  historyTtlS: number;
+  /** Clock, for tests. */
+  now?: () => number;
+}
+
+export function newEpoch(): string {
+  return crypto.randomUUID().replaceAll("-", "").slice(0, 8);
+}
+
+export class MemoryBroker implements Broker {
+  private readonly logs = new Map<string, TopicLog>();
+  private readonly subscribed = new Set<string>();
+  private events: BrokerEvents | null = null;
+  private sweeper: ReturnType<typeof setInterval> | null = null;
+  private readonly now: () => number;
+  readonly healthy = true;
+
+  constructor(private readonly options: MemoryBrokerOptions) {
+    this.now = options.now ?? Date.now;
+  }
+
+  async start(events: BrokerEvents): Promise<void> {
+    this.events = events;
+    const every = Math.min(60_000, Math.max(1000, (this.options.historyTtlS * 1000) / 2));
+    this.sweeper = setInterval(() => this.sweep(), every);
+    this.sweeper.unref?.();
+  }
+
+  async publish(topic: string, input: PublishInput): Promise<PublishResult> {
+    const now = this.now();
+    const log = this.live(topic, now) ?? this.create(topic, now);
+    const ttlMs = this.options.historyTtlS * 1000;
+    if (input.key !== undefined) {
+      const seen = log.keys.get(input.key);
+      if (seen !== undefined && seen.expiresAt > now) return { seq: seen.seq, epoch: seen.epoch, duplicate: true };
+    }
+    log.seq += 1;
+    log.expiresAt = now + ttlMs;
+    const publication: Publication = {
+      topic,
+      seq: log.seq,
+      epoch: log.epoch,
+      frame: messageFrame(topic, log.seq, log.epoch, input),
+    };
+    if (this.options.historySize > 0) {
+      log.entries.push(publication);
+      if (log.entries.length > this.options.historySize) log.entries.shift();
+    }
+    if (input.key !== undefined) log.keys.set(input.key, { seq: log.seq, epoch: log.epoch, expiresAt: now + ttlMs });
+    if (this.subscribed.has(topic)) this.events?.onPublication(publication);
+    return { seq: log.seq, epoch: log.epoch, duplicate: false };
+  }
+
+  async broadcast(topic: string, frame: string): Promise<void> {
+    if (this.subscribed.has(topic)) this.events?.onEphemeral(topic, frame);
+  }
+
+  async sendControl(message: ControlMessage): Promise<void> {
+    this.events?.onControl(message);
+  }
+
+  async history(topic: string, since?: Position): Promise<HistoryResult> {
+    const now = this.now();
+    const log = this.live(topic, now) ?? this.create(topic, now);
+    const position = { seq: log.seq, epoch: log.epoch };
+    if (since === undefined) return { position, publications: [], recovered: false };
+    if (since.epoch !== log.epoch || since.seq > log.seq) return { position, publications: [], recovered: false };
+    if (since.seq === log.seq) return { position, publications: [], recovered: true };
+    const oldest = log.entries[0]?.seq ?? log.seq + 1;
+    if (oldest > since.seq + 1) return { position, publications: [], recovered: false };
+    const publications = log.entries.slice(since.seq + 1 - oldest);
+    return { position, publications, recovered: true };
+  }
+
+  async subscribe(topic: string): Promise<void> {
+    this.subscribed.add(topic);
+  }
+
+  async unsubscribe(topic: string): Promise<void> {
+    this.subscribed.delete(topic);
+  }
+
+  async close(): Promise<void> {
+    if (this.sweeper !== null) clearInterval(this.sweeper);
+    this.sweeper = null;
+    this.events = null;
+  }
+
+  /** The topic's log if it has not expired; an expired one is forgotten (its epoch is lost). */
+  private live(topic: string, now: number): TopicLog | undefined {
+    const log = this.logs.get(topic);
+    if (log !== undefined && log.expiresAt <= now) {
+      this.logs.delete(topic);
+      return undefined;
+    }
+    return log;
+  }
+
+  private create(topic: string, now: number): TopicLog {
+    const log: TopicLog = { epoch: newEpoch(), seq: 0, entries: [], keys: new Map(), expiresAt: now + this.options.historyTtlS * 1000 };
+    this.logs.set(topic, log);
+    return log;
+  }
+
+  private sweep(): void {
+    const now = this.now();
+    for (const [topic, log] of this.logs) {
+      if (log.expiresAt <= now) {
+        this.logs.delete(topic);
+        continue;
+      }
+      for (const [key, seen] of log.keys) if (seen.expiresAt <= now) log.keys.delete(key);
+    }
+  }
+}
