@@ -1,0 +1,116 @@
+/**
+ * A real redis-server for tests, on a free loopback port, with no persistence: `kill()` is a crash
+ * (SIGKILL), `restart()` brings it back on the same port, empty.
+ */
+import type { Subprocess } from "bun";
+
+const BINARY = "redis-server";
+
+export interface TestRedis {
+  url: string;
+  port: number;
+  /** SIGKILL: clients see the connection drop, nothing is saved. */
+  kill(): Promise<void>;
+  /** Starts it again on the same port, empty. Kills it first when it runs. */
+  restart(): Promise<void>;
+  /** Stops it for good. */
+  stop(): Promise<void>;
+  /** Runs one command over a raw connection and returns the first line of the reply. */
+  command(...args: string[]): Promise<string>;
+}
+
+/** A port that was free a moment ago (the kernel picks it). */
+export function freePort(): number {
+  const server = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const port = server.port;
+  server.stop(true);
+  return port;
+}
+
+export async function startRedis(): Promise<TestRedis> {
+  if (Bun.which(BINARY) === null) {
+    throw new Error("redis-server is not installed: run `apt-get install -y redis-server`");
+  }
+  const port = freePort();
+  let child: Subprocess | undefined;
+
+  const spawn = async () => {
+    child = Bun.spawn(
+      [BINARY, "--save", "", "--appendonly", "no", "--port", String(port), "--bind", "127.0.0.1", "--protected-mode", "no", "--loglevel", "warning"],
+      { stdout: "ignore", stderr: "pipe" },
+    );
+    const deadline = Date.now() + 5000;
+    while (Date.now() < deadline) {
+      if (child.exitCode !== null) {
+        const err = await new Response(child.stderr as ReadableStream).text();
+        throw new Error(`redis-server exited at start: ${err.trim().split("\n").pop()}`);
+      }
+      if ((await raw(port, ["PING"]).catch(() => "")) === "+PONG") return;
+      await Bun.sleep(20);
+    }
+    throw new Error(`redis-server did not answer on port ${port} within 5 s`);
+  };
+
+  const kill = async () => {
+    if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;
+    child.kill("SIGKILL");
+    await child.exited;
+  };
+
+  await spawn();
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    port,
+    kill,
+    async restart() {
+      await kill();
+      await spawn();
+    },
+    async stop() {
+      await kill();
+    },
+    command: (...args: string[]) => raw(port, args),
+  };
+}
+
+/** Sends one command and returns the first line of the reply (enough for PING, SET, DBSIZE ...). */
+function raw(port: number, args: string[]): Promise<string> {
+  const payload = `*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join("")}`;
+  return new Promise((resolve, reject) => {
+    let buffer = "";
+    const timer = setTimeout(() => reject(new Error("redis did not reply within 1 s")), 1000);
+    Bun.connect({
+      hostname: "127.0.0.1",
+      port,
+      socket: {
+        open(socket) {
+          socket.write(payload);
+        },
+        data(socket, chunk) {
+          buffer += chunk.toString();
+          const end = buffer.indexOf("\r\n");
+          if (end >= 0) {
+            clearTimeout(timer);
+            resolve(buffer.slice(0, end));
+            socket.end();
+          }
+        },
+        error(_socket, error) {
+          clearTimeout(timer);
+          reject(error);
+        },
+        connectError(_socket, error) {
+          clearTimeout(timer);
+          reject(error);
+        },
+        close() {
+          clearTimeout(timer);
+          reject(new Error("connection closed before a reply"));
+        },
+      },
+    }).catch((error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+  });
+}
