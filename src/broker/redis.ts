@@ -27,6 +27,7 @@ import type {
   PublishInput,
   PublishResult,
 } from "./broker.ts";
+import { framePrefix, frameSuffix } from "./frame.ts";
 import {
   closeConnection,
   connectWithin,
@@ -174,9 +175,8 @@ export class RedisBroker implements Broker {
 
   async publish(topic: string, input: PublishInput): Promise<PublishResult> {
     if (this.closed || this.cmd.status !== "ready") throw unavailable("publish");
-    const data = input.data === undefined ? "null" : JSON.stringify(input.data);
-    const head = `{"type":"message","topic":${JSON.stringify(topic)},"seq":`;
-    const tail = `,"from":${JSON.stringify(input.from)},"data":${data},"ts":${Math.trunc(input.ts)}}`;
+    const head = framePrefix(topic);
+    const tail = frameSuffix(input);
     const key = input.key ?? "";
     try {
       const [seq, epoch, duplicate] = await this.cmd.sbPublish(

@@ -1,0 +1,124 @@
+/**
+ * RedisBroker: the shared conformance suite against a real redis-server, then what only a
+ * deployment of several processes over Redis can show (SPEC "Delivery", issue 3).
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
+import { RedisBroker } from "../src/broker/redis.ts";
+import { SwitchboardError } from "../src/protocol/codes.ts";
+import { startRedis, type TestRedis } from "./support/redis.ts";
+import { describeBroker, Recorder, uniqueTopic, waitFor } from "./suites/broker.suite.ts";
+
+let redis: TestRedis;
+beforeAll(async () => {
+  redis = await startRedis();
+});
+afterAll(async () => {
+  await redis.stop();
+});
+
+let instances = 0;
+const makeBroker = (options: { historySize: number; historyTtlS: number }) =>
+  new RedisBroker({ url: redis.url, instanceId: `test-${process.pid}-${++instances}`, ...options });
+
+describeBroker("RedisBroker", makeBroker);
+
+describe("RedisBroker across processes", () => {
+  const open: RedisBroker[] = [];
+  afterEach(async () => {
+    await Promise.all(open.splice(0).map((b) => b.close()));
+  });
+  async function node(options = { historySize: 100, historyTtlS: 60 }) {
+    const broker = makeBroker(options);
+    open.push(broker);
+    const events = new Recorder();
+    await broker.start(events);
+    return { broker, events };
+  }
+
+  test("publishers on two processes: both receive every publication once, in the same order", async () => {
+    const [a, b] = [await node(), await node()];
+    const topic = uniqueTopic();
+    await a.broker.subscribe(topic);
+    await b.broker.subscribe(topic);
+    await Promise.all(
+      Array.from({ length: 100 }, (_, i) => (i % 2 === 0 ? a : b).broker.publish(topic, { from: `p${i % 2}`, data: i, ts: 1 })),
+    );
+    await waitFor(() => a.events.on(topic).length === 100 && b.events.on(topic).length === 100, "100 publications on both");
+    const expected = Array.from({ length: 100 }, (_, i) => i + 1);
+    expect(a.events.on(topic).map((p) => p.seq)).toEqual(expected);
+    expect(b.events.on(topic).map((p) => p.frame)).toEqual(a.events.on(topic).map((p) => p.frame));
+  });
+
+  test("ephemeral frames and control messages reach the other process", async () => {
+    const [a, b] = [await node(), await node()];
+    const topic = uniqueTopic();
+    await b.broker.subscribe(topic);
+    await a.broker.broadcast(topic, '{"type":"presence.leave"}');
+    await a.broker.sendControl({ type: "revoke-session", sid: "s-9" });
+    await waitFor(() => b.events.ephemeral.length === 1 && b.events.control.length === 1, "frame and control on b");
+    expect(b.events.ephemeral).toEqual([{ topic, frame: '{"type":"presence.leave"}' }]);
+    expect(b.events.control).toEqual([{ type: "revoke-session", sid: "s-9" }]);
+  });
+
+  test("a dropped subscriber link is resubscribed, then onReconnect fires and delivery goes on", async () => {
+    const { broker, events } = await node();
+    const topic = uniqueTopic();
+    await broker.subscribe(topic);
+    await redis.command("CLIENT", "KILL", "TYPE", "pubsub");
+    await waitFor(() => events.reconnects === 1, "onReconnect", 3000);
+    await broker.publish(topic, { from: "u", data: 1, ts: 1 });
+    await waitFor(() => events.on(topic).length === 1, "delivery after the reconnect");
+  });
+});
+
+describe("RedisBroker when Redis fails", () => {
+  test("Redis down: publish fails with unavailable within 1 s and healthy is false; back (empty): healthy, onReconnect, new epoch", async () => {
+    const broker = makeBroker({ historySize: 100, historyTtlS: 60 });
+    const events = new Recorder();
+    try {
+      await broker.start(events);
+      const topic = uniqueTopic();
+      await broker.subscribe(topic);
+      const before = await broker.publish(topic, { from: "u", data: 1, ts: 1 });
+      await broker.publish(topic, { from: "u", data: 2, ts: 1 });
+
+      await redis.kill();
+      const started = performance.now();
+      const failure = await broker.publish(topic, { from: "u", data: 3, ts: 1 }).catch((e: unknown) => e);
+      expect(performance.now() - started).toBeLessThan(1000);
+      expect(failure).toBeInstanceOf(SwitchboardError);
+      expect((failure as SwitchboardError).code).toBe("unavailable");
+      await waitFor(() => !broker.healthy, "healthy false", 1000);
+      const historyFailure = await broker.history(topic).catch((e: unknown) => e);
+      expect((historyFailure as SwitchboardError).code).toBe("unavailable");
+
+      await redis.restart();
+      await waitFor(() => broker.healthy, "healthy again", 3000);
+      await waitFor(() => events.reconnects === 1, "onReconnect", 3000);
+      const repaired = await broker.history(topic, { seq: 2, epoch: before.epoch });
+      expect(repaired.recovered).toBe(false);
+      expect(repaired.position.seq).toBe(0);
+      expect(repaired.position.epoch).not.toBe(before.epoch);
+      const after = await broker.publish(topic, { from: "u", data: 4, ts: 1 });
+      expect(after).toEqual({ seq: 1, epoch: repaired.position.epoch, duplicate: false });
+      await waitFor(() => events.on(topic).some((p) => p.epoch === after.epoch), "live delivery in the new epoch");
+    } finally {
+      await broker.close();
+    }
+  });
+
+  test("starting while Redis is down does not throw; the broker becomes healthy when Redis appears", async () => {
+    await redis.kill();
+    const broker = makeBroker({ historySize: 10, historyTtlS: 60 });
+    try {
+      const started = performance.now();
+      await broker.start(new Recorder());
+      expect(performance.now() - started).toBeLessThan(4000);
+      expect(broker.healthy).toBe(false);
+      await redis.restart();
+      await waitFor(() => broker.healthy, "healthy after Redis appeared", 3000);
+    } finally {
+      await broker.close();
+    }
+  });
+});
