@@ -1,0 +1,22 @@
+/**
+ * The Switchboard client SDK for browsers and Bun, with no runtime dependencies.
+ * Usage: docs/client.md. Served to browsers as an ES module at GET /client.js.
+ */
+import { SwitchboardClient } from "./client.ts";
+import type { ClientOptions } from "./options.ts";
+
+export { SwitchboardClient } from "./client.ts";
+export type { ClientEvents, ClientState, PublishResult, Welcome } from "./client.ts";
+export type { ClientOptions } from "./options.ts";
+export { SwitchboardClientError } from "./errors.ts";
+export type { ClientErrorCode } from "./errors.ts";
+export { Subscription, classify } from "./subscription.ts";
+export type { Message, PresenceEvent, ResyncInfo, SubscriptionHandlers, SubscriptionState, Verdict } from "./subscription.ts";
+export { backoffDelay, decideReconnect, DEFAULT_RECONNECT } from "./backoff.ts";
+export type { ReconnectDecision, ReconnectOptions } from "./backoff.ts";
+export type { Position, PresenceMember, User } from "../protocol/frames.ts";
+
+/** Creates a client; it connects at once unless `autoConnect: false`. */
+export function createClient(options: ClientOptions): SwitchboardClient {
+  return new SwitchboardClient(options);
+}

@@ -1,0 +1,120 @@
+/** The client's options, their defaults, and the checks that turn a mistake into one clear sentence. */
+import { DEFAULT_RECONNECT, type ReconnectOptions } from "./backoff.ts";
+
+export interface ClientOptions {
+  /**
+   * The WebSocket endpoint: `ws(s)://host/ws`, `http(s)://host/ws`, or a path such as `/ws`
+   * resolved against the page's location. Default in a browser: `/ws` on the page's origin.
+   */
+  url?: string;
+  /**
+   * Ticket auth: called before every connection attempt; the ticket is appended as `?ticket=`.
+   * Reject with a SwitchboardClientError of code `unauthorized` to stop reconnecting.
+   */
+  getTicket?: () => Promise<string>;
+  /**
+   * Token auth (mobile, servers, Bun): called before every attempt; the token is sent as the first
+   * frame `{type:"auth", token}`. Reject with code `unauthorized` to stop reconnecting.
+   */
+  getToken?: () => Promise<string>;
+  /** Backoff and jitter; see backoff.ts. */
+  reconnect?: Partial<ReconnectOptions>;
+  /** How often an application-level ping is sent on an open connection. Default 25 000. */
+  pingIntervalMs?: number;
+  /**
+   * A ping without its pong within this time means the link is dead: the socket is dropped and
+   * replaced. A dead link is noticed within pingIntervalMs + pingTimeoutMs. Default 10 000.
+   */
+  pingTimeoutMs?: number;
+  /** How long a request waits for its reply once sent on an open connection. Default 10 000. */
+  requestTimeoutMs?: number;
+  /** How long an attempt may take from opening the socket to `welcome`. Default 10 000. */
+  connectTimeoutMs?: number;
+  /** Connect at once (in a microtask, after your listeners are attached). Default true. */
+  autoConnect?: boolean;
+  /**
+   * Makes the WebSocket (default `new WebSocket(url)`). In Bun, pass e.g.
+   * `(url) => new WebSocket(url, { headers: { Cookie } })` to send a cookie.
+   */
+  createWebSocket?: (url: string) => WebSocket;
+  /**
+   * Where the browser's `online`/`offline` events come from. Default: `window` in a browser,
+   * none elsewhere. `null` turns the listeners off.
+   */
+  network?: EventTarget | null;
+  /** Random source in [0, 1) for jitter; tests make it deterministic. Default Math.random. */
+  random?: () => number;
+}
+
+export interface ResolvedOptions {
+  url: string;
+  getTicket: (() => Promise<string>) | undefined;
+  getToken: (() => Promise<string>) | undefined;
+  reconnect: ReconnectOptions;
+  pingIntervalMs: number;
+  pingTimeoutMs: number;
+  requestTimeoutMs: number;
+  connectTimeoutMs: number;
+  autoConnect: boolean;
+  createWebSocket: (url: string) => WebSocket;
+  network: EventTarget | null;
+  random: () => number;
+}
+
+function positive(name: string, value: number | undefined, fallback: number, allowZero = false): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== "number" || !Number.isFinite(value) || value < 0 || (!allowZero && value === 0)) {
+    throw new TypeError(`options.${name} must be a ${allowZero ? "non-negative" : "positive"} number of milliseconds, got ${String(value)}`);
+  }
+  return value;
+}
+
+/** Turns `/ws`, `http://…` or `ws://…` into a ws(s) URL. */
+export function resolveUrl(url: string | undefined): string {
+  const location = (globalThis as { location?: { href: string } }).location;
+  if (url === undefined && !location) throw new TypeError("options.url is required outside a browser (e.g. ws://localhost:3000/ws)");
+  let parsed: URL;
+  try {
+    parsed = new URL(url ?? "/ws", location?.href);
+  } catch {
+    throw new TypeError(`options.url must be a ws:, wss:, http: or https: URL or a path, got ${String(url)}`);
+  }
+  if (parsed.protocol === "http:") parsed.protocol = "ws:";
+  else if (parsed.protocol === "https:") parsed.protocol = "wss:";
+  else if (parsed.protocol !== "ws:" && parsed.protocol !== "wss:") {
+    throw new TypeError(`options.url must be a ws:, wss:, http: or https: URL, got ${parsed.protocol}`);
+  }
+  return parsed.href;
+}
+
+export function resolveOptions(options: ClientOptions): ResolvedOptions {
+  if (options.getTicket && options.getToken) {
+    throw new TypeError("options.getTicket and options.getToken exclude each other: pick one way to authenticate");
+  }
+  for (const name of ["getTicket", "getToken", "createWebSocket", "random"] as const) {
+    if (options[name] !== undefined && typeof options[name] !== "function") throw new TypeError(`options.${name} must be a function`);
+  }
+  const r = options.reconnect ?? {};
+  const reconnect: ReconnectOptions = {
+    baseMs: positive("reconnect.baseMs", r.baseMs, DEFAULT_RECONNECT.baseMs),
+    capMs: positive("reconnect.capMs", r.capMs, DEFAULT_RECONNECT.capMs),
+    restartJitterMs: positive("reconnect.restartJitterMs", r.restartJitterMs, DEFAULT_RECONNECT.restartJitterMs, true),
+    overloadedMinMs: positive("reconnect.overloadedMinMs", r.overloadedMinMs, DEFAULT_RECONNECT.overloadedMinMs, true),
+  };
+  if (reconnect.capMs < reconnect.baseMs) throw new TypeError("options.reconnect.capMs must be at least options.reconnect.baseMs");
+  const browserWindow = (globalThis as { window?: EventTarget }).window;
+  return {
+    url: resolveUrl(options.url),
+    getTicket: options.getTicket,
+    getToken: options.getToken,
+    reconnect,
+    pingIntervalMs: positive("pingIntervalMs", options.pingIntervalMs, 25_000),
+    pingTimeoutMs: positive("pingTimeoutMs", options.pingTimeoutMs, 10_000),
+    requestTimeoutMs: positive("requestTimeoutMs", options.requestTimeoutMs, 10_000),
+    connectTimeoutMs: positive("connectTimeoutMs", options.connectTimeoutMs, 10_000),
+    autoConnect: options.autoConnect ?? true,
+    createWebSocket: options.createWebSocket ?? ((url) => new WebSocket(url)),
+    network: options.network === undefined ? (browserWindow ?? null) : options.network,
+    random: options.random ?? Math.random,
+  };
+}

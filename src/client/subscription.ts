@@ -1,0 +1,180 @@
+/**
+ * One topic the application subscribed to, and its position: the last `{seq, epoch}` handed to
+ * the application. The position is what makes reconnection lossless and duplicate-free — every
+ * (re)subscription asks for `since` it, and every message is judged against it.
+ */
+import type { MessageFrame, Position, User } from "../protocol/frames.ts";
+import { safeCall } from "./emitter.ts";
+import { SwitchboardClientError } from "./errors.ts";
+
+export type Message = Omit<MessageFrame, "type">;
+
+/** Why the application must reload its state for a topic. */
+export interface ResyncInfo {
+  topic: string;
+  /**
+   * `resync`: the server lost continuity (history gone, epoch changed);
+   * `not_recovered`: a resubscription's `since` was no longer in history (`recovered:false`).
+   */
+  reason: "resync" | "not_recovered";
+  /** Live messages continue after this position. */
+  seq: number;
+  epoch: string;
+}
+
+export interface PresenceEvent {
+  topic: string;
+  type: "join" | "leave";
+  user: User;
+}
+
+export interface SubscriptionHandlers {
+  /** Each publication once, in `seq` order within an epoch. */
+  onMessage?(message: Message): void;
+  /** Continuity was lost: reload the topic's state (e.g. from your API), then keep consuming. */
+  onResync?(info: ResyncInfo): void;
+  /** After each resubscription with `since` (reconnect, gap repair): whether everything missed was replayed. */
+  onRecovered?(recovered: boolean, topic: string): void;
+  onPresence?(event: PresenceEvent): void;
+  /** The server refused a resubscription (e.g. `forbidden`); the subscription has ended. */
+  onError?(error: SwitchboardClientError): void;
+}
+
+export type Verdict = "deliver" | "duplicate" | "gap";
+
+/**
+ * Judges a message against the last delivered position: the next seq of the same epoch is
+ * delivered; an older or equal seq of the same epoch is a duplicate; a later seq or another epoch
+ * is a gap (something was missed, or the epoch changed without a `resync` first).
+ */
+export function classify(last: Position, message: Position): Verdict {
+  if (message.epoch !== last.epoch) return "gap";
+  if (message.seq <= last.seq) return "duplicate";
+  return message.seq === last.seq + 1 ? "deliver" : "gap";
+}
+
+/**
+ * - `pending`: waiting for a connection to subscribe on;
+ * - `subscribing`: a subscribe is in flight (first time, after a reconnect, or repairing a gap);
+ * - `active`: acknowledged, live messages are judged one by one;
+ * - `closed`: unsubscribed or refused; no handler is called any more.
+ */
+export type SubscriptionState = "pending" | "subscribing" | "active" | "closed";
+
+interface Host {
+  unsubscribe(topic: string): Promise<void>;
+  resync(info: ResyncInfo): void;
+}
+
+export class Subscription {
+  #state: SubscriptionState = "pending";
+  #position: Position | null;
+  #acknowledged = false;
+  #settle: { resolve(sub: Subscription): void; reject(error: SwitchboardClientError): void } | null = null;
+  /** Resolves on the first ack, rejects on a refusal. */
+  readonly ready: Promise<Subscription>;
+
+  constructor(
+    readonly topic: string,
+    private readonly handlers: SubscriptionHandlers,
+    private readonly host: Host,
+    since?: Position,
+  ) {
+    this.#position = since ? { seq: since.seq, epoch: since.epoch } : null;
+    this.ready = new Promise((resolve, reject) => (this.#settle = { resolve, reject }));
+  }
+
+  get state(): SubscriptionState {
+    return this.#state;
+  }
+
+  /** The last position delivered to the application (or acknowledged), null before the first ack. */
+  get position(): Position | null {
+    return this.#position ? { ...this.#position } : null;
+  }
+
+  get acknowledged(): boolean {
+    return this.#acknowledged;
+  }
+
+  /** Leaves the topic; handlers are not called any more from now on. */
+  unsubscribe(): Promise<void> {
+    return this.host.unsubscribe(this.topic);
+  }
+
+  /** @internal The `since` of the next subscribe frame. */
+  beginSubscribe(): Position | undefined {
+    this.#state = "subscribing";
+    return this.#position ?? undefined;
+  }
+
+  /** @internal The connection went away; a new one will subscribe again. */
+  suspend(): void {
+    if (this.#state !== "closed") this.#state = "pending";
+  }
+
+  /** @internal The ack of a subscribe sent with `since` (or without). */
+  acknowledge(ack: { seq?: unknown; epoch?: unknown; recovered?: unknown }, since: Position | undefined): void {
+    if (this.#state === "closed") return;
+    const now: Position | null =
+      typeof ack.seq === "number" && typeof ack.epoch === "string" ? { seq: ack.seq, epoch: ack.epoch } : null;
+    this.#state = "active";
+    if (since) {
+      const recovered = ack.recovered === true;
+      safeCall((r: boolean) => this.handlers.onRecovered?.(r, this.topic), recovered);
+      // Recovered: the replay follows the ack, judged against the position we already hold.
+      if (!recovered && now) this.#resync({ topic: this.topic, reason: "not_recovered", ...now });
+    } else if (now) {
+      this.#position = now;
+    }
+    if (!this.#acknowledged) {
+      this.#acknowledged = true;
+      this.#settle?.resolve(this);
+      this.#settle = null;
+    }
+  }
+
+  /** @internal Returns "gap" when the caller must repair the topic with a resubscription. */
+  receive(frame: MessageFrame): Verdict {
+    if (this.#state === "closed" || this.#state === "pending") return "duplicate";
+    if (this.#position === null) return "duplicate"; // before the first ack: the app asked for "from now"
+    const verdict = classify(this.#position, frame);
+    if (verdict === "deliver") {
+      this.#position = { seq: frame.seq, epoch: frame.epoch };
+      const { type: _type, ...message } = frame;
+      safeCall((m: Message) => this.handlers.onMessage?.(m), message);
+    }
+    // While a (re)subscription is in flight, its replay will fill any gap: do not start another.
+    if (verdict === "gap" && this.#state === "subscribing") return "duplicate";
+    return verdict;
+  }
+
+  /** @internal A `resync` frame: live messages go on after `seq` in `epoch`. */
+  receiveResync(frame: { seq: number; epoch: string }): void {
+    if (this.#state === "closed") return;
+    this.#resync({ topic: this.topic, reason: "resync", seq: frame.seq, epoch: frame.epoch });
+  }
+
+  /** @internal */
+  receivePresence(event: PresenceEvent): void {
+    if (this.#state === "active" || this.#state === "subscribing") safeCall((e: PresenceEvent) => this.handlers.onPresence?.(e), event);
+  }
+
+  /** @internal Ends the subscription: rejects `ready` if it was never acknowledged, else calls onError. */
+  fail(error: SwitchboardClientError, notify: boolean): void {
+    if (this.#state === "closed") return;
+    this.#state = "closed";
+    if (!this.#acknowledged) {
+      this.#settle?.reject(error);
+      this.#settle = null;
+    } else if (notify) {
+      safeCall((e: SwitchboardClientError) => this.handlers.onError?.(e), error);
+    }
+  }
+
+  #resync(info: ResyncInfo): void {
+    this.#position = { seq: info.seq, epoch: info.epoch };
+    safeCall((i: ResyncInfo) => this.handlers.onResync?.(i), info);
+    this.host.resync(info);
+  }
+}
