@@ -1,0 +1,30 @@
+/**
+ * The session cookie (SPEC §2): HttpOnly, SameSite=Lax, Path=/; over https also Secure with the
+ * `__Host-` prefix, which binds it to this exact host.
+ */
+export const COOKIE_NAME = "sb_session";
+export const SECURE_COOKIE_NAME = `__Host-${COOKIE_NAME}`;
+
+export function sessionCookie(jwt: string, maxAgeS: number, secure: boolean): string {
+  const name = secure ? SECURE_COOKIE_NAME : COOKIE_NAME;
+  return `${name}=${jwt}; Max-Age=${maxAgeS}; Path=/; HttpOnly; SameSite=Lax${secure ? "; Secure" : ""}`;
+}
+
+export function clearedCookie(secure: boolean): string {
+  return sessionCookie("", 0, secure);
+}
+
+/** The session JWT from a Cookie header: the `__Host-` one first, then the plain one. */
+export function readSessionCookie(header: string | null | undefined): string | null {
+  if (!header) return null;
+  let plain: string | null = null;
+  for (const part of header.split(";")) {
+    const eq = part.indexOf("=");
+    if (eq < 0) continue;
+    const name = part.slice(0, eq).trim();
+    const value = part.slice(eq + 1).trim();
+    if (name === SECURE_COOKIE_NAME && value) return value;
+    if (name === COOKIE_NAME && value) plain = value;
+  }
+  return plain;
+}

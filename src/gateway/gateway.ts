@@ -1,0 +1,255 @@
+/**
+ * The gateway owns this process's sockets: it wires Bun's WebSocket events to Connections,
+ * the hub to the broker, and carries the cross-socket duties (caps, session revocation,
+ * presence announcements, drain). Only this folder touches Bun's server API.
+ */
+import type { Server, ServerWebSocket, WebSocketHandler } from "bun";
+import type { Config } from "../config.ts";
+import type { Services } from "../services.ts";
+import type { Logger } from "../log.ts";
+import { errorFields } from "../log.ts";
+import type { ControlMessage, PublishInput, PublishResult } from "../broker/broker.ts";
+import type { Claims, SessionSigner } from "../auth/sessions.ts";
+import { Close, ErrorCode, SwitchboardError } from "../protocol/codes.ts";
+import { Hub } from "./hub.ts";
+import { Registry } from "./registry.ts";
+import { Connection, type SocketData } from "./connection.ts";
+import { Metrics } from "../metrics.ts";
+
+export type SwitchboardServer = Server<SocketData>;
+
+export interface GatewayDeps {
+  config: Config;
+  services: Services;
+  signer: SessionSigner;
+  log: Logger;
+  metrics?: Metrics;
+}
+
+export class Gateway {
+  readonly config: Config;
+  readonly services: Services;
+  readonly signer: SessionSigner;
+  readonly log: Logger;
+  readonly metrics: Metrics;
+  readonly hub: Hub;
+  readonly registry = new Registry<Connection>();
+  server: SwitchboardServer | null = null;
+  draining = false;
+
+  constructor(deps: GatewayDeps) {
+    this.config = deps.config;
+    this.services = deps.services;
+    this.signer = deps.signer;
+    this.log = deps.log;
+    this.metrics = deps.metrics ?? new Metrics();
+    this.hub = new Hub({
+      broker: deps.services.broker,
+      fanout: (topic, frame) => this.fanout(topic, frame),
+      onRepair: (topic, outcome) => {
+        this.metrics.repairs.inc({ outcome });
+        if (outcome !== "repaired") this.log.warn("topic gap", { topic, outcome });
+      },
+    });
+  }
+
+  /** Starts the broker and presence with this gateway as their listener. */
+  async start(): Promise<void> {
+    const { broker, presence } = this.services;
+    await broker.start({
+      onPublication: (p) => this.hub.onPublication(p),
+      onEphemeral: (topic, frame) => this.hub.onEphemeral(topic, frame),
+      onControl: (message) => this.onControl(message),
+      onReconnect: () => {
+        this.log.warn("broker link restored; re-reading history of every topic", { topics: this.hub.topicsCount() });
+        this.hub.onReconnect();
+      },
+    });
+    await presence.start({
+      onExpired: (topic, user) => this.announce(topic, "presence.leave", user),
+    });
+  }
+
+  /** The Bun WebSocket handler. Limits come from the config; deflate stays off. */
+  websocket(): WebSocketHandler<SocketData> {
+    return {
+      maxPayloadLength: this.config.maxPayloadBytes,
+      idleTimeout: this.config.idleTimeoutS,
+      sendPings: this.config.idleTimeoutS > 0,
+      backpressureLimit: this.config.backpressureLimitBytes,
+      closeOnBackpressureLimit: false,
+      perMessageDeflate: false,
+      publishToSelf: false,
+      open: (ws) => ws.data.conn.opened(ws),
+      message: (ws, message) => ws.data.conn.received(message),
+      close: (ws, code) => {
+        this.metrics.wsClosed.inc({ code: String(code) });
+        ws.data.conn.closed();
+      },
+    };
+  }
+
+  /** Local fan-out of one serialized frame; a drop means a subscriber passed its limit. */
+  fanout(topic: string, frame: string): void {
+    const server = this.server;
+    if (server === null) return;
+    this.metrics.deliveries.inc();
+    if (server.publish(topic, frame, false) === 0) {
+      for (const member of this.hub.members(topic)) {
+        const conn = member as Connection;
+        if (conn.ws !== null && conn.ws.getBufferedAmount() >= this.config.backpressureLimitBytes) conn.closeSlow();
+      }
+    }
+  }
+
+  /** Publishes at the broker; any failure there is `unavailable` (nothing was published). */
+  async publish(topic: string, input: PublishInput): Promise<PublishResult> {
+    const started = performance.now();
+    try {
+      const result = await this.services.broker.publish(topic, input);
+      this.metrics.publications.inc({ source: input.from === "server" ? "api" : "ws" });
+      this.metrics.publishSeconds.observe((performance.now() - started) / 1000);
+      return result;
+    } catch (error) {
+      this.metrics.publishFailures.inc();
+      if (error instanceof SwitchboardError) throw error;
+      this.log.warn("publish failed", { topic, ...errorFields(error) });
+      throw new SwitchboardError(ErrorCode.unavailable, "the broker is unreachable; nothing was published, retry");
+    }
+  }
+
+  // ── Authentication helpers ─────────────────────────────────────────────────
+
+  /** Claims of a valid first-message token whose session is not revoked. */
+  async verifyToken(token: string): Promise<Claims | null> {
+    const claims = await this.signer.verify("token", token);
+    if (claims === null) return null;
+    return (await this.isRevoked(claims.sid)) ? null : claims;
+  }
+
+  async isRevoked(sid: string): Promise<boolean> {
+    return this.services.stores.revocations.isRevoked(sid);
+  }
+
+  admitUser(_conn: Connection, userId: string): boolean {
+    return this.registry.userCount(userId) < this.config.maxConnectionsPerUser;
+  }
+
+  authenticated(conn: Connection, userId: string, sid: string): void {
+    this.registry.authenticated(conn, userId, sid);
+  }
+
+  opened(conn: Connection): void {
+    this.metrics.wsOpened.inc({ auth: conn.authMode });
+    this.log.info("connection open", { connectionId: conn.id, user: conn.userId, auth: conn.authMode, ip: conn.ip });
+  }
+
+  forget(conn: Connection): void {
+    this.registry.remove(conn);
+    this.log.debug("connection closed", { connectionId: conn.id, user: conn.userId });
+  }
+
+  noteAuthFailure(reason: string): void {
+    this.metrics.authFailures.inc({ reason });
+  }
+
+  noteClose(code: number): void {
+    this.metrics.closesSent.inc({ code: String(code) });
+  }
+
+  noteSlowConsumer(): void {
+    this.metrics.slowConsumers.inc();
+  }
+
+  // ── Topics and presence ────────────────────────────────────────────────────
+
+  /** Adds the socket to the topic's presence; announces the user when it is its first socket. */
+  async joinPresence(conn: Connection, topic: string): Promise<void> {
+    const user = conn.user!;
+    const { presence } = this.services;
+    try {
+      const joined = await presence.join(topic, conn.id, user);
+      if (!conn.topics.has(topic)) {
+        // Left (or closed) while joining: undo, so no ghost member stays behind.
+        await this.leavePresence(conn, topic);
+        return;
+      }
+      if (joined) this.announce(topic, "presence.join", user);
+    } catch (error) {
+      this.log.warn("presence join failed", { topic, ...errorFields(error) });
+    }
+  }
+
+  /** Leaves the hub topic and its presence. Never throws. */
+  leaveTopic(conn: Connection, topic: string): void {
+    this.hub.leave(conn, topic);
+    if (conn.user !== null) void this.leavePresence(conn, topic);
+  }
+
+  private async leavePresence(conn: Connection, topic: string): Promise<void> {
+    const user = conn.user!;
+    try {
+      if (await this.services.presence.leave(topic, conn.id, user)) this.announce(topic, "presence.leave", user);
+    } catch (error) {
+      this.log.warn("presence leave failed", { topic, ...errorFields(error) });
+    }
+  }
+
+  private announce(topic: string, type: "presence.join" | "presence.leave", user: { id: string; name: string }): void {
+    const frame = JSON.stringify({ type, topic, user });
+    this.services.broker.broadcast(topic, frame).catch((error) => {
+      this.log.warn("presence announcement failed", { topic, ...errorFields(error) });
+    });
+  }
+
+  // ── Sessions ───────────────────────────────────────────────────────────────
+
+  /** Revokes a session everywhere: its sockets on every machine close with 4001. */
+  async revokeSession(sid: string, ttlS: number): Promise<void> {
+    await this.services.stores.revocations.revoke(sid, ttlS);
+    this.closeSession(sid);
+    await this.services.broker.sendControl({ type: "revoke-session", sid });
+  }
+
+  private closeSession(sid: string): void {
+    for (const conn of this.registry.withSession(sid)) conn.close(Close.unauthorized, "session revoked");
+  }
+
+  private onControl(message: ControlMessage): void {
+    if (message.type === "revoke-session") this.closeSession(message.sid);
+  }
+
+  /** Closes sockets whose session expired; runs on the gateway's sweep. */
+  expireSessions(nowS: number): void {
+    for (const conn of this.registry.all) {
+      if (conn.expiresAt !== null && conn.expiresAt < nowS && conn.isOpen) conn.close(Close.unauthorized, "session expired");
+    }
+  }
+
+  // ── Drain ──────────────────────────────────────────────────────────────────
+
+  /**
+   * Stops taking sockets and closes the open ones with 1012, spread evenly over DRAIN_MS so
+   * clients do not all reconnect in the same instant. Resolves when every socket is gone or
+   * the drain time (plus a grace second) has passed.
+   */
+  async drain(): Promise<void> {
+    this.draining = true;
+    const conns = [...this.registry.all];
+    const drainMs = this.config.drainMs;
+    const batches = Math.max(1, Math.min(conns.length, Math.floor(drainMs / 20)));
+    const perBatch = Math.ceil(conns.length / batches);
+    for (let i = 0; i < batches; i++) {
+      for (const conn of conns.slice(i * perBatch, (i + 1) * perBatch)) conn.close(Close.restarting, "server restarting");
+      if (i < batches - 1) await Bun.sleep(drainMs / batches);
+    }
+    const deadline = Date.now() + 1000;
+    while (this.registry.size > 0 && Date.now() < deadline) await Bun.sleep(20);
+  }
+
+  async close(): Promise<void> {
+    this.hub.close();
+  }
+}
+
+export type { ServerWebSocket };

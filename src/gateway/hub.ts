@@ -1,0 +1,290 @@
+/**
+ * The hub joins local sockets to the broker. Per topic it keeps one broker subscription
+ * (reference counted by local members), the last position it delivered, and the rules that
+ * make delivery exact: in order, no duplicate, and every gap either repaired from history or
+ * reported with `resync` (SPEC "Delivery"). Local fan-out is one `fanout(topic, frame)` call
+ * per publication with the broker's frame as is.
+ *
+ * The hub knows nothing of Bun: a Member is anything that can be sent a frame and be
+ * (un)subscribed locally, and `fanout` is injected. See docs/architecture.md.
+ */
+import type { Broker, Position, Publication } from "../broker/broker.ts";
+import { ErrorCode, SwitchboardError } from "../protocol/codes.ts";
+import { mergeRecovery } from "./recovery.ts";
+
+export interface Member {
+  /** Sends one frame to this socket only. */
+  send(frame: string): void;
+  /** Starts delivery of the topic's fan-out to this socket (Bun `ws.subscribe`). */
+  subscribeLocal(topic: string): void;
+  unsubscribeLocal(topic: string): void;
+}
+
+export interface HubOptions {
+  broker: Broker;
+  fanout(topic: string, frame: string): void;
+  /** Called for every gap repair and resync, for metrics and logs. */
+  onRepair?(topic: string, outcome: "repaired" | "resync" | "failed"): void;
+  /** Delay before retrying a repair that failed (broker unreachable). */
+  retryMs?: number;
+}
+
+export interface Ack {
+  seq: number;
+  epoch: string;
+  recovered: boolean;
+}
+
+/** A socket reading history for `since`: it collects what the hub delivers meanwhile. */
+interface PendingRecovery {
+  collected: Publication[];
+}
+
+interface TopicState {
+  topic: string;
+  members: Set<Member>;
+  /** Last delivered position; null until the broker subscription and first read are done. */
+  position: Position | null;
+  ready: Promise<void>;
+  repairing: boolean;
+  /** Publications that arrived before the position was known or during a repair. */
+  buffer: Publication[];
+  pending: Set<PendingRecovery>;
+  retry: ReturnType<typeof setTimeout> | null;
+}
+
+/** A buffer past this many publications is dropped; the repair then reads history instead. */
+const MAX_BUFFER = 10_000;
+
+export function resyncFrame(topic: string, position: Position): string {
+  return JSON.stringify({ type: "resync", topic, seq: position.seq, epoch: position.epoch });
+}
+
+export class Hub {
+  private readonly topics = new Map<string, TopicState>();
+  private readonly retryMs: number;
+
+  constructor(private readonly options: HubOptions) {
+    this.retryMs = options.retryMs ?? 500;
+  }
+
+  /** Broker event: a publication for a topic this process subscribed to. */
+  onPublication(publication: Publication): void {
+    const state = this.topics.get(publication.topic);
+    if (state === undefined) return;
+    if (state.position === null || state.repairing) {
+      this.bufferUp(state, publication);
+      return;
+    }
+    this.advance(state, publication);
+  }
+
+  /** Broker event: an ephemeral frame (presence) for a topic. */
+  onEphemeral(topic: string, frame: string): void {
+    if (this.topics.has(topic)) this.options.fanout(topic, frame);
+  }
+
+  /** Broker event: the link came back; anything may have been missed on any topic. */
+  onReconnect(): void {
+    for (const state of this.topics.values()) {
+      if (state.position !== null && !state.repairing) this.repair(state);
+    }
+  }
+
+  topicsCount(): number {
+    return this.topics.size;
+  }
+
+  members(topic: string): Iterable<Member> {
+    return this.topics.get(topic)?.members ?? [];
+  }
+
+  isMember(member: Member, topic: string): boolean {
+    return this.topics.get(topic)?.members.has(member) ?? false;
+  }
+
+  /** The last position delivered on a topic this process follows, or null. */
+  position(topic: string): Position | null {
+    return this.topics.get(topic)?.position ?? null;
+  }
+
+  /**
+   * Joins a member to a topic. `onAck` runs synchronously right before the replayed frames are
+   * sent and the member is subscribed locally, so the ack precedes them and nothing can be
+   * delivered in between. With `since`, every publication after it is replayed when history
+   * still holds them (`recovered: true`); otherwise the member just goes live.
+   * Rejects with `unavailable` when the broker cannot be reached.
+   */
+  async subscribe(member: Member, topic: string, since: Position | undefined, onAck: (ack: Ack) => void): Promise<void> {
+    const state = this.ensure(topic);
+    const rejoin = state.members.has(member);
+    state.members.add(member);
+    if (rejoin) member.unsubscribeLocal(topic);
+    try {
+      await state.ready;
+    } catch (error) {
+      this.leave(member, topic);
+      throw error;
+    }
+    if (since === undefined) {
+      this.goLive(state, member, onAck, { recovered: false, frames: [] });
+      return;
+    }
+    const pending: PendingRecovery = { collected: [] };
+    state.pending.add(pending);
+    let history;
+    try {
+      history = await this.options.broker.history(topic, since);
+    } catch (error) {
+      this.leave(member, topic);
+      throw error;
+    } finally {
+      state.pending.delete(pending);
+    }
+    if (!state.members.has(member)) return; // left while reading history
+    const delivered = state.position!;
+    const merged = mergeRecovery(since, delivered, history, pending.collected);
+    this.goLive(state, member, onAck, merged);
+  }
+
+  /** Removes a member; the broker subscription ends with the last one. Idempotent. */
+  leave(member: Member, topic: string): void {
+    const state = this.topics.get(topic);
+    if (state === undefined || !state.members.delete(member)) return;
+    member.unsubscribeLocal(topic);
+    if (state.members.size > 0) return;
+    this.topics.delete(topic);
+    if (state.retry !== null) clearTimeout(state.retry);
+    this.options.broker.unsubscribe(topic).catch(() => {
+      // The broker drops interest with the link anyway; nothing to undo here.
+    });
+  }
+
+  close(): void {
+    for (const state of this.topics.values()) if (state.retry !== null) clearTimeout(state.retry);
+    this.topics.clear();
+  }
+
+  private goLive(state: TopicState, member: Member, onAck: (ack: Ack) => void, replay: { recovered: boolean; frames: string[] }): void {
+    const position = state.position!;
+    onAck({ seq: position.seq, epoch: position.epoch, recovered: replay.recovered });
+    for (const frame of replay.frames) member.send(frame);
+    member.subscribeLocal(state.topic);
+  }
+
+  private ensure(topic: string): TopicState {
+    const existing = this.topics.get(topic);
+    if (existing !== undefined) return existing;
+    const state: TopicState = {
+      topic,
+      members: new Set(),
+      position: null,
+      ready: Promise.resolve(),
+      repairing: false,
+      buffer: [],
+      pending: new Set(),
+      retry: null,
+    };
+    state.ready = this.start(state);
+    state.ready.catch(() => {
+      // Awaited by every subscriber; this guard only keeps an unobserved failure quiet.
+    });
+    this.topics.set(topic, state);
+    return state;
+  }
+
+  /** Subscribes at the broker first, then reads the position: nothing after it can be missed. */
+  private async start(state: TopicState): Promise<void> {
+    const { broker } = this.options;
+    try {
+      await broker.subscribe(state.topic);
+      const { position } = await broker.history(state.topic);
+      if (this.topics.get(state.topic) !== state) return;
+      state.position = position;
+    } catch (error) {
+      if (this.topics.get(state.topic) === state) this.topics.delete(state.topic);
+      throw error instanceof SwitchboardError ? error : new SwitchboardError(ErrorCode.unavailable, "the broker is unreachable; retry");
+    }
+    this.drainBuffer(state);
+  }
+
+  private bufferUp(state: TopicState, publication: Publication): void {
+    if (state.buffer.length >= MAX_BUFFER) state.buffer.shift();
+    state.buffer.push(publication);
+  }
+
+  private drainBuffer(state: TopicState): void {
+    const buffered = state.buffer.sort((a, b) => (a.epoch === b.epoch ? a.seq - b.seq : 0));
+    state.buffer = [];
+    for (let i = 0; i < buffered.length; i++) {
+      if (state.repairing) {
+        state.buffer.push(...buffered.slice(i));
+        return;
+      }
+      this.advance(state, buffered[i]!);
+    }
+  }
+
+  private advance(state: TopicState, publication: Publication): void {
+    const position = state.position!;
+    if (publication.epoch === position.epoch) {
+      if (publication.seq <= position.seq) return;
+      if (publication.seq === position.seq + 1) {
+        this.emit(state, publication);
+        return;
+      }
+    }
+    this.bufferUp(state, publication);
+    this.repair(state);
+  }
+
+  private emit(state: TopicState, publication: Publication): void {
+    state.position = { seq: publication.seq, epoch: publication.epoch };
+    for (const pending of state.pending) pending.collected.push(publication);
+    this.options.fanout(state.topic, publication.frame);
+  }
+
+  /**
+   * Fills a gap from history. When history cannot (trimmed, expired, a new epoch), subscribers
+   * get `resync` and delivery goes on from the newest position; a new epoch's own history is
+   * replayed after its resync when it is still complete.
+   */
+  private repair(state: TopicState): void {
+    state.repairing = true;
+    const { broker } = this.options;
+    const from = state.position!;
+    const run = async () => {
+      let history = await broker.history(state.topic, from);
+      if (this.topics.get(state.topic) !== state) return;
+      if (history.recovered) {
+        for (const publication of history.publications) if (publication.seq > state.position!.seq) this.emit(state, publication);
+        this.options.onRepair?.(state.topic, "repaired");
+      } else {
+        let resyncAt = history.position;
+        if (history.position.epoch !== from.epoch) {
+          const fresh = { seq: 0, epoch: history.position.epoch };
+          const replay = await broker.history(state.topic, fresh);
+          if (this.topics.get(state.topic) !== state) return;
+          if (replay.recovered && replay.position.epoch === fresh.epoch) {
+            history = replay;
+            resyncAt = fresh;
+          }
+        }
+        state.position = resyncAt;
+        this.options.fanout(state.topic, resyncFrame(state.topic, resyncAt));
+        for (const publication of history.publications) if (publication.seq > state.position.seq) this.emit(state, publication);
+        this.options.onRepair?.(state.topic, "resync");
+      }
+      state.repairing = false;
+      this.drainBuffer(state);
+    };
+    run().catch(() => {
+      this.options.onRepair?.(state.topic, "failed");
+      if (this.topics.get(state.topic) !== state) return;
+      state.retry = setTimeout(() => {
+        state.retry = null;
+        if (this.topics.get(state.topic) === state) this.repair(state);
+      }, this.retryMs);
+    });
+  }
+}

@@ -1,0 +1,49 @@
+/**
+ * Per-socket flood control (SPEC "Limits"): a token bucket for client frames, and the rule that
+ * turns sustained rejection into close 4008. Pure: time is passed in.
+ */
+
+export class TokenBucket {
+  private tokens: number;
+  private last: number;
+
+  constructor(
+    private readonly perSecond: number,
+    private readonly burst: number,
+    now: number,
+  ) {
+    this.tokens = burst;
+    this.last = now;
+  }
+
+  /** Takes one token; false when the bucket is empty (the frame must not be acted on). */
+  take(now: number): boolean {
+    const elapsed = now - this.last;
+    if (elapsed > 0) {
+      this.tokens = Math.min(this.burst, this.tokens + (elapsed * this.perSecond) / 1000);
+      this.last = now;
+    }
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
+}
+
+/** How long rejections may go on before the socket is closed with 4008. */
+export const SUSTAINED_REJECTION_MS = 2000;
+
+/**
+ * Tracks a run of rejections. A run starts at the first rejection and ends after
+ * SUSTAINED_REJECTION_MS without one; accepted frames in between do not end it.
+ */
+export class RejectionRun {
+  private startedAt = -1;
+  private lastAt = -1;
+
+  /** Records a rejection; true when the run has lasted long enough to close the socket. */
+  reject(now: number): boolean {
+    if (this.startedAt < 0 || now - this.lastAt >= SUSTAINED_REJECTION_MS) this.startedAt = now;
+    this.lastAt = now;
+    return now - this.startedAt >= SUSTAINED_REJECTION_MS;
+  }
+}

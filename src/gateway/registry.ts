@@ -1,0 +1,75 @@
+/**
+ * The open sockets of this process, indexed for the connection caps (total, per IP, per user)
+ * and for closing every socket of a revoked session. Bun has no API listing open sockets.
+ */
+
+export interface Registered {
+  readonly id: string;
+  readonly ip: string;
+  userId: string | null;
+  sid: string | null;
+}
+
+function bump(map: Map<string, number>, key: string, by: number): void {
+  const next = (map.get(key) ?? 0) + by;
+  if (next <= 0) map.delete(key);
+  else map.set(key, next);
+}
+
+export class Registry<C extends Registered> {
+  readonly all = new Set<C>();
+  private readonly perIp = new Map<string, number>();
+  private readonly perUser = new Map<string, number>();
+  private readonly bySid = new Map<string, Set<C>>();
+
+  get size(): number {
+    return this.all.size;
+  }
+
+  ipCount(ip: string): number {
+    return this.perIp.get(ip) ?? 0;
+  }
+
+  userCount(userId: string): number {
+    return this.perUser.get(userId) ?? 0;
+  }
+
+  /** Counts a socket from its upgrade on, authenticated or not. */
+  add(conn: C): void {
+    if (this.all.has(conn)) return;
+    this.all.add(conn);
+    bump(this.perIp, conn.ip, 1);
+    if (conn.userId !== null) this.indexUser(conn);
+  }
+
+  /** Records who a socket turned out to be (first-message auth). */
+  authenticated(conn: C, userId: string, sid: string): void {
+    conn.userId = userId;
+    conn.sid = sid;
+    if (this.all.has(conn)) this.indexUser(conn);
+  }
+
+  remove(conn: C): void {
+    if (!this.all.delete(conn)) return;
+    bump(this.perIp, conn.ip, -1);
+    if (conn.userId !== null) bump(this.perUser, conn.userId, -1);
+    if (conn.sid !== null) {
+      const set = this.bySid.get(conn.sid);
+      set?.delete(conn);
+      if (set?.size === 0) this.bySid.delete(conn.sid);
+    }
+  }
+
+  withSession(sid: string): C[] {
+    return [...(this.bySid.get(sid) ?? [])];
+  }
+
+  private indexUser(conn: C): void {
+    bump(this.perUser, conn.userId!, 1);
+    if (conn.sid !== null) {
+      let set = this.bySid.get(conn.sid);
+      if (set === undefined) this.bySid.set(conn.sid, (set = new Set()));
+      set.add(conn);
+    }
+  }
+}

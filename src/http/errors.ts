@@ -1,0 +1,57 @@
+/**
+ * Every HTTP error is JSON `{error:{code,message}}`; nothing else (no stack, no zod dump) leaves.
+ */
+import type { Context } from "hono";
+import { HTTPException } from "hono/http-exception";
+import type { ZodError, ZodType } from "zod";
+import { ErrorCode, SwitchboardError, httpStatus } from "../protocol/codes.ts";
+import type { Logger } from "../log.ts";
+import { errorFields } from "../log.ts";
+
+export function errorBody(code: string, message: string) {
+  return { error: { code, message } };
+}
+
+export function errorResponse(c: Context, error: SwitchboardError): Response {
+  if (error.retryAfter !== undefined) c.header("Retry-After", String(error.retryAfter));
+  return c.json(errorBody(error.code, error.message), httpStatus[error.code] as 400);
+}
+
+/** Hono `onError`: coded errors as they are, Hono's own as their status, the rest as 500. */
+export function onError(log: Logger) {
+  return (error: Error, c: Context): Response => {
+    if (error instanceof SwitchboardError) return errorResponse(c, error);
+    if (error instanceof HTTPException) {
+      const status = error.status;
+      const code = status === 400 ? ErrorCode.badRequest : status === 401 ? ErrorCode.unauthorized : status === 403 ? ErrorCode.forbidden : status === 404 ? ErrorCode.notFound : status === 413 ? ErrorCode.tooLarge : ErrorCode.internal;
+      return c.json(errorBody(code, code === ErrorCode.internal ? "internal error" : error.message), status);
+    }
+    log.error("request failed", { path: c.req.path, ...errorFields(error) });
+    return c.json(errorBody(ErrorCode.internal, "internal error"), 500);
+  };
+}
+
+export function notFound(c: Context): Response {
+  return c.json(errorBody(ErrorCode.notFound, "no such route"), 404);
+}
+
+/** One sentence from a zod error: which field, and what is wrong with it. */
+export function describeZod(error: ZodError): string {
+  const issue = error.issues[0];
+  if (issue === undefined) return "invalid body";
+  const path = issue.path.map(String).join(".");
+  return path === "" ? issue.message : `${path}: ${issue.message}`;
+}
+
+/** Parses a JSON body against a schema; a bad body is a `bad_request` with one sentence. */
+export async function jsonBody<T>(c: Context, schema: ZodType<T>): Promise<T> {
+  let raw: unknown;
+  try {
+    raw = await c.req.json();
+  } catch {
+    throw new SwitchboardError(ErrorCode.badRequest, "body must be JSON");
+  }
+  const result = schema.safeParse(raw);
+  if (!result.success) throw new SwitchboardError(ErrorCode.badRequest, describeZod(result.error));
+  return result.data;
+}

@@ -1,0 +1,114 @@
+/**
+ * Entry: config → services → gateway → Bun.serve({ fetch, websocket }); SIGTERM/SIGINT → drain.
+ * A bad configuration exits 1 with one line; a second signal exits at once.
+ */
+import { ConfigError, loadConfig, type Config } from "./config.ts";
+import { createLogger, errorFields } from "./log.ts";
+import { createServices } from "./services.ts";
+import { SessionSigner } from "./auth/sessions.ts";
+import { UserDirectory } from "./auth/users.ts";
+import { Gateway, type SwitchboardServer } from "./gateway/gateway.ts";
+import { Metrics } from "./metrics.ts";
+import { createApp } from "./app.ts";
+
+export interface Running {
+  config: Config;
+  server: SwitchboardServer;
+  gateway: Gateway;
+  /** Drains (1012 spread over DRAIN_MS) and releases everything. */
+  shutdown(): Promise<void>;
+}
+
+export async function startSwitchboard(config: Config): Promise<Running> {
+  const log = createLogger(config.logLevel, { instance: config.instanceId, region: config.region });
+  if (config.sessionSecretGenerated) {
+    log.warn("SESSION_SECRET is not set: using a random one; sessions end when this process restarts and are not shared with other processes");
+  }
+  const metrics = new Metrics();
+  const services = await createServices(config);
+  const signer = new SessionSigner(config.sessionSecret);
+  const users = await UserDirectory.create(config.users);
+  const gateway = new Gateway({ config, services, signer, log, metrics });
+  await gateway.start();
+  const app = createApp({ config, gateway, services, signer, users, log, metrics });
+
+  const server: SwitchboardServer = Bun.serve({
+    port: config.port,
+    hostname: config.host,
+    reusePort: config.workers > 1,
+    fetch: (req, srv) => app.fetch(req, { server: srv }),
+    websocket: gateway.websocket(),
+    error(error) {
+      log.error("unhandled request error", errorFields(error));
+      return Response.json({ error: { code: "internal", message: "internal error" } }, { status: 500 });
+    },
+  });
+  gateway.server = server;
+
+  const sweep = setInterval(() => gateway.expireSessions(Math.floor(Date.now() / 1000)), 5000);
+  sweep.unref();
+
+  log.info("listening", { url: `http://${config.host}:${server.port}`, broker: config.redisUrl ? "redis" : "memory", users: users.size });
+
+  let stopping: Promise<void> | null = null;
+  return {
+    config,
+    server,
+    gateway,
+    shutdown() {
+      stopping ??= (async () => {
+        clearInterval(sweep);
+        await gateway.drain();
+        await server.stop(true);
+        await gateway.close();
+        await services.close();
+      })();
+      return stopping;
+    },
+  };
+}
+
+async function main(): Promise<void> {
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      console.error(error.message);
+      process.exit(1);
+    }
+    throw error;
+  }
+  const running = await startSwitchboard(config);
+  const log = createLogger(config.logLevel, { instance: config.instanceId, region: config.region });
+
+  let signals = 0;
+  const onSignal = (signal: string) => {
+    signals += 1;
+    if (signals > 1) {
+      log.warn("second signal: exiting now", { signal });
+      process.exit(1);
+    }
+    log.info("draining", { signal, connections: running.gateway.registry.size, drainMs: config.drainMs });
+    running.shutdown().then(
+      () => {
+        log.info("drained; exiting");
+        process.exit(0);
+      },
+      (error) => {
+        log.error("drain failed", errorFields(error));
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGTERM", () => onSignal("SIGTERM"));
+  process.on("SIGINT", () => onSignal("SIGINT"));
+  process.on("unhandledRejection", (error) => log.error("unhandled rejection", errorFields(error)));
+}
+
+if (import.meta.main) {
+  main().catch((error) => {
+    console.error(`switchboard failed to start: ${error instanceof Error ? error.message : String(error)}`);
+    process.exit(1);
+  });
+}
