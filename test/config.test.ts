@@ -1,0 +1,85 @@
+/**
+ * SPEC §1: the environment is validated at start; a bad value exits non-zero with one clear line
+ * naming the variable, and no stack trace.
+ */
+import { describe, expect, test } from "bun:test";
+import { TEST_ENV, freePort, spawnServer, startServer } from "./support/server.ts";
+
+/** Starts the server with `env` and expects it to refuse: returns its output. */
+async function expectRefusal(env: Record<string, string | undefined>): Promise<string> {
+  const spawned = spawnServer({ ...TEST_ENV, PORT: String(freePort()), ...env });
+  const code = await Promise.race([spawned.exited, Bun.sleep(8000).then(() => "still running" as const)]);
+  if (code === "still running") {
+    spawned.proc.kill("SIGKILL");
+    await spawned.exited;
+  }
+  const output = (spawned.stdout() + spawned.stderr()).trim();
+  expect({ code, output }).toMatchObject({ code: expect.any(Number) });
+  expect(code).not.toBe(0);
+  return output;
+}
+
+function expectOneLineNaming(output: string, variable: string) {
+  const lines = output.split("\n").filter((l) => l.trim() !== "");
+  expect(lines).toHaveLength(1);
+  expect(lines[0]).toContain(variable);
+  expect(output).not.toMatch(/\n\s+at |\bat .*\.ts:\d+/);
+}
+
+describe("a bad value exits non-zero with one line naming the variable", () => {
+  const cases: [string, Record<string, string | undefined>, string][] = [
+    ["PORT not a number", { PORT: "abc" }, "PORT"],
+    ["PORT out of range", { PORT: "70000" }, "PORT"],
+    ["MAX_PAYLOAD_BYTES negative", { MAX_PAYLOAD_BYTES: "-1" }, "MAX_PAYLOAD_BYTES"],
+    ["AUTH_TIMEOUT_MS not a number", { AUTH_TIMEOUT_MS: "soon" }, "AUTH_TIMEOUT_MS"],
+    ["REDIS_URL with another scheme", { REDIS_URL: "http://127.0.0.1:6379" }, "REDIS_URL"],
+    ["ALLOWED_ORIGINS with a path", { ALLOWED_ORIGINS: "https://app.example.com/" }, "ALLOWED_ORIGINS"],
+    ["ALLOWED_ORIGINS with null", { ALLOWED_ORIGINS: "null" }, "ALLOWED_ORIGINS"],
+    ["TRUST_PROXY not a boolean", { TRUST_PROXY: "maybe" }, "TRUST_PROXY"],
+    ["USERS malformed", { USERS: "alice" }, "USERS"],
+    ["NODE_ENV unknown", { NODE_ENV: "staging" }, "NODE_ENV"],
+    ["SESSION_SECRET shorter than 32 bytes", { SESSION_SECRET: "x".repeat(31) }, "SESSION_SECRET"],
+  ];
+  for (const [name, env, variable] of cases) {
+    test(name, async () => {
+      expectOneLineNaming(await expectRefusal(env), variable);
+    });
+  }
+});
+
+describe("production needs a real SESSION_SECRET", () => {
+  test("NODE_ENV=production without SESSION_SECRET refuses to start", async () => {
+    expectOneLineNaming(await expectRefusal({ NODE_ENV: "production", SESSION_SECRET: undefined }), "SESSION_SECRET");
+  });
+
+  test("NODE_ENV=production with a 31-byte SESSION_SECRET refuses to start", async () => {
+    expectOneLineNaming(await expectRefusal({ NODE_ENV: "production", SESSION_SECRET: "x".repeat(31) }), "SESSION_SECRET");
+  });
+
+  test("NODE_ENV=production with a 32-byte SESSION_SECRET starts", async () => {
+    const server = await startServer({ NODE_ENV: "production", SESSION_SECRET: "s".repeat(32), USERS: "ops:ops-password-123" });
+    try {
+      expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
+    } finally {
+      server.kill();
+    }
+  });
+
+  test("outside production a missing SESSION_SECRET is generated, with a warning", async () => {
+    const server = await startServer({ NODE_ENV: "development", SESSION_SECRET: undefined, LOG_LEVEL: "warn" });
+    try {
+      expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
+      expect(server.logs()).toContain("SESSION_SECRET");
+    } finally {
+      server.kill();
+    }
+  });
+});
+
+describe("WORKERS", () => {
+  test("WORKERS=2 without REDIS_URL refuses to start", async () => {
+    const output = await expectRefusal({ WORKERS: "2", REDIS_URL: undefined });
+    expectOneLineNaming(output, "WORKERS");
+    expect(output).toContain("REDIS_URL");
+  });
+});

@@ -1,0 +1,363 @@
+/**
+ * SPEC §3 "Frames", "Topics and permissions", presence, and the server-to-server HTTP API
+ * (§2 `/api/publish`, `/api/presence/:topic`), seen by real WebSocket clients.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { TestClient, closeAll } from "./support/client.ts";
+import { TEST_API_KEY, apiPublish, readJson, session, startServer, type TestServer } from "./support/server.ts";
+
+let server: TestServer;
+const clients = new Set<TestClient>();
+let topicCounter = 0;
+/** A fresh room per test, so tests never see each other's traffic. */
+const room = (name: string) => `room:${name}-${++topicCounter}`;
+
+async function connect(user: string): Promise<TestClient> {
+  const s = await session(server, user);
+  const c = await TestClient.connect(server.wsUrl, { cookie: s.cookie, origin: server.origin });
+  clients.add(c);
+  return c;
+}
+
+async function userId(user: string) {
+  return (await session(server, user)).user.id;
+}
+
+beforeAll(async () => {
+  server = await startServer({ INSTANCE_ID: "proto-1" });
+});
+afterAll(async () => {
+  await closeAll(clients);
+  server?.kill();
+});
+
+describe("welcome", () => {
+  test("{type, user:{id,name}, connectionId, instance, region}", async () => {
+    const s = await session(server, "alice");
+    const c = new TestClient(server.wsUrl, { cookie: s.cookie });
+    clients.add(c);
+    const w = await c.welcome();
+    expect(w).toEqual({ type: "welcome", user: s.user, connectionId: expect.any(String), instance: expect.any(String), region: "local" });
+    expect(w.instance).toContain("proto-1");
+    const other = await connect("alice");
+    expect(other.ofType("welcome")[0]!.connectionId).not.toBe(w.connectionId);
+  });
+});
+
+describe("subscribe / publish / unsubscribe", () => {
+  test("subscribe → ack {ref, topic, seq, epoch}; publish → ack {ref, seq}; every subscriber, the publisher too, gets the message", async () => {
+    const topic = room("basic");
+    const [alice, bob] = await Promise.all([connect("alice"), connect("bob")]);
+    const ackA = await alice.request({ type: "subscribe", topic, ref: 1 });
+    expect(ackA).toMatchObject({ type: "ack", ref: 1, topic, seq: expect.any(Number), epoch: expect.any(String) });
+    const ackB = await bob.request({ type: "subscribe", topic, ref: 1 });
+    expect(ackB).toMatchObject({ type: "ack", ref: 1, topic, seq: ackA.seq, epoch: ackA.epoch });
+    const s0 = ackA.seq as number;
+
+    const before = Date.now();
+    const pub = await alice.request({ type: "publish", topic, data: { text: "hi", n: [1, 2] }, ref: 2 });
+    expect(pub).toMatchObject({ type: "ack", ref: 2, seq: s0 + 1 });
+    for (const c of [alice, bob]) {
+      const [m] = await c.waitMessages(topic, 1);
+      expect(m).toEqual({ type: "message", topic, seq: s0 + 1, epoch: ackA.epoch, from: (await userId("alice")), data: { text: "hi", n: [1, 2] }, ts: expect.any(Number) });
+      expect(m!.ts).toBeGreaterThanOrEqual(before - 1000);
+      expect(m!.ts).toBeLessThanOrEqual(Date.now() + 1000);
+    }
+    const pub2 = await bob.request({ type: "publish", topic, data: "second" });
+    expect(pub2.seq).toBe(s0 + 2);
+    expect((await alice.waitMessages(topic, 2))[1]).toMatchObject({ seq: s0 + 2, data: "second", from: await userId("bob") });
+  });
+
+  test("a publisher that is not subscribed does not get its own message", async () => {
+    const topic = room("nosub");
+    const [alice, bob] = await Promise.all([connect("alice"), connect("bob")]);
+    await bob.subscribe(topic);
+    await alice.publish(topic, 1);
+    await bob.waitMessages(topic, 1);
+    await alice.request({ type: "ping" });
+    expect(alice.messages.get(topic)).toBeUndefined();
+  });
+
+  test("unsubscribe → ack {ref}; no more messages on that topic", async () => {
+    const topic = room("unsub");
+    const [alice, bob] = await Promise.all([connect("alice"), connect("bob")]);
+    await alice.subscribe(topic);
+    await bob.subscribe(topic);
+    await bob.publish(topic, "one");
+    await alice.waitMessages(topic, 1);
+    expect(await alice.request({ type: "unsubscribe", topic, ref: 9 })).toMatchObject({ type: "ack", ref: 9 });
+    await bob.publish(topic, "two");
+    await bob.waitMessages(topic, 2);
+    await Bun.sleep(100);
+    await alice.request({ type: "ping" });
+    expect(alice.messages.get(topic)!.map((m) => m.data)).toEqual(["one"]);
+  });
+
+  test("ping → pong with the ref", async () => {
+    const c = await connect("alice");
+    expect(await c.request({ type: "ping", ref: 42 })).toEqual({ type: "pong", ref: 42 });
+  });
+});
+
+describe("malformed frames get bad_request and the socket stays usable", () => {
+  test("invalid JSON", async () => {
+    const c = await connect("alice");
+    c.send("{not json");
+    const err = await c.nextType("error");
+    expect(err).toMatchObject({ code: "bad_request", message: expect.any(String) });
+    expect(JSON.stringify(err)).not.toMatch(/\n\s+at |\.ts:\d+/);
+    expect((await c.request({ type: "ping", ref: 1 })).type).toBe("pong");
+  });
+
+  test("an unknown type, a missing field, a wrong field type: error bad_request with the ref", async () => {
+    const c = await connect("alice");
+    for (const frame of [
+      { type: "nope", ref: 3 },
+      { type: "subscribe", ref: 4 },
+      { type: "publish", topic: 7, data: 1, ref: 5 },
+      { type: "subscribe", topic: "room:x", since: { seq: "one" }, ref: 6 },
+      { type: "publish", topic: "room:x", data: 1, key: "k".repeat(65), ref: 7 },
+    ]) {
+      const reply = await c.request(frame);
+      expect(reply).toMatchObject({ type: "error", ref: frame.ref, code: "bad_request" });
+    }
+    expect(await c.request({ type: "ping", ref: 8 })).toEqual({ type: "pong", ref: 8 });
+    c.send("[]");
+    c.send("null");
+    c.send('"text"');
+    expect((await c.next((f) => f.type === "error")).code).toBe("bad_request");
+    expect(await c.request({ type: "ping", ref: 9 })).toEqual({ type: "pong", ref: 9 });
+  });
+});
+
+describe("topics and permissions", () => {
+  test("a name that breaks ^[A-Za-z0-9:_.-]{1,128}$ → bad_request", async () => {
+    const c = await connect("alice");
+    for (const topic of ["room:has space", "room/slash", "", "room:" + "x".repeat(124), "room:é"]) {
+      expect(await c.request({ type: "subscribe", topic })).toMatchObject({ type: "error", code: "bad_request" });
+      expect(await c.request({ type: "publish", topic, data: 1 })).toMatchObject({ type: "error", code: "bad_request" });
+    }
+    // 128 characters exactly is fine.
+    expect((await c.request({ type: "subscribe", topic: "room:" + "x".repeat(123) })).type).toBe("ack");
+  });
+
+  test("a valid name outside the namespaces → forbidden", async () => {
+    const c = await connect("alice");
+    for (const topic of ["secret:x", "nonamespace", "rooms:x", "admin:all"]) {
+      expect(await c.request({ type: "subscribe", topic, ref: 1 })).toMatchObject({ type: "error", ref: 1, code: "forbidden" });
+      expect(await c.request({ type: "publish", topic, data: 1, ref: 2 })).toMatchObject({ type: "error", ref: 2, code: "forbidden" });
+    }
+  });
+
+  test("user:<other> cannot be subscribed; user:<self> can", async () => {
+    const c = await connect("alice");
+    const bobInbox = `user:${await userId("bob")}`;
+    expect(await c.request({ type: "subscribe", topic: bobInbox })).toMatchObject({ type: "error", code: "forbidden" });
+    expect((await c.request({ type: "subscribe", topic: `user:${await userId("alice")}` })).type).toBe("ack");
+  });
+
+  test("a direct message to user:<id> reaches that user's inbox, joined at welcome without a subscribe", async () => {
+    const [alice, bob, bob2, carol] = await Promise.all([connect("alice"), connect("bob"), connect("bob"), connect("carol")]);
+    const inbox = `user:${await userId("bob")}`;
+    const ack = await alice.publish(inbox, { dm: "hello bob" });
+    for (const c of [bob, bob2]) {
+      const [m] = await c.waitMessages(inbox, 1);
+      expect(m).toMatchObject({ type: "message", topic: inbox, seq: ack.seq, from: await userId("alice"), data: { dm: "hello bob" } });
+    }
+    await carol.request({ type: "ping" });
+    expect(carol.messages.get(inbox)).toBeUndefined();
+    expect(alice.messages.get(inbox)).toBeUndefined();
+  });
+
+  test("broadcast:* can be subscribed but not published from a socket; the API publishes it with from:\"server\"", async () => {
+    const topic = `broadcast:news-${++topicCounter}`;
+    const c = await connect("alice");
+    const sub = await c.subscribe(topic);
+    expect(await c.request({ type: "publish", topic, data: 1, ref: 3 })).toMatchObject({ type: "error", ref: 3, code: "forbidden" });
+    const r = await apiPublish(server, { topic, data: { headline: "hi" } });
+    expect(r.status).toBe(202);
+    expect(r.body).toEqual({ topic, seq: sub.seq + 1, epoch: sub.epoch });
+    const [m] = await c.waitMessages(topic, 1);
+    expect(m).toMatchObject({ topic, seq: sub.seq + 1, epoch: sub.epoch, from: "server", data: { headline: "hi" } });
+    expect(c.messages.get(topic)).toHaveLength(1);
+  });
+});
+
+describe("idempotency keys", () => {
+  test("the same key on the same topic returns the first seq and publishes once", async () => {
+    const topic = room("idem");
+    const [pub, sub] = await Promise.all([connect("alice"), connect("bob")]);
+    await sub.subscribe(topic);
+    const first = await pub.publish(topic, "once", "key-1");
+    const again = await pub.publish(topic, "once", "key-1");
+    expect(again.seq).toBe(first.seq);
+    const fromOther = await sub.publish(topic, "once", "key-1");
+    expect(fromOther.seq).toBe(first.seq);
+    const marker = await pub.publish(topic, "marker");
+    expect(marker.seq).toBe(first.seq + 1);
+    const msgs = await sub.waitMessages(topic, 2);
+    await Bun.sleep(50);
+    expect(sub.messages.get(topic)!.map((m) => m.data)).toEqual(["once", "marker"]);
+    expect(msgs.map((m) => m.seq)).toEqual([first.seq, first.seq + 1]);
+  });
+
+  test("the same key on another topic is another publication", async () => {
+    const c = await connect("alice");
+    const a = room("idem-a");
+    const b = room("idem-b");
+    const zeroA = await c.publish(a, 0);
+    const onA = await c.publish(a, 1, "shared");
+    const firstB = await c.publish(b, 0);
+    const onB = await c.publish(b, 1, "shared");
+    expect(onA.seq).toBe(zeroA.seq + 1);
+    expect(onB.seq).toBe(firstB.seq + 1);
+  });
+
+  test("/api/publish keys deduplicate exactly as on the socket", async () => {
+    const topic = room("idem-api");
+    const c = await connect("carol");
+    await c.subscribe(topic);
+    const viaSocket = await c.publish(topic, "x", "api-key-1");
+    const r1 = await apiPublish(server, { topic, data: "x", key: "api-key-1" });
+    expect(r1.status).toBe(202);
+    expect(r1.body.seq).toBe(viaSocket.seq);
+    const r2 = await apiPublish(server, { topic, data: "y", key: "api-key-2" });
+    const r3 = await apiPublish(server, { topic, data: "y", key: "api-key-2" });
+    expect(r3.body.seq).toBe(r2.body.seq);
+    expect(r2.body.seq).toBe(viaSocket.seq + 1);
+    await c.waitMessages(topic, 2);
+    await Bun.sleep(50);
+    expect(c.messages.get(topic)!.map((m) => m.data)).toEqual(["x", "y"]);
+  });
+});
+
+describe("presence", () => {
+  test("presence → {ref, topic, members:[{user, connections}]}", async () => {
+    const topic = room("who");
+    const [a1, a2, b] = await Promise.all([connect("alice"), connect("alice"), connect("bob")]);
+    await a1.subscribe(topic);
+    await a2.subscribe(topic);
+    await b.subscribe(topic);
+    const reply = await b.request({ type: "presence", topic, ref: 11 });
+    expect(reply).toMatchObject({ type: "presence", ref: 11, topic });
+    const members = [...reply.members].sort((x: any, y: any) => x.user.name.localeCompare(y.user.name));
+    expect(members).toEqual([
+      { user: (await session(server, "alice")).user, connections: 2 },
+      { user: (await session(server, "bob")).user, connections: 1 },
+    ]);
+  });
+
+  test("presence.join / presence.leave once per user, however many sockets it has", async () => {
+    const topic = room("joins");
+    const observer = await connect("carol");
+    await observer.subscribe(topic);
+    const alice = (await session(server, "alice")).user;
+    const aboutAlice = (type: string) => (f: { type: string; topic?: string; user?: { name: string } }) =>
+      f.type === type && f.topic === topic && f.user?.name === "alice";
+    const [a1, a2] = await Promise.all([connect("alice"), connect("alice")]);
+
+    await a1.subscribe(topic);
+    expect(await observer.next(aboutAlice("presence.join"))).toEqual({ type: "presence.join", topic, user: alice });
+    await a2.subscribe(topic);
+    await a1.closeAndWait();
+    // A marker through the topic: everything the server sent before it has arrived.
+    await observer.publish(topic, "marker-1");
+    await observer.waitMessages(topic, 1);
+    await Bun.sleep(50);
+    expect(observer.frames.filter(aboutAlice("presence.join"))).toHaveLength(1);
+    expect(observer.frames.filter(aboutAlice("presence.leave"))).toHaveLength(0);
+
+    await a2.request({ type: "unsubscribe", topic });
+    expect(await observer.next(aboutAlice("presence.leave"))).toEqual({ type: "presence.leave", topic, user: alice });
+    const after = await observer.request({ type: "presence", topic });
+    expect(after.members.map((m: any) => m.user.name)).toEqual(["carol"]);
+  });
+
+  test("closing the last socket of a user sends presence.leave", async () => {
+    const topic = room("close-leave");
+    const observer = await connect("carol");
+    await observer.subscribe(topic);
+    const bob = await connect("bob");
+    await bob.subscribe(topic);
+    await observer.next((f) => f.type === "presence.join" && f.user?.name === "bob");
+    await bob.closeAndWait();
+    expect(await observer.next((f) => f.type === "presence.leave")).toMatchObject({ topic, user: { name: "bob" } });
+  });
+});
+
+describe("POST /api/publish", () => {
+  test("202 {topic, seq, epoch}; subscribers get the message from \"server\"", async () => {
+    const topic = room("api");
+    const c = await connect("alice");
+    const ack = await c.subscribe(topic);
+    const r = await apiPublish(server, { topic, data: { n: 1 } });
+    expect(r.status).toBe(202);
+    expect(r.body).toEqual({ topic, seq: ack.seq + 1, epoch: ack.epoch });
+    expect((await c.waitMessages(topic, 1))[0]).toMatchObject({ seq: ack.seq + 1, from: "server", data: { n: 1 } });
+  });
+
+  test("401 without the key or with a wrong one; nothing is published", async () => {
+    const topic = room("api-401");
+    const c = await connect("alice");
+    const sub = await c.subscribe(topic);
+    for (const key of [null, "wrong-key-0123456789abcdef"]) {
+      const r = await apiPublish(server, { topic, data: 1 }, key);
+      expect(r.status).toBe(401);
+      expect(r.body).toEqual({ error: { code: expect.any(String), message: expect.any(String) } });
+    }
+    const ok = await apiPublish(server, { topic, data: 2 });
+    expect(ok.body.seq).toBe(sub.seq + 1);
+  });
+
+  test("400 for an invalid body or topic", async () => {
+    for (const body of [{ data: 1 }, { topic: "room:has space", data: 1 }, "{nope"]) {
+      const r = await apiPublish(server, body);
+      expect(r.status).toBe(400);
+      expect(r.body).toEqual({ error: { code: "bad_request", message: expect.any(String) } });
+    }
+  });
+});
+
+describe("GET /api/presence/:topic", () => {
+  test("with the API key → 200 {topic, members}", async () => {
+    const topic = room("api-presence");
+    const c = await connect("bob");
+    await c.subscribe(topic);
+    const r = await readJson(await fetch(`${server.url}/api/presence/${topic}`, { headers: { Authorization: `Bearer ${TEST_API_KEY}` } }));
+    expect(r.status).toBe(200);
+    expect(r.body).toEqual({ topic, members: [{ user: (await session(server, "bob")).user, connections: 1 }] });
+  });
+
+  test("with the cookie of a user allowed to subscribe → 200; of one who is not → 403; none → 401", async () => {
+    const alice = await session(server, "alice");
+    const topic = room("cookie-presence");
+    const ok = await readJson(await fetch(`${server.url}/api/presence/${topic}`, { headers: { Cookie: alice.cookie } }));
+    expect(ok.status).toBe(200);
+    expect(ok.body).toEqual({ topic, members: [] });
+    const own = await fetch(`${server.url}/api/presence/user:${alice.user.id}`, { headers: { Cookie: alice.cookie } });
+    await own.arrayBuffer();
+    expect(own.status).toBe(200);
+    const bobInbox = `user:${await userId("bob")}`;
+    const denied = await readJson(await fetch(`${server.url}/api/presence/${bobInbox}`, { headers: { Cookie: alice.cookie } }));
+    expect(denied.status).toBe(403);
+    expect(denied.body.error.code).toBe("forbidden");
+    const none = await fetch(`${server.url}/api/presence/${topic}`);
+    await none.arrayBuffer();
+    expect(none.status).toBe(401);
+    const wrongKey = await fetch(`${server.url}/api/presence/${topic}`, { headers: { Authorization: "Bearer wrong-key-0123456789abcdef" } });
+    await wrongKey.arrayBuffer();
+    expect(wrongKey.status).toBe(401);
+  });
+});
+
+describe("the server API is disabled without API_KEY", () => {
+  test("/api/publish → 404", async () => {
+    const bare = await startServer({ API_KEY: undefined });
+    try {
+      const r = await apiPublish(bare, { topic: "room:x", data: 1 }, "anything-0123456789abcdef");
+      expect(r.status).toBe(404);
+    } finally {
+      bare.kill();
+    }
+  });
+});

@@ -1,0 +1,219 @@
+/**
+ * SPEC §3 "The WebSocket endpoint": the checks before the upgrade, and the three ways to
+ * authenticate a socket — cookie, single-use ticket, first-message token.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { TestClient, closeAll, upgradeStatus } from "./support/client.ts";
+import { getTicket, getToken, login, session, startServer, type TestServer } from "./support/server.ts";
+
+const ALLOWED = "http://app.example.test";
+const AUTH_TIMEOUT_MS = 400;
+
+let server: TestServer;
+const clients = new Set<TestClient>();
+
+function open(url: string, opts: ConstructorParameters<typeof TestClient>[1] = {}) {
+  const c = new TestClient(url, opts);
+  clients.add(c);
+  return c;
+}
+
+beforeAll(async () => {
+  server = await startServer({ ALLOWED_ORIGINS: `${ALLOWED},http://other.example.test:8080`, AUTH_TIMEOUT_MS: String(AUTH_TIMEOUT_MS) });
+});
+afterAll(async () => {
+  await closeAll(clients);
+  server?.kill();
+});
+
+/** A refused upgrade: the raw status is `status`, and a WebSocket client never opens (1006). */
+async function expectRefused(status: number, headers: Record<string, string>, query = "") {
+  const raw = await upgradeStatus(server.wsUrl + query, headers);
+  expect(raw.status).toBe(status);
+  const { Cookie: cookie, Origin: origin, ...rest } = headers;
+  const c = open(server.wsUrl + query, { cookie, origin, headers: rest });
+  const closed = await c.waitClose();
+  expect(c.opened).toBe(false);
+  expect(c.frames).toEqual([]);
+  expect(closed.code).toBe(1006);
+}
+
+describe("cookie authentication", () => {
+  test("a session cookie from the server's own origin → welcome with the user", async () => {
+    const s = await session(server, "alice");
+    const c = open(server.wsUrl, { cookie: s.cookie, origin: server.origin });
+    const welcome = await c.welcome();
+    expect(welcome.user).toEqual(s.user);
+  });
+
+  test("no Origin at all (a non-browser client) is allowed", async () => {
+    const s = await session(server, "alice");
+    const c = open(server.wsUrl, { cookie: s.cookie });
+    expect((await c.welcome()).user.name).toBe("alice");
+  });
+
+  test("an exact ALLOWED_ORIGINS entry is allowed", async () => {
+    const s = await session(server, "alice");
+    for (const origin of [ALLOWED, "http://other.example.test:8080"]) {
+      const c = open(server.wsUrl, { cookie: s.cookie, origin });
+      expect((await c.welcome()).user.name).toBe("alice");
+    }
+  });
+
+  test("a forged cookie → 401, no socket", async () => {
+    const s = await session(server, "alice");
+    const [name] = s.cookie.split("=");
+    await expectRefused(401, { Cookie: `${name}=eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.AAAA`, Origin: server.origin });
+  });
+
+  test("a revoked session's cookie → 401", async () => {
+    const cookie = await login(server, "bob");
+    const res = await fetch(`${server.url}/auth/logout`, { method: "POST", headers: { Cookie: cookie, Origin: server.origin } });
+    await res.arrayBuffer();
+    expect(res.status).toBe(204);
+    await expectRefused(401, { Cookie: cookie, Origin: server.origin });
+  });
+
+  test("logout closes that session's open sockets with 4001 and leaves the user's other sessions open", async () => {
+    const doomed = await login(server, "carol");
+    const kept = await login(server, "carol");
+    const a = open(server.wsUrl, { cookie: doomed, origin: server.origin });
+    const b = open(server.wsUrl, { cookie: kept, origin: server.origin });
+    await Promise.all([a.welcome(), b.welcome()]);
+    const res = await fetch(`${server.url}/auth/logout`, { method: "POST", headers: { Cookie: doomed, Origin: server.origin } });
+    await res.arrayBuffer();
+    expect((await a.waitClose()).code).toBe(4001);
+    expect((await b.request({ type: "ping" })).type).toBe("pong");
+  });
+});
+
+describe("Origin check: present and not allowed → 403 and no socket, even with a valid cookie", () => {
+  const cases: [string, (port: number) => string][] = [
+    ["null", () => "null"],
+    ["a look-alike suffix of the own origin", (p) => `http://127.0.0.1:${p}.evil.com`],
+    ["the own origin with a longer port", (p) => `http://127.0.0.1:${p}0`],
+    ["another port of the same host", (p) => `http://127.0.0.1:${p === 65535 ? p - 1 : p + 1}`],
+    ["another scheme of the same host", (p) => `https://127.0.0.1:${p}`],
+    ["another name for the same host", (p) => `http://localhost:${p}`],
+    ["an allowed origin with a suffix", () => `${ALLOWED}.evil.com`],
+    ["a prefix of an allowed origin", () => ALLOWED.slice(0, -1)],
+    ["a subdomain of an allowed origin", () => ALLOWED.replace("://", "://evil.")],
+    ["an allowed origin with a trailing slash", () => `${ALLOWED}/`],
+    ["an allowed origin with another port", () => "http://other.example.test:8081"],
+    ["a foreign site", () => "https://evil.example"],
+  ];
+  for (const [name, origin] of cases) {
+    test(name, async () => {
+      const s = await session(server, "alice");
+      await expectRefused(403, { Cookie: s.cookie, Origin: origin(server.port) });
+    });
+  }
+
+  test("a ticket does not bypass the Origin check", async () => {
+    const s = await session(server, "alice");
+    const t = await getTicket(server, s.cookie);
+    const raw = await upgradeStatus(`${server.wsUrl}?ticket=${encodeURIComponent(t)}`, { Origin: "https://evil.example" });
+    expect(raw.status).toBe(403);
+  });
+});
+
+describe("ticket authentication", () => {
+  test("a fresh ticket without a cookie → welcome as the ticket's user", async () => {
+    const s = await session(server, "bob");
+    const t = await getTicket(server, s.cookie);
+    const c = open(`${server.wsUrl}?ticket=${encodeURIComponent(t)}`, { origin: server.origin });
+    expect((await c.welcome()).user).toEqual(s.user);
+  });
+
+  test("a ticket is single use: the replay → 401", async () => {
+    const s = await session(server, "bob");
+    const t = await getTicket(server, s.cookie);
+    const first = open(`${server.wsUrl}?ticket=${encodeURIComponent(t)}`);
+    await first.welcome();
+    await expectRefused(401, {}, `?ticket=${encodeURIComponent(t)}`);
+  });
+
+  test("an unknown ticket → 401", async () => {
+    await expectRefused(401, { Origin: server.origin }, "?ticket=not-a-real-ticket-0123456789");
+  });
+
+  test("an expired ticket → 401 (TICKET_TTL_S=1)", async () => {
+    const short = await startServer({ TICKET_TTL_S: "1" });
+    try {
+      const cookie = await login(short, "alice");
+      const t = await getTicket(short, cookie);
+      await Bun.sleep(2100);
+      const raw = await upgradeStatus(`${short.wsUrl}?ticket=${encodeURIComponent(t)}`, {});
+      expect(raw.status).toBe(401);
+    } finally {
+      short.kill();
+    }
+  });
+});
+
+describe("first-message authentication", () => {
+  test('{"type":"auth","token"} as the first frame → welcome', async () => {
+    const s = await session(server, "carol");
+    const token = await getToken(server, "carol");
+    const c = open(server.wsUrl);
+    await c.waitOpen();
+    c.send({ type: "auth", token });
+    expect((await c.welcome()).user).toEqual(s.user);
+    expect((await c.request({ type: "ping" })).type).toBe("pong");
+  });
+
+  test("a bad token → close 4001", async () => {
+    const c = open(server.wsUrl);
+    await c.waitOpen();
+    c.send({ type: "auth", token: "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJjYXJvbCJ9.forged" });
+    expect((await c.waitClose()).code).toBe(4001);
+    expect(c.ofType("welcome")).toEqual([]);
+  });
+
+  test("no frame within AUTH_TIMEOUT_MS → close 4002", async () => {
+    const started = Date.now();
+    const c = open(server.wsUrl);
+    await c.waitOpen();
+    const closed = await c.waitClose(AUTH_TIMEOUT_MS + 3000);
+    const elapsed = Date.now() - started;
+    expect(closed.code).toBe(4002);
+    expect(elapsed).toBeGreaterThanOrEqual(AUTH_TIMEOUT_MS - 50);
+    expect(elapsed).toBeLessThan(AUTH_TIMEOUT_MS + 2000);
+  });
+
+  test("anything else first → close 1008, and it is not acted on", async () => {
+    const c = open(server.wsUrl);
+    await c.waitOpen();
+    c.send({ type: "subscribe", topic: "room:lobby", ref: 1 });
+    expect((await c.waitClose()).code).toBe(1008);
+    expect(c.frames.filter((f) => f.type === "ack")).toEqual([]);
+  });
+
+  test("garbage first → close 1008", async () => {
+    const c = open(server.wsUrl);
+    await c.waitOpen();
+    c.send("hello?");
+    expect((await c.waitClose()).code).toBe(1008);
+  });
+});
+
+describe("after authentication", () => {
+  test("an auth frame after welcome → error bad_request with the ref; the socket stays", async () => {
+    const s = await session(server, "alice");
+    const token = await getToken(server, "alice");
+    const c = open(server.wsUrl, { cookie: s.cookie });
+    await c.welcome();
+    const reply = await c.request({ type: "auth", token, ref: 5 });
+    expect(reply).toMatchObject({ type: "error", ref: 5, code: "bad_request", message: expect.any(String) });
+    expect((await c.request({ type: "ping", ref: 6 })).type).toBe("pong");
+    expect(c.isOpen).toBe(true);
+  });
+
+  test("a binary frame → close 1003", async () => {
+    const s = await session(server, "alice");
+    const c = open(server.wsUrl, { cookie: s.cookie });
+    await c.welcome();
+    c.sendRaw(new Uint8Array([1, 2, 3]));
+    expect((await c.waitClose()).code).toBe(1003);
+  });
+});
