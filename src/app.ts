@@ -7,6 +7,7 @@ import { authRoutes } from "./http/auth.ts";
 import { apiRoutes } from "./http/api.ts";
 import { healthRoutes } from "./http/health.ts";
 import { demoRoutes } from "./http/demo.ts";
+import { clientBundleRoutes } from "./http/client-bundle.ts";
 import { notFound, onError } from "./http/errors.ts";
 import { handleUpgrade } from "./gateway/upgrade.ts";
 import type { Deps, Env } from "./http/context.ts";
@@ -27,6 +28,7 @@ export function createApp(deps: Deps): Hono<Env> {
   app.route("/api", apiRoutes(deps));
   app.route("/", healthRoutes(deps));
   app.route("/", demoRoutes(deps));
+  app.route("/", clientBundleRoutes());
 
   app.onError(onError(deps.log));
   app.notFound(notFound);
