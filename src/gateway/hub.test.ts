@@ -1,0 +1,199 @@
+/**
+ * The hub's delivery rules on the memory broker, without sockets: in order, no duplicates,
+ * gaps repaired from history or reported with resync, and since-recovery merged with live.
+ */
+import { describe, expect, test } from "bun:test";
+import { MemoryBroker } from "../broker/memory.ts";
+import type { Publication } from "../broker/broker.ts";
+import { Hub, type Member } from "./hub.ts";
+
+interface Frame {
+  type: string;
+  seq: number;
+  epoch: string;
+  data?: unknown;
+}
+
+function setup(options: { historySize?: number; historyTtlS?: number } = {}) {
+  let clock = 1_000_000;
+  const broker = new MemoryBroker({ historySize: options.historySize ?? 100, historyTtlS: options.historyTtlS ?? 300, now: () => clock });
+  /** What each topic's local subscribers received, as Bun's server.publish would deliver it. */
+  const delivered = new Map<string, Frame[]>();
+  const local = new Map<string, Set<TestMember>>();
+  let muted = false;
+  const hub = new Hub({
+    broker,
+    fanout(topic, frame) {
+      const parsed = JSON.parse(frame) as Frame;
+      (delivered.get(topic) ?? delivered.set(topic, []).get(topic)!).push(parsed);
+      for (const m of local.get(topic) ?? []) m.frames.push(parsed);
+    },
+    retryMs: 10,
+  });
+  class TestMember implements Member {
+    frames: Frame[] = [];
+    send(frame: string) {
+      this.frames.push(JSON.parse(frame));
+    }
+    subscribeLocal(topic: string) {
+      (local.get(topic) ?? local.set(topic, new Set()).get(topic)!).add(this);
+    }
+    unsubscribeLocal(topic: string) {
+      local.get(topic)?.delete(this);
+    }
+  }
+  void broker.start({
+    onPublication: (p: Publication) => {
+      if (!muted) hub.onPublication(p);
+    },
+    onEphemeral: (t, f) => hub.onEphemeral(t, f),
+    onControl: () => {},
+    onReconnect: () => hub.onReconnect(),
+  });
+  const publish = (n: number, topic = "room:a") =>
+    Promise.all(Array.from({ length: n }, (_, i) => broker.publish(topic, { from: "t", data: i, ts: 0 })));
+  return {
+    broker,
+    hub,
+    delivered,
+    TestMember,
+    publish,
+    mute: (on: boolean) => (muted = on),
+    advance: (ms: number) => (clock += ms),
+  };
+}
+
+const seqs = (frames: Frame[]) => frames.filter((f) => f.type === "message").map((f) => f.seq);
+const settle = () => Bun.sleep(20);
+
+describe("hub delivery", () => {
+  test("publications reach local subscribers once each, in order", async () => {
+    const t = setup();
+    const m = new t.TestMember();
+    await t.hub.subscribe(m, "room:a", undefined, () => {});
+    await t.publish(50);
+    expect(seqs(m.frames)).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
+  });
+
+  test("a duplicate publication is dropped", async () => {
+    const t = setup();
+    const m = new t.TestMember();
+    await t.hub.subscribe(m, "room:a", undefined, () => {});
+    await t.publish(2);
+    const again = (await t.broker.history("room:a", { seq: 0, epoch: t.hub.position("room:a")!.epoch })).publications;
+    for (const p of again) t.hub.onPublication(p);
+    expect(seqs(m.frames)).toEqual([1, 2]);
+  });
+
+  test("a gap is repaired from history before later publications", async () => {
+    const t = setup();
+    const m = new t.TestMember();
+    await t.hub.subscribe(m, "room:a", undefined, () => {});
+    await t.publish(2);
+    t.mute(true);
+    await t.publish(3); // 3, 4, 5 missed
+    t.mute(false);
+    await t.publish(2); // 6 arrives: gap
+    await settle();
+    expect(seqs(m.frames)).toEqual([1, 2, 3, 4, 5, 6, 7]);
+    expect(m.frames.some((f) => f.type === "resync")).toBe(false);
+  });
+
+  test("a broker reconnect re-reads what was missed meanwhile", async () => {
+    const t = setup();
+    const m = new t.TestMember();
+    await t.hub.subscribe(m, "room:a", undefined, () => {});
+    t.mute(true);
+    await t.publish(3);
+    t.mute(false);
+    t.hub.onReconnect();
+    await settle();
+    expect(seqs(m.frames)).toEqual([1, 2, 3]);
+  });
+
+  test("a gap history cannot fill is reported with resync, then delivery goes on", async () => {
+    const t = setup({ historySize: 2 });
+    const m = new t.TestMember();
+    await t.hub.subscribe(m, "room:a", undefined, () => {});
+    await t.publish(1);
+    t.mute(true);
+    await t.publish(5); // 2..6 missed, history keeps 5, 6
+    t.mute(false);
+    await t.publish(1); // 7
+    await settle();
+    const resync = m.frames.find((f) => f.type === "resync")!;
+    expect(resync).toMatchObject({ type: "resync", seq: 7 });
+    expect(m.frames.findIndex((f) => f.type === "resync")).toBe(1);
+    expect(seqs(m.frames)).toEqual([1]);
+    await t.publish(1);
+    expect(seqs(m.frames)).toEqual([1, 8]);
+  });
+
+  test("a new epoch sends resync before any of its messages, which then start at 1", async () => {
+    const t = setup({ historyTtlS: 10 });
+    const m = new t.TestMember();
+    await t.hub.subscribe(m, "room:a", undefined, () => {});
+    await t.publish(3);
+    const oldEpoch = t.hub.position("room:a")!.epoch;
+    t.advance(11_000); // the topic's history expires: its epoch is lost
+    await t.publish(2);
+    await settle();
+    const after = m.frames.slice(3);
+    expect(after[0]).toMatchObject({ type: "resync", seq: 0 });
+    expect(after[0]!.epoch).not.toBe(oldEpoch);
+    expect(after.slice(1).map((f) => [f.seq, f.epoch])).toEqual([
+      [1, after[0]!.epoch],
+      [2, after[0]!.epoch],
+    ]);
+  });
+});
+
+describe("hub recovery with since", () => {
+  test("the ack comes first, then the missed publications, then live ones, without gap or duplicate", async () => {
+    const t = setup();
+    const first = new t.TestMember();
+    await t.hub.subscribe(first, "room:a", undefined, () => {});
+    await t.publish(10);
+    const epoch = t.hub.position("room:a")!.epoch;
+    const m = new t.TestMember();
+    const acks: unknown[] = [];
+    const joining = t.hub.subscribe(m, "room:a", { seq: 4, epoch }, (ack) => {
+      acks.push(ack);
+      m.frames.push({ type: "ack", seq: ack.seq, epoch: ack.epoch });
+    });
+    const publishing = t.publish(5); // races the history read
+    await Promise.all([joining, publishing]);
+    await t.publish(2);
+    expect(acks).toHaveLength(1);
+    expect(m.frames[0]!.type).toBe("ack");
+    expect(seqs(m.frames)).toEqual(Array.from({ length: 13 }, (_, i) => i + 5));
+  });
+
+  test("since in another epoch, or too old for history, is not recovered", async () => {
+    const t = setup({ historySize: 3 });
+    await t.publish(10);
+    const m = new t.TestMember();
+    let recovered: boolean | null = null;
+    await t.hub.subscribe(m, "room:a", { seq: 2, epoch: "nope" }, (a) => (recovered = a.recovered));
+    expect(recovered).toBe(false);
+    const epoch = t.hub.position("room:a")!.epoch;
+    const m2 = new t.TestMember();
+    await t.hub.subscribe(m2, "room:a", { seq: 2, epoch }, (a) => (recovered = a.recovered));
+    expect(recovered).toBe(false);
+    expect(m2.frames).toEqual([]);
+  });
+
+  test("the broker subscription lives while one member does", async () => {
+    const t = setup();
+    const a = new t.TestMember();
+    const b = new t.TestMember();
+    await t.hub.subscribe(a, "room:a", undefined, () => {});
+    await t.hub.subscribe(b, "room:a", undefined, () => {});
+    t.hub.leave(a, "room:a");
+    expect(t.hub.topicsCount()).toBe(1);
+    t.hub.leave(b, "room:a");
+    expect(t.hub.topicsCount()).toBe(0);
+    await t.publish(1);
+    expect(b.frames).toEqual([]);
+  });
+});

@@ -1,0 +1,34 @@
+import { describe, expect, test } from "bun:test";
+import { RejectionRun, SUSTAINED_REJECTION_MS, TokenBucket } from "./rate.ts";
+
+describe("token bucket", () => {
+  test("allows a burst, then refills at the rate", () => {
+    const bucket = new TokenBucket(10, 5, 0);
+    for (let i = 0; i < 5; i++) expect(bucket.take(0)).toBe(true);
+    expect(bucket.take(0)).toBe(false);
+    expect(bucket.take(99)).toBe(false); // 0.99 tokens
+    expect(bucket.take(100)).toBe(true); // 1 token after 100 ms at 10/s
+    expect(bucket.take(100)).toBe(false);
+    for (let i = 0; i < 5; i++) expect(bucket.take(10_000)).toBe(true); // never more than the burst
+    expect(bucket.take(10_000)).toBe(false);
+  });
+});
+
+describe("sustained rejection closes with 4008", () => {
+  test("a run of rejections lasting 2 s closes; accepted frames in between do not restart it", () => {
+    const run = new RejectionRun();
+    expect(run.reject(0)).toBe(false);
+    expect(run.reject(1000)).toBe(false);
+    expect(run.reject(1999)).toBe(false);
+    expect(run.reject(SUSTAINED_REJECTION_MS)).toBe(true);
+  });
+
+  test("2 s without a rejection ends the run", () => {
+    const run = new RejectionRun();
+    expect(run.reject(0)).toBe(false);
+    expect(run.reject(1500)).toBe(false);
+    expect(run.reject(3500)).toBe(false); // 2 s quiet: a new run starts here
+    expect(run.reject(5000)).toBe(false);
+    expect(run.reject(5500)).toBe(true);
+  });
+});
