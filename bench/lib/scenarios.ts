@@ -1,0 +1,249 @@
+/**
+ * One benchmark run of one scenario against one target: start Redis and the servers, drive them
+ * with generator workers, collect the numbers, kill everything. Each function returns a flat
+ * record of metrics (the JSON line of the run).
+ */
+import type { TargetName } from "./dialects.ts";
+import { Histogram } from "./histogram.ts";
+import { cpuMsOf, procs, rssKb, spawnWorker, startRedis, startServers, type Endpoint, type Servers, type StartOptions, type Worker } from "./cluster.ts";
+import { nowUs } from "./ws.ts";
+
+export interface RunOptions {
+  procs: number;
+  genProcs: number;
+  duration: number; // s
+  warmup: number; // s
+  window: number;
+  lagCap: number;
+  payload: number;
+  start: StartOptions;
+}
+
+export type Metrics = Record<string, number | string | Record<string, number> | undefined>;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const pct = (cpuMs: number, wallMs: number) => Math.round((cpuMs / wallMs) * 1000) / 10;
+const merge = (into: Record<string, number>, from: Record<string, number> | undefined) => {
+  for (const [k, v] of Object.entries(from ?? {})) into[k] = (into[k] ?? 0) + v;
+  return into;
+};
+
+/** Starts Redis + servers, runs `body`, and always kills what it started. */
+async function withCluster<T>(target: TargetName, n: number, opts: StartOptions, body: (s: Servers, redisPid: number) => Promise<T>): Promise<T> {
+  const redis = await startRedis();
+  let servers: Servers | undefined;
+  try {
+    servers = await startServers(target, n, redis.url, opts);
+    return await body(servers, redis.proc.pid);
+  } finally {
+    for (const p of servers?.procs ?? []) {
+      if (opts.bunFlags?.some((f) => f.startsWith("--cpu-prof"))) {
+        p.kill("SIGTERM"); // lets Bun write the profile
+        await Promise.race([p.exited, sleep(5000)]);
+      }
+      procs.kill(p);
+    }
+    procs.kill(redis.proc);
+  }
+}
+
+/** Samples the CPU of the given pids between two absolute times. */
+function cpuSampler(pids: number[], fromUs: number, toUs: number): () => number[] {
+  let a: number[] = [];
+  let b: number[] = [];
+  setTimeout(() => (a = pids.map(cpuMsOf)), Math.max(0, (fromUs - nowUs()) / 1000));
+  setTimeout(() => (b = pids.map(cpuMsOf)), Math.max(0, (toUs - nowUs()) / 1000));
+  return () => pids.map((_, i) => pct((b[i] ?? NaN) - (a[i] ?? NaN), (toUs - fromUs) / 1000));
+}
+
+async function spawnSubs(servers: Servers, target: TargetName, total: number, roomSize: number, genProcs: number, hosts?: string[]): Promise<Worker[]> {
+  const workers: Worker[] = [];
+  const per = Math.ceil(total / genProcs);
+  for (let g = 0, first = 0; first < total; g++, first += per) {
+    const w = spawnWorker();
+    const eps: Endpoint[] = hosts ? servers.endpoints.map((e) => ({ ...e, host: hosts[g % hosts.length]! })) : servers.endpoints;
+    w.send({ cmd: "init", init: { role: "subs", target, servers: eps, cookie: servers.cookie, first, count: Math.min(per, total - first), roomSize, topicPrefix: "room:bench", concurrency: 200 } });
+    workers.push(w);
+  }
+  return workers;
+}
+
+async function awaitReady(workers: Worker[], timeoutMs: number) {
+  const ready = await Promise.all(workers.map((w) => w.next("ready", timeoutMs)));
+  return {
+    ok: ready.reduce((a, r) => a + r.ok, 0),
+    failed: ready.reduce((a, r) => a + r.failed, 0),
+    closeCodes: ready.reduce((a, r) => merge(a, r.closeCodes), {} as Record<string, number>),
+    errors: ready.reduce((a, r) => merge(a, r.errors), {} as Record<string, number>),
+  };
+}
+
+/**
+ * Fan-out (roomSize = subs: one topic) and rooms (many topics of `roomSize`): subscribers spread
+ * over the processes, one publisher connection per topic (round-robin over processes), at `rate`
+ * messages/s in total or as fast as the window allows (`rate` 0).
+ */
+export async function runFanout(target: TargetName, o: RunOptions, subs: number, roomSize: number, rate: number): Promise<Metrics> {
+  const topics = Math.ceil(subs / roomSize);
+  return withCluster(target, o.procs, o.start, async (servers, redisPid) => {
+    const subsW = await spawnSubs(servers, target, subs, roomSize, o.genProcs);
+    const pub = spawnWorker();
+    try {
+      const ready = await awaitReady(subsW, 120_000);
+      pub.send({ cmd: "init", init: { role: "pub", target, servers: servers.endpoints, cookie: servers.cookie, topics, topicPrefix: "room:bench", rate, window: o.window, lagCap: o.lagCap, payloadBytes: o.payload } });
+      const pubReady = await pub.next("ready", 30_000);
+      if (pubReady.failed) throw new Error(`publisher could not connect: ${JSON.stringify(pubReady.closeCodes)}`);
+
+      // Relay the subscribers' progress (per topic: the lowest seq every open subscriber has)
+      // to the publisher, so that "as fast as possible" never runs away from the slowest one.
+      const latest = subsW.map(() => null as null | { topicBase: number; minLast: number[] });
+      subsW.forEach((w, i) =>
+        w.on("progress", (m) => {
+          latest[i] = m;
+          const minLast = new Array<number>(topics).fill(-1);
+          for (const l of latest) {
+            if (!l) continue;
+            l.minLast.forEach((v, k) => {
+              const t = l.topicBase + k;
+              if (v >= 0 && (minLast[t]! < 0 || v < minLast[t]!)) minLast[t] = v;
+            });
+          }
+          pub.send({ cmd: "progress", minLast });
+        }),
+      );
+
+      const t0 = nowUs() + 100_000;
+      const fromUs = t0 + o.warmup * 1e6;
+      const toUs = fromUs + o.duration * 1e6;
+      const pids = servers.procs.map((p) => p.pid);
+      const cpu = cpuSampler([...pids, redisPid], fromUs, toUs);
+      for (const w of subsW) w.send({ cmd: "start", fromUs, toUs });
+      await sleep((t0 - nowUs()) / 1000);
+      pub.send({ cmd: "start", fromUs, toUs });
+      const pr = await pub.next("result", (toUs - nowUs()) / 1000 + 15_000);
+      for (const w of subsW) w.send({ cmd: "finish", expected: pr.sent, deadlineUs: nowUs() + 5_000_000 });
+      const rs = await Promise.all(subsW.map((w) => w.next("result", 15_000)));
+      const hist = new Histogram();
+      for (const r of rs) hist.merge(r.hist);
+      const ack = new Histogram().merge(pr.ackHist);
+      const cpus = cpu();
+      const sum = (k: string) => rs.reduce((a, r) => a + r[k], 0);
+      const lat = hist.summaryMs();
+      const published = (pr.sent as number[]).reduce((a, b) => a + b, 0);
+      return {
+        subs, topics, procs: o.procs, offered: rate || "max",
+        connected: ready.ok, connectFailed: ready.failed,
+        published, publishedPerS: Math.round(published / ((toUs - t0) / 1e6)),
+        deliveriesPerS: Math.round(sum("inWindow") / o.duration),
+        p50: lat.p50, p90: lat.p90, p99: lat.p99, max: lat.max,
+        ackP50: ack.summaryMs().p50, ackP99: ack.summaryMs().p99,
+        lost: sum("lost"), duplicated: sum("dup"), reordered: sum("reordered"),
+        closedDuring: sum("closedAfterReady"),
+        errors: [ready.errors, pr.errors, ...rs.map((r) => r.errors)].reduce((a, e) => merge(a, e), {} as Record<string, number>),
+        closeCodes: rs.reduce((a, r) => merge(a, r.closeCodes), merge({}, ready.closeCodes)),
+        genCpu: rs.map((r) => pct(r.cpu?.cpuMs, r.cpu?.wallMs)).join("+"),
+        pubCpu: pct(pr.cpu?.cpuMs, pr.cpu?.wallMs),
+        serverCpu: cpus.slice(0, -1).join("+"),
+        redisCpu: cpus.at(-1),
+      };
+    } finally {
+      for (const w of [...subsW, pub]) w.send({ cmd: "exit" });
+      await sleep(50);
+      for (const w of [...subsW, pub]) procs.kill(w.proc);
+    }
+  });
+}
+
+/** Idle: RSS per authenticated, subscribed connection on one process. */
+export async function runIdle(target: TargetName, o: RunOptions, conns: number): Promise<Metrics> {
+  return withCluster(target, 1, o.start, async (servers) => {
+    const pid = servers.procs[0]!.pid;
+    await sleep(500);
+    const before = rssKb(pid);
+    // ≤ 9,000 sockets per generator process (20,000 open files each), each process towards its
+    // own destination address so that each has its own ephemeral-port range.
+    const gens = Math.max(o.genProcs, Math.ceil(conns / 9000));
+    const hosts = Array.from({ length: gens }, (_, i) => `127.0.0.${i + 1}`);
+    const t0 = performance.now();
+    const workers = await spawnSubs(servers, target, conns, conns, gens, hosts);
+    try {
+      const ready = await awaitReady(workers, 180_000);
+      const connectS = (performance.now() - t0) / 1000;
+      await sleep(2000);
+      const after = rssKb(pid);
+      return {
+        conns, connected: ready.ok, connectFailed: ready.failed,
+        closeCodes: ready.closeCodes, errors: ready.errors,
+        rssBeforeMb: Math.round(before / 102.4) / 10, rssAfterMb: Math.round(after / 102.4) / 10,
+        kbPerConn: Math.round(((after - before) / Math.max(ready.ok, 1)) * 100) / 100,
+        connectSeconds: Math.round(connectS * 10) / 10,
+      };
+    } finally {
+      for (const w of workers) w.send({ cmd: "exit" });
+      await sleep(100);
+      for (const w of workers) procs.kill(w.proc);
+    }
+  });
+}
+
+/** Connect: authenticated handshakes per second on one process, each socket closed once ready. */
+export async function runConnect(target: TargetName, o: RunOptions, concurrency: number): Promise<Metrics> {
+  return withCluster(target, 1, o.start, async (servers) => {
+    const workers = Array.from({ length: o.genProcs }, () => spawnWorker());
+    try {
+      for (const [g, w] of workers.entries()) {
+        const eps = servers.endpoints.map((e) => ({ ...e, host: `127.0.0.${g + 1}` }));
+        w.send({ cmd: "init", init: { role: "connect", target, servers: eps, cookie: servers.cookie, concurrency } });
+      }
+      await awaitReady(workers, 30_000);
+      const fromUs = nowUs() + 50_000;
+      const toUs = fromUs + o.duration * 1e6;
+      const cpu = cpuSampler([servers.procs[0]!.pid], fromUs, toUs);
+      for (const w of workers) w.send({ cmd: "start", fromUs, toUs });
+      const rs = await Promise.all(workers.map((w) => w.next("result", o.duration * 1000 + 10_000)));
+      const hist = new Histogram();
+      for (const r of rs) hist.merge(r.hist);
+      const lat = hist.summaryMs();
+      return {
+        concurrency: concurrency * o.genProcs,
+        handshakesPerS: Math.round(rs.reduce((a, r) => a + r.done, 0) / o.duration),
+        failed: rs.reduce((a, r) => a + r.failed, 0),
+        p50: lat.p50, p99: lat.p99, max: lat.max,
+        closeCodes: rs.reduce((a, r) => merge(a, r.closeCodes), {} as Record<string, number>),
+        errors: rs.reduce((a, r) => merge(a, r.errors), {} as Record<string, number>),
+        genCpu: rs.map((r) => pct(r.cpu?.cpuMs, r.cpu?.wallMs)).join("+"),
+        serverCpu: cpu()[0],
+      };
+    } finally {
+      for (const w of workers) w.send({ cmd: "exit" });
+      await sleep(50);
+      for (const w of workers) procs.kill(w.proc);
+    }
+  });
+}
+
+/** Publish path: one publisher, one publish in flight at a time, latency publish → ack. */
+export async function runPublishPath(target: TargetName, o: RunOptions): Promise<Metrics> {
+  return withCluster(target, o.procs, o.start, async (servers) => {
+    const pub = spawnWorker();
+    try {
+      pub.send({ cmd: "init", init: { role: "pub", target, servers: servers.endpoints, cookie: servers.cookie, topics: 1, topicPrefix: "room:bench", rate: 0, window: 1, lagCap: 1e15, payloadBytes: o.payload } });
+      const ready = await pub.next("ready", 30_000);
+      if (ready.failed) throw new Error(`publisher could not connect: ${JSON.stringify(ready.closeCodes)}`);
+      const fromUs = nowUs() + 50_000;
+      const toUs = fromUs + o.duration * 1e6;
+      pub.send({ cmd: "start", fromUs, toUs });
+      const pr = await pub.next("result", o.duration * 1000 + 15_000);
+      const lat = new Histogram().merge(pr.ackHist).summaryMs();
+      return {
+        acked: pr.acked, publishesPerS: Math.round(pr.acked / o.duration),
+        p50: lat.p50, p90: lat.p90, p99: lat.p99, max: lat.max,
+        errors: pr.errors, pubCpu: pct(pr.cpu?.cpuMs, pr.cpu?.wallMs),
+      };
+    } finally {
+      pub.send({ cmd: "exit" });
+      await sleep(50);
+      procs.kill(pub.proc);
+    }
+  });
+}

@@ -1,0 +1,221 @@
+/**
+ * `bun run bench [-- flags]`: the side-by-side benchmark (see bench/README.md).
+ *
+ * For every scenario and every repeat it runs the same load against the limit reference, the
+ * Socket.IO reference and Switchboard (in that order, interleaved so that noise hits all three),
+ * prints one JSON line per run, then a table of medians with each target's ratio to the limit
+ * and the issue's targets marked met / not met.
+ */
+import { parseArgs } from "node:util";
+import { mkdirSync } from "node:fs";
+import { TARGETS, type TargetName } from "./lib/dialects.ts";
+import { procs } from "./lib/cluster.ts";
+import { median } from "./lib/histogram.ts";
+import { runConnect, runFanout, runIdle, runPublishPath, type Metrics, type RunOptions } from "./lib/scenarios.ts";
+
+const { values: f } = parseArgs({
+  options: {
+    scenario: { type: "string", default: "all" },
+    targets: { type: "string", default: TARGETS.join(",") },
+    subs: { type: "string" },
+    procs: { type: "string", default: "2" },
+    "gen-procs": { type: "string", default: "2" },
+    duration: { type: "string" },
+    warmup: { type: "string" },
+    repeat: { type: "string" },
+    rate: { type: "string" },
+    window: { type: "string", default: "64" },
+    "lag-cap": { type: "string", default: "500" },
+    rooms: { type: "string" },
+    "room-size": { type: "string", default: "10" },
+    "room-rate": { type: "string" },
+    "idle-conns": { type: "string" },
+    "connect-concurrency": { type: "string", default: "32" },
+    payload: { type: "string", default: "0" },
+    quick: { type: "boolean", default: false },
+    "cpu-prof": { type: "boolean", default: false },
+    "max-minutes": { type: "string", default: "40" },
+    help: { type: "boolean", default: false },
+  },
+  allowPositionals: false,
+});
+
+if (f.help) {
+  console.log(`bun run bench -- [--scenario fanout,rooms,idle,connect,publish|all] [--targets limit,socketio,switchboard]
+  [--subs 1000] [--procs 2] [--gen-procs 2] [--duration 10] [--warmup 2] [--repeat 3]
+  [--rate max,500] [--window 64] [--lag-cap 500] [--rooms 100] [--room-size 10] [--room-rate 2000]
+  [--idle-conns 15000] [--connect-concurrency 32] [--payload 0] [--quick] [--cpu-prof] [--max-minutes 40]`);
+  process.exit(0);
+}
+
+const q = f.quick;
+const num = (v: string | undefined, full: number, quick: number) => (v === undefined ? (q ? quick : full) : Number(v));
+const SCENARIOS = ["fanout", "rooms", "idle", "connect", "publish"] as const;
+type Scenario = (typeof SCENARIOS)[number];
+const scenarios = (f.scenario === "all" ? [...SCENARIOS] : f.scenario!.split(",")) as Scenario[];
+const targets = f.targets!.split(",") as TargetName[];
+for (const s of scenarios) if (!SCENARIOS.includes(s)) throw new Error(`unknown scenario "${s}" (one of ${SCENARIOS.join(", ")})`);
+for (const t of targets) if (!TARGETS.includes(t)) throw new Error(`unknown target "${t}" (one of ${TARGETS.join(", ")})`);
+
+const subs = num(f.subs, 1000, 200);
+const repeat = num(f.repeat, 3, 1);
+const rates = (f.rate ?? (q ? "max,200" : "max,500")).split(",").map((r) => (r === "max" ? 0 : Number(r)));
+const roomSize = Number(f["room-size"]);
+const rooms = num(f.rooms, 100, 20);
+const roomRate = num(f["room-rate"], 2000, 400);
+const idleConns = num(f["idle-conns"], 15000, 2000);
+const profDir = new URL("./profiles", import.meta.url).pathname;
+const opts: RunOptions = {
+  procs: Number(f.procs),
+  genProcs: Number(f["gen-procs"]),
+  duration: num(f.duration, 10, 2),
+  warmup: num(f.warmup, 2, 0.5),
+  window: Number(f.window),
+  lagCap: Number(f["lag-cap"]),
+  payload: Number(f.payload),
+  start: f["cpu-prof"] ? { bunFlags: ["--cpu-prof", `--cpu-prof-dir=${profDir}`] } : {},
+};
+if (f["cpu-prof"]) mkdirSync(profDir, { recursive: true });
+
+// ------------------------------------------------------------------ safety: bounded, no leftovers
+
+const cleanup = (code: number) => {
+  procs.shutdown();
+  process.exit(code);
+};
+process.on("SIGINT", () => cleanup(130));
+process.on("SIGTERM", () => cleanup(143));
+process.on("uncaughtException", (e) => {
+  console.error(`bench: ${e.message}`);
+  cleanup(1);
+});
+process.on("unhandledRejection", (e) => {
+  console.error(`bench: ${(e as Error)?.message ?? e}`);
+  cleanup(1);
+});
+setTimeout(() => {
+  console.error(`bench: stopped after --max-minutes ${f["max-minutes"]}`);
+  cleanup(2);
+}, Number(f["max-minutes"]) * 60_000).unref();
+
+// ------------------------------------------------------------------ the runs
+
+interface Row {
+  scenario: Scenario;
+  variant: string;
+  target: TargetName;
+  repeat: number;
+  metrics: Metrics;
+  error?: string;
+}
+const rows: Row[] = [];
+
+const plan: { scenario: Scenario; variant: string; run: (t: TargetName) => Promise<Metrics> }[] = [];
+for (const s of scenarios) {
+  if (s === "fanout") for (const r of rates) plan.push({ scenario: s, variant: `${subs} subs, ${r || "max"} msg/s`, run: (t) => runFanout(t, opts, subs, subs, r) });
+  if (s === "rooms") plan.push({ scenario: s, variant: `${rooms}×${roomSize}, ${roomRate} msg/s`, run: (t) => runFanout(t, opts, rooms * roomSize, roomSize, roomRate) });
+  if (s === "idle") plan.push({ scenario: s, variant: `${idleConns} conns, 1 proc`, run: (t) => runIdle(t, opts, idleConns) });
+  if (s === "connect") plan.push({ scenario: s, variant: `1 proc, ${Number(f["connect-concurrency"]) * opts.genProcs} in flight`, run: (t) => runConnect(t, opts, Number(f["connect-concurrency"])) });
+  if (s === "publish") plan.push({ scenario: s, variant: "1 in flight", run: (t) => runPublishPath(t, opts) });
+}
+
+const began = Date.now();
+console.error(`bench: ${plan.length} scenario variants × ${targets.length} targets × ${repeat} repeats; procs ${opts.procs}, generator processes ${opts.genProcs}`);
+for (let r = 1; r <= repeat; r++) {
+  for (const p of plan) {
+    for (const target of targets) {
+      const row: Row = { scenario: p.scenario, variant: p.variant, target, repeat: r, metrics: {} };
+      try {
+        row.metrics = await p.run(target);
+      } catch (e) {
+        row.error = (e as Error).message;
+        procs.killAll();
+      }
+      rows.push(row);
+      console.log(JSON.stringify({ bench: "switchboard", date: new Date().toISOString(), scenario: row.scenario, variant: row.variant, target, repeat: r, ...row.metrics, ...(row.error ? { error: row.error } : {}) }));
+    }
+  }
+}
+
+// ------------------------------------------------------------------ medians, ratios, targets
+
+const MAIN: Record<Scenario, { key: string; unit: string; higher: boolean }> = {
+  fanout: { key: "deliveriesPerS", unit: "deliveries/s", higher: true },
+  rooms: { key: "deliveriesPerS", unit: "deliveries/s", higher: true },
+  idle: { key: "kbPerConn", unit: "KB/conn", higher: false },
+  connect: { key: "handshakesPerS", unit: "handshakes/s", higher: true },
+  publish: { key: "p50", unit: "ms ack p50", higher: false },
+};
+const SUMMED = new Set(["lost", "duplicated", "reordered", "closedDuring", "connectFailed", "failed"]);
+
+function med(scenario: Scenario, variant: string, target: TargetName) {
+  const runs = rows.filter((r) => r.scenario === scenario && r.variant === variant && r.target === target && !r.error);
+  const out: Record<string, number> = { runs: runs.length };
+  const keys = new Set(runs.flatMap((r) => Object.keys(r.metrics)));
+  for (const k of keys) {
+    const vals = runs.map((r) => r.metrics[k]).filter((v): v is number => typeof v === "number");
+    if (vals.length) out[k] = SUMMED.has(k) ? vals.reduce((a, b) => a + b, 0) : median(vals);
+  }
+  return out;
+}
+
+const fmt = (v: number | undefined, d = 0) => (v === undefined || Number.isNaN(v) ? "-" : v.toLocaleString("en-US", { maximumFractionDigits: d, minimumFractionDigits: d }));
+const lines: string[][] = [["scenario", "variant", "target", "runs", "main (median)", "× limit", "p50 ms", "p99 ms", "max ms", "lost/dup/reord", "server CPU%", "gen CPU%"]];
+const summary: Record<string, Record<string, Record<string, number>>> = {};
+for (const p of plan) {
+  const m = MAIN[p.scenario];
+  const key = `${p.scenario}|${p.variant}`;
+  summary[key] = {};
+  for (const t of targets) summary[key]![t] = med(p.scenario, p.variant, t);
+  const lim = summary[key]!.limit?.[m.key];
+  for (const t of targets) {
+    const s = summary[key]![t]!;
+    const v = s[m.key];
+    const ratio = lim && v !== undefined ? v / lim : NaN;
+    const firstRow = rows.find((r) => r.scenario === p.scenario && r.variant === p.variant && r.target === t && !r.error)?.metrics;
+    lines.push([
+      p.scenario, p.variant, t, `${s.runs}/${repeat}`,
+      `${fmt(v, m.key === "kbPerConn" || m.key === "p50" ? 2 : 0)} ${m.unit}`,
+      t === "limit" ? "1" : fmt(ratio, 2),
+      fmt(s.p50, 2), fmt(s.p99, 2), fmt(s.max, 1),
+      p.scenario === "fanout" || p.scenario === "rooms" ? `${s.lost ?? "-"}/${s.duplicated ?? "-"}/${s.reordered ?? "-"}` : "",
+      String(firstRow?.serverCpu ?? ""), String(firstRow?.genCpu ?? ""),
+    ]);
+  }
+}
+const widths = lines[0]!.map((_, i) => Math.max(...lines.map((l) => l[i]!.length)));
+console.log("");
+for (const [i, l] of lines.entries()) {
+  console.log(l.map((c, k) => c.padEnd(widths[k]!)).join(" | "));
+  if (i === 0) console.log(widths.map((w) => "-".repeat(w)).join("-|-"));
+}
+console.log("(server/gen CPU%: first run, per process, 100 = one core)");
+
+// The issue's targets, judged on the medians of this invocation.
+const verdicts: string[] = [];
+const judge = (what: string, ok: boolean | undefined, detail: string) => verdicts.push(`${ok === undefined ? "n/a " : ok ? "MET " : "MISS"} ${what}: ${detail}`);
+const get = (scenario: Scenario, pred: (variant: string) => boolean) => Object.entries(summary).find(([k]) => k.startsWith(`${scenario}|`) && pred(k.split("|")[1]!))?.[1];
+const fmax = get("fanout", (v) => v.includes("max msg/s"));
+if (fmax?.switchboard && fmax.limit) {
+  const sb = fmax.switchboard.deliveriesPerS!;
+  judge("fan-out ≥ 0.8× limit deliveries/s", sb >= 0.8 * fmax.limit.deliveriesPerS!, `${fmt(sb)} vs ${fmt(fmax.limit.deliveriesPerS)} = ${fmt(sb / fmax.limit.deliveriesPerS!, 2)}×`);
+  if (fmax.socketio) judge("fan-out ≥ 6× Socket.IO deliveries/s", sb >= 6 * fmax.socketio.deliveriesPerS!, `${fmt(sb)} vs ${fmt(fmax.socketio.deliveriesPerS)} = ${fmt(sb / fmax.socketio.deliveriesPerS!, 2)}×`);
+  judge("fan-out lost/duplicated/reordered = 0", fmax.switchboard.lost === 0 && fmax.switchboard.duplicated === 0 && fmax.switchboard.reordered === 0, `${fmax.switchboard.lost}/${fmax.switchboard.duplicated}/${fmax.switchboard.reordered}`);
+}
+const frate = get("fanout", (v) => !v.includes("max msg/s"));
+if (frate?.switchboard && frate.limit) {
+  const sb = frate.switchboard.p99!;
+  judge("fan-out p99 ≤ 2× limit at the same offered rate", sb <= 2 * frate.limit.p99!, `${fmt(sb, 2)} ms vs ${fmt(frate.limit.p99, 2)} ms = ${fmt(sb / frate.limit.p99!, 2)}×`);
+}
+const idle = get("idle", () => true);
+if (idle?.switchboard) {
+  judge("≤ 6 KB RSS per idle authenticated connection", idle.switchboard.kbPerConn! <= 6, `${fmt(idle.switchboard.kbPerConn, 2)} KB (limit ${fmt(idle.limit?.kbPerConn, 2)}, Socket.IO ${fmt(idle.socketio?.kbPerConn, 2)})`);
+  judge(`${fmt(idleConns)} connections on one process without errors`, idleConns >= 15000 ? idle.switchboard.connectFailed === 0 && idle.switchboard.connected === idleConns : undefined, `${fmt(idle.switchboard.connected)} connected, ${idle.switchboard.connectFailed} failed${idleConns < 15000 ? " (run with --idle-conns 15000 to judge)" : ""}`);
+}
+const conn = get("connect", () => true);
+if (conn?.switchboard) judge("≥ 5,000 cookie-authenticated handshakes/s on one process", conn.switchboard.handshakesPerS! >= 5000, `${fmt(conn.switchboard.handshakesPerS)}/s (limit ${fmt(conn.limit?.handshakesPerS)}, Socket.IO ${fmt(conn.socketio?.handshakesPerS)})`);
+if (verdicts.length) console.log(`\nTargets (issue 7):\n${verdicts.map((v) => `  ${v}`).join("\n")}`);
+const failures = rows.filter((r) => r.error);
+if (failures.length) console.log(`\n${failures.length} run(s) failed:\n${failures.map((r) => `  ${r.scenario} ${r.target} #${r.repeat}: ${r.error}`).join("\n")}`);
+console.error(`bench: done in ${Math.round((Date.now() - began) / 1000)} s`);
+cleanup(0);

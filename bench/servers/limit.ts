@@ -1,0 +1,56 @@
+/**
+ * The "limit" reference: the least a Bun + Redis fan-out can do. No auth, no validation, no
+ * ordering, no history. A client frame `{"type":"subscribe","topic"}` joins a Bun topic (and, once
+ * per process, the Redis channel); `{"type":"publish","topic","data"}` is PUBLISHed to Redis and
+ * acked when Redis answers; every Redis message goes out once with `server.publish`.
+ *
+ * Env: PORT, REDIS_URL. Exits when its parent goes away.
+ */
+import Redis from "ioredis";
+
+const port = Number(process.env.PORT);
+const redisUrl = process.env.REDIS_URL!;
+const pub = new Redis(redisUrl);
+const sub = new Redis(redisUrl);
+pub.on("error", () => {});
+sub.on("error", () => {});
+const channels = new Map<string, Promise<unknown>>();
+
+type Frame = { type: string; topic: string; ref?: number; data?: unknown };
+
+const server = Bun.serve<undefined>({
+  port,
+  hostname: "0.0.0.0",
+  fetch(req, srv) {
+    if (new URL(req.url).pathname === "/ws" && srv.upgrade(req, { data: undefined })) return;
+    return new Response("ok");
+  },
+  websocket: {
+    idleTimeout: 120,
+    message(ws, msg) {
+      const f = JSON.parse(String(msg)) as Frame;
+      if (f.type === "publish") {
+        const frame = JSON.stringify({ type: "message", topic: f.topic, data: f.data });
+        pub.publish(f.topic, frame).then(
+          () => ws.send(`{"type":"ack","ref":${f.ref}}`),
+          () => ws.send(`{"type":"error","ref":${f.ref},"code":"unavailable"}`),
+        );
+      } else if (f.type === "subscribe") {
+        let joined = channels.get(f.topic);
+        if (!joined) channels.set(f.topic, (joined = sub.subscribe(f.topic)));
+        joined.then(() => {
+          ws.subscribe(f.topic);
+          ws.send(`{"type":"ack","ref":${f.ref}}`);
+        });
+      }
+    },
+  },
+});
+
+sub.on("message", (channel: string, message: string) => {
+  server.publish(channel, message, false);
+});
+
+setInterval(() => {
+  if (process.ppid === 1) process.exit(0);
+}, 1000).unref();
