@@ -12,16 +12,18 @@ interface Echo {
   listener: TCPSocketListener<undefined>;
   port: number;
   closed: number;
+  received: string;
 }
 
 /** An upstream that answers every chunk with `<name>:<chunk>`. */
 function echo(name: string): Echo {
-  const state: Echo = { listener: undefined as never, port: 0, closed: 0 };
+  const state: Echo = { listener: undefined as never, port: 0, closed: 0, received: "" };
   state.listener = Bun.listen({
     hostname: "127.0.0.1",
     port: 0,
     socket: {
       data(s, chunk) {
+        state.received += new TextDecoder().decode(chunk);
         s.write(`${name}:${new TextDecoder().decode(chunk)}`);
       },
       close() {
@@ -121,6 +123,22 @@ describe("test proxy", () => {
     await waitFor(() => fresh.received === "a:3");
     old.socket.end();
     fresh.socket.end();
+  });
+
+  test('blackhole("toClient"): requests still reach the upstream, its replies vanish', async () => {
+    const a = echo("a");
+    const proxy = await startProxy({ upstreams: [a.port] });
+    track(proxy, a);
+    const p = await dial(proxy.port);
+    p.socket.write("1");
+    await waitFor(() => p.received === "a:1");
+    expect(proxy.blackhole("toClient")).toBe(1);
+    p.socket.write("2");
+    await waitFor(() => a.received === "12");
+    await Bun.sleep(100);
+    expect(p.received).toBe("a:1");
+    expect(p.ended).toBe(false);
+    p.socket.end();
   });
 
   test("dropAll() closes every connection at both ends; setUpstreams() redirects new ones", async () => {

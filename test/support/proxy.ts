@@ -6,6 +6,7 @@
  *   const proxy = await startProxy({ upstreams: [a.port, b.port] });
  *   proxy.url("/ws")        // ws://127.0.0.1:<proxy port>/ws
  *   proxy.blackhole()       // every open connection goes silent, no FIN, no RST (a dead link)
+ *   proxy.blackhole("toClient")  // only replies are lost: requests still arrive (a lost ack)
  *   proxy.dropAll()         // every open connection is closed at once (both ends see 1006)
  *   proxy.setUpstreams([c.port])   // new connections go there; open ones keep theirs
  *   await proxy.close()     // stop listening, close everything
@@ -33,17 +34,20 @@ export interface TcpProxy {
   /** Open connections per upstream port (blackholed ones included). */
   connectionsByUpstream(): Map<number, number>;
   /**
-   * Every connection open now stops forwarding in both directions and stops propagating closes:
-   * bytes are read and discarded, neither end gets a FIN or RST, so both believe the link is up
-   * (a laptop that slept, a NAT that forgot the flow). Connections opened later are forwarded
-   * normally. Returns how many connections were black-holed.
+   * Every connection open now stops forwarding and stops propagating closes: bytes are read and
+   * discarded, neither end gets a FIN or RST, so both believe the link is up (a laptop that slept,
+   * a NAT that forgot the flow). `direction` limits the loss to one way: "toClient" loses what
+   * the upstream sends (the server gets a request, its reply vanishes), "toUpstream" the reverse.
+   * Connections opened later are forwarded normally. Returns how many connections were black-holed.
    */
-  blackhole(): number;
+  blackhole(direction?: BlackholeDirection): number;
   /** Closes every open connection now (both ends). Returns how many there were. */
   dropAll(): number;
   /** Stops listening and closes every connection. */
   close(): Promise<void>;
 }
+
+export type BlackholeDirection = "both" | "toClient" | "toUpstream";
 
 interface Pair {
   client: Socket<Side>;
@@ -51,7 +55,10 @@ interface Pair {
   upstreamPort: number;
   toUpstream: Uint8Array[];
   toClient: Uint8Array[];
+  /** Closes no longer propagate (set by any blackhole). */
   blackholed: boolean;
+  dropToClient: boolean;
+  dropToUpstream: boolean;
   clientClosed: boolean;
   upstreamClosed: boolean;
 }
@@ -103,11 +110,11 @@ export async function startProxy(options: ProxyOptions): Promise<TcpProxy> {
   const upstreamHandlers = {
     data(s: Socket<Side>, chunk: Uint8Array) {
       const { pair } = s.data;
-      if (!pair.blackholed && !pair.clientClosed) forward(pair.client, pair.toClient, chunk);
+      if (!pair.dropToClient && !pair.clientClosed) forward(pair.client, pair.toClient, chunk);
     },
     drain(s: Socket<Side>) {
       const { pair } = s.data;
-      if (!pair.blackholed) flush(s, pair.toUpstream);
+      if (!pair.dropToUpstream) flush(s, pair.toUpstream);
       if (pair.clientClosed && pair.toUpstream.length === 0) closePair(pair);
     },
     close(s: Socket<Side>) {
@@ -151,6 +158,8 @@ export async function startProxy(options: ProxyOptions): Promise<TcpProxy> {
           toUpstream: [],
           toClient: [],
           blackholed: false,
+          dropToClient: false,
+          dropToUpstream: false,
           clientClosed: false,
           upstreamClosed: false,
         };
@@ -158,16 +167,16 @@ export async function startProxy(options: ProxyOptions): Promise<TcpProxy> {
         pairs.add(pair);
         void connectUpstream(pair).then((ok) => {
           if (!ok || pair.clientClosed || !pairs.has(pair)) return closePair(pair);
-          if (!pair.blackholed) flush(pair.upstream!, pair.toUpstream);
+          if (!pair.dropToUpstream) flush(pair.upstream!, pair.toUpstream);
         });
       },
       data(client, chunk) {
         const { pair } = client.data;
-        if (!pair.blackholed) forward(pair.upstream, pair.toUpstream, chunk);
+        if (!pair.dropToUpstream) forward(pair.upstream, pair.toUpstream, chunk);
       },
       drain(client) {
         const { pair } = client.data;
-        if (!pair.blackholed) flush(client, pair.toClient);
+        if (!pair.dropToClient) flush(client, pair.toClient);
         if (pair.upstreamClosed && pair.toClient.length === 0 && !pair.blackholed) closePair(pair);
       },
       close(client) {
@@ -199,13 +208,19 @@ export async function startProxy(options: ProxyOptions): Promise<TcpProxy> {
       for (const p of pairs) if (!p.clientClosed && p.upstream) out.set(p.upstreamPort, (out.get(p.upstreamPort) ?? 0) + 1);
       return out;
     },
-    blackhole() {
+    blackhole(direction = "both") {
       let n = 0;
       for (const p of pairs) {
-        if (p.blackholed || p.clientClosed) continue;
+        if (p.clientClosed) continue;
         p.blackholed = true;
-        p.toClient.length = 0;
-        p.toUpstream.length = 0;
+        if (direction !== "toUpstream") {
+          p.dropToClient = true;
+          p.toClient.length = 0;
+        }
+        if (direction !== "toClient") {
+          p.dropToUpstream = true;
+          p.toUpstream.length = 0;
+        }
         n++;
       }
       return n;
