@@ -1,0 +1,109 @@
+/**
+ * The Stores conformance suite (src/stores/stores.ts), run on the memory and Redis stores:
+ * single-use tickets, revocations, and the fixed-window attempt counter.
+ */
+import { afterEach, describe, expect, test } from "bun:test";
+import type { Stores } from "../../src/stores/stores.ts";
+
+export type StoresFactory = () => Stores | Promise<Stores>;
+
+const grant = { user: { id: "u-alice", name: "alice" }, sid: "sid-1" };
+const unique = (prefix: string) => `${prefix}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
+
+export function describeStores(name: string, factory: StoresFactory): void {
+  describe(`Stores conformance: ${name}`, () => {
+    const open: Stores[] = [];
+    afterEach(async () => {
+      await Promise.all(open.splice(0).map((s) => s.close()));
+    });
+    async function stores() {
+      const s = await factory();
+      open.push(s);
+      return s;
+    }
+
+    describe("tickets", () => {
+      test("a ticket is unguessable and redeems to its grant once", async () => {
+        const { tickets } = await stores();
+        const ticket = await tickets.issue(grant, 30);
+        expect(ticket.length).toBeGreaterThanOrEqual(32);
+        expect(await tickets.issue(grant, 30)).not.toBe(ticket);
+        expect(await tickets.redeem(ticket)).toEqual(grant);
+        expect(await tickets.redeem(ticket)).toBeNull();
+      });
+
+      test("an unknown ticket redeems to null", async () => {
+        const { tickets } = await stores();
+        expect(await tickets.redeem("not-a-ticket")).toBeNull();
+      });
+
+      test("50 concurrent redemptions of one ticket: exactly one succeeds", async () => {
+        const { tickets } = await stores();
+        const ticket = await tickets.issue(grant, 30);
+        const results = await Promise.all(Array.from({ length: 50 }, () => tickets.redeem(ticket)));
+        expect(results.filter((r) => r !== null)).toEqual([grant]);
+      });
+
+      test("a ticket expires after its TTL", async () => {
+        const { tickets } = await stores();
+        const ticket = await tickets.issue(grant, 1);
+        await Bun.sleep(1100);
+        expect(await tickets.redeem(ticket)).toBeNull();
+      });
+    });
+
+    describe("revocations", () => {
+      test("a revoked session stays revoked for its TTL; others are not", async () => {
+        const { revocations } = await stores();
+        const [sid, other] = [unique("sid"), unique("sid")];
+        expect(await revocations.isRevoked(sid)).toBe(false);
+        await revocations.revoke(sid, 1);
+        expect(await revocations.isRevoked(sid)).toBe(true);
+        expect(await revocations.isRevoked(other)).toBe(false);
+        await Bun.sleep(1100);
+        expect(await revocations.isRevoked(sid)).toBe(false);
+      });
+    });
+
+    describe("attempts", () => {
+      test("no window: count 0, resetInS 0", async () => {
+        const { attempts } = await stores();
+        expect(await attempts.get(unique("k"))).toEqual({ count: 0, resetInS: 0 });
+      });
+
+      test("failures count within one window that opens at the first failure", async () => {
+        const { attempts } = await stores();
+        const key = unique("alice|127.0.0.1");
+        expect(await attempts.fail(key, 60)).toEqual({ count: 1, resetInS: 60 });
+        const second = await attempts.fail(key, 60);
+        expect(second.count).toBe(2);
+        expect(second.resetInS).toBeGreaterThanOrEqual(59);
+        expect(second.resetInS).toBeLessThanOrEqual(60);
+        const now = await attempts.get(key);
+        expect(now.count).toBe(2);
+        expect(now.resetInS).toBeGreaterThanOrEqual(59);
+        expect((await attempts.get(unique("other"))).count).toBe(0);
+      });
+
+      test("later failures do not extend the window; after it a new one starts", async () => {
+        const { attempts } = await stores();
+        const key = unique("bob");
+        await attempts.fail(key, 2);
+        await Bun.sleep(1100);
+        const late = await attempts.fail(key, 2);
+        expect(late.count).toBe(2);
+        expect(late.resetInS).toBe(1);
+        await Bun.sleep(1000);
+        expect(await attempts.get(key)).toEqual({ count: 0, resetInS: 0 });
+        expect((await attempts.fail(key, 2)).count).toBe(1);
+      });
+
+      test("concurrent failures are all counted", async () => {
+        const { attempts } = await stores();
+        const key = unique("burst");
+        await Promise.all(Array.from({ length: 30 }, () => attempts.fail(key, 60)));
+        expect((await attempts.get(key)).count).toBe(30);
+      });
+    });
+  });
+}
