@@ -1,0 +1,65 @@
+/**
+ * The services of a deployment over Redis (REDIS_URL set): RedisBroker (its own command and
+ * subscriber connections, so a slow history read never delays a publish and pub/sub traffic
+ * never shares a socket with commands), and one more connection shared by presence and the
+ * auth stores. Loaded only when REDIS_URL is set (see services.ts).
+ */
+import type { Config } from "./config.ts";
+import type { Services } from "./services.ts";
+import { createLogger } from "./log.ts";
+import { RedisBroker, type LogFn } from "./broker/redis.ts";
+import { closeConnection, connectWithin, createConnection } from "./broker/redis-connection.ts";
+import { RedisPresence } from "./presence/redis.ts";
+import { redisStores } from "./stores/redis.ts";
+
+export async function createRedisServices(config: Config): Promise<Services> {
+  const url = config.redisUrl;
+  if (url === undefined) throw new Error("createRedisServices needs REDIS_URL");
+  const logger = createLogger(config.logLevel, { instance: config.instanceId, region: config.region, component: "redis" });
+  const log: LogFn = (level, message) => logger[level](message);
+
+  const broker = new RedisBroker({
+    url,
+    instanceId: config.instanceId,
+    historySize: config.historySize,
+    historyTtlS: config.historyTtlS,
+    log,
+  });
+  let dataErrorLogged = false;
+  const data = createConnection(url, {
+    name: `switchboard:${config.instanceId}:data`,
+    onError: (error) => {
+      if (!dataErrorLogged) log("warn", `redis data connection: ${error.message}`);
+      dataErrorLogged = true;
+    },
+  });
+  data.on("ready", () => (dataErrorLogged = false));
+  if (!(await connectWithin(data, 3000))) {
+    log("warn", `Redis at ${redactUrl(url)} is not reachable yet: starting unready, retrying in the background`);
+  }
+  const presence = new RedisPresence({ redis: data, instanceId: config.instanceId, leaseMs: config.presenceLeaseMs, log });
+  const stores = redisStores(data);
+
+  return {
+    broker,
+    presence,
+    stores,
+    async close() {
+      await presence.close();
+      await broker.close();
+      await stores.close();
+      await closeConnection(data);
+    },
+  };
+}
+
+/** The URL without its password, for logs. */
+function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = "***";
+    return u.toString();
+  } catch {
+    return "(invalid url)";
+  }
+}
