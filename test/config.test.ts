@@ -14,7 +14,6 @@ async function expectRefusal(env: Record<string, string | undefined>): Promise<s
     await spawned.exited;
   }
   const output = (spawned.stdout() + spawned.stderr()).trim();
-  expect({ code, output }).toMatchObject({ code: expect.any(Number) });
   expect(code).not.toBe(0);
   return output;
 }

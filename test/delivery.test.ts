@@ -19,7 +19,7 @@ beforeAll(async () => {
     MAX_CONNECTIONS_PER_IP: "1000",
     MAX_CONNECTIONS_PER_USER: "1000",
   });
-});
+}, 30_000);
 afterAll(async () => {
   await closeAll(clients);
   server?.kill();

@@ -25,7 +25,7 @@ async function userId(user: string) {
 
 beforeAll(async () => {
   server = await startServer({ INSTANCE_ID: "proto-1" });
-});
+}, 30_000);
 afterAll(async () => {
   await closeAll(clients);
   server?.kill();
@@ -49,7 +49,8 @@ describe("subscribe / publish / unsubscribe", () => {
     const topic = room("basic");
     const [alice, bob] = await Promise.all([connect("alice"), connect("bob")]);
     const ackA = await alice.request({ type: "subscribe", topic, ref: 1 });
-    expect(ackA).toMatchObject({ type: "ack", ref: 1, topic, seq: expect.any(Number), epoch: expect.any(String) });
+    // structuredClone: Bun 1.4.5's toMatchObject overwrites the received object's fields with asymmetric matchers.
+    expect(structuredClone(ackA)).toMatchObject({ type: "ack", ref: 1, topic, seq: expect.any(Number), epoch: expect.any(String) });
     const ackB = await bob.request({ type: "subscribe", topic, ref: 1 });
     expect(ackB).toMatchObject({ type: "ack", ref: 1, topic, seq: ackA.seq, epoch: ackA.epoch });
     const s0 = ackA.seq as number;
@@ -104,7 +105,7 @@ describe("malformed frames get bad_request and the socket stays usable", () => {
     const c = await connect("alice");
     c.send("{not json");
     const err = await c.nextType("error");
-    expect(err).toMatchObject({ code: "bad_request", message: expect.any(String) });
+    expect(structuredClone(err)).toMatchObject({ code: "bad_request", message: expect.any(String) });
     expect(JSON.stringify(err)).not.toMatch(/\n\s+at |\.ts:\d+/);
     expect((await c.request({ type: "ping", ref: 1 })).type).toBe("pong");
   });

@@ -20,7 +20,7 @@ function open(url: string, opts: ConstructorParameters<typeof TestClient>[1] = {
 
 beforeAll(async () => {
   server = await startServer({ ALLOWED_ORIGINS: `${ALLOWED},http://other.example.test:8080`, AUTH_TIMEOUT_MS: String(AUTH_TIMEOUT_MS) });
-});
+}, 30_000);
 afterAll(async () => {
   await closeAll(clients);
   server?.kill();
@@ -204,7 +204,8 @@ describe("after authentication", () => {
     const c = open(server.wsUrl, { cookie: s.cookie });
     await c.welcome();
     const reply = await c.request({ type: "auth", token, ref: 5 });
-    expect(reply).toMatchObject({ type: "error", ref: 5, code: "bad_request", message: expect.any(String) });
+    // structuredClone: Bun 1.4.5's toMatchObject overwrites the received object's fields with asymmetric matchers.
+    expect(structuredClone(reply)).toMatchObject({ type: "error", ref: 5, code: "bad_request", message: expect.any(String) });
     expect((await c.request({ type: "ping", ref: 6 })).type).toBe("pong");
     expect(c.isOpen).toBe(true);
   });
