@@ -1,0 +1,50 @@
+/**
+ * A deployment for black-box tests: one real redis-server and N Switchboard processes sharing it
+ * (same SESSION_SECRET from TEST_ENV, distinct INSTANCE_IDs), started in parallel.
+ */
+import { startRedis, type TestRedis } from "./redis.ts";
+import { startServer, type TestServer } from "./server.ts";
+
+export interface TestCluster {
+  redis: TestRedis;
+  nodes: TestServer[];
+  /** Starts one more process of the deployment (e.g. to kill -9 it). */
+  add(name: string, env?: Record<string, string>): Promise<TestServer>;
+  /** Kills every process and Redis. */
+  stop(): Promise<void>;
+}
+
+/** Limits generous enough for many test sockets from one IP and user. */
+export const CLUSTER_ENV: Record<string, string> = {
+  MAX_CONNECTIONS_PER_IP: "5000",
+  MAX_CONNECTIONS_PER_USER: "5000",
+  RATE_LIMIT_PER_S: "1000",
+  RATE_LIMIT_BURST: "1000",
+};
+
+export async function startCluster(names: string[], env: Record<string, string> = {}): Promise<TestCluster> {
+  const redis = await startRedis();
+  const all: TestServer[] = [];
+  const add = async (name: string, extra: Record<string, string> = {}) => {
+    const server = await startServer({ ...CLUSTER_ENV, ...env, ...extra, REDIS_URL: redis.url, INSTANCE_ID: name });
+    all.push(server);
+    return server;
+  };
+  try {
+    const nodes = await Promise.all(names.map((name) => add(name)));
+    return {
+      redis,
+      nodes,
+      add,
+      async stop() {
+        for (const server of all) server.kill();
+        await Promise.all(all.map((s) => s.proc.exited));
+        await redis.stop();
+      },
+    };
+  } catch (error) {
+    for (const server of all) server.kill();
+    await redis.stop();
+    throw error;
+  }
+}
