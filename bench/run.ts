@@ -35,6 +35,7 @@ const { values: f } = parseArgs({
     quick: { type: "boolean", default: false },
     "cpu-prof": { type: "boolean", default: false },
     "max-minutes": { type: "string", default: "40" },
+    "sb-env": { type: "string", default: "" },
     help: { type: "boolean", default: false },
   },
   allowPositionals: false,
@@ -44,7 +45,8 @@ if (f.help) {
   console.log(`bun run bench -- [--scenario fanout,rooms,idle,connect,publish|all] [--targets limit,socketio,switchboard]
   [--subs 1000] [--procs 2] [--gen-procs 2] [--duration 10] [--warmup 2] [--repeat 3]
   [--rate max,500] [--window 64] [--lag-cap 500] [--rooms 100] [--room-size 10] [--room-rate 2000]
-  [--idle-conns 15000] [--connect-concurrency 32] [--payload 0] [--quick] [--cpu-prof] [--max-minutes 40]`);
+  [--idle-conns 15000] [--connect-concurrency 32] [--payload 0] [--quick] [--cpu-prof] [--max-minutes 40]
+  [--sb-env KEY=VALUE,...]   extra environment for the Switchboard processes`);
   process.exit(0);
 }
 
@@ -73,7 +75,11 @@ const opts: RunOptions = {
   window: Number(f.window),
   lagCap: Number(f["lag-cap"]),
   payload: Number(f.payload),
-  start: f["cpu-prof"] ? { bunFlags: ["--cpu-prof", `--cpu-prof-dir=${profDir}`] } : {},
+  start: {
+    bunFlags: f["cpu-prof"] ? ["--cpu-prof", `--cpu-prof-dir=${profDir}`] : [],
+    // Extra Switchboard environment, e.g. --sb-env LOG_LEVEL=info,HISTORY_SIZE=1000
+    env: Object.fromEntries(f["sb-env"]!.split(",").filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)])),
+  },
 };
 if (f["cpu-prof"]) mkdirSync(profDir, { recursive: true });
 
@@ -160,7 +166,7 @@ function med(scenario: Scenario, variant: string, target: TargetName) {
 }
 
 const fmt = (v: number | undefined, d = 0) => (v === undefined || Number.isNaN(v) ? "-" : v.toLocaleString("en-US", { maximumFractionDigits: d, minimumFractionDigits: d }));
-const lines: string[][] = [["scenario", "variant", "target", "runs", "main (median)", "× limit", "p50 ms", "p99 ms", "max ms", "lost/dup/reord", "server CPU%", "gen CPU%"]];
+const lines: string[][] = [["scenario", "variant", "target", "runs", "main (median)", "× limit", "p50 ms", "p99 ms", "max ms", "lost/dup/reord", "server CPU%", "gen CPU%", "machine CPU%"]];
 const summary: Record<string, Record<string, Record<string, number>>> = {};
 for (const p of plan) {
   const m = MAIN[p.scenario];
@@ -179,7 +185,7 @@ for (const p of plan) {
       t === "limit" ? "1" : fmt(ratio, 2),
       fmt(s.p50, 2), fmt(s.p99, 2), fmt(s.max, 1),
       p.scenario === "fanout" || p.scenario === "rooms" ? `${s.lost ?? "-"}/${s.duplicated ?? "-"}/${s.reordered ?? "-"}` : "",
-      String(firstRow?.serverCpu ?? ""), String(firstRow?.genCpu ?? ""),
+      String(firstRow?.serverCpu ?? ""), String(firstRow?.genCpu ?? ""), fmt(s.machineCpu),
     ]);
   }
 }
@@ -189,7 +195,7 @@ for (const [i, l] of lines.entries()) {
   console.log(l.map((c, k) => c.padEnd(widths[k]!)).join(" | "));
   if (i === 0) console.log(widths.map((w) => "-".repeat(w)).join("-|-"));
 }
-console.log("(server/gen CPU%: first run, per process, 100 = one core)");
+console.log("(server/gen CPU%: first run, per process, 100 = one core; machine CPU%: median, whole machine incl. other users, 200 = both cores)");
 
 // The issue's targets, judged on the medians of this invocation.
 const verdicts: string[] = [];

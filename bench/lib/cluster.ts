@@ -160,7 +160,7 @@ export async function startServers(target: TargetName, n: number, redisUrl: stri
       cmd = ["bun", ...(opts.bunFlags ?? []), `${ROOT}src/server.ts`];
       env = switchboardEnv(port, redisUrl, i, opts.env ?? {});
     }
-    const proc = procs.add(Bun.spawn(cmd, { cwd: ROOT, env: { ...env, ...(opts.env ?? {}) }, stdio }));
+    const proc = procs.add(Bun.spawn(cmd, { cwd: ROOT, env, stdio }));
     started.push(proc);
     endpoints.push({ host: "127.0.0.1", port });
   }
@@ -202,6 +202,13 @@ export function cpuMsOf(pid: number): number {
   } catch {
     return NaN;
   }
+}
+
+/** Busy CPU time of the whole machine in ms (all cores; /proc/stat minus idle and iowait). */
+export function machineBusyMs(): number {
+  const f = readFileSync("/proc/stat", "utf8").split("\n", 1)[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const total = f.slice(0, 8).reduce((a, b) => a + b, 0);
+  return ((total - f[3]! - f[4]!) * 1000) / 100;
 }
 
 // ------------------------------------------------------------------ workers

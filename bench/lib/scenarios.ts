@@ -5,7 +5,7 @@
  */
 import type { TargetName } from "./dialects.ts";
 import { Histogram } from "./histogram.ts";
-import { cpuMsOf, procs, rssKb, spawnWorker, startRedis, startServers, type Endpoint, type Servers, type StartOptions, type Worker } from "./cluster.ts";
+import { cpuMsOf, machineBusyMs, procs, rssKb, spawnWorker, startRedis, startServers, type Endpoint, type Servers, type StartOptions, type Worker } from "./cluster.ts";
 import { nowUs } from "./ws.ts";
 
 export interface RunOptions {
@@ -47,13 +47,17 @@ async function withCluster<T>(target: TargetName, n: number, opts: StartOptions,
   }
 }
 
-/** Samples the CPU of the given pids between two absolute times. */
+/**
+ * Samples the CPU of the given pids between two absolute times; the last entry is the whole
+ * machine's busy CPU (200 = both cores), which shows how much other work shared the run.
+ */
 function cpuSampler(pids: number[], fromUs: number, toUs: number): () => number[] {
   let a: number[] = [];
   let b: number[] = [];
-  setTimeout(() => (a = pids.map(cpuMsOf)), Math.max(0, (fromUs - nowUs()) / 1000));
-  setTimeout(() => (b = pids.map(cpuMsOf)), Math.max(0, (toUs - nowUs()) / 1000));
-  return () => pids.map((_, i) => pct((b[i] ?? NaN) - (a[i] ?? NaN), (toUs - fromUs) / 1000));
+  const sample = () => [...pids.map(cpuMsOf), machineBusyMs()];
+  setTimeout(() => (a = sample()), Math.max(0, (fromUs - nowUs()) / 1000));
+  setTimeout(() => (b = sample()), Math.max(0, (toUs - nowUs()) / 1000));
+  return () => [...pids, -1].map((_, i) => pct((b[i] ?? NaN) - (a[i] ?? NaN), (toUs - fromUs) / 1000));
 }
 
 async function spawnSubs(servers: Servers, target: TargetName, total: number, roomSize: number, genProcs: number, hosts?: string[]): Promise<Worker[]> {
@@ -143,8 +147,9 @@ export async function runFanout(target: TargetName, o: RunOptions, subs: number,
         closeCodes: rs.reduce((a, r) => merge(a, r.closeCodes), merge({}, ready.closeCodes)),
         genCpu: rs.map((r) => pct(r.cpu?.cpuMs, r.cpu?.wallMs)).join("+"),
         pubCpu: pct(pr.cpu?.cpuMs, pr.cpu?.wallMs),
-        serverCpu: cpus.slice(0, -1).join("+"),
-        redisCpu: cpus.at(-1),
+        serverCpu: cpus.slice(0, -2).join("+"),
+        redisCpu: cpus.at(-2),
+        machineCpu: cpus.at(-1),
       };
     } finally {
       for (const w of [...subsW, pub]) w.send({ cmd: "exit" });
@@ -213,6 +218,7 @@ export async function runConnect(target: TargetName, o: RunOptions, concurrency:
         errors: rs.reduce((a, r) => merge(a, r.errors), {} as Record<string, number>),
         genCpu: rs.map((r) => pct(r.cpu?.cpuMs, r.cpu?.wallMs)).join("+"),
         serverCpu: cpu()[0],
+        machineCpu: cpu()[1],
       };
     } finally {
       for (const w of workers) w.send({ cmd: "exit" });
