@@ -23,7 +23,7 @@ beforeAll(async () => {
     RATE_LIMIT_BURST: "100000",
     MAX_CONNECTIONS_PER_IP: "1000",
     MAX_CONNECTIONS_PER_USER: "1000",
-  });
+  }, 15_000);
 });
 afterEach(async () => {
   for (const f of cleanup.splice(0).reverse()) await f();
@@ -82,7 +82,7 @@ describe("promise API: subscribe, publish, presence", () => {
     await Bun.sleep(100);
     expect(bob.seqs(topic)).toEqual([1]);
     expect(alice.seqs(topic)).toEqual([1, 2]);
-  });
+  }, 15_000);
 
   test("refusals reject with a typed error carrying the server's code", async () => {
     const alice = await aliceVia(server.wsUrl);
@@ -95,7 +95,7 @@ describe("promise API: subscribe, publish, presence", () => {
     const topic = room();
     await alice.client.subscribe(topic, () => {});
     expect(await alice.client.subscribe(topic, () => {}).catch((e) => e.code)).toBe("bad_request");
-  });
+  }, 15_000);
 
   test("ticket auth asks for a fresh ticket on every attempt", async () => {
     const proxy = track(await startProxy({ upstreams: [server.port] }));
@@ -110,7 +110,7 @@ describe("promise API: subscribe, publish, presence", () => {
     expect(tickets).toBe(2);
     await r.client.publish(topic, "x");
     await waitFor(() => r.seqs(topic).length === 1, 3000, "message after reconnect");
-  });
+  }, 15_000);
 });
 
 describe("publishing across reconnects happens exactly once", () => {
@@ -138,7 +138,7 @@ describe("publishing across reconnects happens exactly once", () => {
     await Bun.sleep(200);
     expect(watcher.messages.get(topic)!.map((m) => m.seq)).toEqual([ack.seq]);
     expect(alice.seqs(topic)).toEqual([ack.seq]);
-  });
+  }, 15_000);
 
   test("a publish whose ack was lost is resent with the same key after the reconnect and not duplicated", async () => {
     const topic = room();
@@ -159,7 +159,7 @@ describe("publishing across reconnects happens exactly once", () => {
     expect(watcher.messages.get(topic)!.length).toBe(1);
     expect(alice.seqs(topic)).toEqual([published!.seq]);
     expect(alice.recovered).toEqual([{ topic, recovered: true }]);
-  });
+  }, 15_000);
 });
 
 describe("close codes", () => {
@@ -179,7 +179,7 @@ describe("close codes", () => {
     await Bun.sleep(500);
     expect(r.count("connecting")).toBe(attempts);
     expect(await r.client.publish(topic, 1).catch((e) => e.code)).toBe("closed");
-  });
+  }, 15_000);
 
   test("a bad first-message token gets 4001: unauthorized, no retry", async () => {
     const r = recordedClient({ url: server.wsUrl, getToken: async () => "not-a-token" });
@@ -187,7 +187,7 @@ describe("close codes", () => {
     await waitFor(() => r.count("unauthorized") === 1, 3000, "unauthorized");
     expect(r.count("connecting")).toBe(1);
     expect(r.count("reconnecting")).toBe(0);
-  });
+  }, 15_000);
 });
 
 describe("a silently dead link", () => {
@@ -215,5 +215,5 @@ describe("a silently dead link", () => {
     expect(alice.messages.get(topic)!.map((m) => m.data)).toEqual(range(0, 8));
     expect(alice.recovered).toEqual([{ topic, recovered: true }]);
     expect(alice.resyncs).toEqual([]);
-  });
+  }, 15_000);
 });
