@@ -23,8 +23,8 @@ beforeAll(async () => {
     RATE_LIMIT_BURST: "100000",
     MAX_CONNECTIONS_PER_IP: "1000",
     MAX_CONNECTIONS_PER_USER: "1000",
-  }, 15_000);
-});
+  });
+}, 20_000);
 afterEach(async () => {
   for (const f of cleanup.splice(0).reverse()) await f();
 });
