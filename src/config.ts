@@ -91,6 +91,7 @@ const Env = z.object({
   DRAIN_MS: int(0, 300_000).default(3000),
   TRUST_PROXY: bool.optional(),
   IDLE_TIMEOUT_S: int(0, 960).default(60),
+  MAX_CONNECTION_AGE_S: int(0, 30 * 86_400).default(0),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error", "silent"]).default("info"),
 });
 
@@ -129,6 +130,8 @@ export interface Config {
   drainMs: number;
   trustProxy: boolean;
   idleTimeoutS: number;
+  /** Close a socket with 1012 after about this many seconds (±10 % jitter) so clients rebalance; 0 = never. */
+  maxConnectionAgeS: number;
   logLevel: "debug" | "info" | "warn" | "error" | "silent";
 }
 
@@ -203,6 +206,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     drainMs: e.DRAIN_MS,
     trustProxy: e.TRUST_PROXY ?? onFly,
     idleTimeoutS: e.IDLE_TIMEOUT_S,
+    maxConnectionAgeS: e.MAX_CONNECTION_AGE_S,
     logLevel: e.LOG_LEVEL,
   };
 }

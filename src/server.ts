@@ -45,7 +45,8 @@ export async function startSwitchboard(config: Config): Promise<Running> {
   });
   gateway.server = server;
 
-  const sweep = setInterval(() => gateway.expireSessions(Math.floor(Date.now() / 1000)), 5000);
+  const sweepMs = config.maxConnectionAgeS > 0 && config.maxConnectionAgeS < 10 ? 250 : 5000;
+  const sweep = setInterval(() => gateway.sweep(Date.now()), sweepMs);
   sweep.unref();
 
   log.info("listening", { url: `http://${config.host}:${server.port}`, broker: config.redisUrl ? "redis" : "memory", users: users.size });

@@ -48,6 +48,8 @@ export class Connection implements Member, Registered {
   /** Topics this socket is a hub member of (subscribed, or being subscribed). */
   readonly topics = new Set<string>();
   readonly openedAt = Date.now();
+  /** When the sweep closes this socket with 1012 (MAX_CONNECTION_AGE_S), or null. */
+  readonly retireAt: number | null;
   private state: State;
   /** Frames (and internal jobs, such as the welcome) waiting to be handled, oldest first. */
   private readonly queue: (string | (() => Promise<void>))[] = [];
@@ -70,7 +72,8 @@ export class Connection implements Member, Registered {
     this.sid = init.sid;
     this.expiresAt = init.expiresAt;
     this.state = init.user === null ? "awaiting-auth" : "authenticating";
-    this.bucket = new TokenBucket(gw.config.rateLimitPerS, gw.config.rateLimitBurst, Date.now());
+    this.bucket = new TokenBucket(gw.config.rateLimitPerS, gw.config.rateLimitBurst, this.openedAt);
+    this.retireAt = gw.retireAt(this.openedAt);
   }
 
   get isOpen(): boolean {
@@ -92,7 +95,7 @@ export class Connection implements Member, Registered {
     this.authTimer = setTimeout(() => {
       this.authTimer = null;
       if (this.state === "awaiting-auth" || (this.state === "authenticating" && this.user === null)) {
-        this.gw.noteAuthFailure("timeout");
+        this.gw.noteAuthFailure("timeout", { connectionId: this.id, ip: this.ip });
         this.close(Close.authTimeout, "authentication timeout");
       }
     }, this.gw.config.authTimeoutMs);
@@ -141,6 +144,7 @@ export class Connection implements Member, Registered {
   send(frame: string): void {
     const ws = this.ws;
     if (ws === null || this.state === "closed") return;
+    this.gw.metrics.frameOut(frame);
     if (ws.send(frame, false) === 0) this.closeSlow();
   }
 
@@ -280,7 +284,7 @@ export class Connection implements Member, Registered {
 
   private async authenticate(parsed: unknown): Promise<void> {
     if (!isObject(parsed) || parsed.type !== "auth") {
-      this.gw.noteAuthFailure("protocol");
+      this.gw.noteAuthFailure("protocol", { connectionId: this.id, ip: this.ip });
       this.close(Close.policy, "the first frame must be auth");
       return;
     }
@@ -289,7 +293,7 @@ export class Connection implements Member, Registered {
     const claims = token.length > 0 && token.length <= 8192 ? await this.gw.verifyToken(token) : null;
     if ((this.state as State) === "closed") return;
     if (claims === null) {
-      this.gw.noteAuthFailure("bad_token");
+      this.gw.noteAuthFailure("bad_token", { connectionId: this.id, ip: this.ip });
       this.close(Close.unauthorized, "invalid or expired token");
       return;
     }

@@ -14,7 +14,7 @@ import { Close, ErrorCode, SwitchboardError } from "../protocol/codes.ts";
 import { Hub } from "./hub.ts";
 import { Registry } from "./registry.ts";
 import { Connection, type SocketData } from "./connection.ts";
-import { Metrics } from "../metrics.ts";
+import { Metrics, messageTs } from "../metrics.ts";
 
 export type SwitchboardServer = Server<SocketData>;
 
@@ -51,6 +51,14 @@ export class Gateway {
         if (outcome !== "repaired") this.log.warn("topic gap", { topic, outcome });
       },
     });
+    this.metrics.bind({
+      connectionsByAuth: () => {
+        const counts = new Map<string, number>();
+        for (const conn of this.registry.all) counts.set(conn.authMode, (counts.get(conn.authMode) ?? 0) + 1);
+        return counts;
+      },
+      brokerUp: () => deps.services.broker.healthy,
+    });
   }
 
   /** Starts the broker and presence with this gateway as their listener. */
@@ -61,6 +69,7 @@ export class Gateway {
       onEphemeral: (topic, frame) => this.hub.onEphemeral(topic, frame),
       onControl: (message) => this.onControl(message),
       onReconnect: () => {
+        this.metrics.brokerReconnects.inc();
         this.log.warn("broker link restored; re-reading history of every topic", { topics: this.hub.topicsCount() });
         this.hub.onReconnect();
       },
@@ -84,16 +93,28 @@ export class Gateway {
       message: (ws, message) => ws.data.conn.received(message),
       close: (ws, code) => {
         this.metrics.wsClosed.inc({ code: String(code) });
-        ws.data.conn.closed();
+        const conn = ws.data.conn;
+        this.log.info("connection closed", { connectionId: conn.id, user: conn.userId, auth: conn.authMode, code, durationMs: Date.now() - conn.openedAt });
+        conn.closed();
       },
     };
   }
 
-  /** Local fan-out of one serialized frame; a drop means a subscriber passed its limit. */
+  /**
+   * Local fan-out of one serialized frame; a drop means a subscriber passed its limit. For a
+   * `message`, the lag since its `ts` is read from the frame's tail (no parse on the hot path).
+   */
   fanout(topic: string, frame: string): void {
     const server = this.server;
     if (server === null) return;
     this.metrics.deliveries.inc();
+    const sockets = server.subscriberCount(topic);
+    this.metrics.frameOut(frame, sockets);
+    if (frame.startsWith('{"type":"message"')) {
+      this.metrics.socketDeliveries.inc(sockets);
+      const ts = messageTs(frame);
+      if (Number.isFinite(ts)) this.metrics.deliveryLag.observe(Math.max(0, Date.now() - ts) / 1000);
+    }
     if (server.publish(topic, frame, false) === 0) {
       for (const member of this.hub.members(topic)) {
         const conn = member as Connection;
@@ -146,11 +167,12 @@ export class Gateway {
 
   forget(conn: Connection): void {
     this.registry.remove(conn);
-    this.log.debug("connection closed", { connectionId: conn.id, user: conn.userId });
   }
 
-  noteAuthFailure(reason: string): void {
+  /** Counts and logs a refused authentication. `fields` never carry the credential itself. */
+  noteAuthFailure(reason: string, fields: { connectionId?: string; ip?: string } = {}): void {
     this.metrics.authFailures.inc({ reason });
+    this.log.info("auth failure", { reason, ...fields });
   }
 
   noteClose(code: number): void {
@@ -219,11 +241,25 @@ export class Gateway {
     if (message.type === "revoke-session") this.closeSession(message.sid);
   }
 
-  /** Closes sockets whose session expired; runs on the gateway's sweep. */
-  expireSessions(nowS: number): void {
+  /**
+   * The periodic sweep: closes sockets whose cookie session expired (4001) and, with
+   * MAX_CONNECTION_AGE_S, sockets past their jittered age (1012) so clients rebalance after a
+   * scale-out. One pass over the sockets instead of a timer per socket.
+   */
+  sweep(nowMs: number): void {
+    const nowS = Math.floor(nowMs / 1000);
     for (const conn of this.registry.all) {
-      if (conn.expiresAt !== null && conn.expiresAt < nowS && conn.isOpen) conn.close(Close.unauthorized, "session expired");
+      if (!conn.isOpen) continue;
+      if (conn.expiresAt !== null && conn.expiresAt < nowS) conn.close(Close.unauthorized, "session expired");
+      else if (conn.retireAt !== null && conn.retireAt <= nowMs) conn.close(Close.restarting, "connection age reached; reconnect");
     }
+  }
+
+  /** When a new socket should be retired (MAX_CONNECTION_AGE_S ± 10 %), or null. */
+  retireAt(openedAt: number): number | null {
+    const ageS = this.config.maxConnectionAgeS;
+    if (ageS === 0) return null;
+    return openedAt + ageS * 1000 * (0.9 + Math.random() * 0.2);
   }
 
   // ── Drain ──────────────────────────────────────────────────────────────────

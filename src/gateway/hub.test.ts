@@ -173,7 +173,7 @@ describe("hub recovery with since", () => {
     const t = setup({ historySize: 3 });
     await t.publish(10);
     const m = new t.TestMember();
-    let recovered: boolean | null = null;
+    let recovered = null as boolean | null;
     await t.hub.subscribe(m, "room:a", { seq: 2, epoch: "nope" }, (a) => (recovered = a.recovered));
     expect(recovered).toBe(false);
     const epoch = t.hub.position("room:a")!.epoch;
