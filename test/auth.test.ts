@@ -252,3 +252,10 @@ describe("errors never leak internals", () => {
     expect(health.status).toBe(200);
   });
 });
+
+describe("no server faults", () => {
+  test("the server logged no error, stack trace or unhandled rejection", async () => {
+    await Bun.sleep(50);
+    expect(server.faults()).toEqual([]);
+  });
+});

@@ -177,3 +177,10 @@ describe("subscribe with since", () => {
     expect(late.messages.get(topic)).toBeUndefined();
   });
 });
+
+describe("no server faults", () => {
+  test("the server logged no error, stack trace or unhandled rejection", async () => {
+    await Bun.sleep(50);
+    expect(server.faults()).toEqual([]);
+  });
+});

@@ -212,3 +212,10 @@ describe("connection caps, checked before the upgrade", () => {
     expect(c.opened).toBe(false);
   });
 });
+
+describe("no server faults", () => {
+  test("the server logged no error, stack trace or unhandled rejection", async () => {
+    await Bun.sleep(50);
+    for (const s of [small, slow, capped, full]) expect({ port: s.port, faults: s.faults() }).toEqual({ port: s.port, faults: [] });
+  });
+});

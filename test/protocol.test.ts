@@ -3,6 +3,7 @@
  * (§2 `/api/publish`, `/api/presence/:topic`), seen by real WebSocket clients.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import fc from "fast-check";
 import { TestClient, closeAll } from "./support/client.ts";
 import { TEST_API_KEY, apiPublish, readJson, session, startServer, type TestServer } from "./support/server.ts";
 
@@ -360,5 +361,51 @@ describe("the server API is disabled without API_KEY", () => {
     } finally {
       bare.kill();
     }
+  });
+});
+
+describe("nothing a client sends can crash the server or get a stack trace back", () => {
+  test("arbitrary JSON and near-valid frames get replies or errors without internals; the socket and server stay up", async () => {
+    const c = await connect("carol");
+    const topicish = fc.oneof(fc.constantFrom("room:a", "user:x", "broadcast:b", "secret:s", ""), fc.string({ maxLength: 140 }), fc.anything());
+    const frame = fc.oneof(
+      fc.jsonValue({ maxDepth: 4 }),
+      fc.record(
+        {
+          type: fc.constantFrom("subscribe", "unsubscribe", "publish", "presence", "ping", "auth", "welcome", "__proto__", "constructor"),
+          topic: topicish,
+          ref: fc.oneof(fc.integer(), fc.double(), fc.string({ maxLength: 5 }), fc.constant(-1)),
+          data: fc.jsonValue({ maxDepth: 3 }),
+          since: fc.anything({ maxDepth: 2 }),
+          key: fc.oneof(fc.string({ maxLength: 70 }), fc.integer()),
+          token: fc.string({ maxLength: 20 }),
+        },
+        { requiredKeys: ["type"] },
+      ),
+    );
+    const samples = fc.sample(frame, { numRuns: 70, seed: 4242 });
+    const texts = samples.map((f) => {
+      try {
+        return JSON.stringify(f) ?? "null";
+      } catch {
+        return "{}";
+      }
+    });
+    texts.push('{"type":"subscribe","topic":"room:a","__proto__":{"admin":true}}', "1e400", "[".repeat(5000) + "]".repeat(5000), '{"type":"ping","ref":1e400}', '{"type":', "\u0000");
+    for (const t of texts) c.send(t.length > 60_000 ? t.slice(0, 60_000) : t);
+    const pong = await c.request({ type: "ping", ref: 999_999 }, 5000);
+    expect(pong).toEqual({ type: "pong", ref: 999_999 });
+    for (const f of c.frames) {
+      const text = JSON.stringify(f);
+      expect(text).not.toMatch(/\n\s+at |\.ts:\d+|node_modules/);
+      if (f.type === "error") expect(["bad_request", "forbidden", "not_found", "too_large"]).toContain(f.code);
+    }
+    const health = await fetch(`${server.url}/healthz`);
+    expect(health.status).toBe(200);
+  });
+
+  test("the server logged no error, stack trace or unhandled rejection", async () => {
+    await Bun.sleep(50);
+    expect(server.faults()).toEqual([]);
   });
 });

@@ -3,13 +3,14 @@
  * authenticate a socket — cookie, single-use ticket, first-message token.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { TestClient, closeAll, upgradeStatus } from "./support/client.ts";
+import { RawWebSocket, TestClient, closeAll, upgradeStatus } from "./support/client.ts";
 import { getTicket, getToken, login, session, startServer, type TestServer } from "./support/server.ts";
 
 const ALLOWED = "http://app.example.test";
 const AUTH_TIMEOUT_MS = 400;
 
 let server: TestServer;
+let shortTickets: TestServer; // TICKET_TTL_S=1
 const clients = new Set<TestClient>();
 
 function open(url: string, opts: ConstructorParameters<typeof TestClient>[1] = {}) {
@@ -19,11 +20,15 @@ function open(url: string, opts: ConstructorParameters<typeof TestClient>[1] = {
 }
 
 beforeAll(async () => {
-  server = await startServer({ ALLOWED_ORIGINS: `${ALLOWED},http://other.example.test:8080`, AUTH_TIMEOUT_MS: String(AUTH_TIMEOUT_MS) });
+  [server, shortTickets] = await Promise.all([
+    startServer({ ALLOWED_ORIGINS: `${ALLOWED},http://other.example.test:8080`, AUTH_TIMEOUT_MS: String(AUTH_TIMEOUT_MS) }),
+    startServer({ TICKET_TTL_S: "1" }),
+  ]);
 }, 30_000);
 afterAll(async () => {
   await closeAll(clients);
   server?.kill();
+  shortTickets?.kill();
 });
 
 /** A refused upgrade: the raw status is `status`, and a WebSocket client never opens (1006). */
@@ -138,16 +143,12 @@ describe("ticket authentication", () => {
   });
 
   test("an expired ticket → 401 (TICKET_TTL_S=1)", async () => {
-    const short = await startServer({ TICKET_TTL_S: "1" });
-    try {
-      const cookie = await login(short, "alice");
-      const t = await getTicket(short, cookie);
-      await Bun.sleep(2100);
-      const raw = await upgradeStatus(`${short.wsUrl}?ticket=${encodeURIComponent(t)}`, {});
-      expect(raw.status).toBe(401);
-    } finally {
-      short.kill();
-    }
+    const cookie = await login(shortTickets, "alice");
+    const fresh = await getTicket(shortTickets, cookie);
+    const stale = await getTicket(shortTickets, cookie);
+    expect((await upgradeStatus(`${shortTickets.wsUrl}?ticket=${encodeURIComponent(fresh)}`)).status).toBe(101);
+    await Bun.sleep(2100);
+    expect((await upgradeStatus(`${shortTickets.wsUrl}?ticket=${encodeURIComponent(stale)}`)).status).toBe(401);
   });
 });
 
@@ -216,5 +217,28 @@ describe("after authentication", () => {
     await c.welcome();
     c.sendRaw(new Uint8Array([1, 2, 3]));
     expect((await c.waitClose()).code).toBe(1003);
+  });
+});
+
+describe("framing errors from the WebSocket engine", () => {
+  test("a text frame that is not valid UTF-8 → close 1007", async () => {
+    const s = await session(server, "alice");
+    const raw = await RawWebSocket.connect(server.wsUrl, { Cookie: s.cookie });
+    try {
+      expect(raw.response.status).toBe(101);
+      await raw.waitFrame((f) => f.type === "welcome");
+      raw.sendFrame(0x1, new Uint8Array([0x7b, 0xff, 0xfe, 0x7d]));
+      await raw.until(() => raw.closeFrame ?? undefined, 3000, "a close frame");
+      expect(raw.closeFrame!.code).toBe(1007);
+    } finally {
+      raw.destroy();
+    }
+  });
+});
+
+describe("no server faults", () => {
+  test("the server logged no error, stack trace or unhandled rejection", async () => {
+    await Bun.sleep(50);
+    expect(server.faults()).toEqual([]);
   });
 });

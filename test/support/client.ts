@@ -426,11 +426,15 @@ export class RawWebSocket {
 
   /** Sends a masked text frame (clients must mask). */
   sendText(text: string): void {
-    const payload = Buffer.from(text, "utf8");
+    this.sendFrame(0x1, Buffer.from(text, "utf8"));
+  }
+
+  /** Sends one final, masked frame with any opcode and payload (even invalid UTF-8 in a text frame). */
+  sendFrame(opcode: number, payload: Uint8Array): void {
     const mask = crypto.getRandomValues(new Uint8Array(4));
     const len = payload.length;
     const head = len < 126 ? Buffer.alloc(2) : len < 65536 ? Buffer.alloc(4) : Buffer.alloc(10);
-    head[0] = 0x81;
+    head[0] = 0x80 | opcode;
     if (len < 126) head[1] = 0x80 | len;
     else if (len < 65536) {
       head[1] = 0x80 | 126;

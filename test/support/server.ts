@@ -44,6 +44,11 @@ export interface TestServer {
   logs(): string;
   stdout(): string;
   stderr(): string;
+  /**
+   * Output lines that signal a server fault: log lines at level "error" or "fatal", and anything
+   * that is not a JSON log line (a stack trace, Bun's report of an unhandled rejection).
+   */
+  faults(): string[];
   /** Cached sessions per user name, so tests do not pay argon2 for every socket. */
   sessions: Map<string, Session>;
 }
@@ -175,11 +180,26 @@ export async function startServer(
         if (exitCode === null && !proc.killed) proc.kill("SIGKILL");
       },
       logs,
+      faults: () => faultLines(logs()),
       stdout: spawned.stdout,
       stderr: spawned.stderr,
       sessions: new Map(),
     };
   }
+}
+
+export function faultLines(output: string): string[] {
+  return output
+    .split("\n")
+    .filter((line) => line.trim() !== "")
+    .filter((line) => {
+      try {
+        const entry = JSON.parse(line) as { level?: unknown };
+        return entry.level === "error" || entry.level === "fatal";
+      } catch {
+        return true;
+      }
+    });
 }
 
 /** The first `name=value` pair of a Set-Cookie header. */
