@@ -16,7 +16,7 @@ afterEach(async () => {
   for (const f of cleanup.splice(0).reverse()) await f();
 });
 function track<T extends SwitchboardClient | TcpProxy | TestServer | TestRedis>(x: T): T {
-  cleanup.push(() => ("kill" in x ? x.kill() : "stop" in x ? x.stop() : x.close()));
+  cleanup.push(() => ("kill" in x ? x.kill() : x.close()));
   return x;
 }
 
