@@ -10,7 +10,8 @@ const ALLOWED = "http://app.example.test";
 const AUTH_TIMEOUT_MS = 400;
 
 let server: TestServer;
-let shortTickets: TestServer; // TICKET_TTL_S=1
+let strict: TestServer; // TICKET_TTL_S=1, MAX_CONNECTIONS_PER_IP=1, no TRUST_PROXY
+let proxied: TestServer; // TRUST_PROXY=true, MAX_CONNECTIONS_PER_IP=1
 const clients = new Set<TestClient>();
 
 function open(url: string, opts: ConstructorParameters<typeof TestClient>[1] = {}) {
@@ -20,15 +21,17 @@ function open(url: string, opts: ConstructorParameters<typeof TestClient>[1] = {
 }
 
 beforeAll(async () => {
-  [server, shortTickets] = await Promise.all([
+  [server, strict, proxied] = await Promise.all([
     startServer({ ALLOWED_ORIGINS: `${ALLOWED},http://other.example.test:8080`, AUTH_TIMEOUT_MS: String(AUTH_TIMEOUT_MS) }),
-    startServer({ TICKET_TTL_S: "1" }),
+    startServer({ TICKET_TTL_S: "1", MAX_CONNECTIONS_PER_IP: "1" }),
+    startServer({ TRUST_PROXY: "true", MAX_CONNECTIONS_PER_IP: "1" }),
   ]);
 }, 30_000);
 afterAll(async () => {
   await closeAll(clients);
   server?.kill();
-  shortTickets?.kill();
+  strict?.kill();
+  proxied?.kill();
 });
 
 /** A refused upgrade: the raw status is `status`, and a WebSocket client never opens (1006). */
@@ -143,12 +146,12 @@ describe("ticket authentication", () => {
   });
 
   test("an expired ticket → 401 (TICKET_TTL_S=1)", async () => {
-    const cookie = await login(shortTickets, "alice");
-    const fresh = await getTicket(shortTickets, cookie);
-    const stale = await getTicket(shortTickets, cookie);
-    expect((await upgradeStatus(`${shortTickets.wsUrl}?ticket=${encodeURIComponent(fresh)}`)).status).toBe(101);
+    const cookie = await login(strict, "alice");
+    const fresh = await getTicket(strict, cookie);
+    const stale = await getTicket(strict, cookie);
+    expect((await upgradeStatus(`${strict.wsUrl}?ticket=${encodeURIComponent(fresh)}`)).status).toBe(101);
     await Bun.sleep(2100);
-    expect((await upgradeStatus(`${shortTickets.wsUrl}?ticket=${encodeURIComponent(stale)}`)).status).toBe(401);
+    expect((await upgradeStatus(`${strict.wsUrl}?ticket=${encodeURIComponent(stale)}`)).status).toBe(401);
   });
 });
 
@@ -236,9 +239,69 @@ describe("framing errors from the WebSocket engine", () => {
   });
 });
 
+describe("behind a trusted proxy (TRUST_PROXY=true)", () => {
+  const https = { "X-Forwarded-Proto": "https" };
+
+  async function loginVia(server: TestServer, headers: Record<string, string>) {
+    const res = await fetch(`${server.url}/auth/login`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", ...headers },
+      body: JSON.stringify({ username: "alice", password: "alice-password" }),
+    });
+    await res.arrayBuffer();
+    expect(res.status).toBe(200);
+    return res.headers.get("set-cookie") ?? "";
+  }
+
+  test("served over https (X-Forwarded-Proto): the cookie is Secure with the __Host- prefix, Path=/ and no Domain", async () => {
+    const setCookie = await loginVia(proxied, https);
+    expect(setCookie.startsWith("__Host-")).toBe(true);
+    const attrs = setCookie.split(";").map((a) => a.trim().toLowerCase());
+    expect(attrs).toContain("secure");
+    expect(attrs).toContain("httponly");
+    expect(attrs).toContain("samesite=lax");
+    expect(attrs).toContain("path=/");
+    expect(attrs.some((a) => a.startsWith("domain="))).toBe(false);
+  });
+
+  test("without TRUST_PROXY, X-Forwarded-Proto is ignored: no Secure, no __Host-", async () => {
+    const setCookie = await loginVia(server, https);
+    expect(setCookie.startsWith("__Host-")).toBe(false);
+    expect(setCookie.toLowerCase()).not.toContain("secure");
+  });
+
+  test("the own origin takes its scheme from X-Forwarded-Proto: https://host is allowed, http://host is not", async () => {
+    const cookie = (await loginVia(proxied, https)).split(";")[0]!;
+    const host = `127.0.0.1:${proxied.port}`;
+    const ok = await upgradeStatus(proxied.wsUrl, { ...https, Cookie: cookie, Origin: `https://${host}`, "Fly-Client-IP": "203.0.113.1" });
+    expect(ok.status).toBe(101);
+    const refused = await upgradeStatus(proxied.wsUrl, { ...https, Cookie: cookie, Origin: `http://${host}`, "Fly-Client-IP": "203.0.113.2" });
+    expect(refused.status).toBe(403);
+  });
+
+  test("the client IP for MAX_CONNECTIONS_PER_IP comes from Fly-Client-IP", async () => {
+    const s = await session(proxied, "bob");
+    const a = open(proxied.wsUrl, { cookie: s.cookie, headers: { "Fly-Client-IP": "198.51.100.7" } });
+    await a.welcome();
+    const sameIp = await upgradeStatus(proxied.wsUrl, { Cookie: s.cookie, "Fly-Client-IP": "198.51.100.7" });
+    expect(sameIp.status).toBe(429);
+    const b = open(proxied.wsUrl, { cookie: s.cookie, headers: { "Fly-Client-IP": "198.51.100.8" } });
+    await b.welcome();
+  });
+
+  test("without TRUST_PROXY a spoofed Fly-Client-IP does not escape the per-IP cap", async () => {
+    const s = await session(strict, "carol");
+    const first = open(strict.wsUrl, { cookie: s.cookie, headers: { "Fly-Client-IP": "198.51.100.9" } });
+    await first.welcome();
+    const spoofed = await upgradeStatus(strict.wsUrl, { Cookie: s.cookie, "Fly-Client-IP": "198.51.100.10" });
+    expect(spoofed.status).toBe(429);
+  });
+});
+
 describe("no server faults", () => {
   test("the server logged no error, stack trace or unhandled rejection", async () => {
     await Bun.sleep(50);
     expect(server.faults()).toEqual([]);
+    expect(proxied.faults()).toEqual([]);
   });
 });
