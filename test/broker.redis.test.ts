@@ -5,6 +5,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { RedisBroker } from "../src/broker/redis.ts";
 import { SwitchboardError } from "../src/protocol/codes.ts";
+import { startProxy } from "./support/proxy.ts";
 import { startRedis, type TestRedis } from "./support/redis.ts";
 import { describeBroker, Recorder, uniqueTopic, waitFor } from "./suites/broker.suite.ts";
 
@@ -72,6 +73,42 @@ describe("RedisBroker across processes", () => {
 });
 
 describe("RedisBroker when Redis fails", () => {
+  test("a link that stays up but goes deaf is caught by the canary: reconnect, onReconnect, nothing lost", async () => {
+    const proxy = await startProxy({ upstreams: [redis.port] });
+    const behindProxy = new RedisBroker({
+      url: `redis://127.0.0.1:${proxy.port}`,
+      instanceId: `deaf-${process.pid}`,
+      historySize: 100,
+      historyTtlS: 60,
+      canaryIntervalMs: 200,
+      canaryTimeoutMs: 800,
+    });
+    const direct = makeBroker({ historySize: 100, historyTtlS: 60 });
+    const events = new Recorder();
+    try {
+      await behindProxy.start(events);
+      await direct.start(new Recorder());
+      const topic = uniqueTopic();
+      await behindProxy.subscribe(topic);
+      await direct.publish(topic, { from: "u", data: 1, ts: 1 });
+      await waitFor(() => events.on(topic).length === 1, "the first publication");
+
+      // Replies and pushes from Redis vanish; no FIN, no RST: both connections claim to be up.
+      expect(proxy.blackhole("toClient")).toBe(2);
+      const lost = await direct.publish(topic, { from: "u", data: 2, ts: 1 });
+      await waitFor(() => events.reconnects === 1, "onReconnect after the deaf link was replaced", 6000);
+      expect(events.on(topic).length).toBe(1); // seq 2 never arrived live: the hub's repair reads it
+      const repair = await behindProxy.history(topic, { seq: 1, epoch: lost.epoch });
+      expect(repair.publications.map((p) => p.seq)).toEqual([2]);
+      await direct.publish(topic, { from: "u", data: 3, ts: 1 });
+      await waitFor(() => events.on(topic).some((p) => p.seq === 3), "live delivery on the new link");
+    } finally {
+      await behindProxy.close();
+      await direct.close();
+      await proxy.close();
+    }
+  });
+
   test("Redis down: publish fails with unavailable within 1 s and healthy is false; back (empty): healthy, onReconnect, new epoch", async () => {
     const broker = makeBroker({ historySize: 100, historyTtlS: 60 });
     const events = new Recorder();
