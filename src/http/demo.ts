@@ -1,20 +1,46 @@
-/** The demo chat page at `/` (issue: the demo chat). A strict CSP: only this origin's scripts. */
+/**
+ * The demo chat at `/` (src/demo/), its script `/demo/app.js` and stylesheet `/demo/app.css`.
+ * A strict CSP: only this origin's scripts, styles and sockets; no inline script or style
+ * anywhere (the page is static markup, the script is a file). The demo users are listed only
+ * outside production.
+ */
 import { Hono } from "hono";
+import type { Context } from "hono";
+import { cachedDemoAssets, type Asset } from "../demo/assets.ts";
+import { renderPage } from "../demo/page.ts";
 import type { Deps, Env } from "./context.ts";
 
-const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+export const DEMO_CSP =
+  "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; " +
+  "base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 export function demoRoutes(deps: Deps): Hono<Env> {
   const app = new Hono<Env>();
-  app.get("/", (c) => {
-    c.header("Content-Security-Policy", CSP);
-    const users = deps.config.env === "production" ? [] : deps.config.users.map((u) => `${u.name} / ${u.password}`);
-    return c.html(`<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Switchboard</title></head>
-<body><main><h1>Switchboard</h1><p>The server is running.</p>${users.length ? `<p>Demo users: ${users.map(escape).join(", ")}</p>` : ""}</main></body></html>`);
+  const assets = cachedDemoAssets();
+  // The HTML differs only by config; render it once per asset version.
+  let page: { version: string; html: string } | null = null;
+
+  app.get("/", async (c) => {
+    const { version } = await assets();
+    if (page?.version !== version) {
+      const demoUsers = deps.config.env === "production" ? [] : deps.config.users;
+      page = { version, html: renderPage({ demoUsers, version }) };
+    }
+    c.header("Content-Security-Policy", DEMO_CSP);
+    c.header("Cache-Control", "no-cache");
+    return c.html(page.html);
   });
+  app.get("/demo/app.js", async (c) => serveAsset(c, (await assets()).script));
+  app.get("/demo/app.css", async (c) => serveAsset(c, (await assets()).stylesheet));
   return app;
 }
 
-function escape(s: string): string {
-  return s.replace(/[&<>"']/g, (ch) => `&#${ch.charCodeAt(0)};`);
+/** `no-cache` + ETag: browsers revalidate with a cheap 304 and never run a stale script. */
+function serveAsset(c: Context<Env>, asset: Asset): Response {
+  const headers = { "Content-Type": asset.type, "Cache-Control": "no-cache", ETag: asset.etag };
+  const match = c.req.header("if-none-match");
+  if (match !== undefined && match.split(",").some((t) => t.trim() === asset.etag || t.trim() === `W/${asset.etag}`)) {
+    return c.body(null, 304, headers);
+  }
+  return c.body(asset.body, 200, headers);
 }

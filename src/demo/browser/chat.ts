@@ -1,0 +1,341 @@
+/**
+ * One signed-in session of the demo: the SDK client, the rooms and direct-message threads, and
+ * what the page shows about the connection. Talks to the server only through the SDK.
+ *
+ * Rooms are `room:<name>` subscriptions. Direct messages arrive on the user's inbox `user:<me>`,
+ * which the server joins at welcome; the demo also subscribes to it through the SDK so that the
+ * inbox keeps a position and is resumed with `since` after a reconnect, like the rooms. A direct
+ * message is a publish to the peer's inbox `user:<peer>`.
+ */
+import { createClient, type Message, type PresenceEvent, type SwitchboardClient, type SwitchboardClientError, type User } from "../../client/index.ts";
+import { addMessage, addSent, addSystem, dmConversation, randomId, roomConversation, NAME, type ChatData, type Conversation } from "./model.ts";
+import type { StatusView } from "./status.ts";
+import { ChatView } from "./view.ts";
+
+export interface ChatOptions {
+  me: User;
+  status: StatusView;
+  /** Users to suggest for direct messages (the demo users in development). */
+  knownUsers: string[];
+  /** The session is gone (4001: signed out elsewhere, expired, revoked). */
+  onSessionEnded(): void;
+}
+
+const DEFAULT_ROOMS = ["lobby"];
+
+export class Chat {
+  readonly client: SwitchboardClient;
+  readonly #me: User;
+  readonly #status: StatusView;
+  readonly #view: ChatView;
+  readonly #conversations = new Map<string, Conversation>();
+  readonly #known = new Set<string>();
+  #active: string | null = null;
+  #opens = 0;
+  /** After a reconnect: topics whose resubscription has not reported yet, and whether all recovered. */
+  #recovering: { topics: Set<string>; lost: boolean } | null = null;
+  #presenceTimers = new Map<string, ReturnType<typeof setTimeout>>();
+  #inboxJoined = false;
+  #stopped = false;
+
+  constructor(private readonly options: ChatOptions) {
+    this.#me = options.me;
+    this.#status = options.status;
+    this.#view = new ChatView(this.#me);
+    for (const u of options.knownUsers) this.#known.add(u);
+    this.client = createClient({ autoConnect: false });
+    this.#wireClient();
+  }
+
+  start(): void {
+    this.#status.set("connecting", "Connecting…");
+    this.client.connect();
+    void this.client
+      .subscribe(`user:${this.#me.id}`, {
+        onMessage: (m) => this.#onInbox(m),
+        onRecovered: (ok, topic) => this.#onRecovered(topic, ok),
+        onResync: (info) => this.#onResync(info.topic, info.reason),
+      })
+      .then(
+        () => (this.#inboxJoined = true),
+        (e: SwitchboardClientError) => this.#status.log(`Inbox unavailable: ${e.message}`, "warn"),
+      );
+    for (const name of this.#savedRooms()) this.joinRoom(name);
+    this.select([...this.#conversations.keys()][0] ?? null);
+  }
+
+  /** Stops the client (no reconnect) and forgets every timer. */
+  stop(): void {
+    this.#stopped = true;
+    for (const t of this.#presenceTimers.values()) clearTimeout(t);
+    this.#presenceTimers.clear();
+    this.client.close();
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Conversations
+
+  /** Joins `room:<name>` (idempotent) and returns its key. */
+  joinRoom(name: string): string {
+    const key = `room:${name}`;
+    if (this.#conversations.has(key)) return key;
+    const conv = roomConversation(name);
+    this.#conversations.set(key, conv);
+    this.#saveRooms();
+    this.client
+      .subscribe(conv.topic, {
+        onMessage: (m) => this.#receive(conv, m),
+        onPresence: (e) => this.#onPresence(conv, e),
+        onRecovered: (ok, topic) => {
+          this.#onRecovered(topic, ok);
+          this.#refreshPresence(conv);
+        },
+        onResync: (info) => this.#onResync(info.topic, info.reason),
+        onError: (e) => this.#roomFailed(conv, e),
+      })
+      .then(() => {
+        conv.joined = true;
+        addSystem(conv, `You joined ${conv.title}.`);
+        this.#added(conv);
+        this.#refreshPresence(conv);
+      })
+      .catch((e: SwitchboardClientError) => this.#roomFailed(conv, e));
+    this.#renderSidebar();
+    return key;
+  }
+
+  async leaveRoom(key: string): Promise<void> {
+    const conv = this.#conversations.get(key);
+    if (!conv || conv.kind !== "room") return;
+    this.#conversations.delete(key);
+    this.#saveRooms();
+    const next = [...this.#conversations.keys()][0] ?? null;
+    this.select(next);
+    this.#status.log(`Left ${conv.title}`);
+    await this.client.unsubscribe(conv.topic).catch(() => {});
+  }
+
+  openDm(peer: string): string {
+    const key = `dm:${peer}`;
+    if (!this.#conversations.has(key)) this.#conversations.set(key, dmConversation(peer));
+    this.#known.add(peer);
+    this.#view.knownUserOptions(this.#known);
+    this.#renderSidebar();
+    return key;
+  }
+
+  select(key: string | null): void {
+    this.#active = key !== null && this.#conversations.has(key) ? key : null;
+    const conv = this.#current();
+    if (conv) conv.unread = 0;
+    this.#view.conversation(conv);
+    this.#view.presenceList(conv);
+    this.#renderSidebar();
+  }
+
+  get activeKey(): string | null {
+    return this.#active;
+  }
+
+  /** Sends `text` to the shown conversation. The line shows as pending until the server has it. */
+  send(text: string): void {
+    const conv = this.#current();
+    if (!conv || text.trim() === "") return;
+    const id = randomId();
+    const pending = { id, text, ts: Date.now(), failed: null as string | null };
+    conv.pending.set(id, pending);
+    this.#view.pending(conv);
+    const data: ChatData = conv.kind === "dm" ? { text, id, to: conv.key.slice(3) } : { text, id };
+    this.client.publish(conv.topic, data).then(
+      () => {
+        // A room (or a DM to myself) comes back through a subscription, which replaces the pending
+        // line in order; a DM to someone else does not come back: file it now.
+        if (conv.kind === "dm" && conv.topic !== `user:${this.#me.id}` && conv.pending.delete(id)) {
+          addSent(conv, text, this.#me);
+          this.#added(conv);
+        }
+      },
+      (e: SwitchboardClientError) => {
+        pending.failed = e.code === "closed" ? "disconnected" : e.code.replace("_", " ");
+        if (this.#current() === conv) this.#view.pending(conv);
+      },
+    );
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Events
+
+  #wireClient(): void {
+    const c = this.client;
+    c.on("connecting", ({ attempt }) => {
+      this.#status.set("connecting", attempt > 0 ? `Connecting… (attempt ${attempt + 1})` : "Connecting…");
+    });
+    c.on("open", (welcome) => {
+      if (welcome.user.id !== this.#me.id) {
+        // The cookie now belongs to someone else (signed in as another user in another tab).
+        this.stop();
+        location.reload();
+        return;
+      }
+      this.#opens++;
+      this.#status.where(welcome.instance, welcome.region);
+      if (this.#opens === 1) {
+        this.#status.set("open", "Connected");
+        this.#status.log(`Connected to ${welcome.instance} (${welcome.region})`, "good");
+        return;
+      }
+      this.#status.set("open", "Reconnected · recovering missed messages…");
+      this.#status.log(`Reconnected to ${welcome.instance} (${welcome.region})`, "good");
+      // Subscriptions acknowledged before: each reports through onRecovered once resubscribed.
+      const topics = [...this.#conversations.values()].filter((conv) => conv.kind === "room" && conv.joined).map((conv) => conv.topic);
+      if (this.#inboxJoined) topics.push(`user:${this.#me.id}`);
+      this.#recovering = { topics: new Set(topics), lost: false };
+      if (this.#recovering.topics.size === 0) this.#finishRecovery();
+    });
+    c.on("closed", ({ code, reconnect }) => {
+      if (this.#stopped) return;
+      this.#recovering = null;
+      if (!reconnect) {
+        if (code === 4001) return; // "unauthorized" follows
+        this.#status.set("closed", "Disconnected");
+        this.#status.log(`Connection closed (${code}); reload the page to try again`, "warn");
+        return;
+      }
+      this.#status.log(`Connection lost (${code})`, "warn");
+    });
+    c.on("reconnecting", ({ delay, attempt }) => {
+      if (this.#stopped) return;
+      const seconds = delay < 1000 ? "less than a second" : `${Math.round(delay / 1000)} s`;
+      this.#status.set("reconnecting", `Reconnecting in ${seconds}${attempt > 1 ? ` (attempt ${attempt})` : ""}…`);
+    });
+    c.on("unauthorized", () => {
+      if (this.#stopped) return;
+      this.stop();
+      this.options.onSessionEnded();
+    });
+    c.on("error", (e) => this.#status.log(`Server said: ${e.message}`, "warn"));
+  }
+
+  #receive(conv: Conversation, m: Message): void {
+    addMessage(conv, m, this.#me);
+    this.#known.add(m.from);
+    this.#added(conv, true);
+  }
+
+  #onInbox(m: Message): void {
+    // A DM from someone is filed under them; one I sent to myself under me.
+    const to = (m.data as { to?: unknown } | null)?.to;
+    const peer = m.from === this.#me.id && typeof to === "string" ? to : m.from;
+    const key = this.openDm(peer);
+    this.#receive(this.#conversations.get(key)!, m);
+  }
+
+  #onPresence(conv: Conversation, e: PresenceEvent): void {
+    this.#known.add(e.user.id);
+    if (e.user.id !== this.#me.id) {
+      addSystem(conv, `${e.user.name} ${e.type === "join" ? "joined" : "left"}.`);
+      this.#added(conv);
+    }
+    this.#refreshPresence(conv);
+  }
+
+  /** Asks the server who is in the room (debounced): counts per user change with every tab. */
+  #refreshPresence(conv: Conversation): void {
+    clearTimeout(this.#presenceTimers.get(conv.key));
+    this.#presenceTimers.set(
+      conv.key,
+      setTimeout(() => {
+        this.#presenceTimers.delete(conv.key);
+        if (this.#stopped || this.#conversations.get(conv.key) !== conv) return;
+        this.client.presence(conv.topic).then(
+          (members) => {
+            conv.members = members;
+            for (const m of members) this.#known.add(m.user.id);
+            this.#view.knownUserOptions(this.#known);
+            if (this.#current() === conv) this.#view.presenceList(conv);
+          },
+          () => {}, // offline: the next reconnect refreshes it
+        );
+      }, 50),
+    );
+  }
+
+  #onRecovered(topic: string, recovered: boolean): void {
+    const r = this.#recovering;
+    if (!r || !r.topics.has(topic)) return;
+    r.topics.delete(topic);
+    if (!recovered) r.lost = true;
+    if (r.topics.size === 0) this.#finishRecovery();
+  }
+
+  #finishRecovery(): void {
+    const lost = this.#recovering?.lost ?? false;
+    this.#recovering = null;
+    if (lost) return; // #onResync already said so
+    this.#status.set("recovered", "Reconnected · nothing missed");
+    this.#status.log("Every room and the inbox replayed what was missed", "good");
+  }
+
+  #onResync(topic: string, reason: "resync" | "not_recovered"): void {
+    const conv = [...this.#conversations.values()].find((c) => c.topic === topic);
+    const text =
+      reason === "resync"
+        ? "The server lost continuity here (history gone): messages above may be incomplete."
+        : "Reconnected after the server's history expired: messages may be missing above.";
+    const targets = conv ? [conv] : [...this.#conversations.values()].filter((c) => c.kind === "dm");
+    for (const target of targets) {
+      addSystem(target, text, "warn");
+      this.#added(target);
+    }
+    this.#status.set("resync", `Resynced ${topic} · some messages may be missing`);
+    this.#status.log(`Resync on ${topic}`, "warn");
+  }
+
+  #roomFailed(conv: Conversation, e: SwitchboardClientError): void {
+    if (e.code === "cancelled" || this.#conversations.get(conv.key) !== conv) return;
+    conv.joined = false;
+    addSystem(conv, `Could not join ${conv.title}: ${e.message}`, "warn");
+    this.#added(conv);
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Rendering and storage
+
+  #current(): Conversation | null {
+    return this.#active === null ? null : (this.#conversations.get(this.#active) ?? null);
+  }
+
+  /** A line was added to `conv`: show it, or count it as unread. */
+  #added(conv: Conversation, counts = false): void {
+    if (this.#current() === conv) {
+      this.#view.appendLast(conv);
+      this.#view.presenceList(conv);
+    } else if (counts) {
+      conv.unread++;
+    }
+    this.#renderSidebar();
+  }
+
+  #renderSidebar(): void {
+    this.#view.sidebar(this.#conversations.values(), this.#active, (key) => this.select(key));
+  }
+
+  #storageKey(): string {
+    return `switchboard-demo:rooms:${this.#me.id}`;
+  }
+
+  #savedRooms(): string[] {
+    try {
+      const saved = JSON.parse(localStorage.getItem(this.#storageKey()) ?? "null") as unknown;
+      if (Array.isArray(saved)) return saved.filter((n): n is string => typeof n === "string" && NAME.test(n));
+    } catch {}
+    return DEFAULT_ROOMS;
+  }
+
+  #saveRooms(): void {
+    const names = [...this.#conversations.values()].filter((c) => c.kind === "room").map((c) => c.key.slice(5));
+    try {
+      localStorage.setItem(this.#storageKey(), JSON.stringify(names));
+    } catch {}
+  }
+}
