@@ -36,6 +36,7 @@ const { values: f } = parseArgs({
     "cpu-prof": { type: "boolean", default: false },
     "max-minutes": { type: "string", default: "40" },
     "sb-env": { type: "string", default: "" },
+    "sb-root": { type: "string" },
     help: { type: "boolean", default: false },
   },
   allowPositionals: false,
@@ -46,7 +47,8 @@ if (f.help) {
   [--subs 1000] [--procs 2] [--gen-procs 2] [--duration 10] [--warmup 2] [--repeat 3]
   [--rate max,500] [--window 64] [--lag-cap 500] [--rooms 100] [--room-size 10] [--room-rate 2000]
   [--idle-conns 15000] [--connect-concurrency 32] [--payload 0] [--quick] [--cpu-prof] [--max-minutes 40]
-  [--sb-env KEY=VALUE,...]   extra environment for the Switchboard processes`);
+  [--sb-env KEY=VALUE,...]   extra environment for the Switchboard processes
+  [--sb-root DIR]            run Switchboard from DIR/src/server.ts (e.g. a checkout with a candidate fix)`);
   process.exit(0);
 }
 
@@ -78,6 +80,8 @@ const opts: RunOptions = {
   start: {
     bunFlags: f["cpu-prof"] ? ["--cpu-prof", `--cpu-prof-dir=${profDir}`] : [],
     // Extra Switchboard environment, e.g. --sb-env LOG_LEVEL=info,HISTORY_SIZE=1000
+    // Another checkout to run Switchboard from (to measure a candidate fix side by side).
+    root: f["sb-root"],
     env: Object.fromEntries(f["sb-env"]!.split(",").filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)])),
   },
 };

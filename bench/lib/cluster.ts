@@ -140,6 +140,8 @@ export interface StartOptions {
   /** Extra argv for bun before the entry (e.g. `--cpu-prof`). */
   bunFlags?: string[];
   env?: Record<string, string>;
+  /** The Switchboard checkout to run (default: this repository). */
+  root?: string;
 }
 
 export async function startServers(target: TargetName, n: number, redisUrl: string, opts: StartOptions = {}): Promise<Servers> {
@@ -157,10 +159,11 @@ export async function startServers(target: TargetName, n: number, redisUrl: stri
       cmd = ["node", `${BENCH}servers/socketio.mjs`];
       env = { ...(process.env as Record<string, string>), PORT: String(port), REDIS_URL: redisUrl };
     } else {
-      cmd = ["bun", ...(opts.bunFlags ?? []), `${ROOT}src/server.ts`];
+      cmd = ["bun", ...(opts.bunFlags ?? []), `${opts.root ? opts.root.replace(/\/?$/, "/") : ROOT}src/server.ts`];
       env = switchboardEnv(port, redisUrl, i, opts.env ?? {});
     }
-    const proc = procs.add(Bun.spawn(cmd, { cwd: ROOT, env, stdio }));
+    const cwd = target === "switchboard" && opts.root ? opts.root : ROOT;
+    const proc = procs.add(Bun.spawn(cmd, { cwd, env, stdio }));
     started.push(proc);
     endpoints.push({ host: "127.0.0.1", port });
   }
