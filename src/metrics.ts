@@ -1,39 +1,139 @@
 /**
- * Prometheus metrics (prom-client, which runs under Bun). One Metrics per process; `/metrics`
- * renders its registry. Names follow Prometheus conventions: `_total` counters, `_seconds`.
+ * Prometheus metrics (prom-client, which runs under Bun: ~130 ns per labelled inc). One Metrics
+ * per process; `/metrics` renders its registry. Names follow Prometheus conventions: `_total`
+ * counters, `_seconds` histograms. Which process answered is in `switchboard_info{instance,region}`
+ * (not a label on every series: Prometheus owns the `instance` label of a target).
+ *
+ * Gauges that mirror state (open sockets, the broker link) are read at scrape time from the
+ * sources given to `bind`, so they can never drift from the truth.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 
+export interface MetricSources {
+  /** Open sockets (upgraded, authenticated or not) per auth mode: cookie, ticket, token. */
+  connectionsByAuth(): Iterable<[string, number]>;
+  /** True while the broker reaches its ordering point (always true for the embedded broker). */
+  brokerUp(): boolean;
+}
+
+export interface MetricsInfo {
+  instance: string;
+  region: string;
+  broker: "memory" | "redis";
+}
+
+/** Latency buckets from loopback (0.1 ms) to a cross-region Redis round trip and well past it. */
+const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.35, 0.5, 1, 2.5, 5];
+
 export class Metrics {
   readonly registry = new Registry();
+  private sources: MetricSources | null = null;
+  /**
+   * Set in a worker of `WORKERS=N` (cluster.ts): renders the whole machine's metrics, or null
+   * when the supervisor did not answer (then this process's own are served).
+   */
+  aggregate: (() => Promise<string | null>) | null = null;
 
-  readonly wsOpened = new Counter({ name: "switchboard_connections_opened_total", help: "Sockets authenticated, by auth mode", labelNames: ["auth"], registers: [this.registry] });
+  readonly info = new Gauge({ name: "switchboard_info", help: "Always 1; labels say which process answered", labelNames: ["instance", "region", "broker"], registers: [this.registry] });
+  readonly wsOpened = new Counter({ name: "switchboard_connections_opened_total", help: "Sockets authenticated (welcome sent), by auth mode", labelNames: ["auth"], registers: [this.registry] });
   readonly wsClosed = new Counter({ name: "switchboard_connections_closed_total", help: "Sockets closed, by close code as Bun reported it", labelNames: ["code"], registers: [this.registry] });
   readonly closesSent = new Counter({ name: "switchboard_closes_sent_total", help: "Close codes the server sent", labelNames: ["code"], registers: [this.registry] });
-  readonly connections = new Gauge({ name: "switchboard_connections", help: "Open sockets on this process", registers: [this.registry] });
+  readonly connections = new Gauge({
+    name: "switchboard_connections",
+    help: "Open sockets on this process, by auth mode",
+    labelNames: ["auth"],
+    registers: [this.registry],
+    collect: () => this.collectConnections(),
+  });
+  readonly brokerUp = new Gauge({
+    name: "switchboard_broker_up",
+    help: "1 while the broker's link to its ordering point (Redis) is up, 0 while it is down",
+    registers: [this.registry],
+    // Summed over a machine's workers, "up" would count workers: the machine is up if all are.
+    aggregator: "min",
+    collect: () => {
+      if (this.sources !== null) this.brokerUp.set(this.sources.brokerUp() ? 1 : 0);
+    },
+  });
+  readonly brokerReconnects = new Counter({ name: "switchboard_broker_reconnects_total", help: "Times the broker link came back after a loss (every topic's history is then re-read)", registers: [this.registry] });
   readonly upgradesRejected = new Counter({ name: "switchboard_upgrades_rejected_total", help: "Upgrades refused before the 101, by reason", labelNames: ["reason"], registers: [this.registry] });
   readonly authFailures = new Counter({ name: "switchboard_auth_failures_total", help: "Authentication failures, by reason", labelNames: ["reason"], registers: [this.registry] });
-  readonly framesIn = new Counter({ name: "switchboard_frames_in_total", help: "Client frames handled, by type", labelNames: ["type"], registers: [this.registry] });
-  readonly framesOut = new Counter({ name: "switchboard_frames_out_total", help: "Frames sent to one socket, by type", labelNames: ["type"], registers: [this.registry] });
-  readonly publications = new Counter({ name: "switchboard_publications_total", help: "Publications accepted by the broker, by source", labelNames: ["source"], registers: [this.registry] });
+  readonly framesIn = new Counter({ name: "switchboard_frames_in_total", help: "Valid client frames handled, by type", labelNames: ["type"], registers: [this.registry] });
+  readonly framesOut = new Counter({ name: "switchboard_frames_out_total", help: "Frames handed to sockets, by type (a fan-out counts once per local subscriber)", labelNames: ["type"], registers: [this.registry] });
+  readonly publications = new Counter({ name: "switchboard_publications_total", help: "Publications accepted by the broker, by source (ws, api)", labelNames: ["source"], registers: [this.registry] });
   readonly publishFailures = new Counter({ name: "switchboard_publish_failures_total", help: "Publications refused because the broker was unreachable", registers: [this.registry] });
   readonly deliveries = new Counter({ name: "switchboard_fanouts_total", help: "Publications and presence frames fanned out to this process's subscribers (one per frame, not per socket)", registers: [this.registry] });
-  readonly publishSeconds = new Histogram({ name: "switchboard_publish_seconds", help: "Broker publish latency", buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1], registers: [this.registry] });
+  readonly socketDeliveries = new Counter({ name: "switchboard_deliveries_total", help: "Publications delivered live to sockets (one per subscribed socket)", registers: [this.registry] });
+  readonly publishSeconds = new Histogram({ name: "switchboard_publish_seconds", help: "Broker publish latency (append + publish at the ordering point, round trip)", buckets: LATENCY_BUCKETS, registers: [this.registry] });
+  readonly deliveryLag = new Histogram({
+    name: "switchboard_delivery_lag_seconds",
+    help: "Publication ts (set by the accepting process) to local fan-out on this process; across machines it includes their clock offset",
+    buckets: LATENCY_BUCKETS,
+    registers: [this.registry],
+  });
   readonly repairs = new Counter({ name: "switchboard_gap_repairs_total", help: "Gaps seen on a topic, by outcome (repaired from history, resync sent, failed and retried)", labelNames: ["outcome"], registers: [this.registry] });
   readonly recoveries = new Counter({ name: "switchboard_recoveries_total", help: "Subscribes with since, by whether everything missed was replayed", labelNames: ["recovered"], registers: [this.registry] });
   readonly slowConsumers = new Counter({ name: "switchboard_slow_consumer_disconnects_total", help: "Sockets closed for passing the backpressure limit", registers: [this.registry] });
   readonly rateLimited = new Counter({ name: "switchboard_rate_limited_frames_total", help: "Client frames refused by the rate limit", registers: [this.registry] });
   readonly loginThrottled = new Counter({ name: "switchboard_login_throttled_total", help: "Logins refused with 429", registers: [this.registry] });
 
-  constructor() {
+  constructor(info?: MetricsInfo) {
     collectDefaultMetrics({ register: this.registry, prefix: "switchboard_" });
+    if (info !== undefined) this.info.set({ instance: info.instance, region: info.region, broker: info.broker }, 1);
+  }
+
+  /** Where the state gauges read from at scrape time. */
+  bind(sources: MetricSources): void {
+    this.sources = sources;
+  }
+
+  /** One frame sent to `sockets` sockets (a fan-out passes the local subscriber count). */
+  frameOut(frame: string, sockets = 1): void {
+    if (sockets > 0) this.framesOut.inc({ type: frameType(frame) }, sockets);
   }
 
   async render(): Promise<string> {
+    if (this.aggregate !== null) {
+      const machine = await this.aggregate();
+      if (machine !== null) return machine;
+    }
     return this.registry.metrics();
   }
 
   get contentType(): string {
     return this.registry.contentType;
   }
+
+  private collectConnections(): void {
+    if (this.sources === null) return;
+    this.connections.reset();
+    for (const mode of ["cookie", "ticket", "token"]) this.connections.set({ auth: mode }, 0);
+    for (const [mode, count] of this.sources.connectionsByAuth()) this.connections.set({ auth: mode }, count);
+  }
+}
+
+const TYPE_HEAD = '{"type":"';
+
+/**
+ * The `type` of a frame this server serialized, read from its head without parsing: every server
+ * frame starts with `{"type":"`. "other" for anything else.
+ */
+export function frameType(frame: string): string {
+  if (!frame.startsWith(TYPE_HEAD)) return "other";
+  const end = frame.indexOf('"', TYPE_HEAD.length);
+  return end > TYPE_HEAD.length && end - TYPE_HEAD.length <= 32 ? frame.slice(TYPE_HEAD.length, end) : "other";
+}
+
+const TS_TAIL = ',"ts":';
+
+/**
+ * The `ts` of a `message` frame, read from its tail without parsing the frame: the broker builds
+ * every message frame with `ts` last (broker/frame.ts), and `data` before it is JSON, so the last
+ * `,"ts":` is the real one. NaN when the frame does not end that way.
+ */
+export function messageTs(frame: string): number {
+  const at = frame.lastIndexOf(TS_TAIL);
+  if (at < 0 || !frame.endsWith("}")) return Number.NaN;
+  const text = frame.slice(at + TS_TAIL.length, -1);
+  return text.length > 0 && text.length <= 16 ? Number(text) : Number.NaN;
 }

@@ -10,6 +10,7 @@ import { UserDirectory } from "./auth/users.ts";
 import { Gateway, type SwitchboardServer } from "./gateway/gateway.ts";
 import { Metrics } from "./metrics.ts";
 import { createApp } from "./app.ts";
+import { Supervisor, joinSupervisor, workerIndex } from "./cluster.ts";
 
 export interface Running {
   config: Config;
@@ -24,7 +25,7 @@ export async function startSwitchboard(config: Config): Promise<Running> {
   if (config.sessionSecretGenerated) {
     log.warn("SESSION_SECRET is not set: using a random one; sessions end when this process restarts and are not shared with other processes");
   }
-  const metrics = new Metrics();
+  const metrics = new Metrics({ instance: config.instanceId, region: config.region, broker: config.redisUrl ? "redis" : "memory" });
   const services = await createServices(config);
   const signer = new SessionSigner(config.sessionSecret);
   const users = await UserDirectory.create(config.users);
@@ -80,8 +81,9 @@ async function main(): Promise<void> {
     }
     throw error;
   }
-  const running = await startSwitchboard(config);
   const log = createLogger(config.logLevel, { instance: config.instanceId, region: config.region });
+  if (config.workers > 1 && workerIndex() === null) return supervise(config, log);
+  const running = await startSwitchboard(config);
 
   let signals = 0;
   const onSignal = (signal: string) => {
@@ -105,6 +107,25 @@ async function main(): Promise<void> {
   process.on("SIGTERM", () => onSignal("SIGTERM"));
   process.on("SIGINT", () => onSignal("SIGINT"));
   process.on("unhandledRejection", (error) => log.error("unhandled rejection", errorFields(error)));
+  if (workerIndex() !== null) joinSupervisor(running.gateway.metrics, () => onSignal("supervisor gone"));
+}
+
+/** WORKERS > 1: run the workers (cluster.ts) and pass them the drain signal. */
+function supervise(config: Config, log: ReturnType<typeof createLogger>): void {
+  const supervisor = new Supervisor({ workers: config.workers, instanceId: config.instanceId, log, stopTimeoutMs: config.drainMs + 5000 });
+  supervisor.start();
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (++signals > 1) {
+      log.warn("second signal: killing workers", { signal });
+      supervisor.kill();
+      process.exit(1);
+    }
+    log.info("stopping workers", { signal });
+    void supervisor.stop(signal).then((code) => process.exit(code));
+  };
+  process.on("SIGTERM", () => onSignal("SIGTERM"));
+  process.on("SIGINT", () => onSignal("SIGINT"));
 }
 
 if (import.meta.main) {

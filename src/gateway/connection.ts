@@ -265,7 +265,7 @@ export class Connection implements Member, Registered {
   /** Subscribes to a topic and joins its presence. */
   private async join(topic: string, since: Position | undefined, ref: number | undefined): Promise<void> {
     await this.follow(topic, since, (ack) => {
-      this.gw.metrics.recoveries.inc({ recovered: String(ack.recovered) });
+      if (since !== undefined) this.gw.metrics.recoveries.inc({ recovered: String(ack.recovered) });
       this.sendJson({ type: "ack", ref, topic, seq: ack.seq, epoch: ack.epoch, recovered: ack.recovered });
     });
     if (this.state !== "closed") await this.gw.joinPresence(this, topic);

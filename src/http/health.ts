@@ -17,7 +17,6 @@ export function healthRoutes(deps: Deps): Hono<Env> {
     if (config.metricsToken !== undefined && c.req.header("authorization") !== `Bearer ${config.metricsToken}`) {
       throw new SwitchboardError(ErrorCode.unauthorized, "metrics token required");
     }
-    metrics.connections.set(gateway.registry.size);
     return c.body(await metrics.render(), 200, { "Content-Type": metrics.contentType });
   });
   return app;

@@ -1,0 +1,55 @@
+/**
+ * Reads `/metrics` (Prometheus text format) into numbers a test can compare:
+ *
+ *   const before = await scrape(server);
+ *   ... traffic ...
+ *   const after = await scrape(server);
+ *   expect(after.delta(before, "switchboard_publications_total", { source: "ws" })).toBe(3);
+ *
+ * A series that is absent counts as 0 (a labelled counter appears only once incremented).
+ */
+export interface Scrape {
+  text: string;
+  /** The sample of `name` whose labels include all of `labels`, summed over the others. */
+  value(name: string, labels?: Record<string, string>): number;
+  /** `this.value(...) - before.value(...)`. */
+  delta(before: Scrape, name: string, labels?: Record<string, string>): number;
+}
+
+const LINE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/;
+const LABEL = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g;
+
+export function parseMetrics(text: string): Scrape {
+  const samples: { name: string; labels: Record<string, string>; value: number }[] = [];
+  for (const line of text.split("\n")) {
+    if (line === "" || line.startsWith("#")) continue;
+    const m = LINE.exec(line);
+    if (m === null) throw new Error(`not a Prometheus sample line: ${line}`);
+    const labels: Record<string, string> = {};
+    for (const l of (m[2] ?? "").matchAll(LABEL)) labels[l[1]!] = l[2]!;
+    samples.push({ name: m[1]!, labels, value: Number(m[3]) });
+  }
+  const scrape: Scrape = {
+    text,
+    value(name, labels = {}) {
+      let sum = 0;
+      for (const s of samples) {
+        if (s.name !== name) continue;
+        if (Object.entries(labels).every(([k, v]) => s.labels[k] === v)) sum += s.value;
+      }
+      return sum;
+    },
+    delta(before, name, labels) {
+      return scrape.value(name, labels) - before.value(name, labels);
+    },
+  };
+  return scrape;
+}
+
+export async function scrape(server: { url: string }): Promise<Scrape> {
+  const res = await fetch(`${server.url}/metrics`, { signal: AbortSignal.timeout(3000) });
+  const text = await res.text();
+  if (res.status !== 200) throw new Error(`/metrics → ${res.status} ${text.slice(0, 200)}`);
+  if (!(res.headers.get("content-type") ?? "").startsWith("text/plain")) throw new Error(`/metrics content-type ${res.headers.get("content-type")}`);
+  return parseMetrics(text);
+}
