@@ -61,7 +61,7 @@ describe("1012: the server restarts", () => {
     expect(r.events.find((e) => e.name === "reconnecting")?.payload).toMatchObject({ delay: 400, code: 1012 });
     const reopenedAt = r.events.findLast((e) => e.name === "open")!.at;
     console.log(`1012 → open again after ${(reopenedAt - closedAt).toFixed(0)} ms`);
-    expect(reopenedAt - closedAt).toBeLessThan(2000);
+    expect(reopenedAt - closedAt).toBeLessThan(3000); // 400 ms delay + a token + an upgrade, on a busy machine
     expect(r.client.welcome!.instance).not.toBe(first);
     expect(r.seqs(topic)).toEqual(range(1, 8));
     expect(r.messages.get(topic)!.map((m) => m.data)).toEqual(range(0, 8));

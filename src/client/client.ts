@@ -336,6 +336,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
   }
 
   #onWelcome(frame: Extract<ServerFrame, { type: "welcome" }>): void {
+    if (this.#state !== "connecting") return; // one welcome per socket
     clearTimeout(this.#connectTimer);
     const { type: _type, ...welcome } = frame;
     this.#welcome = welcome;
