@@ -73,14 +73,16 @@ describe("RedisPresence across processes", () => {
     await b.close();
   });
 
-  test("a crashed process's members leave within the lease, each reported once by one survivor", async () => {
+  test("a crashed process's members leave within the lease, each reported once by one survivor (one of them restarted under the crashed one's id)", async () => {
     const leaseMs = 1500;
     const topic = uniqueTopic();
     const crashed = instance();
     const expired: { topic: string; user: User; by: string }[] = [];
     const survivors = await Promise.all(
       ["s1", "s2"].map(async (name) => {
-        const p = new RedisPresence({ redis: await connection(), instanceId: `${crashed}-${name}`, leaseMs, sweepMs: 200 });
+        // s1 is the crashed process restarted with the same INSTANCE_ID: it must not adopt the old entries.
+        const instanceId = name === "s1" ? crashed : `${crashed}-${name}`;
+        const p = new RedisPresence({ redis: await connection(), instanceId, leaseMs, sweepMs: 200 });
         await p.start({ onExpired: (t, user) => expired.push({ topic: t, user, by: name }) });
         return p;
       }),

@@ -115,7 +115,8 @@ export class RedisBroker implements Broker {
     this.commandTimeoutMs = options.commandTimeoutMs ?? 500;
     this.canaryIntervalMs = options.canaryIntervalMs ?? 1000;
     this.canaryTimeoutMs = options.canaryTimeoutMs ?? 3000;
-    this.canaryChannel = redisKeys.canary(options.instanceId);
+    // Unique per incarnation, so a restarted process never hears its predecessor's canaries.
+    this.canaryChannel = redisKeys.canary(`${options.instanceId}.${randomEpoch().slice(0, 8)}`);
     const name = `switchboard:${options.instanceId}`;
     let cmdErrorLogged = false;
     this.cmd = createConnection(options.url, {

@@ -16,7 +16,7 @@ import type Redis from "ioredis";
 import { readFileSync } from "node:fs";
 import type { PresenceMember, User } from "../protocol/frames.ts";
 import type { Presence, PresenceEvents } from "./presence.ts";
-import { toSwitchboardError, unavailable } from "../broker/redis-connection.ts";
+import { randomEpoch, toSwitchboardError, unavailable } from "../broker/redis-connection.ts";
 import type { LogFn } from "../broker/redis.ts";
 
 const lua = (name: string) => readFileSync(new URL(`./lua/${name}.lua`, import.meta.url), "utf8");
@@ -66,7 +66,9 @@ export class RedisPresence implements Presence {
 
   constructor(options: RedisPresenceOptions) {
     this.redis = options.redis as PresenceRedis;
-    this.instance = options.instanceId;
+    // One lease per incarnation: a process restarted under the same INSTANCE_ID (a Fly machine,
+    // a supervised worker) must not adopt, and so keep alive, the entries its crashed self left.
+    this.instance = `${options.instanceId}.${randomEpoch().slice(0, 8)}`;
     this.leaseMs = options.leaseMs ?? 15_000;
     this.heartbeatMs = options.heartbeatMs ?? Math.max(100, Math.floor(this.leaseMs / 3));
     this.sweepMs = options.sweepMs ?? Math.max(100, Math.floor(this.leaseMs / 3));
