@@ -9,6 +9,7 @@
  */
 import { createClient, type Message, type PresenceEvent, type SwitchboardClient, type SwitchboardClientError, type User } from "../../client/index.ts";
 import { addMessage, addSent, addSystem, dmConversation, randomId, roomConversation, NAME, type ChatData, type Conversation } from "./model.ts";
+import { currentUser } from "./auth.ts";
 import type { StatusView } from "./status.ts";
 import { ChatView } from "./view.ts";
 
@@ -36,6 +37,8 @@ export class Chat {
   #recovering: { topics: Set<string>; lost: boolean } | null = null;
   #presenceTimers = new Map<string, ReturnType<typeof setTimeout>>();
   #inboxJoined = false;
+  #attemptOpened = false;
+  #lastSessionCheck = 0;
   #stopped = false;
 
   constructor(private readonly options: ChatOptions) {
@@ -168,6 +171,7 @@ export class Chat {
   #wireClient(): void {
     const c = this.client;
     c.on("connecting", ({ attempt }) => {
+      this.#attemptOpened = false;
       this.#status.set("connecting", attempt > 0 ? `Connecting… (attempt ${attempt + 1})` : "Connecting…");
     });
     c.on("open", (welcome) => {
@@ -178,6 +182,7 @@ export class Chat {
         return;
       }
       this.#opens++;
+      this.#attemptOpened = true;
       this.#status.where(welcome.instance, welcome.region);
       if (this.#opens === 1) {
         this.#status.set("open", "Connected");
@@ -195,6 +200,9 @@ export class Chat {
     c.on("closed", ({ code, reconnect }) => {
       if (this.#stopped) return;
       this.#recovering = null;
+      // A refused upgrade reaches a page only as 1006: if it was the cookie (revoked while this tab
+      // was away), the SDK would retry forever. Ask the server whether the session still holds.
+      if (reconnect && code === 1006 && !this.#attemptOpened) this.#checkSession();
       if (!reconnect) {
         if (code === 4001) return; // "unauthorized" follows
         this.#status.set("closed", "Disconnected");
@@ -214,6 +222,21 @@ export class Chat {
       this.options.onSessionEnded();
     });
     c.on("error", (e) => this.#status.log(`Server said: ${e.message}`, "warn"));
+  }
+
+  /** At most every 5 s: a 401 from /auth/me ends the chat; anything else lets the SDK keep trying. */
+  #checkSession(): void {
+    if (Date.now() - this.#lastSessionCheck < 5000) return;
+    this.#lastSessionCheck = Date.now();
+    currentUser().then(
+      (user) => {
+        if (user === null && !this.#stopped) {
+          this.stop();
+          this.options.onSessionEnded();
+        }
+      },
+      () => {}, // the server is unreachable: keep reconnecting
+    );
   }
 
   #receive(conv: Conversation, m: Message): void {
