@@ -2,7 +2,7 @@
  * SPEC §2, the authentication HTTP API, seen from an HTTP client of a real server process.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { getToken, login, loginSession, postJson, readJson, startServer, type TestServer } from "./support/server.ts";
+import { getToken, login, loginSession, postJson, readJson, startServer, type TestServer, killAllServers } from "./support/server.ts";
 
 let server: TestServer;
 
@@ -95,6 +95,7 @@ describe("POST /auth/login", () => {
       expect(r.status).toBe(200);
     }
   });
+  killAllServers();
 });
 
 describe("GET /auth/me", () => {

@@ -2,8 +2,10 @@
  * SPEC §1: the environment is validated at start; a bad value exits non-zero with one clear line
  * naming the variable, and no stack trace.
  */
-import { describe, expect, test } from "bun:test";
-import { TEST_ENV, freePort, spawnServer, startServer } from "./support/server.ts";
+import { afterAll, describe, expect, test } from "bun:test";
+import { TEST_ENV, freePort, spawnServer, startServer, killAllServers } from "./support/server.ts";
+
+afterAll(() => killAllServers());
 
 /** Starts the server with `env` and expects it to refuse: returns its output. */
 async function expectRefusal(env: Record<string, string | undefined>): Promise<string> {

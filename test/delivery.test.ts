@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { TestClient, closeAll, type Frame } from "./support/client.ts";
-import { session, startServer, type TestServer } from "./support/server.ts";
+import { session, startServer, type TestServer, killAllServers } from "./support/server.ts";
 
 const HISTORY_SIZE = 100;
 let server: TestServer;
@@ -23,6 +23,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await closeAll(clients);
   server?.kill();
+  killAllServers();
 });
 
 async function connect(user: string): Promise<TestClient> {

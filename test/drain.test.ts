@@ -5,7 +5,7 @@
  */
 import { afterAll, describe, expect, test } from "bun:test";
 import { TestClient, closeAll, upgradeStatus } from "./support/client.ts";
-import { session, startServer, type TestServer } from "./support/server.ts";
+import { session, startServer, type TestServer, killAllServers } from "./support/server.ts";
 
 const DRAIN_MS = 1000;
 const servers: TestServer[] = [];
@@ -14,6 +14,7 @@ const clients = new Set<TestClient>();
 afterAll(async () => {
   await closeAll(clients);
   for (const s of servers) s.kill();
+  killAllServers();
 });
 
 async function drainScenario(signal: NodeJS.Signals, sockets: number) {

@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { RawWebSocket, TestClient, closeAll, upgradeStatus } from "./support/client.ts";
-import { TEST_API_KEY, session, startServer, type TestServer } from "./support/server.ts";
+import { TEST_API_KEY, session, startServer, type TestServer, killAllServers } from "./support/server.ts";
 
 const MAX_PAYLOAD = 1024;
 const RATE = 20;
@@ -30,6 +30,7 @@ afterAll(async () => {
   for (const r of raws) r.destroy();
   await closeAll(clients);
   for (const s of [small, slow, capped, full]) s?.kill();
+  killAllServers();
 });
 
 async function connect(server: TestServer, user: string): Promise<TestClient> {

@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { TestClient, closeAll } from "./support/client.ts";
-import { TEST_API_KEY, apiPublish, readJson, session, startServer, type TestServer } from "./support/server.ts";
+import { TEST_API_KEY, apiPublish, readJson, session, startServer, type TestServer, killAllServers } from "./support/server.ts";
 
 let server: TestServer;
 const clients = new Set<TestClient>();
@@ -30,6 +30,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await closeAll(clients);
   server?.kill();
+  killAllServers();
 });
 
 describe("welcome", () => {

@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { RawWebSocket, TestClient, closeAll, upgradeStatus } from "./support/client.ts";
-import { getTicket, getToken, login, session, startServer, type TestServer } from "./support/server.ts";
+import { getTicket, getToken, login, session, startServer, type TestServer, killAllServers } from "./support/server.ts";
 
 const ALLOWED = "http://app.example.test";
 const AUTH_TIMEOUT_MS = 400;
@@ -32,6 +32,7 @@ afterAll(async () => {
   server?.kill();
   strict?.kill();
   proxied?.kill();
+  killAllServers();
 });
 
 /** A refused upgrade: the raw status is `status`, and a WebSocket client never opens (1006). */

@@ -2,7 +2,8 @@
  * Starts the real server (`bun src/server.ts`) as a child process on a free port, for black-box
  * tests. Configuration goes through the environment only, as in production (SPEC §1).
  *
- * Every process started here is SIGKILLed when the test process exits, whatever happened.
+ * Every process started here dies with the test process (parent-death signal), and
+ * `killAllServers()` in a file's `afterAll` kills any a test lost track of.
  */
 import type { Subprocess } from "bun";
 
@@ -59,13 +60,22 @@ export interface Session {
 }
 
 const running = new Set<Subprocess>();
-process.on("exit", () => {
+
+/**
+ * SIGKILLs every server process this test process started that is still running. Call it in
+ * `afterAll`: `bun test` fires no `exit` event, so nothing else catches a server a test lost track of.
+ * (A crashed or killed test runner is covered by the parent-death signal set in `spawnServer`.)
+ */
+export function killAllServers(): void {
   for (const p of running) {
     try {
       p.kill("SIGKILL");
     } catch {}
   }
-});
+}
+
+/** `setpriv --pdeathsig KILL`: the kernel kills the server when the test process dies, however it dies. */
+const PDEATHSIG = Bun.which("setpriv") ? ["setpriv", "--pdeathsig", "KILL", "--"] : [];
 
 /** A port that was free a moment ago (bind to port 0, read it, release it). */
 export function freePort(): number {
@@ -99,7 +109,7 @@ export function spawnServer(env: Record<string, string | undefined>): SpawnResul
   const fullEnv: Record<string, string> = { PATH: process.env.PATH ?? "/usr/bin:/bin" };
   if (process.env.HOME) fullEnv.HOME = process.env.HOME;
   for (const [k, v] of Object.entries(env)) if (v !== undefined) fullEnv[k] = v;
-  const proc = Bun.spawn(["bun", ENTRY], {
+  const proc = Bun.spawn([...PDEATHSIG, "bun", ENTRY], {
     cwd: ROOT,
     env: fullEnv,
     stdin: "ignore",
