@@ -14,6 +14,8 @@ import { decideReconnect } from "./backoff.ts";
 import { Emitter } from "./emitter.ts";
 import { SwitchboardClientError } from "./errors.ts";
 import { resolveOptions, type ClientOptions, type ResolvedOptions } from "./options.ts";
+import { Requests, topicOf, type Outgoing, type Request } from "./requests.ts";
+import { describe, detach, NetworkWatch, randomKey, stringOrUndefined, withTicket } from "./util.ts";
 import { Subscription, type Message, type PresenceEvent, type ResyncInfo, type SubscriptionHandlers } from "./subscription.ts";
 
 export type Welcome = Omit<Extract<ServerFrame, { type: "welcome" }>, "type">;
@@ -56,21 +58,6 @@ export interface PublishResult {
   key: string;
 }
 
-type Reply = Extract<ServerFrame, { type: "ack" | "presence" | "error" }>;
-/** A client frame before the client gives it its `ref`. */
-type Outgoing = ClientFrame extends infer F ? (F extends unknown ? Omit<F, "ref"> : never) : never;
-
-interface Request {
-  ref: number;
-  frame: ClientFrame;
-  /** A lost connection: send it again on the next one, forget it (subscriptions are redone), or fail it. */
-  onLost: "resend" | "forget" | "fail";
-  sent: boolean;
-  timer: ReturnType<typeof setTimeout> | undefined;
-  ok(reply: Reply): void;
-  fail(error: SwitchboardClientError): void;
-}
-
 export class SwitchboardClient extends Emitter<ClientEvents> {
   readonly #o: ResolvedOptions;
   #state: ClientState = "idle";
@@ -81,18 +68,24 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
   #attempt = 0;
   #welcome: Welcome | null = null;
   #nextRef = 1;
-  readonly #requests = new Map<number, Request>();
+  readonly #requests: Requests;
   readonly #subs = new Map<string, Subscription>();
   #reconnectTimer: ReturnType<typeof setTimeout> | undefined;
   #connectTimer: ReturnType<typeof setTimeout> | undefined;
   #pingTimer: ReturnType<typeof setInterval> | undefined;
   #pongTimer: ReturnType<typeof setTimeout> | undefined;
   #pingRef: number | null = null;
-  #networkAttached = false;
+  readonly #network: NetworkWatch;
 
   constructor(options: ClientOptions) {
     super();
     this.#o = resolveOptions(options);
+    this.#requests = new Requests((frame) => this.#send(frame), this.#o.requestTimeoutMs);
+    this.#network = new NetworkWatch(this.#o.network, {
+      // Back online: skip the pending backoff. Offline: the socket is (or soon will be) silently dead.
+      online: () => this.#state === "reconnecting" && this.connect(),
+      offline: () => (this.#state === "open" || this.#state === "connecting") && this.#drop("offline"),
+    });
     if (this.#o.autoConnect) this.connect();
   }
 
@@ -114,7 +107,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
   connect(): void {
     if (this.#state === "connecting" || this.#state === "open") return;
     clearTimeout(this.#reconnectTimer);
-    this.#attachNetwork();
+    this.#network.attach();
     if (this.#state !== "reconnecting") this.#attempt = 0;
     this.#startAttempt();
   }
@@ -304,16 +297,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     clearInterval(this.#pingTimer);
     clearTimeout(this.#pongTimer);
     this.#pingRef = null;
-    const lost = new SwitchboardClientError("closed", "the connection was lost");
-    for (const req of [...this.#requests.values()]) {
-      clearTimeout(req.timer);
-      req.timer = undefined;
-      if (req.onLost === "resend") req.sent = false;
-      else {
-        this.#requests.delete(req.ref);
-        if (req.onLost === "fail") req.fail(lost);
-      }
-    }
+    this.#requests.connectionLost();
     for (const sub of this.#subs.values()) sub.suspend();
   }
 
@@ -322,12 +306,8 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     clearTimeout(this.#reconnectTimer);
     this.#reconnectTimer = undefined;
     this.#state = "closed";
-    this.#detachNetwork();
-    for (const req of [...this.#requests.values()]) {
-      clearTimeout(req.timer);
-      this.#requests.delete(req.ref);
-      if (req.onLost !== "forget") req.fail(error);
-    }
+    this.#network.detach();
+    this.#requests.failAll(error);
     for (const [topic, sub] of [...this.#subs]) {
       if (sub.acknowledged) continue;
       this.#subs.delete(topic);
@@ -345,7 +325,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     this.#pingTimer = setInterval(() => this.#ping(), this.#o.pingIntervalMs);
     // Subscriptions first, then what was queued, in the order it was issued.
     for (const sub of this.#subs.values()) this.#sendSubscribe(sub);
-    for (const req of this.#requests.values()) if (!req.sent) this.#dispatch(req);
+    this.#requests.flush();
     this.emit("open", welcome);
   }
 
@@ -401,13 +381,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
       case "ack":
       case "presence":
       case "error": {
-        const req = typeof frame.ref === "number" ? this.#requests.get(frame.ref) : undefined;
-        if (req) {
-          this.#requests.delete(req.ref);
-          clearTimeout(req.timer);
-          if (frame.type === "error") req.fail(new SwitchboardClientError(frame.code as never, frame.message, topicOf(req.frame)));
-          else req.ok(frame);
-        } else if (frame.type === "error") {
+        if (!this.#requests.settle(frame) && frame.type === "error") {
           this.emit("error", new SwitchboardClientError(frame.code as never, frame.message));
         }
         return;
@@ -417,19 +391,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
 
   #request(frame: Outgoing, onLost: Request["onLost"], ok: Request["ok"], fail: Request["fail"]): void {
     if (this.#state === "closed") return fail(this.#closedError(topicOf(frame)));
-    const ref = this.#nextRef++;
-    const req: Request = { ref, frame: { ...frame, ref } as ClientFrame, onLost, sent: false, timer: undefined, ok, fail };
-    this.#requests.set(ref, req);
-    if (this.#state === "open") this.#dispatch(req);
-  }
-
-  #dispatch(req: Request): void {
-    req.sent = true;
-    this.#send(req.frame);
-    req.timer = setTimeout(() => {
-      this.#requests.delete(req.ref);
-      req.fail(new SwitchboardClientError("timeout", `no reply to ${req.frame.type} within ${this.#o.requestTimeoutMs} ms`, topicOf(req.frame)));
-    }, this.#o.requestTimeoutMs);
+    this.#requests.add(this.#nextRef++, frame, onLost, ok, fail, this.#state === "open");
   }
 
   #send(frame: ClientFrame): void {
@@ -471,62 +433,4 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     return new SwitchboardClientError("closed", "the client is closed: call connect() first", topic);
   }
 
-  // ------------------------------------------------------------------------------------------
-  // Browser network events
-
-  readonly #onOnline = (): void => {
-    if (this.#state === "reconnecting") this.connect();
-  };
-
-  readonly #onOffline = (): void => {
-    if (this.#state === "open" || this.#state === "connecting") this.#drop("offline");
-  };
-
-  #attachNetwork(): void {
-    if (this.#networkAttached || !this.#o.network) return;
-    this.#o.network.addEventListener("online", this.#onOnline);
-    this.#o.network.addEventListener("offline", this.#onOffline);
-    this.#networkAttached = true;
-  }
-
-  #detachNetwork(): void {
-    if (!this.#networkAttached || !this.#o.network) return;
-    this.#o.network.removeEventListener("online", this.#onOnline);
-    this.#o.network.removeEventListener("offline", this.#onOffline);
-    this.#networkAttached = false;
-  }
-}
-
-function detach(ws: WebSocket): void {
-  ws.onopen = null;
-  ws.onmessage = null;
-  ws.onclose = null;
-  ws.onerror = null;
-}
-
-function withTicket(url: string, ticket: string): string {
-  const u = new URL(url);
-  u.searchParams.set("ticket", ticket);
-  return u.href;
-}
-
-/** 128 random bits as hex: crypto.getRandomValues works in every browser context (randomUUID needs https). */
-function randomKey(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(16));
-  let out = "";
-  for (const b of bytes) out += b.toString(16).padStart(2, "0");
-  return out;
-}
-
-function topicOf(frame: object): string | undefined {
-  const topic = (frame as { topic?: unknown }).topic;
-  return typeof topic === "string" ? topic : undefined;
-}
-
-function stringOrUndefined(value: unknown): string | undefined {
-  return typeof value === "string" ? value : undefined;
-}
-
-function describe(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
 }

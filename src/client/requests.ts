@@ -1,0 +1,96 @@
+/**
+ * Requests waiting for their reply (`ack`, `presence` or `error` with the same `ref`), and what a
+ * lost connection does to each: a publish or presence query is sent again on the next connection
+ * (a publish with its original idempotency key), a subscribe is forgotten (the subscription is
+ * redone from its position), an unsubscribe is settled.
+ *
+ * Timeouts count from each send on an open socket, never while a request waits offline.
+ */
+import type { ClientFrame, ServerFrame } from "../protocol/frames.ts";
+import { SwitchboardClientError } from "./errors.ts";
+
+export type Reply = Extract<ServerFrame, { type: "ack" | "presence" | "error" }>;
+
+/** A client frame before it is given its `ref`. */
+export type Outgoing = ClientFrame extends infer F ? (F extends unknown ? Omit<F, "ref"> : never) : never;
+
+export interface Request {
+  ref: number;
+  frame: ClientFrame;
+  /** On a lost connection: send it again on the next one, forget it, or fail it with `closed`. */
+  onLost: "resend" | "forget" | "fail";
+  sent: boolean;
+  timer: ReturnType<typeof setTimeout> | undefined;
+  ok(reply: Reply): void;
+  fail(error: SwitchboardClientError): void;
+}
+
+export class Requests {
+  readonly #pending = new Map<number, Request>();
+
+  constructor(
+    private readonly send: (frame: ClientFrame) => void,
+    private readonly timeoutMs: number,
+  ) {}
+
+  /** Registers a request; sends it now when `connected`, else on the next flush(). */
+  add(ref: number, frame: Outgoing, onLost: Request["onLost"], ok: Request["ok"], fail: Request["fail"], connected: boolean): void {
+    const req: Request = { ref, frame: { ...frame, ref } as ClientFrame, onLost, sent: false, timer: undefined, ok, fail };
+    this.#pending.set(ref, req);
+    if (connected) this.#dispatch(req);
+  }
+
+  /** Sends every request not sent on the current connection, in the order they were issued. */
+  flush(): void {
+    for (const req of this.#pending.values()) if (!req.sent) this.#dispatch(req);
+  }
+
+  /** Routes a reply to its request. False when no request waits for that `ref`. */
+  settle(frame: Reply): boolean {
+    const req = typeof frame.ref === "number" ? this.#pending.get(frame.ref) : undefined;
+    if (!req) return false;
+    this.#pending.delete(req.ref);
+    clearTimeout(req.timer);
+    if (frame.type === "error") req.fail(new SwitchboardClientError(frame.code as never, frame.message, topicOf(req.frame)));
+    else req.ok(frame);
+    return true;
+  }
+
+  /** The connection is gone: requeue what is resent, settle the rest. */
+  connectionLost(): void {
+    const lost = new SwitchboardClientError("closed", "the connection was lost");
+    for (const req of [...this.#pending.values()]) {
+      clearTimeout(req.timer);
+      req.timer = undefined;
+      if (req.onLost === "resend") {
+        req.sent = false;
+        continue;
+      }
+      this.#pending.delete(req.ref);
+      if (req.onLost === "fail") req.fail(lost);
+    }
+  }
+
+  /** The client stopped: every request (but forgotten subscribes) fails with `error`. */
+  failAll(error: SwitchboardClientError): void {
+    for (const req of [...this.#pending.values()]) {
+      clearTimeout(req.timer);
+      this.#pending.delete(req.ref);
+      if (req.onLost !== "forget") req.fail(error);
+    }
+  }
+
+  #dispatch(req: Request): void {
+    req.sent = true;
+    this.send(req.frame);
+    req.timer = setTimeout(() => {
+      this.#pending.delete(req.ref);
+      req.fail(new SwitchboardClientError("timeout", `no reply to ${req.frame.type} within ${this.timeoutMs} ms`, topicOf(req.frame)));
+    }, this.timeoutMs);
+  }
+}
+
+export function topicOf(frame: object): string | undefined {
+  const topic = (frame as { topic?: unknown }).topic;
+  return typeof topic === "string" ? topic : undefined;
+}
