@@ -114,7 +114,11 @@ describe("Redis killed while publishers run, then restarted", () => {
 
     await Bun.sleep(800);
     await cluster.redis.kill();
-    await Bun.sleep(3000);
+    await Bun.sleep(300);
+    const httpStarted = Date.now();
+    const httpDuringOutage = await apiPublish(nodes[1]!, { topic: room, data: "http-during-outage" });
+    const httpLatencyMs = Date.now() - httpStarted;
+    await Bun.sleep(2700);
     await cluster.redis.restart();
     await waitReady(5000);
     await Bun.sleep(800);
@@ -137,6 +141,9 @@ describe("Redis killed while publishers run, then restarted", () => {
       expect(o.code).toBe("unavailable");
       expect(o.latencyMs).toBeLessThan(1000);
     }
+    expect(httpDuringOutage.status).toBe(503);
+    expect(httpDuringOutage.body.error.code).toBe("unavailable");
+    expect(httpLatencyMs).toBeLessThan(1000);
     const acked = outcomes.filter((o) => o.ok);
     expect(acked.length).toBeGreaterThan(20);
 
