@@ -20,7 +20,7 @@ export interface Endpoint {
 
 export type WorkerInit =
   | { role: "subs"; target: TargetName; servers: Endpoint[]; cookie?: string; first: number; count: number; roomSize: number; topicPrefix: string; concurrency: number }
-  | { role: "pub"; target: TargetName; servers: Endpoint[]; cookie?: string; topics: number; topicPrefix: string; rate: number; window: number; lagCap: number; payloadBytes: number }
+  | { role: "pub"; target: TargetName; servers: Endpoint[]; cookie?: string; topics: number; publishers: number; topicPrefix: string; rate: number; window: number; lagCap: number; payloadBytes: number }
   | { role: "connect"; target: TargetName; servers: Endpoint[]; cookie?: string; concurrency: number };
 
 export type ToWorker =
@@ -208,7 +208,22 @@ function runSubs(init: Extract<WorkerInit, { role: "subs" }>) {
 function runPub(init: Extract<WorkerInit, { role: "pub" }>) {
   const dialect = DIALECTS[init.target];
   const T = init.topics;
+  // P sockets per topic share one stamp sequence, used round-robin; with P > 1 two publications
+  // can reach the server in another order than they were numbered, so `reordered` then counts
+  // that race as well as the server's own reordering.
+  const P = Math.max(1, init.publishers);
   const conns: WsConn[] = [];
+  const rr = new Uint32Array(T);
+  const pick = (t: number) => conns[t * P + (rr[t]!++ % P)]!;
+  const sendBursts = (bursts: Map<WsConn, string[]>) => {
+    for (const [c, b] of bursts) c.sendMany(b);
+  };
+  const queueFrame = (bursts: Map<WsConn, string[]>, t: number, frame: string) => {
+    const c = pick(t);
+    let b = bursts.get(c);
+    if (!b) bursts.set(c, (b = []));
+    b.push(frame);
+  };
   const sent = new Float64Array(T);
   const inflight = new Float64Array(T);
   const minLast = new Float64Array(T).fill(0);
@@ -242,9 +257,9 @@ function runPub(init: Extract<WorkerInit, { role: "pub" }>) {
     if (!sending) return;
     const now = nowUs();
     if (now >= stopAtUs) return stop();
-    const burst: string[] = [];
-    while (canSend(t)) burst.push(publishOne(t, now));
-    if (burst.length) conns[t]!.sendMany(burst);
+    const bursts = new Map<WsConn, string[]>();
+    while (canSend(t)) queueFrame(bursts, t, publishOne(t, now));
+    sendBursts(bursts);
   };
 
   /** Fixed rate: send what is due, round-robin over topics, skipping full windows. */
@@ -253,16 +268,14 @@ function runPub(init: Extract<WorkerInit, { role: "pub" }>) {
     const now = nowUs();
     if (now >= stopAtUs) return stop();
     let due = Math.floor(((now - startUs) / 1e6) * init.rate) - totalSent();
-    const bursts = new Map<number, string[]>();
+    const bursts = new Map<WsConn, string[]>();
     for (let tries = 0; due > 0 && tries < T * 4 + due; tries++) {
       const t = cursor++ % T;
       if (!canSend(t)) continue;
-      let b = bursts.get(t);
-      if (!b) bursts.set(t, (b = []));
-      b.push(publishOne(t, now));
+      queueFrame(bursts, t, publishOne(t, now));
       due--;
     }
-    for (const [t, b] of bursts) conns[t]!.sendMany(b);
+    sendBursts(bursts);
     setTimeout(tick, 1);
   };
   const totalSent = () => sent.reduce((a, b) => a + b, 0);
@@ -284,9 +297,9 @@ function runPub(init: Extract<WorkerInit, { role: "pub" }>) {
     delivery() {},
     close(_c, code) {
       countCode(closeCodes, code);
-      if (ready + failed < T) {
+      if (ready + failed < T * P) {
         failed++;
-        if (ready + failed === T) send({ ev: "ready", ok: ready, failed, closeCodes, errors });
+        if (ready + failed === T * P) send({ ev: "ready", ok: ready, failed, closeCodes, errors });
       }
     },
   };
@@ -295,7 +308,7 @@ function runPub(init: Extract<WorkerInit, { role: "pub" }>) {
     if (!ev) return;
     if (ev.kind === "ready") {
       ready++;
-      if (ready + failed === T) send({ ev: "ready", ok: ready, failed, closeCodes, errors });
+      if (ready + failed === T * P) send({ ev: "ready", ok: ready, failed, closeCodes, errors });
     } else if (ev.kind === "ack" || ev.kind === "error") {
       if (ev.kind === "error") countCode(errors, ev.code);
       const at = sentAt.get(ev.ref);
@@ -312,11 +325,11 @@ function runPub(init: Extract<WorkerInit, { role: "pub" }>) {
     }
   }
 
-  for (let t = 0; t < T; t++) {
-    const server = init.servers[t % init.servers.length]!;
+  for (let i = 0; i < T * P; i++) {
+    const server = init.servers[i % init.servers.length]!;
     const c = connect({ host: server.host, port: server.port, path: dialect.path, headers: headers(init.cookie) }, handlers);
-    c.slot = t;
-    conns[t] = c;
+    c.slot = i;
+    conns[i] = c;
   }
 
   return (m: ToWorker) => {

@@ -16,6 +16,8 @@ export interface RunOptions {
   window: number;
   lagCap: number;
   payload: number;
+  /** Publisher sockets per topic (1 = the issue's single publisher). */
+  publishers: number;
   start: StartOptions;
 }
 
@@ -94,7 +96,7 @@ export async function runFanout(target: TargetName, o: RunOptions, subs: number,
     const pub = spawnWorker();
     try {
       const ready = await awaitReady(subsW, 120_000);
-      pub.send({ cmd: "init", init: { role: "pub", target, servers: servers.endpoints, cookie: servers.cookie, topics, topicPrefix: "room:bench", rate, window: o.window, lagCap: o.lagCap, payloadBytes: o.payload } });
+      pub.send({ cmd: "init", init: { role: "pub", target, servers: servers.endpoints, cookie: servers.cookie, topics, publishers: o.publishers, topicPrefix: "room:bench", rate, window: o.window, lagCap: o.lagCap, payloadBytes: o.payload } });
       const pubReady = await pub.next("ready", 30_000);
       if (pubReady.failed) throw new Error(`publisher could not connect: ${JSON.stringify(pubReady.closeCodes)}`);
 
@@ -135,7 +137,7 @@ export async function runFanout(target: TargetName, o: RunOptions, subs: number,
       const lat = hist.summaryMs();
       const published = (pr.sent as number[]).reduce((a, b) => a + b, 0);
       return {
-        subs, topics, procs: o.procs, offered: rate || "max",
+        subs, topics, procs: o.procs, publishers: o.publishers, offered: rate || "max",
         connected: ready.ok, connectFailed: ready.failed,
         published, publishedPerS: Math.round(published / ((toUs - t0) / 1e6)),
         deliveriesPerS: Math.round(sum("inWindow") / o.duration),
@@ -233,7 +235,7 @@ export async function runPublishPath(target: TargetName, o: RunOptions): Promise
   return withCluster(target, o.procs, o.start, async (servers) => {
     const pub = spawnWorker();
     try {
-      pub.send({ cmd: "init", init: { role: "pub", target, servers: servers.endpoints, cookie: servers.cookie, topics: 1, topicPrefix: "room:bench", rate: 0, window: 1, lagCap: 1e15, payloadBytes: o.payload } });
+      pub.send({ cmd: "init", init: { role: "pub", target, servers: servers.endpoints, cookie: servers.cookie, topics: 1, publishers: 1, topicPrefix: "room:bench", rate: 0, window: 1, lagCap: 1e15, payloadBytes: o.payload } });
       const ready = await pub.next("ready", 30_000);
       if (ready.failed) throw new Error(`publisher could not connect: ${JSON.stringify(ready.closeCodes)}`);
       const fromUs = nowUs() + 50_000;
