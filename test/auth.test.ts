@@ -10,7 +10,7 @@ let server: TestServer;
 const USERS = "alice:alice-password,bob:bob-password,carol:carol-password,dave:dave-password,erin:erin-password,frank:frank-password";
 
 beforeAll(async () => {
-  server = await startServer({ USERS, LOGIN_MAX_FAILURES: "3" });
+  server = await startServer({ USERS, LOGIN_MAX_FAILURES: "3", ALLOWED_ORIGINS: "https://app.example.test" });
 }, 30_000);
 afterAll(() => server?.kill());
 
@@ -190,6 +190,12 @@ describe("POST /auth/ticket", () => {
     expect(r.headers.get("cache-control")).toContain("no-store");
   });
 
+  test("cookie from an exact ALLOWED_ORIGINS entry → 200", async () => {
+    const cookie = await login(server, "alice");
+    const r = await ticket({ Cookie: cookie, Origin: "https://app.example.test" });
+    expect(r.status).toBe(200);
+  });
+
   test("cookie without Origin but with Sec-Fetch-Site same-origin or none → 200", async () => {
     const cookie = await login(server, "alice");
     for (const site of ["same-origin", "none"]) {
@@ -200,7 +206,7 @@ describe("POST /auth/ticket", () => {
 
   test("cookie from another origin → 403", async () => {
     const cookie = await login(server, "alice");
-    for (const origin of ["http://evil.example", "null", `http://127.0.0.1:${server.port}.evil.com`, `http://127.0.0.1:${server.port + 1}`]) {
+    for (const origin of ["http://evil.example", "null", "https://app.example.test.evil.com", "http://app.example.test", `http://127.0.0.1:${server.port}.evil.com`, `http://127.0.0.1:${server.port + 1}`]) {
       const r = await ticket({ Cookie: cookie, Origin: origin });
       expect(r.status).toBe(403);
       expectErrorBody(r);

@@ -2,12 +2,13 @@
  * SPEC §3 "Frames", "Topics and permissions", presence, and the server-to-server HTTP API
  * (§2 `/api/publish`, `/api/presence/:topic`), seen by real WebSocket clients.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { TestClient, closeAll } from "./support/client.ts";
 import { TEST_API_KEY, apiPublish, readJson, session, startServer, type TestServer, killAllServers } from "./support/server.ts";
 
 let server: TestServer;
+let bare: TestServer; // no API_KEY
 const clients = new Set<TestClient>();
 let topicCounter = 0;
 /** A fresh room per test, so tests never see each other's traffic. */
@@ -25,11 +26,17 @@ async function userId(user: string) {
 }
 
 beforeAll(async () => {
-  server = await startServer({ INSTANCE_ID: "proto-1" });
+  [server, bare] = await Promise.all([startServer({ INSTANCE_ID: "proto-1" }), startServer({ API_KEY: undefined })]);
 }, 30_000);
+// Each test closes its sockets, so the per-user cap (MAX_CONNECTIONS_PER_USER) never fills up.
+afterEach(async () => {
+  await closeAll(clients);
+  clients.clear();
+});
 afterAll(async () => {
   await closeAll(clients);
   server?.kill();
+  bare?.kill();
   killAllServers();
 });
 
@@ -102,6 +109,35 @@ describe("subscribe / publish / unsubscribe", () => {
   });
 });
 
+describe("each socket's frames are handled in arrival order", () => {
+  test("pipelined subscribe, publish, unsubscribe, publish: replies in order, only the first message delivered", async () => {
+    const topic = room("pipeline");
+    const c = await connect("alice");
+    const frames = [
+      { type: "subscribe", topic, ref: 1 },
+      { type: "publish", topic, data: "first", ref: 2 },
+      { type: "unsubscribe", topic, ref: 3 },
+      { type: "publish", topic, data: "second", ref: 4 },
+      { type: "ping", ref: 5 },
+    ];
+    for (const f of frames) c.send(f);
+    await c.next((f) => f.ref === 5);
+    const replies = c.frames.filter((f) => typeof f.ref === "number" && f.ref <= 5);
+    expect(replies.map((f) => [f.ref, f.type])).toEqual([[1, "ack"], [2, "ack"], [3, "ack"], [4, "ack"], [5, "pong"]]);
+    expect(replies[3]!.seq).toBe(replies[1]!.seq + 1);
+    await Bun.sleep(50);
+    expect(c.messages.get(topic)!.map((m) => m.data)).toEqual(["first"]);
+  });
+
+  test("pipelined publishes get rising seq in the order they were sent", async () => {
+    const topic = room("pipeline-seq");
+    const c = await connect("bob");
+    const acks = await Promise.all(Array.from({ length: 50 }, (_, i) => c.request({ type: "publish", topic, data: i })));
+    const seqs = acks.map((a) => a.seq as number);
+    expect(seqs).toEqual(Array.from({ length: 50 }, (_, i) => seqs[0]! + i));
+  });
+});
+
 describe("malformed frames get bad_request and the socket stays usable", () => {
   test("invalid JSON", async () => {
     const c = await connect("alice");
@@ -157,6 +193,14 @@ describe("topics and permissions", () => {
     const bobInbox = `user:${await userId("bob")}`;
     expect(await c.request({ type: "subscribe", topic: bobInbox })).toMatchObject({ type: "error", code: "forbidden" });
     expect((await c.request({ type: "subscribe", topic: `user:${await userId("alice")}` })).type).toBe("ack");
+  });
+
+  test("presence of a topic the user may not subscribe to → forbidden", async () => {
+    const c = await connect("alice");
+    const bobInbox = `user:${await userId("bob")}`;
+    expect(await c.request({ type: "presence", topic: bobInbox, ref: 4 })).toMatchObject({ type: "error", ref: 4, code: "forbidden" });
+    expect(await c.request({ type: "presence", topic: "secret:x", ref: 5 })).toMatchObject({ type: "error", ref: 5, code: "forbidden" });
+    expect(await c.request({ type: "presence", topic: "bad topic", ref: 6 })).toMatchObject({ type: "error", ref: 6, code: "bad_request" });
   });
 
   test("a direct message to user:<id> reaches that user's inbox, joined at welcome without a subscribe", async () => {
@@ -355,13 +399,8 @@ describe("GET /api/presence/:topic", () => {
 
 describe("the server API is disabled without API_KEY", () => {
   test("/api/publish → 404", async () => {
-    const bare = await startServer({ API_KEY: undefined });
-    try {
-      const r = await apiPublish(bare, { topic: "room:x", data: 1 }, "anything-0123456789abcdef");
-      expect(r.status).toBe(404);
-    } finally {
-      bare.kill();
-    }
+    const r = await apiPublish(bare, { topic: "room:x", data: 1 }, "anything-0123456789abcdef");
+    expect(r.status).toBe(404);
   });
 });
 
