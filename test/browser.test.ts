@@ -9,7 +9,7 @@
  *
  * `UPDATE_SCREENSHOT=1 bun test test/browser.test.ts` also rewrites docs/demo.png.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import type { Browser, BrowserContext } from "playwright-core";
 import type { Server } from "bun";
 import { startRedis, type TestRedis } from "./support/redis.ts";
@@ -43,6 +43,15 @@ async function newContext(): Promise<BrowserContext> {
   return context;
 }
 
+/** Polls `cond` every 20 ms; fails naming `what` after `timeoutMs`. */
+async function until(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await Bun.sleep(20);
+  }
+}
+
 beforeAll(async () => {
   [browser, redis] = await Promise.all([launchBrowser(), startRedis()]);
   const env = { REDIS_URL: redis.url, PRESENCE_LEASE_MS: "2000" };
@@ -50,8 +59,12 @@ beforeAll(async () => {
   proxy = await startProxy({ upstreams: [a.port, b.port] });
 }, 30_000);
 
+afterEach(async () => {
+  for (const c of contexts.splice(0)) await c.close().catch(() => {});
+});
+
 afterAll(async () => {
-  for (const c of contexts) await c.close().catch(() => {});
+  for (const c of contexts.splice(0)) await c.close().catch(() => {});
   await browser?.close();
   for (const s of servers) s.stop(true);
   await proxy?.close();
@@ -65,6 +78,11 @@ describe("signing in through the demo's form", () => {
     const context = await newContext();
     const page = await context.newPage();
     const sockets = recordSockets(page);
+    const problems: string[] = [];
+    page.on("pageerror", (e) => problems.push(`pageerror: ${e.message}`));
+    page.on("console", (m) => {
+      if (/Content.Security.Policy|Refused to/i.test(m.text())) problems.push(m.text());
+    });
     const cookieSocketsBefore = await metric(a.url, 'switchboard_connections_opened_total{auth="cookie"}');
 
     await signInThroughForm(page, `${a.url}/`, "alice", PASSWORDS.alice!);
@@ -82,6 +100,8 @@ describe("signing in through the demo's form", () => {
     const welcome = sockets[0]!.received.map((f) => JSON.parse(f)).find((f) => f.type === "welcome");
     expect(welcome).toMatchObject({ type: "welcome", user: { id: "alice" }, instance: "node-a" });
     expect(await metric(a.url, 'switchboard_connections_opened_total{auth="cookie"}')).toBe(cookieSocketsBefore + 1);
+    // The page works under its strict CSP: nothing was refused, no script error.
+    expect(problems).toEqual([]);
   }, 20_000);
 });
 
@@ -119,6 +139,7 @@ describe("two users on two processes sharing Redis", () => {
 
     if (process.env.UPDATE_SCREENSHOT) {
       await openConversation(alice, "room:lobby");
+      await alice.setViewportSize({ width: 1100, height: 560 });
       await alice.screenshot({ path: new URL("../docs/demo.png", import.meta.url).pathname });
     }
   }, 30_000);
@@ -141,15 +162,14 @@ describe("signing out", () => {
     expect(await tab1.isVisible("#signin-form")).toBe(true);
     expect(await tab1.isVisible("#chat-view")).toBe(false);
     expect(await tab1.textContent("#signin-notice")).toContain("You signed out");
-    await tab1.waitForFunction(() => true); // let Playwright deliver the socket's close event
     expect(sockets1.length).toBe(1);
-    expect(sockets1.every((s) => s.closed)).toBe(true);
+    await until(() => sockets1[0]!.closed, 2000, "tab 1's socket to close");
     expect((await context.cookies(a.url)).some((c) => c.name === "sb_session")).toBe(false);
 
     // The session was revoked everywhere: node-b closed the other tab's socket with 4001.
     await waitForState(tab2, "signed-out");
     expect(await tab2.textContent("#signin-notice")).toContain("session ended");
-    expect(sockets2.every((s) => s.closed)).toBe(true);
+    await until(() => sockets2.every((s) => s.closed), 2000, "tab 2's socket to close");
   }, 20_000);
 });
 
