@@ -163,7 +163,7 @@ export async function startServer(
       await spawned.exited;
       const output = logs().trim().split("\n").slice(-30).join("\n");
       // Another process may have taken the port between freePort() and listen: try once more.
-      if (attempt === 0 && env.PORT === undefined && /EADDRINUSE|address already in use/i.test(output)) continue;
+      if (attempt === 0 && env.PORT === undefined && /EADDRINUSE|in use/i.test(output)) continue;
       throw new Error(
         exitCode !== null
           ? `server exited with code ${exitCode} before /healthz answered:\n${output}`
