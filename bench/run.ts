@@ -175,7 +175,7 @@ function med(scenario: Scenario, variant: string, target: TargetName) {
 /** Generator CPU per process, flagged `!` when one is near a full core (then it may be the bottleneck). */
 const saturated = (cpu: unknown) => (typeof cpu === "string" && cpu.split("+").some((c) => Number(c) >= 90) ? `${cpu} !` : String(cpu ?? ""));
 const fmt = (v: number | undefined, d = 0) => (v === undefined || Number.isNaN(v) ? "-" : v.toLocaleString("en-US", { maximumFractionDigits: d, minimumFractionDigits: d }));
-const lines: string[][] = [["scenario", "variant", "target", "runs", "main (median)", "× limit", "p50 ms", "p99 ms", "max ms", "lost/dup/reord", "server CPU%", "gen CPU%", "machine CPU%"]];
+const lines: string[][] = [["scenario", "variant", "target", "runs", "main (median)", "× limit", "p50 ms", "p99 ms", "max ms", "lost/dup/reord", "srv CPU/unit", "server CPU%", "gen CPU%", "machine CPU%"]];
 const summary: Record<string, Record<string, Record<string, number>>> = {};
 for (const p of plan) {
   const m = MAIN[p.scenario];
@@ -194,6 +194,7 @@ for (const p of plan) {
       t === "limit" ? "1" : fmt(ratio, 2),
       fmt(s.p50, 2), fmt(s.p99, 2), fmt(s.max, 1),
       p.scenario === "fanout" || p.scenario === "rooms" ? `${s.lost ?? "-"}/${s.duplicated ?? "-"}/${s.reordered ?? "-"}` : "",
+      s.serverNsPerDelivery !== undefined ? `${fmt(s.serverNsPerDelivery)} ns/deliv` : s.serverUsPerHandshake !== undefined ? `${fmt(s.serverUsPerHandshake)} µs/hs` : "",
       String(firstRow?.serverCpu ?? ""), saturated(firstRow?.genCpu), fmt(s.machineCpu),
     ]);
   }

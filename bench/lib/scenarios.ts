@@ -152,6 +152,9 @@ export async function runFanout(target: TargetName, o: RunOptions, subs: number,
         serverCpu: cpus.slice(0, -2).join("+"),
         redisCpu: cpus.at(-2),
         machineCpu: cpus.at(-1),
+        // Server CPU (all processes, Redis excluded) per delivery: less sensitive to a noisy
+        // machine than the throughput, since time spent descheduled is not counted.
+        serverNsPerDelivery: Math.round((cpus.slice(0, -2).reduce((a, b) => a + b, 0) / 100) * o.duration * 1e9 / Math.max(1, sum("inWindow"))),
       };
     } finally {
       for (const w of [...subsW, pub]) w.send({ cmd: "exit" });
@@ -221,6 +224,7 @@ export async function runConnect(target: TargetName, o: RunOptions, concurrency:
         genCpu: rs.map((r) => pct(r.cpu?.cpuMs, r.cpu?.wallMs)).join("+"),
         serverCpu: cpu()[0],
         machineCpu: cpu()[1],
+        serverUsPerHandshake: Math.round(((cpu()[0]! / 100) * o.duration * 1e6) / Math.max(1, rs.reduce((a, r) => a + r.done, 0))),
       };
     } finally {
       for (const w of workers) w.send({ cmd: "exit" });
