@@ -39,6 +39,7 @@ afterAll(async () => {
 async function expectRefused(status: number, headers: Record<string, string>, query = "") {
   const raw = await upgradeStatus(server.wsUrl + query, headers);
   expect(raw.status).toBe(status);
+  expect(JSON.parse(raw.body)).toEqual({ error: { code: expect.any(String), message: expect.any(String) } });
   const { Cookie: cookie, Origin: origin, ...rest } = headers;
   const c = open(server.wsUrl + query, { cookie, origin, headers: rest });
   const closed = await c.waitClose();
