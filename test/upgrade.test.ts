@@ -84,15 +84,17 @@ describe("cookie authentication", () => {
     await expectRefused(401, { Cookie: cookie, Origin: server.origin });
   });
 
-  test("logout closes that session's open sockets with 4001 and leaves the user's other sessions open", async () => {
+  test("logout closes that session's open sockets (cookie or ticket) with 4001 and leaves the user's other sessions open", async () => {
     const doomed = await login(server, "carol");
     const kept = await login(server, "carol");
     const a = open(server.wsUrl, { cookie: doomed, origin: server.origin });
+    const viaTicket = open(`${server.wsUrl}?ticket=${encodeURIComponent(await getTicket(server, doomed))}`);
     const b = open(server.wsUrl, { cookie: kept, origin: server.origin });
-    await Promise.all([a.welcome(), b.welcome()]);
+    await Promise.all([a.welcome(), viaTicket.welcome(), b.welcome()]);
     const res = await fetch(`${server.url}/auth/logout`, { method: "POST", headers: { Cookie: doomed, Origin: server.origin } });
     await res.arrayBuffer();
     expect((await a.waitClose()).code).toBe(4001);
+    expect((await viaTicket.waitClose()).code).toBe(4001);
     expect((await b.request({ type: "ping" })).type).toBe("pong");
   });
 });
