@@ -209,12 +209,13 @@ export class Chat {
         this.#status.log(`Connection closed (${code}); reload the page to try again`, "warn");
         return;
       }
-      this.#status.log(`Connection lost (${code})`, "warn");
+      // Failed attempts are shown by the pill's attempt count; log only the loss of a working socket.
+      if (this.#attemptOpened) this.#status.log(`Connection lost (${code})`, "warn");
     });
     c.on("reconnecting", ({ delay, attempt }) => {
       if (this.#stopped) return;
-      const seconds = delay < 1000 ? "less than a second" : `${Math.round(delay / 1000)} s`;
-      this.#status.set("reconnecting", `Reconnecting in ${seconds}${attempt > 1 ? ` (attempt ${attempt})` : ""}…`);
+      const when = delay < 1000 ? "" : ` in ${Math.round(delay / 1000)} s`;
+      this.#status.set("reconnecting", `Reconnecting${when}${attempt > 1 ? ` (attempt ${attempt})` : ""}…`);
     });
     c.on("unauthorized", () => {
       if (this.#stopped) return;
@@ -224,9 +225,9 @@ export class Chat {
     c.on("error", (e) => this.#status.log(`Server said: ${e.message}`, "warn"));
   }
 
-  /** At most every 5 s: a 401 from /auth/me ends the chat; anything else lets the SDK keep trying. */
+  /** At most every 3 s: a 401 from /auth/me ends the chat; anything else lets the SDK keep trying. */
   #checkSession(): void {
-    if (Date.now() - this.#lastSessionCheck < 5000) return;
+    if (Date.now() - this.#lastSessionCheck < 3000) return;
     this.#lastSessionCheck = Date.now();
     currentUser().then(
       (user) => {
