@@ -40,7 +40,15 @@ export async function login(username: string, password: string): Promise<LoginRe
   return { ok: false, message: `Sign-in failed (${res.status}). Try again.` };
 }
 
-/** Revokes the session on the server (its sockets everywhere close with 4001) and clears the cookie. */
-export async function logout(): Promise<void> {
-  await fetch("/auth/logout", { method: "POST", credentials: "same-origin" });
+/**
+ * Revokes the session on the server (its sockets everywhere close with 4001) and clears the
+ * cookie. False when the server could not be reached or refused: the session may still be valid.
+ */
+export async function logout(): Promise<boolean> {
+  try {
+    const res = await fetch("/auth/logout", { method: "POST", credentials: "same-origin" });
+    return res.ok;
+  } catch {
+    return false;
+  }
 }

@@ -200,9 +200,10 @@ export class Chat {
     c.on("closed", ({ code, reconnect }) => {
       if (this.#stopped) return;
       this.#recovering = null;
-      // A refused upgrade reaches a page only as 1006: if it was the cookie (revoked while this tab
-      // was away), the SDK would retry forever. Ask the server whether the session still holds.
-      if (reconnect && code === 1006 && !this.#attemptOpened) this.#checkSession();
+      // An attempt that never got `welcome`: a refused upgrade (a page sees only 1006) or, with the
+      // cookie gone, an unauthenticated socket closed with 4002. If the session is over (revoked
+      // while this tab was away, cleared by a sign-out elsewhere) the SDK would retry forever.
+      if (reconnect && !this.#attemptOpened) this.#checkSession();
       if (!reconnect) {
         if (code === 4001) return; // "unauthorized" follows
         this.#status.set("closed", "Disconnected");
@@ -225,16 +226,16 @@ export class Chat {
     c.on("error", (e) => this.#status.log(`Server said: ${e.message}`, "warn"));
   }
 
-  /** At most every 3 s: a 401 from /auth/me ends the chat; anything else lets the SDK keep trying. */
+  /** At most every 3 s: a 401 from /auth/me ends the chat; an unreachable server lets the SDK keep trying. */
   #checkSession(): void {
     if (Date.now() - this.#lastSessionCheck < 3000) return;
     this.#lastSessionCheck = Date.now();
     currentUser().then(
       (user) => {
-        if (user === null && !this.#stopped) {
-          this.stop();
-          this.options.onSessionEnded();
-        }
+        if (this.#stopped || user?.id === this.#me.id) return;
+        this.stop();
+        if (user === null) this.options.onSessionEnded();
+        else location.reload(); // the cookie now belongs to another user (signed in elsewhere)
       },
       () => {}, // the server is unreachable: keep reconnecting
     );

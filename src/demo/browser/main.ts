@@ -97,10 +97,8 @@ byId("sign-out").addEventListener("click", async () => {
   // The server revokes the session and closes its sockets (4001) on every machine; stopping the
   // client first makes this tab's own close a clean 1000 without waiting for that.
   running?.stop();
-  try {
-    await logout();
-  } catch {}
-  showSignIn("You signed out.");
+  const done = await logout();
+  showSignIn(done ? "You signed out." : "The server could not be reached: your session may still be active. Reload and sign out again.");
 });
 
 // --- The chat pane's controls -----------------------------------------------------------------
