@@ -106,7 +106,7 @@ describe("signing in through the demo's form", () => {
 });
 
 describe("two users on two processes sharing Redis", () => {
-  test("see each other in the room's presence, chat in the room, and exchange direct messages", async () => {
+  test("see each other in the room's presence, chat in the room, exchange direct messages, and see a leave", async () => {
     const [alice, bob] = await Promise.all([(await newContext()).newPage(), (await newContext()).newPage()]);
     await Promise.all([signInThroughForm(alice, `${a.url}/`, "alice", PASSWORDS.alice!), signInThroughForm(bob, `${b.url}/`, "bob", PASSWORDS.bob!)]);
     expect(await alice.textContent("#conn-instance")).toBe("node-a");
@@ -137,11 +137,19 @@ describe("two users on two processes sharing Redis", () => {
     expect((await shownMessages(bob)).map((m) => `${m.from}: ${m.text}`)).toEqual(["bob: Psst, this one is just for you.", "alice: Got it, thanks!"]);
     expect((await shownMessages(alice)).map((m) => `${m.from}: ${m.text}`)).toEqual(["bob: Psst, this one is just for you.", "alice: Got it, thanks!"]);
 
+    await openConversation(alice, "room:lobby");
     if (process.env.UPDATE_SCREENSHOT) {
-      await openConversation(alice, "room:lobby");
       await alice.setViewportSize({ width: 1100, height: 560 });
       await alice.screenshot({ path: new URL("../docs/demo.png", import.meta.url).pathname });
     }
+
+    // Bob leaves the room: Alice, on the other node, sees him go.
+    await openConversation(bob, "room:lobby");
+    await bob.click("#leave-room");
+    await waitForPresence(alice, ["alice"]);
+    await alice.locator("#messages li.sys", { hasText: "bob left." }).waitFor({ timeout: 5000 });
+    expect(await alice.locator("#messages li.sys", { hasText: "bob left." }).count()).toBe(1);
+    expect(await bob.locator('.conv[data-key="room:lobby"]').count()).toBe(0);
   }, 30_000);
 });
 
