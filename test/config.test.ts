@@ -64,7 +64,7 @@ describe("production needs a real SESSION_SECRET", () => {
     } finally {
       server.kill();
     }
-  });
+  }, 30_000);
 
   test("outside production a missing SESSION_SECRET is generated, with a warning", async () => {
     const server = await startServer({ NODE_ENV: "development", SESSION_SECRET: undefined, LOG_LEVEL: "warn" });
@@ -74,7 +74,7 @@ describe("production needs a real SESSION_SECRET", () => {
     } finally {
       server.kill();
     }
-  });
+  }, 30_000);
 });
 
 describe("WORKERS", () => {

@@ -70,7 +70,7 @@ describe("every subscriber receives every publication once, in order", () => {
     for (const c of subs) expect(c.messages.get(topic)).toHaveLength(1000); // no duplicates after the fact
     await closeAll(subs);
     for (const c of subs) clients.delete(c);
-  });
+  }, 30_000);
 
   test("concurrent publishers: every subscriber sees the same single order", async () => {
     const topic = "room:order";
@@ -90,7 +90,7 @@ describe("every subscriber receives every publication once, in order", () => {
     // Each publisher's own messages keep the order it sent them in.
     const aOrder = all[0]!.map((m) => m.data as string).filter((d) => d.startsWith("a"));
     expect(aOrder).toEqual(Array.from({ length: 200 }, (_, i) => `a${i}`));
-  });
+  }, 30_000);
 });
 
 describe("subscribe with since", () => {
@@ -130,7 +130,7 @@ describe("subscribe with since", () => {
     expect(ackIndex).toBeLessThan(firstMsg);
     // The watcher that never left saw the very same sequence.
     expect((await watcher.waitMessages(topic, 80)).slice(10).map((m) => m.seq)).toEqual(msgs.map((m) => m.seq));
-  });
+  }, 30_000);
 
   test("since the latest position: recovered:true and nothing replayed", async () => {
     const topic = "room:uptodate";
@@ -162,7 +162,7 @@ describe("subscribe with since", () => {
     expect(live).toMatchObject({ seq: s0 + n + 1, data: "live" });
     await Bun.sleep(50);
     expect(late.messages.get(topic)).toHaveLength(1);
-  });
+  }, 30_000);
 
   test("since another epoch → recovered:false with the current position", async () => {
     const topic = "room:other-epoch";

@@ -156,7 +156,7 @@ describe("ticket authentication", () => {
     expect((await upgradeStatus(`${strict.wsUrl}?ticket=${encodeURIComponent(fresh)}`)).status).toBe(101);
     await Bun.sleep(2100);
     expect((await upgradeStatus(`${strict.wsUrl}?ticket=${encodeURIComponent(stale)}`)).status).toBe(401);
-  });
+  }, 30_000);
 });
 
 describe("first-message authentication", () => {
