@@ -55,6 +55,8 @@ export interface RedisBrokerOptions {
   canaryIntervalMs?: number;
   /** A canary not back after this long marks the subscriber connection deaf. Default 3000. */
   canaryTimeoutMs?: number;
+  /** How long `start` waits for Redis before resolving unhealthy (it keeps retrying). Default 3000. */
+  startTimeoutMs?: number;
   log?: LogFn;
 }
 
@@ -157,17 +159,18 @@ export class RedisBroker implements Broker {
     return !this.closed && this.cmd.status === "ready" && this.sub.status === "ready" && this.subscribed;
   }
 
-  /** Connects both connections; resolves within ~3 s even when Redis is down (it keeps retrying). */
+  /** Connects both connections; resolves within `startTimeoutMs` even when Redis is down (it keeps retrying). */
   async start(events: BrokerEvents): Promise<void> {
     this.events = events;
+    const waitMs = this.options.startTimeoutMs ?? 3000;
     const subscribedOnce = new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, 3000);
+      const timer = setTimeout(resolve, waitMs);
       this.whenSubscribed = () => {
         clearTimeout(timer);
         resolve();
       };
     });
-    await Promise.all([connectWithin(this.cmd, 3000), connectWithin(this.sub, 3000), subscribedOnce]);
+    await Promise.all([connectWithin(this.cmd, waitMs), connectWithin(this.sub, waitMs), subscribedOnce]);
     this.whenSubscribed = undefined;
     this.canaryTimer = setInterval(() => this.checkCanary(), this.canaryIntervalMs);
   }
