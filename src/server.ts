@@ -61,8 +61,11 @@ export async function startSwitchboard(config: Config): Promise<Running> {
       stopping ??= (async () => {
         clearInterval(sweep);
         await gateway.drain();
+        // Requests in flight (a publish awaiting Redis) may finish; whatever is left is cut.
+        await Promise.race([server.stop(false), Bun.sleep(250)]);
         await server.stop(true);
         await gateway.close();
+        // Presence entries removed (other processes hear the leaves), then the broker flushed and closed.
         await services.close();
       })();
       return stopping;
@@ -93,6 +96,12 @@ async function main(): Promise<void> {
       process.exit(1);
     }
     log.info("draining", { signal, connections: running.gateway.registry.size, drainMs: config.drainMs });
+    // The bound operators size kill_timeout by: whatever still hangs then (a Redis that stopped
+    // answering) is abandoned; a crashed process's presence entries expire with its lease.
+    setTimeout(() => {
+      log.warn("drain did not finish within DRAIN_MS + 1 s: exiting now", { drainMs: config.drainMs });
+      process.exit(1);
+    }, config.drainMs + 900);
     running.shutdown().then(
       () => {
         log.info("drained; exiting");

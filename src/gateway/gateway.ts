@@ -266,21 +266,25 @@ export class Gateway {
 
   /**
    * Stops taking sockets and closes the open ones with 1012, spread evenly over DRAIN_MS so
-   * clients do not all reconnect in the same instant. Resolves when every socket is gone or
-   * the drain time (plus a grace second) has passed.
+   * clients do not all reconnect in the same instant: at most one batch every 20 ms, batch i at
+   * `start + i·DRAIN_MS/batches` on an absolute schedule (late timers do not stretch the drain).
+   * Resolves when every socket is gone, or at the latest 250 ms after the window, leaving the rest
+   * of the process's bound (DRAIN_MS + 1 s) to releasing presence and the broker.
    */
   async drain(): Promise<void> {
     this.draining = true;
+    const started = Date.now();
     const conns = [...this.registry.all];
     const drainMs = this.config.drainMs;
-    const batches = Math.max(1, Math.min(conns.length, Math.floor(drainMs / 20)));
-    const perBatch = Math.ceil(conns.length / batches);
+    const perBatch = Math.max(1, Math.ceil(conns.length / Math.max(1, Math.floor(drainMs / 20))));
+    const batches = Math.ceil(conns.length / perBatch);
     for (let i = 0; i < batches; i++) {
+      const wait = started + (i * drainMs) / batches - Date.now();
+      if (wait > 0) await Bun.sleep(wait);
       for (const conn of conns.slice(i * perBatch, (i + 1) * perBatch)) conn.close(Close.restarting, "server restarting");
-      if (i < batches - 1) await Bun.sleep(drainMs / batches);
     }
-    const deadline = Date.now() + 1000;
-    while (this.registry.size > 0 && Date.now() < deadline) await Bun.sleep(20);
+    const deadline = Math.max(started + drainMs, Date.now()) + 250;
+    while (this.registry.size > 0 && Date.now() < deadline) await Bun.sleep(10);
   }
 
   async close(): Promise<void> {

@@ -10,7 +10,8 @@ import type { PresenceMember, User } from "../protocol/frames.ts";
 export interface PresenceEvents {
   /**
    * A user left because the machine holding its last connections stopped renewing its lease
-   * (crashed). Reported by one surviving process, within 30 s of the crash.
+   * (crashed): reported by one surviving process, within 30 s of the crash. Also reported by a
+   * closing process for the entries it still held (their own leaves never completed).
    */
   onExpired(topic: string, user: User): void;
 }

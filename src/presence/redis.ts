@@ -150,7 +150,11 @@ export class RedisPresence implements Presence {
     return [...byUser.values()];
   }
 
-  /** Removes this process's entries and lease, and stops the timers. */
+  /**
+   * Removes this process's entries and lease, and stops the timers. Users whose last connection
+   * goes with them (a socket whose own leave never completed) are reported through `onExpired`,
+   * so the other processes' subscribers still hear the leave.
+   */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
@@ -159,7 +163,7 @@ export class RedisPresence implements Presence {
     this.redis.off("ready", this.onReady);
     if (this.redis.status !== "ready") return;
     try {
-      await this.removeInstance(this.instance, false);
+      await this.removeInstance(this.instance);
       await this.redis.zrem(presenceKeys.instances, this.instance);
       await this.redis.del(presenceKeys.topicsOf(this.instance));
     } catch (error) {
@@ -198,7 +202,7 @@ export class RedisPresence implements Presence {
       const expired = (await this.redis.sbPresenceExpired(presenceKeys.instances, presenceKeys.topicsOf("-"), "list", 20)) as string[];
       for (const instance of expired) {
         if (instance === this.instance || this.closed) continue;
-        const removed = await this.removeInstance(instance, true);
+        const removed = await this.removeInstance(instance);
         await this.redis.sbPresenceExpired(presenceKeys.instances, presenceKeys.topicsOf(instance), "forget", instance);
         if (removed > 0) this.log("info", `presence: instance ${instance} stopped renewing its lease; ${removed} users left`);
       }
@@ -209,15 +213,14 @@ export class RedisPresence implements Presence {
     }
   }
 
-  /** Sweeps one instance out of each of its topics; returns how many users left. */
-  private async removeInstance(instance: string, report: boolean): Promise<number> {
+  /** Sweeps one instance out of each of its topics, reporting each user that left; returns how many. */
+  private async removeInstance(instance: string): Promise<number> {
     const topics = await this.redis.smembers(presenceKeys.topicsOf(instance));
     let left = 0;
     for (const topic of topics) {
       const users = await this.redis.sbPresenceSweep(presenceKeys.conns(topic), presenceKeys.users(topic), instance);
       for (const json of users) {
         left++;
-        if (!report) continue;
         try {
           this.events.onExpired(topic, JSON.parse(json) as User);
         } catch (error) {

@@ -1,0 +1,98 @@
+/**
+ * SPEC §3 "Limits and membership", draining, at scale: SIGTERM with 200 open sockets closes every
+ * one with 1012, spread over DRAIN_MS (not all in one instant, not bunched at either end), and the
+ * process exits 0 within DRAIN_MS + 1 s. A second signal exits at once.
+ */
+import { afterAll, describe, expect, test } from "bun:test";
+import { TestClient, closeAll } from "./support/client.ts";
+import { startRedis, type TestRedis } from "./support/redis.ts";
+import { killAllServers, session, startServer, type TestServer } from "./support/server.ts";
+
+const SOCKETS = 200;
+const DRAIN_MS = 1500;
+const BUCKETS = 10;
+
+let redis: TestRedis | undefined;
+const clients = new Set<TestClient>();
+afterAll(async () => {
+  await closeAll(clients);
+  killAllServers();
+  await redis?.stop();
+});
+
+async function openSockets(server: TestServer, n: number, topic?: string): Promise<TestClient[]> {
+  const { cookie } = await session(server, "alice");
+  const open: TestClient[] = [];
+  for (let i = 0; i < n; i += 50) {
+    const batch = await Promise.all(Array.from({ length: Math.min(50, n - i) }, () => TestClient.connect(server.wsUrl, { cookie }, 5000)));
+    for (const c of batch) clients.add(c);
+    if (topic !== undefined) await Promise.all(batch.map((c) => c.subscribe(topic)));
+    open.push(...batch);
+  }
+  return open;
+}
+
+/** How many of `times` (ms) fall in each of `buckets` equal slices of [0, span). */
+function histogram(times: number[], span: number, buckets: number): number[] {
+  const counts = new Array<number>(buckets).fill(0);
+  for (const t of times) counts[Math.min(buckets - 1, Math.max(0, Math.floor((t / span) * buckets)))]!++;
+  return counts;
+}
+
+describe("draining 200 sockets", () => {
+  test("SIGTERM: all 200 get 1012, spread over DRAIN_MS, and the process exits 0 within DRAIN_MS + 1 s", async () => {
+    redis = await startRedis();
+    const server = await startServer({
+      REDIS_URL: redis.url,
+      DRAIN_MS: String(DRAIN_MS),
+      MAX_CONNECTIONS_PER_IP: "500",
+      MAX_CONNECTIONS_PER_USER: "500",
+    });
+    // Half of them in a topic, so the drain also has presence entries to remove.
+    const open = [...(await openSockets(server, SOCKETS / 2, "room:drain-200")), ...(await openSockets(server, SOCKETS / 2))];
+
+    const signalledAt = Date.now();
+    server.proc.kill("SIGTERM");
+    const exitCode = await Promise.race([server.proc.exited, Bun.sleep(DRAIN_MS + 5000).then(() => "still running" as const)]);
+    const exitedAfter = Date.now() - signalledAt;
+    const closes = await Promise.all(open.map((c) => c.waitClose(1000)));
+
+    const codes = new Map<number, number>();
+    for (const c of closes) codes.set(c.code, (codes.get(c.code) ?? 0) + 1);
+    const at = open.map((c) => c.createdAt + c.close!.at - signalledAt).sort((x, y) => x - y);
+    const spread = at.at(-1)! - at[0]!;
+    const counts = histogram(at, DRAIN_MS, BUCKETS);
+    console.log(
+      `drain of ${SOCKETS} sockets (DRAIN_MS=${DRAIN_MS}): exit ${String(exitCode)} after ${exitedAfter} ms; ` +
+        `1012s from ${at[0]} to ${at.at(-1)} ms (spread ${spread} ms, median ${at[SOCKETS / 2]} ms); ` +
+        `per ${DRAIN_MS / BUCKETS} ms of the window: [${counts.join(" ")}]`,
+    );
+
+    expect(codes).toEqual(new Map([[1012, SOCKETS]]));
+    expect(exitCode).toBe(0);
+    expect(exitedAfter).toBeLessThanOrEqual(DRAIN_MS + 1000);
+    expect(at[0]!).toBeLessThan(DRAIN_MS / BUCKETS + 100); // the drain starts at once
+    expect(at.at(-1)!).toBeLessThanOrEqual(DRAIN_MS + 100); // and is over by the end of the window
+    expect(spread).toBeGreaterThanOrEqual(DRAIN_MS * 0.8);
+    // Even: no tenth of the window takes more than twice its share.
+    for (const n of counts) expect(n).toBeLessThanOrEqual((2 * SOCKETS) / BUCKETS);
+    expect(server.faults()).toEqual([]);
+  }, 30_000);
+
+  test("a second signal during the drain exits at once", async () => {
+    const server = await startServer({ DRAIN_MS: "5000" });
+    const open = await openSockets(server, 20);
+    server.proc.kill("SIGTERM");
+    await Bun.sleep(200);
+    const secondAt = Date.now();
+    server.proc.kill("SIGINT");
+    const exitCode = await Promise.race([server.proc.exited, Bun.sleep(3000).then(() => "still running" as const)]);
+    const exitedAfter = Date.now() - secondAt;
+    console.log(`second signal: exit ${String(exitCode)} after ${exitedAfter} ms`);
+    expect(exitCode).not.toBe("still running");
+    expect(exitedAfter).toBeLessThan(1000);
+    // The drain had only begun: most sockets were still open and were cut, not closed with 1012.
+    const closes = await Promise.all(open.map((c) => c.waitClose(2000)));
+    expect(closes.filter((c) => c.code === 1012).length).toBeLessThan(open.length);
+  }, 20_000);
+});
