@@ -196,12 +196,13 @@ export function rssKb(pid: number): number {
   return m ? Number(m[1]) : NaN;
 }
 
-/** CPU time (user + system) of a process in ms. */
-export function cpuMsOf(pid: number): number {
+/** CPU time of a process in ms: user + system, or only system time (in the kernel: syscalls, TCP). */
+export function cpuMsOf(pid: number, only?: "system"): number {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
     const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return ((Number(f[11]) + Number(f[12])) * 1000) / 100; // clock ticks at USER_HZ = 100
+    const ticks = only === "system" ? Number(f[12]) : Number(f[11]) + Number(f[12]);
+    return (ticks * 1000) / 100; // clock ticks at USER_HZ = 100
   } catch {
     return NaN;
   }

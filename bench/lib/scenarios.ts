@@ -56,7 +56,7 @@ async function withCluster<T>(target: TargetName, n: number, opts: StartOptions,
 function cpuSampler(pids: number[], fromUs: number, toUs: number): () => number[] {
   let a: number[] = [];
   let b: number[] = [];
-  const sample = () => [...pids.map(cpuMsOf), machineBusyMs()];
+  const sample = () => [...pids.map((p) => cpuMsOf(p)), machineBusyMs()];
   setTimeout(() => (a = sample()), Math.max(0, (fromUs - nowUs()) / 1000));
   setTimeout(() => (b = sample()), Math.max(0, (toUs - nowUs()) / 1000));
   return () => [...pids, -1].map((_, i) => pct((b[i] ?? NaN) - (a[i] ?? NaN), (toUs - fromUs) / 1000));
@@ -208,7 +208,10 @@ export async function runConnect(target: TargetName, o: RunOptions, concurrency:
       await awaitReady(workers, 30_000);
       const fromUs = nowUs() + 50_000;
       const toUs = fromUs + o.duration * 1e6;
-      const cpu = cpuSampler([servers.procs[0]!.pid], fromUs, toUs);
+      const serverPid = servers.procs[0]!.pid;
+      const cpu = cpuSampler([serverPid], fromUs, toUs);
+      const sys0 = cpuMsOf(serverPid, "system");
+      const all0 = cpuMsOf(serverPid);
       for (const w of workers) w.send({ cmd: "start", fromUs, toUs });
       const rs = await Promise.all(workers.map((w) => w.next("result", o.duration * 1000 + 10_000)));
       const hist = new Histogram();
@@ -224,6 +227,7 @@ export async function runConnect(target: TargetName, o: RunOptions, concurrency:
         genCpu: rs.map((r) => pct(r.cpu?.cpuMs, r.cpu?.wallMs)).join("+"),
         serverCpu: cpu()[0],
         machineCpu: cpu()[1],
+        serverSystemShare: Math.round(((cpuMsOf(serverPid, "system") - sys0) / Math.max(1, cpuMsOf(serverPid) - all0)) * 100) / 100,
         serverUsPerHandshake: Math.round(((cpu()[0]! / 100) * o.duration * 1e6) / Math.max(1, rs.reduce((a, r) => a + r.done, 0))),
       };
     } finally {
