@@ -110,8 +110,13 @@ describe("presence across machines", () => {
     const bob = await connect(B, "bob");
     const carol = await connect(C, "carol");
     for (const c of [alice, bob, carol]) await c.subscribe(room);
-    const listed = await carol.request({ type: "presence", topic: room });
-    const names = (listed.members as { user: { name: string }; connections: number }[]).map((m) => `${m.user.name}:${m.connections}`).sort();
+    // The gateway acks a subscribe before the presence entry is written, so poll (bounded).
+    const listing = async () => {
+      const listed = await carol.request({ type: "presence", topic: room });
+      return (listed.members as { user: { name: string }; connections: number }[]).map((m) => `${m.user.name}:${m.connections}`).sort();
+    };
+    let names = await listing();
+    for (const until = Date.now() + 2000; names.length < 3 && Date.now() < until; names = await listing()) await Bun.sleep(20);
     expect(names).toEqual(["alice:1", "bob:1", "carol:1"]);
 
     const D = await cluster.add("node-d", { USERS, PRESENCE_LEASE_MS: String(LEASE_MS) });
