@@ -114,7 +114,9 @@ export class Connection implements Member, Registered {
         return;
       }
       this.gw.metrics.rateLimited.inc();
-      this.sendError(refOf(safeParse(message)), new SwitchboardError(ErrorCode.rateLimited, "too many frames; slow down"));
+      // A refused frame is not worth parsing in full: only a small one gets its ref echoed.
+      const ref = message.length <= REF_PARSE_MAX ? refOf(safeParse(message)) : undefined;
+      this.sendError(ref, new SwitchboardError(ErrorCode.rateLimited, "too many frames; slow down"));
       return;
     }
     this.queue.push(message);
@@ -212,7 +214,8 @@ export class Connection implements Member, Registered {
     if (this.state === "awaiting-auth") return this.authenticate(parsed);
     const ref = refOf(parsed);
     if (parsed === undefined) {
-      this.sendError(ref, new SwitchboardError(ErrorCode.badRequest, "frame is not valid JSON"));
+      const why = tooDeep(raw) ? `frame nests deeper than ${MAX_DEPTH} levels` : "frame is not valid JSON";
+      this.sendError(ref, new SwitchboardError(ErrorCode.badRequest, why));
       return;
     }
     const result = ClientFrame.safeParse(parsed);
@@ -341,7 +344,36 @@ export class Connection implements Member, Registered {
   }
 }
 
+/**
+ * Deepest `[`/`{` nesting a client frame may have. JSON.parse of a 64 KB frame of brackets costs
+ * ~1000× a flat one (and its GC more): a few sockets at the rate limit stalled every other client
+ * for seconds. No SPEC frame needs more than a few levels; `data` gets the rest.
+ */
+export const MAX_DEPTH = 32;
+
+/** Rate-limited frames up to this size are parsed for their `ref`; larger ones are not. */
+const REF_PARSE_MAX = 1024;
+
+/** True when `raw` nests deeper than MAX_DEPTH outside strings: one cheap pass, no allocation. */
+function tooDeep(raw: string): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < raw.length; i++) {
+    const c = raw.charCodeAt(i);
+    if (inString) {
+      if (c === 92) i++; // backslash: skip the escaped character
+      else if (c === 34) inString = false;
+    } else if (c === 34) inString = true;
+    else if (c === 91 || c === 123) {
+      if (++depth > MAX_DEPTH) return true;
+    } else if (c === 93 || c === 125) depth--;
+  }
+  return false;
+}
+
+/** The frame as JSON, or undefined when it is not JSON or nests deeper than MAX_DEPTH. */
 function safeParse(raw: string): unknown {
+  if (tooDeep(raw)) return undefined;
   try {
     return JSON.parse(raw);
   } catch {
