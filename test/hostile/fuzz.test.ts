@@ -19,6 +19,7 @@ import fc from "fast-check";
 import { RawPeer, Op } from "../support/raw-ws.ts";
 import { TestClient, closeAll } from "../support/client.ts";
 import { TEST_ENV, session, startServer, type TestServer } from "../support/server.ts";
+import { rssMb } from "./metrics.ts";
 import { loadConfig } from "../../src/config.ts";
 import { startSwitchboard, type Running } from "../../src/server.ts";
 
@@ -200,13 +201,6 @@ async function eachOnFreshSocket<T>(
   }
 }
 
-async function rssMb(): Promise<number> {
-  const text = await (await fetch(`${server.url}/metrics`)).text();
-  const m = text.match(/^switchboard_process_resident_memory_bytes (\d+(?:\.\d+)?(?:e\+\d+)?)$/m);
-  if (!m) throw new Error("no switchboard_process_resident_memory_bytes in /metrics");
-  return Number(m[1]) / 1024 / 1024;
-}
-
 // ── The fuzz runs ────────────────────────────────────────────────────────────────────────────
 
 describe("fuzzing over real sockets: the server survives and answers by the SPEC", () => {
@@ -214,7 +208,7 @@ describe("fuzzing over real sockets: the server survives and answers by the SPEC
   let rssBefore = 0;
 
   test("8,000 right-shaped-but-hostile frames, random JSON and random text on 4 authenticated sockets: one SPEC reply each, never `internal`, never a close", async () => {
-    rssBefore = await rssMb();
+    rssBefore = await rssMb(server);
     for (let i = 0; i < 4; i++) peers.push(await authedPeer(i % 2 === 0 ? "alice" : "bob"));
     // The bystander chats all along; its round trips are measured.
     let stop = false;
@@ -314,7 +308,7 @@ describe("fuzzing over real sockets: the server survives and answers by the SPEC
     expect(server.proc.exitCode).toBeNull();
     expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
     expect(cases).toBeGreaterThanOrEqual(10_000);
-    const rssAfter = await rssMb();
+    const rssAfter = await rssMb(server);
     console.log(`fuzz: ${cases} cases; RSS ${rssBefore.toFixed(0)} MB → ${rssAfter.toFixed(0)} MB (bound ${RSS_BOUND_MB} MB)`);
     expect(rssAfter).toBeLessThan(RSS_BOUND_MB);
 
