@@ -31,6 +31,8 @@ describe("GET /", () => {
     // No inline script or style: every <script> has a src, no <style>, no style= attribute.
     expect(html.match(/<script\b[^>]*>/g)).toEqual([expect.stringMatching(/^<script type="module" src="\/demo\/app\.js\?v=[a-z0-9]+">$/)]);
     expect(html).not.toMatch(/<style\b|\sstyle=|\son[a-z]+=/i);
+    // Without the script a submit must not put the password in a URL.
+    expect(html).toMatch(/<form id="signin-form"[^>]* method="post"/);
   }, 20_000);
 
   test("lists the configured demo users in development, escaped", async () => {

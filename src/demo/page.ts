@@ -2,7 +2,8 @@
  * The demo chat's HTML (server side). Static markup only: the behaviour is in the bundled
  * script (`/demo/app.js`) and the looks in `/demo/app.css`, so the page runs under a CSP with no
  * inline script or style. The demo users are rendered from the server's configuration, and only
- * outside production (where the list is empty anyway).
+ * outside production (where the list is empty anyway). The sign-in form says `method="post"`: if
+ * the script ever fails to load, a submitted password goes in a body, never into a URL or a log.
  */
 
 export interface DemoUser {
@@ -80,7 +81,7 @@ export function renderPage(options: PageOptions): string {
         <h1 id="signin-title">Sign in to the demo chat</h1>
         <p class="lead">Rooms, presence and direct messages over one WebSocket, authenticated by an HttpOnly session cookie.</p>
         <p id="signin-notice" class="notice" role="status" hidden></p>
-        <form id="signin-form" class="form" novalidate>
+        <form id="signin-form" class="form" method="post" action="/auth/login" novalidate>
           <label for="username">Username</label>
           <input id="username" name="username" autocomplete="username" autocapitalize="none" spellcheck="false" required>
           <label for="password">Password</label>
