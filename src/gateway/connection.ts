@@ -266,12 +266,24 @@ export class Connection implements Member, Registered {
   }
 
   /** Subscribes to a topic and joins its presence. */
+  /**
+   * Presence is written first, so once a client holds the `ack` it is listed everywhere. The
+   * joiner itself is not subscribed yet when its own `presence.join` goes out; it learns the
+   * members from a `presence` request.
+   */
   private async join(topic: string, since: Position | undefined, ref: number | undefined): Promise<void> {
-    await this.follow(topic, since, (ack) => {
-      if (since !== undefined) this.gw.metrics.recoveries.inc({ recovered: String(ack.recovered) });
-      this.sendJson({ type: "ack", ref, topic, seq: ack.seq, epoch: ack.epoch, recovered: ack.recovered });
-    });
-    if (this.state !== "closed") await this.gw.joinPresence(this, topic);
+    this.topics.add(topic);
+    await this.gw.joinPresence(this, topic);
+    if (this.state === "closed" || !this.topics.has(topic)) return;
+    try {
+      await this.follow(topic, since, (ack) => {
+        if (since !== undefined) this.gw.metrics.recoveries.inc({ recovered: String(ack.recovered) });
+        this.sendJson({ type: "ack", ref, topic, seq: ack.seq, epoch: ack.epoch, recovered: ack.recovered });
+      });
+    } catch (error) {
+      this.gw.leaveTopic(this, topic);
+      throw error;
+    }
   }
 
   /** The hub part of a join; `onAck` runs right before replayed frames and live delivery. */
