@@ -75,6 +75,7 @@ describe("GET /metrics after traffic", () => {
     await c.waitMessages(topic, 3);
     expect((await c.subscribe("room:metrics-empty", { seq: 5, epoch: "no-such-epoch" })).recovered).toBe(false);
     expect((await a.request({ type: "ping" })).type).toBe("pong");
+    expect((await a.request({ type: "subscribe" })).code).toBe("bad_request");
 
     // Failures: a bad first-message token (4001), a wrong password.
     const bad = track(new TestClient(server.wsUrl));
@@ -103,7 +104,9 @@ describe("GET /metrics after traffic", () => {
       subscribe: d("switchboard_frames_in_total", { type: "subscribe" }),
       publish: d("switchboard_frames_in_total", { type: "publish" }),
       ping: d("switchboard_frames_in_total", { type: "ping" }),
-    }).toEqual({ subscribe: 4, publish: 3, ping: 1 });
+      auth: d("switchboard_frames_in_total", { type: "auth" }),
+      invalid: d("switchboard_frames_in_total", { type: "invalid" }),
+    }).toEqual({ subscribe: 4, publish: 3, ping: 1, auth: 2, invalid: 1 });
     expect({
       welcome: d("switchboard_frames_out_total", { type: "welcome" }),
       // 5 live × 2 subscribers + 3 replayed to carol
@@ -111,7 +114,8 @@ describe("GET /metrics after traffic", () => {
       // 4 subscribes + 3 publishes
       ack: d("switchboard_frames_out_total", { type: "ack" }),
       pong: d("switchboard_frames_out_total", { type: "pong" }),
-    }).toEqual({ welcome: 3, message: 13, ack: 7, pong: 1 });
+      error: d("switchboard_frames_out_total", { type: "error" }),
+    }).toEqual({ welcome: 3, message: 13, ack: 7, pong: 1, error: 1 });
 
     expect({ ws: d("switchboard_publications_total", { source: "ws" }), api: d("switchboard_publications_total", { source: "api" }) }).toEqual({ ws: 3, api: 2 });
     expect(d("switchboard_deliveries_total")).toBe(10);

@@ -214,12 +214,14 @@ export class Connection implements Member, Registered {
     if (this.state === "awaiting-auth") return this.authenticate(parsed);
     const ref = refOf(parsed);
     if (parsed === undefined) {
+      this.gw.metrics.framesIn.inc({ type: "invalid" });
       const why = tooDeep(raw) ? `frame nests deeper than ${MAX_DEPTH} levels` : "frame is not valid JSON";
       this.sendError(ref, new SwitchboardError(ErrorCode.badRequest, why));
       return;
     }
     const result = ClientFrame.safeParse(parsed);
     if (!result.success) {
+      this.gw.metrics.framesIn.inc({ type: "invalid" });
       this.sendError(ref, new SwitchboardError(ErrorCode.badRequest, describe(result.error)));
       return;
     }
@@ -298,6 +300,7 @@ export class Connection implements Member, Registered {
   }
 
   private async authenticate(parsed: unknown): Promise<void> {
+    this.gw.metrics.framesIn.inc({ type: isObject(parsed) && parsed.type === "auth" ? "auth" : "invalid" });
     if (!isObject(parsed) || parsed.type !== "auth") {
       this.gw.noteAuthFailure("protocol", { connectionId: this.id, ip: this.ip });
       this.close(Close.policy, "the first frame must be auth");
