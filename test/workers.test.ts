@@ -8,6 +8,8 @@ import { TestClient, closeAll } from "./support/client.ts";
 import { TEST_ENV, freePort, session, spawnServer, startServer, type TestServer } from "./support/server.ts";
 import { startRedis, type TestRedis } from "./support/redis.ts";
 import { scrape } from "./support/scrape.ts";
+import { workerInstanceId } from "../src/cluster.ts";
+import { loadConfig } from "../src/config.ts";
 
 let redis: TestRedis;
 let box: TestServer;
@@ -146,6 +148,13 @@ describe("WORKERS=N supervision", () => {
     while (pids.some(alive) && Date.now() < deadline) await Bun.sleep(100);
     expect(pids.filter(alive)).toEqual([]);
   }, 30_000);
+
+  test("worker instance ids are INSTANCE_ID-w<i>, cut to fit the 64 characters INSTANCE_ID allows", () => {
+    expect(workerInstanceId("148e21ea7d4589", 0)).toBe("148e21ea7d4589-w0");
+    const long = workerInstanceId("m".repeat(64), 12);
+    expect(long).toBe(`${"m".repeat(60)}-w12`);
+    expect(loadConfig({ INSTANCE_ID: long }).instanceId).toBe(long);
+  });
 
   test("WORKERS above 1 without REDIS_URL refuses to start with one clear line", async () => {
     const spawned = spawnServer({ ...TEST_ENV, WORKERS: "2", PORT: String(freePort()) });
