@@ -122,11 +122,6 @@ export class Supervisor {
     }
   }
 
-  /** Process ids of the workers running now (tests use them to kill one). */
-  pids(): number[] {
-    return this.slots.flatMap((s) => (s.proc !== null && s.proc.exitCode === null ? [s.proc.pid] : []));
-  }
-
   private spawn(slot: Slot): void {
     const command = this.options.command ?? [process.execPath, Bun.main];
     const env = { ...(this.options.env ?? process.env), [WORKER_INDEX_ENV]: String(slot.index), INSTANCE_ID: slot.instanceId };
@@ -198,6 +193,7 @@ export class Supervisor {
  * through the machine-wide aggregate, and calls `onOrphaned` when the supervisor is gone.
  */
 export function joinSupervisor(metrics: Metrics, onOrphaned: () => void): void {
+  if (typeof process.send !== "function") return; // started by hand with the marker, not by a supervisor
   let nextId = 1;
   const waiting = new Map<number, (text: string | null) => void>();
   process.on("disconnect", onOrphaned);
