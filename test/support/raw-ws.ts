@@ -63,6 +63,8 @@ export interface ServerFrame {
   opcode: number;
   fin: boolean;
   payload: Buffer;
+  /** `Date.now()` when the frame was parsed. */
+  at: number;
 }
 
 export interface HttpHead {
@@ -82,6 +84,13 @@ export interface ClosedInfo {
 export class RawPeer {
   head: HttpHead = { status: 0, headers: {} };
   readonly frames: ServerFrame[] = [];
+  /**
+   * Frames kept in `frames` (close frames are always kept). A flood test lowers it so the client
+   * does not spend its time storing hundreds of thousands of replies; `received` still counts them.
+   */
+  keep = Infinity;
+  /** Frames received per opcode, kept or not. */
+  readonly received = new Map<number, number>();
   ended = false;
   endedAt = 0;
   private buf = Buffer.alloc(0);
@@ -166,11 +175,11 @@ export class RawPeer {
     return this.frames.filter((f) => f.opcode === Op.text).map((f) => JSON.parse(f.payload.toString("utf8")));
   }
 
-  /** The server's close frame, if one arrived. */
-  get closeFrame(): { code: number; reason: string } | null {
+  /** The server's close frame, if one arrived (`at`: `Date.now()` at its arrival). */
+  get closeFrame(): { code: number; reason: string; at: number } | null {
     const f = this.frames.find((x) => x.opcode === Op.close);
     if (f === undefined) return null;
-    return { code: f.payload.length >= 2 ? f.payload.readUInt16BE(0) : 1005, reason: f.payload.subarray(2).toString("utf8") };
+    return { code: f.payload.length >= 2 ? f.payload.readUInt16BE(0) : 1005, reason: f.payload.subarray(2).toString("utf8"), at: f.at };
   }
 
   /** Resolves once the server sent a close frame or the connection ended. */
@@ -256,7 +265,11 @@ export class RawPeer {
         off = 10;
       }
       if (b.length < off + len) return;
-      this.frames.push({ opcode: b[0]! & 0x0f, fin: (b[0]! & 0x80) !== 0, payload: Buffer.from(b.subarray(off, off + len)) });
+      const opcode = b[0]! & 0x0f;
+      this.received.set(opcode, (this.received.get(opcode) ?? 0) + 1);
+      if (this.frames.length < this.keep || opcode === Op.close) {
+        this.frames.push({ opcode, fin: (b[0]! & 0x80) !== 0, payload: Buffer.from(b.subarray(off, off + len)), at: Date.now() });
+      }
       this.buf = b.subarray(off + len);
     }
   }
