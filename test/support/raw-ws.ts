@@ -135,6 +135,11 @@ export class RawPeer {
     return this.head.status === 101;
   }
 
+  /** What followed the head of a refused (non-101) upgrade: the HTTP body so far. */
+  get body(): Buffer {
+    return this.upgraded ? Buffer.alloc(0) : this.buf;
+  }
+
   /**
    * Writes raw bytes (one or more encoded frames, or garbage), in order. Bun's socket.write may
    * take only part of a large write: the rest waits here for `drain`.
