@@ -86,10 +86,23 @@ async function main(): Promise<void> {
   }
   const log = createLogger(config.logLevel, { instance: config.instanceId, region: config.region });
   if (config.workers > 1 && workerIndex() === null) return supervise(config, log);
-  const running = await startSwitchboard(config);
 
+  // Handlers go in before start-up: a signal while starting has nothing to drain yet and ends
+  // the process with 0 as soon as start-up is over (or at once when it fails).
+  let running: Running | null = null;
   let signals = 0;
-  const onSignal = (signal: string) => {
+  let pending: string | null = null;
+  process.on("SIGTERM", () => onSignal("SIGTERM"));
+  process.on("SIGINT", () => onSignal("SIGINT"));
+  process.on("unhandledRejection", (error) => log.error("unhandled rejection", errorFields(error)));
+  running = await startSwitchboard(config);
+  if (pending !== null) onSignal(pending);
+
+  function onSignal(signal: string): void {
+    if (running === null) {
+      pending = signal;
+      return;
+    }
     signals += 1;
     if (signals > 1) {
       log.warn("second signal: exiting now", { signal });
@@ -112,10 +125,7 @@ async function main(): Promise<void> {
         process.exit(1);
       },
     );
-  };
-  process.on("SIGTERM", () => onSignal("SIGTERM"));
-  process.on("SIGINT", () => onSignal("SIGINT"));
-  process.on("unhandledRejection", (error) => log.error("unhandled rejection", errorFields(error)));
+  }
   if (workerIndex() !== null) joinSupervisor(running.gateway.metrics, () => onSignal("supervisor gone"));
 }
 
