@@ -88,6 +88,7 @@ const Env = z.object({
   MAX_CONNECTIONS_PER_USER: int(1).default(20),
   BACKPRESSURE_LIMIT_BYTES: int(1024).default(1_048_576),
   LOGIN_MAX_FAILURES: int(1).default(10),
+  LOGIN_MAX_FAILURES_PER_IP: int(1).default(100),
   DRAIN_MS: int(0, 300_000).default(3000),
   TRUST_PROXY: bool.optional(),
   IDLE_TIMEOUT_S: int(0, 960).default(60),
@@ -127,6 +128,8 @@ export interface Config {
   maxConnectionsPerUser: number;
   backpressureLimitBytes: number;
   loginMaxFailures: number;
+  /** Failed logins per IP, across every username, in the same 5-minute window (password spraying). */
+  loginMaxFailuresPerIp: number;
   drainMs: number;
   trustProxy: boolean;
   idleTimeoutS: number;
@@ -203,6 +206,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     maxConnectionsPerUser: e.MAX_CONNECTIONS_PER_USER,
     backpressureLimitBytes: e.BACKPRESSURE_LIMIT_BYTES,
     loginMaxFailures: e.LOGIN_MAX_FAILURES,
+    loginMaxFailuresPerIp: e.LOGIN_MAX_FAILURES_PER_IP,
     drainMs: e.DRAIN_MS,
     trustProxy: e.TRUST_PROXY ?? onFly,
     idleTimeoutS: e.IDLE_TIMEOUT_S,

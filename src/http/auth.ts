@@ -18,7 +18,10 @@ const Credentials = z.object({
   password: z.string().min(1).max(1024),
 });
 
-/** The login throttle window (SPEC §1 LOGIN_MAX_FAILURES: failures per username+IP in 5 minutes). */
+/**
+ * The login throttle window: LOGIN_MAX_FAILURES failures per username+IP (SPEC §1), and
+ * LOGIN_MAX_FAILURES_PER_IP failures per IP across usernames (spraying), each in 5 minutes.
+ */
 export const LOGIN_WINDOW_S = 300;
 
 export function authRoutes(deps: Deps): Hono<Env> {
@@ -29,18 +32,21 @@ export function authRoutes(deps: Deps): Hono<Env> {
     c.header("Cache-Control", "no-store");
   });
 
-  /** Checks the throttle, then the password; counts failures. */
+  /** Checks both throttles (username+IP, then IP), then the password; counts failures in both. */
   async function checkCredentials(c: Ctx) {
     const { username, password } = await jsonBody(c, Credentials);
-    const key = `login:${username}:${clientIp(c, config)}`;
-    const window = await services.stores.attempts.get(key);
-    if (window.count >= config.loginMaxFailures) {
+    const ip = clientIp(c, config);
+    const key = `login:${username}:${ip}`;
+    const ipKey = `login-ip:${ip}`;
+    const [window, ipWindow] = await Promise.all([services.stores.attempts.get(key), services.stores.attempts.get(ipKey)]);
+    const over = window.count >= config.loginMaxFailures ? window : ipWindow.count >= config.loginMaxFailuresPerIp ? ipWindow : null;
+    if (over !== null) {
       metrics.loginThrottled.inc();
-      throw new SwitchboardError(ErrorCode.rateLimited, "too many failed attempts; try again later", window.resetInS);
+      throw new SwitchboardError(ErrorCode.rateLimited, "too many failed attempts; try again later", over.resetInS);
     }
     const user = await users.verify(username, password);
     if (user === null) {
-      await services.stores.attempts.fail(key, LOGIN_WINDOW_S);
+      await Promise.all([services.stores.attempts.fail(key, LOGIN_WINDOW_S), services.stores.attempts.fail(ipKey, LOGIN_WINDOW_S)]);
       gateway.noteAuthFailure("bad_credentials");
       throw new SwitchboardError(ErrorCode.unauthorized, "wrong username or password");
     }
@@ -75,6 +81,9 @@ export function authRoutes(deps: Deps): Hono<Env> {
   });
 
   app.post("/logout", async (c) => {
+    // A cookie-authenticated write like the others: another origin (even another port of this
+    // host, which is same-site and so gets the Lax cookie) must not revoke the user's session.
+    assertSameOrigin(c);
     const claims = await session(c);
     if (claims !== null) await gateway.revokeSession(claims.sid, claims.exp - Math.floor(Date.now() / 1000) + 60);
     c.header("Set-Cookie", clearedCookie(isSecure(c.req.raw, config)));

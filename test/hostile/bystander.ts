@@ -8,6 +8,8 @@
  * message comes back (the whole path through the broker). Prints one JSON line:
  * `{sent, received, p50, p99, max, close}` (`close`: the close code if the socket was closed).
  */
+export {};
+
 const [url, cookie, durationArg] = process.argv.slice(2);
 if (!url || !cookie) {
   console.error("usage: bun test/hostile/bystander.ts <wsUrl> <cookie> <durationMs>");
