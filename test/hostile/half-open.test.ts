@@ -1,10 +1,12 @@
 /**
- * Issue 8, item 7 — half-open peers. A client whose link dies without a FIN or RST (the test
+ * Issue 8, item 7 — half-open peers (and, alongside, slowloris at the HTTP layer). A client whose link dies without a FIN or RST (the test
  * proxy black-holes it: a laptop lid closed, a NAT that forgot the flow) is found by Bun's
  * WebSocket pings and freed within the idle timeout, and its presence entry leaves: the others
  * see `presence.leave`. A bystander that is just as idle, but alive, answers the pings and stays.
+ * Meanwhile 200 connections drip an endless request head; Bun cuts them at its HTTP timeout.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import type { Socket } from "bun";
 import { TestClient, closeAll } from "../support/client.ts";
 import { startProxy, type TcpProxy } from "../support/proxy.ts";
 import { session, startServer, type TestServer } from "../support/server.ts";
@@ -18,17 +20,39 @@ import { metric, openSockets } from "./metrics.ts";
 const IDLE_TIMEOUT_S = 8;
 const FREED_WITHIN_MS = IDLE_TIMEOUT_S * 1000 + 2000;
 
+/** Classic slowloris: request heads that never end, one byte dripped every 2 s to look alive. */
+const HEAD_DRIPPERS = 200;
+/** Bun's HTTP idle timeout is 10 s; a head still unfinished was cut at ~12 s in practice. */
+const HEAD_CUT_WITHIN_MS = 16_000;
+
 let server: TestServer;
 let proxy: TcpProxy;
 const clients = new Set<TestClient>();
+const drippers: { socket: Socket<undefined>; endedAt: number }[] = [];
+let drippersStartedAt = 0;
+let drip: ReturnType<typeof setInterval> | undefined;
 
 beforeAll(async () => {
   server = await startServer({ IDLE_TIMEOUT_S: String(IDLE_TIMEOUT_S) });
   proxy = await startProxy({ upstreams: [server.port] });
   for (const user of ["alice", "bob"]) await session(server, user);
+  // Started now, checked in the last test: they run alongside the half-open test.
+  drippersStartedAt = Date.now();
+  for (let i = 0; i < HEAD_DRIPPERS; i++) {
+    const entry = { socket: null as unknown as Socket<undefined>, endedAt: 0 };
+    const end = () => (entry.endedAt ||= Date.now());
+    entry.socket = await Bun.connect({ hostname: "127.0.0.1", port: server.port, socket: { data() {}, close: end, end, error: end } });
+    entry.socket.write(`GET /ws HTTP/1.1\r\nHost: 127.0.0.1:${server.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n`);
+    drippers.push(entry);
+  }
+  drip = setInterval(() => {
+    for (const d of drippers) if (d.endedAt === 0) d.socket.write("X-Slow: 1\r\n");
+  }, 2000);
 }, 30_000);
 
 afterAll(async () => {
+  clearInterval(drip);
+  for (const d of drippers) d.socket.terminate();
   await closeAll(clients);
   await proxy?.close();
   server?.kill();
@@ -74,4 +98,18 @@ describe("a peer that vanishes without a FIN", () => {
     const ack = await bob.publish("room:half-open", "still here");
     expect((await bob.waitMessages("room:half-open", 1)).at(-1)!.seq).toBe(ack.seq);
   }, FREED_WITHIN_MS + 15_000);
+});
+
+describe("a peer that never finishes its request head (classic slowloris)", () => {
+  test(`${HEAD_DRIPPERS} request heads dripped a header every 2 s are cut by the server within ${HEAD_CUT_WITHIN_MS / 1000} s; none ever became a socket`, async () => {
+    const deadline = drippersStartedAt + HEAD_CUT_WITHIN_MS;
+    while (Date.now() < deadline && drippers.some((d) => d.endedAt === 0)) await Bun.sleep(100);
+    const open = drippers.filter((d) => d.endedAt === 0).length;
+    const lasted = drippers.map((d) => d.endedAt - drippersStartedAt);
+    console.log(`slow heads: ${HEAD_DRIPPERS - open} of ${HEAD_DRIPPERS} cut after ${Math.min(...lasted)}–${Math.max(...lasted)} ms`);
+    expect(open).toBe(0);
+    // They never reached the WebSocket layer, and everyone else was served meanwhile (above).
+    expect(await metric(server, "switchboard_upgrades_rejected_total")).toBe(0);
+    expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
+  }, HEAD_CUT_WITHIN_MS + 5000);
 });
