@@ -17,10 +17,11 @@ const BURST = 100;
 /** Bound on the bystanders' publish → delivery p99 while a paced attack runs. */
 const P99_MS = 100;
 /**
- * Bound on a bystander's p99 during the 2 s that a socket floods at full speed, before 4008
- * (measured ~230 ms on 2 shared cores: every refused frame still costs a read and an error reply).
+ * Bound on a bystander's p99 during the 2 s that a socket floods at full speed, before 4008:
+ * measured 0.24–0.43 s on 2 shared cores, where the server, the flooder and the bystander process
+ * compete for CPU (every refused frame still costs the server a read and an error reply).
  */
-const FLOOD_P99_MS = 500;
+const FLOOD_P99_MS = 750;
 const BYSTANDER = new URL("./bystander.ts", import.meta.url).pathname;
 
 let limited: TestServer; // default rate limit

@@ -94,7 +94,9 @@ export class RawPeer {
   ended = false;
   endedAt = 0;
   private buf = Buffer.alloc(0);
-  private pending: Buffer[] = [];
+  /** Not yet written, oldest first (the caller must not reuse a buffer it passed to `send`). */
+  private pending: Uint8Array[] = [];
+  private unsentBytes = 0;
   private headDone = false;
   private readonly startedAt = Date.now();
   private readonly listeners = new Set<() => void>();
@@ -146,21 +148,23 @@ export class RawPeer {
    */
   send(bytes: Uint8Array): void {
     if (this.ended) return;
-    this.pending.push(Buffer.from(bytes));
+    this.pending.push(bytes);
+    this.unsentBytes += bytes.length;
     if (this.pending.length === 1) this.flush();
   }
 
   /** Bytes accepted by `send` but not yet handed to the kernel. */
   get unsent(): number {
-    return this.pending.reduce((n, b) => n + b.length, 0);
+    return this.unsentBytes;
   }
 
   private flush(): void {
     while (this.pending.length > 0 && !this.ended) {
       const head = this.pending[0]!;
-      const n = this.socket.write(head);
+      const n = Math.max(0, this.socket.write(head));
+      this.unsentBytes -= n;
       if (n < head.length) {
-        this.pending[0] = head.subarray(Math.max(0, n));
+        this.pending[0] = head.subarray(n);
         return;
       }
       this.pending.shift();
