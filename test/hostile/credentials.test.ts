@@ -142,7 +142,8 @@ describe("tickets and first-message tokens are short-lived, and never logged", (
 
 describe("cookies never cross origins", () => {
   test("login from a foreign Origin → 403 and no Set-Cookie (nor for a cross-site fetch without Origin)", async () => {
-    for (const headers of [{ Origin: FOREIGN }, { Origin: "null" }, { "Sec-Fetch-Site": "cross-site" }]) {
+    const variants: Record<string, string>[] = [{ Origin: FOREIGN }, { Origin: "null" }, { "Sec-Fetch-Site": "cross-site" }];
+    for (const headers of variants) {
       const res = await postJson(server, "/auth/login", { username: "bob", password: PASSWORDS.bob }, { ...headers, "Fly-Client-IP": "198.51.100.6" });
       expect(res.status).toBe(403);
       expect(res.headers.get("set-cookie")).toBeNull();

@@ -40,7 +40,9 @@ beforeAll(async () => {
   drippersStartedAt = Date.now();
   for (let i = 0; i < HEAD_DRIPPERS; i++) {
     const entry = { socket: null as unknown as Socket<undefined>, endedAt: 0 };
-    const end = () => (entry.endedAt ||= Date.now());
+    const end = () => {
+      entry.endedAt ||= Date.now();
+    };
     entry.socket = await Bun.connect({ hostname: "127.0.0.1", port: server.port, socket: { data() {}, close: end, end, error: end } });
     entry.socket.write(`GET /ws HTTP/1.1\r\nHost: 127.0.0.1:${server.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n`);
     drippers.push(entry);
