@@ -24,12 +24,16 @@ export interface Deps {
 export type Env = { Bindings: { server: SwitchboardServer } };
 export type Ctx = Context<Env>;
 
-/** The client's address: Fly-Client-IP (or the first X-Forwarded-For) behind a trusted proxy. */
+/**
+ * The client's address: Fly-Client-IP (or the last X-Forwarded-For entry) behind a trusted proxy.
+ * The last entry is the one the proxy appended; earlier ones are whatever the client sent, so
+ * taking the first let a client pick a fresh address per request past the per-IP limits.
+ */
 export function clientIp(c: Ctx, config: Config): string {
   if (config.trustProxy) {
     const fly = c.req.header("fly-client-ip")?.trim();
     if (fly) return fly;
-    const forwarded = c.req.header("x-forwarded-for")?.split(",")[0]?.trim();
+    const forwarded = c.req.header("x-forwarded-for")?.split(",").at(-1)?.trim();
     if (forwarded) return forwarded;
   }
   return c.env?.server?.requestIP(c.req.raw)?.address ?? "unknown";

@@ -104,6 +104,23 @@ describe("per-IP cap (MAX_CONNECTIONS_PER_IP), authenticated or not", () => {
   }, 15_000);
 });
 
+describe("behind a proxy that appends X-Forwarded-For (TRUST_PROXY, no Fly-Client-IP)", () => {
+  test("a client-supplied X-Forwarded-For entry does not buy a fresh address: the proxy's last entry counts", async () => {
+    const real = "203.0.113.77";
+    const opened: RawPeer[] = [];
+    for (let i = 0; i < PER_IP; i++) {
+      const peer = await RawPeer.open(capped.wsUrl, { "X-Forwarded-For": `10.9.8.${i}, ${real}` });
+      peers.add(peer);
+      opened.push(peer);
+      expect(peer.head.status).toBe(101);
+    }
+    const spoofed = await RawPeer.open(capped.wsUrl, { "X-Forwarded-For": `10.9.8.200, ${real}` });
+    peers.add(spoofed);
+    expect(spoofed.head.status).toBe(429);
+    await release(capped, [...opened, spoofed]);
+  }, 15_000);
+});
+
 describe("per-user cap (MAX_CONNECTIONS_PER_USER)", () => {
   test("a stolen cookie used from many addresses gets 429 past the user's cap; other users are served", async () => {
     const before = await rejected(capped, "max_per_user");
