@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { RawPeer } from "../support/raw-ws.ts";
 import { TestClient, closeAll } from "../support/client.ts";
 import { PASSWORDS, cookiePair, getTicket, postJson, startServer, type TestServer } from "../support/server.ts";
-import { metric } from "./metrics.ts";
+import { metric, rssMb } from "./metrics.ts";
 
 const PER_USER_IP = 3;
 const PER_IP = 5;
@@ -178,6 +178,32 @@ describe("cookies never cross origins", () => {
     const own = await fetch(`${server.url}/auth/logout`, { method: "POST", headers: { Origin: server.origin, Cookie: cookie } });
     expect(own.status).toBe(204);
     expect((await fetch(`${server.url}/auth/me`, { headers: { Cookie: cookie } })).status).toBe(401);
+  });
+});
+
+describe("request bodies", () => {
+  test("a body over the limit (1 MB, or MAX_PAYLOAD_BYTES + 4 KB) gets a JSON 413 without being read: concurrent 20 MB logins do not move RSS", async () => {
+    const rssBefore = await rssMb(server);
+    const huge = `{"username":"alice","password":"${"x".repeat(20 * 1024 * 1024)}"}`;
+    const results = await Promise.all(Array.from({ length: 6 }, () => postJson(server, "/auth/login", huge, { "Fly-Client-IP": "198.51.100.12" })));
+    for (const res of results) {
+      expect(res.status).toBe(413);
+      expect(await res.json()).toEqual({ error: { code: "too_large", message: expect.any(String) } });
+      expect(res.headers.get("x-content-type-options")).toBe("nosniff");
+    }
+    // Streamed without a Content-Length, it is cut at the limit too.
+    const chunks = new ReadableStream<Uint8Array>({
+      start(controller) {
+        for (let i = 0; i < 8; i++) controller.enqueue(new Uint8Array(512 * 1024).fill(0x20));
+        controller.close();
+      },
+    });
+    const streamed = await fetch(`${server.url}/auth/token`, { method: "POST", headers: { "Content-Type": "application/json", "Fly-Client-IP": "198.51.100.12" }, body: chunks });
+    expect(streamed.status).toBe(413);
+    const rssAfter = await rssMb(server);
+    console.log(`bodies: 6 × 20 MB logins → 413; RSS ${rssBefore.toFixed(0)} → ${rssAfter.toFixed(0)} MB`);
+    expect(rssAfter - rssBefore).toBeLessThan(40);
+    expect((await attempt("/auth/login", "alice", PASSWORDS.alice!, "198.51.100.12")).status).toBe(200);
   });
 });
 
