@@ -35,6 +35,8 @@ type State = "awaiting-auth" | "authenticating" | "open" | "closed";
 
 /** Past this many queued frames the socket stops being read until the queue drains. */
 const PAUSE_AT = 32;
+/** Publishes of one socket waiting for the broker before its queue waits for them too. */
+const MAX_PUBLISHES_IN_FLIGHT = 64;
 
 export class Connection implements Member, Registered {
   readonly id: string;
@@ -54,6 +56,7 @@ export class Connection implements Member, Registered {
   /** Frames (and internal jobs, such as the welcome) waiting to be handled, oldest first. */
   private readonly queue: (string | (() => Promise<void>))[] = [];
   private running = false;
+  private publishesInFlight = 0;
   private paused = false;
   private readonly bucket: TokenBucket;
   private readonly rejections = new RejectionRun();
@@ -254,8 +257,17 @@ export class Connection implements Member, Registered {
       }
       case "publish": {
         authorize(actor, "publish", frame.topic);
-        const result = await this.gw.publish(frame.topic, { from: this.user!.id, data: frame.data, ts: Date.now(), key: frame.key });
-        this.sendJson({ type: "ack", ref: frame.ref, topic: frame.topic, seq: result.seq, epoch: result.epoch });
+        // Publishes are pipelined: each is handed to the broker in arrival order (one ordering
+        // point per topic, one FIFO connection), and the queue moves on without waiting for the
+        // round trip. Acks come back in the same order. At most MAX_PUBLISHES_IN_FLIGHT wait.
+        const { ref, topic } = frame;
+        this.publishesInFlight += 1;
+        const acked = this.gw.publish(topic, { from: this.user!.id, data: frame.data, ts: Date.now(), key: frame.key }).then(
+          (result) => this.sendJson({ type: "ack", ref, topic, seq: result.seq, epoch: result.epoch }),
+          (error: unknown) => this.sendError(ref, error),
+        );
+        void acked.finally(() => (this.publishesInFlight -= 1));
+        if (this.publishesInFlight >= MAX_PUBLISHES_IN_FLIGHT) await acked;
         return;
       }
       case "presence": {
