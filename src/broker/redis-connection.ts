@@ -14,6 +14,8 @@ export interface ConnectionOptions {
   commandTimeoutMs?: number;
   /** Called once per error event; ioredis emits one per failed reconnect attempt. */
   onError?: (error: Error) => void;
+  /** Send the commands issued in one event-loop tick in one write (the broker's hot path). */
+  autoPipelining?: boolean;
 }
 
 /** Reconnect delays: 50 ms, 100 ms, ... capped at 1 s, so a restarted Redis is back within ~1 s. */
@@ -34,6 +36,7 @@ export function createConnection(url: string, options: ConnectionOptions): Redis
     maxRetriesPerRequest: 0,
     retryStrategy: retryDelay,
     disableClientInfo: true,
+    enableAutoPipelining: options.autoPipelining ?? false,
   };
   const client = new Redis(url, redisOptions);
   client.on("error", (error: Error) => options.onError?.(error));

@@ -124,6 +124,7 @@ export class RedisBroker implements Broker {
     this.cmd = createConnection(options.url, {
       name: `${name}:broker`,
       commandTimeoutMs: this.commandTimeoutMs,
+      autoPipelining: true,
       onError: (error) => {
         if (!cmdErrorLogged) this.log("warn", `redis broker connection: ${error.message}`);
         cmdErrorLogged = true;
