@@ -49,6 +49,11 @@ export class Connection implements Member, Registered {
   ws: ServerWebSocket<SocketData> | null = null;
   /** Topics this socket is a hub member of (subscribed, or being subscribed). */
   readonly topics = new Set<string>();
+  /**
+   * Topics whose presence this socket joined: those it subscribed with a `subscribe` frame. The
+   * inbox joined at welcome is not among them, which keeps a handshake free of presence writes.
+   */
+  readonly present = new Set<string>();
   readonly openedAt = Date.now();
   /** When the sweep closes this socket with 1012 (MAX_CONNECTION_AGE_S), or null. */
   readonly retireAt: number | null;
@@ -354,7 +359,6 @@ export class Connection implements Member, Registered {
     this.state = "open";
     this.sendJson({ type: "welcome", user, connectionId: this.id, instance: this.gw.config.instanceId, region: this.gw.config.region });
     this.gw.opened(this);
-    await this.gw.joinPresence(this, inbox);
   }
 
   sendJson(frame: Record<string, unknown>): void {

@@ -189,9 +189,10 @@ export class Gateway {
   async joinPresence(conn: Connection, topic: string): Promise<void> {
     const user = conn.user!;
     const { presence } = this.services;
+    conn.present.add(topic);
     try {
       const joined = await presence.join(topic, conn.id, user);
-      if (!conn.topics.has(topic)) {
+      if (!conn.present.has(topic)) {
         // Left (or closed) while joining: undo, so no ghost member stays behind.
         await this.leavePresence(conn, topic);
         return;
@@ -205,7 +206,7 @@ export class Gateway {
   /** Leaves the hub topic and its presence. Never throws. */
   leaveTopic(conn: Connection, topic: string): void {
     this.hub.leave(conn, topic);
-    if (conn.user !== null) void this.leavePresence(conn, topic);
+    if (conn.present.delete(topic)) void this.leavePresence(conn, topic);
   }
 
   private async leavePresence(conn: Connection, topic: string): Promise<void> {
