@@ -5,7 +5,7 @@
  * auth stores. Loaded only when REDIS_URL is set (see services.ts).
  */
 import type { Config } from "./config.ts";
-import type { Services } from "./services.ts";
+import { assemble, type Services } from "./services.ts";
 import { createLogger } from "./log.ts";
 import { RedisBroker, type LogFn } from "./broker/redis.ts";
 import { closeConnection, connectWithin, createConnection } from "./broker/redis-connection.ts";
@@ -40,17 +40,7 @@ export async function createRedisServices(config: Config): Promise<Services> {
   const presence = new RedisPresence({ redis: data, instanceId: config.instanceId, leaseMs: config.presenceLeaseMs, log });
   const stores = redisStores(data);
 
-  return {
-    broker,
-    presence,
-    stores,
-    async close() {
-      await presence.close();
-      await broker.close();
-      await stores.close();
-      await closeConnection(data);
-    },
-  };
+  return assemble(broker, presence, stores, () => closeConnection(data));
 }
 
 /** The URL without its password, for logs. */

@@ -24,8 +24,15 @@ export async function createServices(config: Config): Promise<Services> {
     return createRedisServices(config);
   }
   const broker = new MemoryBroker({ historySize: config.historySize, historyTtlS: config.historyTtlS });
-  const presence = new MemoryPresence();
-  const stores = memoryStores();
+  return assemble(broker, new MemoryPresence(), memoryStores());
+}
+
+/**
+ * Services from their parts. `close` releases them in dependency order — presence first (its
+ * leaves still go out through the broker), then the broker, the stores, and `release` last
+ * (connections the parts share).
+ */
+export function assemble(broker: Broker, presence: Presence, stores: Stores, release?: () => Promise<void>): Services {
   return {
     broker,
     presence,
@@ -34,6 +41,7 @@ export async function createServices(config: Config): Promise<Services> {
       await presence.close();
       await broker.close();
       await stores.close();
+      await release?.();
     },
   };
 }
