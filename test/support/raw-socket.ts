@@ -6,6 +6,7 @@
  */
 import type { Socket } from "bun";
 import type { Frame } from "./client.ts";
+import { takeFrame } from "./raw-ws.ts";
 
 export interface UpgradeResponse {
   status: number;
@@ -65,7 +66,7 @@ export class RawWebSocket {
   /** True once the TCP connection ended. */
   ended = false;
   bytesReceived = 0;
-  private buf = Buffer.alloc(0);
+  private buf: Buffer = Buffer.alloc(0);
   private headDone = false;
   private listeners = new Set<() => void>();
   private constructor(private socket: Socket<undefined>) {}
@@ -127,24 +128,9 @@ export class RawWebSocket {
   }
 
   private parseFrames() {
-    for (;;) {
-      const b = this.buf;
-      if (b.length < 2) return;
-      const opcode = b[0]! & 0x0f;
-      let len = b[1]! & 0x7f;
-      let off = 2;
-      if (len === 126) {
-        if (b.length < 4) return;
-        len = b.readUInt16BE(2);
-        off = 4;
-      } else if (len === 127) {
-        if (b.length < 10) return;
-        len = Number(b.readBigUInt64BE(2));
-        off = 10;
-      }
-      if (b.length < off + len) return;
-      const payload = b.subarray(off, off + len);
-      this.buf = b.subarray(off + len);
+    for (let frame = takeFrame(this.buf); frame !== null; frame = takeFrame(this.buf)) {
+      this.buf = frame.rest;
+      const { opcode, payload } = frame;
       if (opcode === 1 || opcode === 0) this.texts.push(payload.toString("utf8"));
       else if (opcode === 8) {
         this.closeFrame = { code: payload.length >= 2 ? payload.readUInt16BE(0) : 1005, reason: payload.subarray(2).toString("utf8") };

@@ -259,27 +259,34 @@ export class RawPeer {
   }
 
   private parse(): void {
-    for (;;) {
-      const b = this.buf;
-      if (b.length < 2) return;
-      let len = b[1]! & 0x7f;
-      let off = 2;
-      if (len === 126) {
-        if (b.length < 4) return;
-        len = b.readUInt16BE(2);
-        off = 4;
-      } else if (len === 127) {
-        if (b.length < 10) return;
-        len = Number(b.readBigUInt64BE(2));
-        off = 10;
-      }
-      if (b.length < off + len) return;
-      const opcode = b[0]! & 0x0f;
+    for (let frame = takeFrame(this.buf); frame !== null; frame = takeFrame(this.buf)) {
+      this.buf = frame.rest;
+      const { opcode } = frame;
       this.received.set(opcode, (this.received.get(opcode) ?? 0) + 1);
       if (this.frames.length < this.keep || opcode === Op.close) {
-        this.frames.push({ opcode, fin: (b[0]! & 0x80) !== 0, payload: Buffer.from(b.subarray(off, off + len)), at: Date.now() });
+        this.frames.push({ opcode, fin: frame.fin, payload: Buffer.from(frame.payload), at: Date.now() });
       }
-      this.buf = b.subarray(off + len);
     }
   }
+}
+
+/**
+ * The first complete server frame at the start of `buf` (servers do not mask), or null while it
+ * is incomplete. `payload` and `rest` are views into `buf`.
+ */
+export function takeFrame(buf: Buffer): { opcode: number; fin: boolean; payload: Buffer; rest: Buffer } | null {
+  if (buf.length < 2) return null;
+  let len = buf[1]! & 0x7f;
+  let off = 2;
+  if (len === 126) {
+    if (buf.length < 4) return null;
+    len = buf.readUInt16BE(2);
+    off = 4;
+  } else if (len === 127) {
+    if (buf.length < 10) return null;
+    len = Number(buf.readBigUInt64BE(2));
+    off = 10;
+  }
+  if (buf.length < off + len) return null;
+  return { opcode: buf[0]! & 0x0f, fin: (buf[0]! & 0x80) !== 0, payload: buf.subarray(off, off + len), rest: buf.subarray(off + len) };
 }
