@@ -93,7 +93,7 @@ export class RawPeer {
   readonly received = new Map<number, number>();
   ended = false;
   endedAt = 0;
-  private buf = Buffer.alloc(0);
+  private buf: Buffer = Buffer.alloc(0);
   /** Not yet written, oldest first (the caller must not reuse a buffer it passed to `send`). */
   private pending: Uint8Array[] = [];
   private unsentBytes = 0;
