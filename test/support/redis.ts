@@ -3,6 +3,7 @@
  * (SIGKILL), `restart()` brings it back on the same port, empty.
  */
 import type { Subprocess } from "bun";
+import { freePort } from "./server.ts";
 
 const BINARY = "redis-server";
 
@@ -20,12 +21,6 @@ export interface TestRedis {
 }
 
 /** A port that was free a moment ago (the kernel picks it). */
-export function freePort(): number {
-  const server = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const port = server.port;
-  server.stop(true);
-  return port;
-}
 
 export async function startRedis(): Promise<TestRedis> {
   if (Bun.which(BINARY) === null) {
