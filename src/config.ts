@@ -76,6 +76,7 @@ const Env = z.object({
   MAX_PAYLOAD_BYTES: int(256, 16 * 1024 * 1024).default(65536),
   HISTORY_SIZE: int(0, 1_000_000).default(100),
   HISTORY_TTL_S: int(1, 30 * 86_400).default(300),
+  HISTORY_MAX_BYTES: int(65_536).default(128 * 1024 * 1024),
   PRESENCE_LEASE_MS: int(500, 20_000).default(15_000),
   INSTANCE_ID: z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/, { error: "must be 1-64 of A-Z a-z 0-9 _ . : -" }).optional(),
   FLY_MACHINE_ID: z.string().optional(),
@@ -117,6 +118,8 @@ export interface Config {
   maxPayloadBytes: number;
   historySize: number;
   historyTtlS: number;
+  /** Embedded broker: the history of all topics together; the least recently published go first. */
+  historyMaxBytes: number;
   /** With Redis: how long a crashed process's presence entries outlive it (≤ 20 s, so members leave within 30 s). */
   presenceLeaseMs: number;
   instanceId: string;
@@ -196,6 +199,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     maxPayloadBytes: e.MAX_PAYLOAD_BYTES,
     historySize: e.HISTORY_SIZE,
     historyTtlS: e.HISTORY_TTL_S,
+    historyMaxBytes: e.HISTORY_MAX_BYTES,
     presenceLeaseMs: e.PRESENCE_LEASE_MS,
     instanceId: e.INSTANCE_ID ?? e.FLY_MACHINE_ID ?? randomId(),
     region: e.REGION ?? e.FLY_REGION ?? "local",

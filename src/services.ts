@@ -23,7 +23,7 @@ export async function createServices(config: Config): Promise<Services> {
     const { createRedisServices } = await import("./services-redis.ts");
     return createRedisServices(config);
   }
-  const broker = new MemoryBroker({ historySize: config.historySize, historyTtlS: config.historyTtlS });
+  const broker = new MemoryBroker({ historySize: config.historySize, historyTtlS: config.historyTtlS, historyMaxBytes: config.historyMaxBytes });
   return assemble(broker, new MemoryPresence(), memoryStores());
 }
 

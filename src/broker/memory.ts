@@ -15,6 +15,8 @@ interface TopicLog {
   seq: number;
   /** Newest last; at most historySize. */
   entries: Publication[];
+  /** Characters of the frames in `entries`, counted against `historyMaxBytes`. */
+  bytes: number;
   /** Idempotency key → the first publication's position and when it is forgotten. */
   keys: Map<string, { seq: number; epoch: string; expiresAt: number }>;
   /** The whole log is forgotten at this time (epoch lost) unless published to again. */
@@ -24,6 +26,13 @@ interface TopicLog {
 export interface MemoryBrokerOptions {
   historySize: number;
   historyTtlS: number;
+  /**
+   * Budget for the history of all topics together (frame characters, ≈ bytes). Past it, the
+   * topics published least recently are forgotten whole — their epoch is lost, so their
+   * subscribers get `resync` and a `since` into them `recovered:false`: a visible loss, never a
+   * silent one. Default: unbounded.
+   */
+  historyMaxBytes?: number;
   /** Clock, for tests. */
   now?: () => number;
 }
@@ -33,7 +42,10 @@ export function newEpoch(): string {
 }
 
 export class MemoryBroker implements Broker {
+  /** Least recently published first (a publish moves its topic to the end). */
   private readonly logs = new Map<string, TopicLog>();
+  /** Frame characters kept over all topics. */
+  private bytes = 0;
   private readonly subscribed = new Set<string>();
   private events: BrokerEvents | null = null;
   private sweeper: ReturnType<typeof setInterval> | null = null;
@@ -61,6 +73,8 @@ export class MemoryBroker implements Broker {
     }
     log.seq += 1;
     log.expiresAt = now + ttlMs;
+    this.logs.delete(topic);
+    this.logs.set(topic, log);
     const publication: Publication = {
       topic,
       seq: log.seq,
@@ -69,7 +83,9 @@ export class MemoryBroker implements Broker {
     };
     if (this.options.historySize > 0) {
       log.entries.push(publication);
-      if (log.entries.length > this.options.historySize) log.entries.shift();
+      this.account(log, publication.frame.length);
+      if (log.entries.length > this.options.historySize) this.account(log, -log.entries.shift()!.frame.length);
+      this.enforceBudget(topic);
     }
     if (input.key !== undefined) log.keys.set(input.key, { seq: log.seq, epoch: log.epoch, expiresAt: now + ttlMs });
     if (this.subscribed.has(topic)) this.events?.onPublication(publication);
@@ -115,14 +131,39 @@ export class MemoryBroker implements Broker {
   private live(topic: string, now: number): TopicLog | undefined {
     const log = this.logs.get(topic);
     if (log !== undefined && log.expiresAt <= now) {
-      this.logs.delete(topic);
+      this.forget(topic, log);
       return undefined;
     }
     return log;
   }
 
+  private account(log: TopicLog, bytes: number): void {
+    log.bytes += bytes;
+    this.bytes += bytes;
+  }
+
+  private forget(topic: string, log: TopicLog): void {
+    this.logs.delete(topic);
+    this.bytes -= log.bytes;
+  }
+
+  /** Forgets the least recently published topics (never `current`) until within the budget. */
+  private enforceBudget(current: string): void {
+    const max = this.options.historyMaxBytes;
+    if (max === undefined) return;
+    for (const [topic, log] of this.logs) {
+      if (this.bytes <= max) return;
+      if (topic !== current) this.forget(topic, log);
+    }
+  }
+
+  /** Frame characters kept over all topics (for tests and metrics). */
+  get historyBytes(): number {
+    return this.bytes;
+  }
+
   private create(topic: string, now: number): TopicLog {
-    const log: TopicLog = { epoch: newEpoch(), seq: 0, entries: [], keys: new Map(), expiresAt: now + this.options.historyTtlS * 1000 };
+    const log: TopicLog = { epoch: newEpoch(), seq: 0, entries: [], bytes: 0, keys: new Map(), expiresAt: now + this.options.historyTtlS * 1000 };
     this.logs.set(topic, log);
     return log;
   }
@@ -131,7 +172,7 @@ export class MemoryBroker implements Broker {
     const now = this.now();
     for (const [topic, log] of this.logs) {
       if (log.expiresAt <= now) {
-        this.logs.delete(topic);
+        this.forget(topic, log);
         continue;
       }
       for (const [key, seen] of log.keys) if (seen.expiresAt <= now) log.keys.delete(key);
