@@ -304,7 +304,7 @@ function runPub(init: Extract<WorkerInit, { role: "pub" }>) {
     },
   };
 
-  function handle(c: WsConn, ev: DialectEvent) {
+  function handle(_conn: WsConn, ev: DialectEvent) {
     if (!ev) return;
     if (ev.kind === "ready") {
       ready++;

@@ -226,4 +226,3 @@ function parseDemoUsers() {
   });
 }
 
-export const DEMO_USER_LIST = DEMO_USERS;
