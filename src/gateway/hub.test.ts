@@ -197,3 +197,18 @@ describe("hub recovery with since", () => {
     expect(b.frames).toEqual([]);
   });
 });
+
+describe("hub membership races", () => {
+  test("a member that leaves while its topic is still starting is never subscribed locally", async () => {
+    const t = setup();
+    const m = new t.TestMember();
+    let acked = false;
+    const joining = t.hub.subscribe(m, "room:race", undefined, () => (acked = true));
+    t.hub.leave(m, "room:race"); // before the broker subscription and first read are done
+    await joining;
+    expect(acked).toBe(false);
+    expect(t.hub.topicsCount()).toBe(0);
+    await t.publish(1, "room:race");
+    expect(m.frames).toEqual([]);
+  });
+});

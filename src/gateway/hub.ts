@@ -126,6 +126,7 @@ export class Hub {
       this.leave(member, topic);
       throw error;
     }
+    if (!state.members.has(member) || state.position === null) return; // left while subscribing
     if (since === undefined) {
       this.goLive(state, member, onAck, { recovered: false, frames: [] });
       return;
