@@ -185,22 +185,29 @@ export class Gateway {
 
   // ── Topics and presence ────────────────────────────────────────────────────
 
+  /**
+   * Presence joins in flight, by connection and topic. A leave waits for its socket's join, so a
+   * socket that closes while joining leaves after it: no ghost member, and never a
+   * `presence.leave` without the `presence.join` before it.
+   */
+  private readonly joining = new Map<string, Promise<void>>();
+
   /** Adds the socket to the topic's presence; announces the user when it is its first socket. */
   async joinPresence(conn: Connection, topic: string): Promise<void> {
     const user = conn.user!;
     const { presence } = this.services;
     conn.present.add(topic);
-    try {
-      const joined = await presence.join(topic, conn.id, user);
-      if (!conn.present.has(topic)) {
-        // Left (or closed) while joining: undo, so no ghost member stays behind.
-        await this.leavePresence(conn, topic);
-        return;
+    const key = `${conn.id} ${topic}`;
+    const done = (async () => {
+      try {
+        if (await presence.join(topic, conn.id, user)) this.announce(topic, "presence.join", user);
+      } catch (error) {
+        this.log.warn("presence join failed", { topic, ...errorFields(error) });
       }
-      if (joined) this.announce(topic, "presence.join", user);
-    } catch (error) {
-      this.log.warn("presence join failed", { topic, ...errorFields(error) });
-    }
+    })();
+    this.joining.set(key, done);
+    await done;
+    if (this.joining.get(key) === done) this.joining.delete(key);
   }
 
   /** Leaves the hub topic and its presence. Never throws. */
@@ -211,6 +218,8 @@ export class Gateway {
 
   private async leavePresence(conn: Connection, topic: string): Promise<void> {
     const user = conn.user!;
+    const joining = this.joining.get(`${conn.id} ${topic}`);
+    if (joining !== undefined) await joining;
     try {
       if (await this.services.presence.leave(topic, conn.id, user)) this.announce(topic, "presence.leave", user);
     } catch (error) {
