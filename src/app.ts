@@ -9,7 +9,7 @@ import { apiRoutes } from "./http/api.ts";
 import { healthRoutes } from "./http/health.ts";
 import { demoRoutes } from "./http/demo.ts";
 import { clientBundleRoutes } from "./http/client-bundle.ts";
-import { errorBody, notFound, onError } from "./http/errors.ts";
+import { errorBody, onError, routeNotFound } from "./http/errors.ts";
 import { ErrorCode } from "./protocol/codes.ts";
 import { handleUpgrade } from "./gateway/upgrade.ts";
 import type { Deps, Env } from "./http/context.ts";
@@ -38,6 +38,7 @@ export function createApp(deps: Deps): Hono<Env> {
   app.route("/", clientBundleRoutes());
 
   app.onError(onError(deps.log));
-  app.notFound(notFound);
+  // Without API_KEY the publish API does not exist (SPEC §2: 404), whatever the method.
+  app.notFound(routeNotFound(app.routes, deps.config.apiKey === undefined ? ["/api/publish"] : []));
   return app;
 }

@@ -35,6 +35,37 @@ export function notFound(c: Context): Response {
   return c.json(errorBody(ErrorCode.notFound, "no such route"), 404);
 }
 
+/**
+ * Hono's fallback: a path that exists with another method is 405 with `Allow` (HEAD goes with
+ * GET), anything else 404. The methods come from the app's own route table, so they cannot drift;
+ * `hidden` paths (a disabled API) stay 404 whatever the method.
+ */
+export function routeNotFound(routes: readonly { method: string; path: string }[], hidden: readonly string[] = []) {
+  return (c: Context): Response => {
+    const path = c.req.path;
+    const allow = new Set<string>();
+    for (const route of routes) {
+      if (route.method !== "ALL" && !hidden.includes(route.path) && samePath(route.path, path)) allow.add(route.method);
+    }
+    if (allow.size === 0) return notFound(c);
+    if (allow.has("GET")) allow.add("HEAD");
+    c.header("Allow", [...allow].join(", "));
+    return c.json(errorBody(ErrorCode.badRequest, `${c.req.method} is not allowed here; use ${[...allow].join(" or ")}`), 405);
+  };
+}
+
+/** A route pattern (`/a/:param`) against a request path, segment by segment; `*` matches the rest. */
+function samePath(pattern: string, path: string): boolean {
+  const want = pattern.split("/");
+  const got = path.split("/");
+  for (let i = 0; i < want.length; i++) {
+    if (want[i] === "*") return true;
+    if (got[i] === undefined) return false;
+    if (want[i]!.startsWith(":") ? got[i] === "" : want[i] !== got[i]) return false;
+  }
+  return want.length === got.length;
+}
+
 /** One sentence from a zod error: which field, and what is wrong with it. */
 export function describeZod(error: ZodError): string {
   const issue = error.issues[0];
