@@ -33,17 +33,24 @@ export async function startSwitchboard(config: Config): Promise<Running> {
   await gateway.start();
   const app = createApp({ config, gateway, services, signer, users, log, metrics });
 
-  const server: SwitchboardServer = Bun.serve({
-    port: config.port,
-    hostname: config.host,
-    reusePort: config.workers > 1,
-    fetch: (req, srv) => app.fetch(req, { server: srv }),
-    websocket: gateway.websocket(),
-    error(error) {
-      log.error("unhandled request error", errorFields(error));
-      return Response.json({ error: { code: "internal", message: "internal error" } }, { status: 500 });
-    },
-  });
+  let server: SwitchboardServer;
+  try {
+    server = Bun.serve({
+      port: config.port,
+      hostname: config.host,
+      reusePort: config.workers > 1,
+      fetch: (req, srv) => app.fetch(req, { server: srv }),
+      websocket: gateway.websocket(),
+      error(error) {
+        log.error("unhandled request error", errorFields(error));
+        return Response.json({ error: { code: "internal", message: "internal error" } }, { status: 500 });
+      },
+    });
+  } catch (error) {
+    // A HOST that is not an address of this machine, or a PORT in use: say which variables.
+    await Promise.race([Promise.allSettled([gateway.close(), services.close()]), Bun.sleep(1000)]);
+    throw new Error(`cannot listen on HOST=${config.host} PORT=${config.port}: ${error instanceof Error ? error.message : String(error)}`);
+  }
   gateway.server = server;
 
   const sweepMs = config.maxConnectionAgeS > 0 && config.maxConnectionAgeS < 10 ? 250 : 5000;
