@@ -1,5 +1,6 @@
 /**
- * The checks before the 101 (SPEC §3), in the SPEC's order. A refused upgrade is an HTTP error
+ * The checks before the 101 (SPEC §3), in the SPEC's order except that the process-wide and per-IP
+ * caps come first (docs/protocol.md says why). A refused upgrade is an HTTP error
  * and no socket is opened. Hono's cors()/csrf() do not protect a GET upgrade, hence the Origin
  * check here; hono/bun's upgradeWebSocket is not used because it owns `ws.data` and hides the
  * send status and drain.
