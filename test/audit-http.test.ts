@@ -3,7 +3,7 @@
  * found. Real server processes only.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { TEST_ENV, freePort, killAllServers, spawnServer, startServer, type TestServer } from "./support/server.ts";
+import { TEST_ENV, apiPublish, freePort, killAllServers, spawnServer, startServer, type TestServer } from "./support/server.ts";
 
 let server: TestServer; // API_KEY set
 let noApi: TestServer; // API_KEY unset
@@ -46,6 +46,28 @@ describe("§1 a listen address that cannot be used exits non-zero with one line 
     } finally {
       holder.stop(true);
     }
+  });
+});
+
+describe("§2 POST /api/publish: a body nested deeper than a frame may be is 400, never a false 503", () => {
+  const nested = (levels: number) => "[".repeat(levels) + "]".repeat(levels);
+
+  test("data nested 50,000 levels → 400 bad_request (it used to overflow the stack: 503 'broker unreachable, retry')", async () => {
+    const started = performance.now();
+    const res = await apiPublish(server, `{"topic":"room:deep","data":${nested(50_000)}}`);
+    expect(res.status).toBe(400);
+    expect(res.body.error.code).toBe("bad_request");
+    expect(performance.now() - started).toBeLessThan(300);
+  });
+
+  test("the limit is the frame's (32 levels, body included): 31 levels of data publish, 32 do not", async () => {
+    const ok = await apiPublish(server, `{"topic":"room:deep","data":${nested(31)}}`);
+    expect(ok.status).toBe(202);
+    expect(ok.body).toMatchObject({ topic: "room:deep", seq: 1 });
+    const deep = await apiPublish(server, `{"topic":"room:deep","data":${nested(32)}}`);
+    expect(deep.status).toBe(400);
+    const after = await apiPublish(server, { topic: "room:deep", data: "flat" });
+    expect(after.body.seq).toBe(2);
   });
 });
 

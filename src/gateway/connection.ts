@@ -325,7 +325,15 @@ export class Connection implements Member, Registered {
     }
     this.state = "authenticating";
     const token = typeof parsed.token === "string" ? parsed.token : "";
-    const claims = token.length > 0 && token.length <= 8192 ? await this.gw.verifyToken(token) : null;
+    let claims;
+    try {
+      claims = token.length > 0 && token.length <= 8192 ? await this.gw.verifyToken(token) : null;
+    } catch (error) {
+      // The revocation check could not reach the broker: not the client's fault, try later.
+      this.gw.log.warn("token check failed", { connectionId: this.id, ...errorFields(error) });
+      this.close(Close.overloaded, "broker unavailable; try again later");
+      return;
+    }
     if ((this.state as State) === "closed") return;
     if (claims === null) {
       this.gw.noteAuthFailure("bad_token", { connectionId: this.id, ip: this.ip });
@@ -386,7 +394,7 @@ export const MAX_DEPTH = 32;
 const REF_PARSE_MAX = 1024;
 
 /** True when `raw` nests deeper than MAX_DEPTH outside strings: one cheap pass, no allocation. */
-function tooDeep(raw: string): boolean {
+export function tooDeep(raw: string): boolean {
   let depth = 0;
   let inString = false;
   for (let i = 0; i < raw.length; i++) {
