@@ -202,7 +202,8 @@ export class Gateway {
       try {
         if (await presence.join(topic, conn.id, user)) this.announce(topic, "presence.join", user);
       } catch (error) {
-        this.log.warn("presence join failed", { topic, ...errorFields(error) });
+        this.log.warn("presence join failed; retrying", { topic, ...errorFields(error) });
+        this.retryPresence(conn, topic, 1);
       }
     })();
     this.joining.set(key, done);
@@ -223,8 +224,45 @@ export class Gateway {
     try {
       if (await this.services.presence.leave(topic, conn.id, user)) this.announce(topic, "presence.leave", user);
     } catch (error) {
-      this.log.warn("presence leave failed", { topic, ...errorFields(error) });
+      this.log.warn("presence leave failed; retrying", { topic, ...errorFields(error) });
+      this.retryPresence(conn, topic, 1);
     }
+  }
+
+  /** Presence writes that failed (broker unreachable) and wait to be tried again. */
+  private readonly presenceRetries = new Set<ReturnType<typeof setTimeout>>();
+
+  /**
+   * Tries a failed presence write again until it lands (every second, then every 5 s, for about
+   * ten minutes): whichever the socket's state is then — still subscribed and open → join, else
+   * leave — so a Redis outage leaves neither a ghost member (this process keeps renewing its
+   * lease, so its entries would never expire) nor a subscriber missing from the list.
+   */
+  private retryPresence(conn: Connection, topic: string, attempt: number): void {
+    if (attempt > 120) {
+      this.log.error("presence write abandoned", { topic, connectionId: conn.id });
+      return;
+    }
+    const timer = setTimeout(() => {
+      this.presenceRetries.delete(timer);
+      const user = conn.user!;
+      const wanted = conn.isOpen && conn.present.has(topic);
+      const { presence } = this.services;
+      const settle = async () => {
+        let changed = wanted ? await presence.join(topic, conn.id, user) : await presence.leave(topic, conn.id, user);
+        if (!changed) {
+          // The write that timed out may have been applied after all (a stalled, not a dead,
+          // Redis): then nobody announced it. Decide from the list itself.
+          const me = (await presence.members(topic)).find((m) => m.user.id === user.id);
+          changed = wanted ? me?.connections === 1 : me === undefined;
+        }
+        if (changed) this.announce(topic, wanted ? "presence.join" : "presence.leave", user);
+        // The socket may have changed its mind while the write ran; the next round settles it.
+        if (wanted !== (conn.isOpen && conn.present.has(topic))) this.retryPresence(conn, topic, attempt + 1);
+      };
+      settle().catch(() => this.retryPresence(conn, topic, attempt + 1));
+    }, attempt < 10 ? 1000 : 5000);
+    this.presenceRetries.add(timer);
   }
 
   private announce(topic: string, type: "presence.join" | "presence.leave", user: { id: string; name: string }): void {
@@ -298,6 +336,8 @@ export class Gateway {
   }
 
   async close(): Promise<void> {
+    for (const timer of this.presenceRetries) clearTimeout(timer);
+    this.presenceRetries.clear();
     this.hub.close();
   }
 }

@@ -1,0 +1,63 @@
+/**
+ * Presence through a Redis outage: a socket that leaves (or joins) while its presence write
+ * cannot reach Redis is settled once Redis answers again — no ghost member (its process keeps
+ * renewing its lease, so the entry would never expire) and the watchers get the `presence.leave`.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { startCluster, type TestCluster } from "./support/cluster.ts";
+import { session, TEST_API_KEY } from "./support/server.ts";
+import { TestClient } from "./support/client.ts";
+
+let cluster: TestCluster;
+beforeAll(async () => {
+  cluster = await startCluster(["outage-a", "outage-b"]);
+}, 30_000);
+afterAll(() => cluster.stop());
+
+async function members(topic: string): Promise<string[]> {
+  const res = await fetch(`${cluster.nodes[1]!.url}/api/presence/${topic}`, { headers: { Authorization: `Bearer ${TEST_API_KEY}` } });
+  const body = (await res.json()) as { members: { user: { id: string } }[] };
+  return body.members.map((m) => m.user.id).sort();
+}
+
+describe("presence writes that fail during a Redis outage are retried", () => {
+  test("an unsubscribe while Redis is paused still ends in presence.leave and a clean member list", async () => {
+    const [a, b] = cluster.nodes as [(typeof cluster.nodes)[0], (typeof cluster.nodes)[0]];
+    const topic = "room:outage";
+    const bob = await TestClient.connect(b.wsUrl, { cookie: (await session(b, "bob")).cookie });
+    const alice = await TestClient.connect(a.wsUrl, { cookie: (await session(a, "alice")).cookie });
+    try {
+      await bob.subscribe(topic);
+      await alice.subscribe(topic);
+      await bob.next((f) => f.type === "presence.join" && f.user.id === "alice", 5000);
+      expect(await members(topic)).toEqual(["alice", "bob"]);
+
+      expect(await cluster.redis.command("CLIENT", "PAUSE", "2000", "ALL")).toBe("+OK");
+      const ack = await alice.request({ type: "unsubscribe", topic });
+      expect(ack.type).toBe("ack");
+
+      const leave = await bob.next((f) => f.type === "presence.leave" && f.user.id === "alice", 10_000);
+      expect(leave.topic).toBe(topic);
+      expect(await members(topic)).toEqual(["bob"]);
+    } finally {
+      alice.ws.close();
+      bob.ws.close();
+    }
+  }, 30_000);
+});
+
+describe("first-message auth while Redis is unreachable", () => {
+  test("closes with 1013 (try again later), like a cookie socket, and logs no error", async () => {
+    const a = cluster.nodes[0]!;
+    const res = await fetch(`${a.url}/auth/token`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ username: "carol", password: "carol-password" }) });
+    const { token } = (await res.json()) as { token: string };
+    expect(await cluster.redis.command("CLIENT", "PAUSE", "1500", "ALL")).toBe("+OK");
+    const client = new TestClient(a.wsUrl);
+    await client.until(() => client.opened, 3000, "open");
+    client.send({ type: "auth", token });
+    const close = await client.waitClose(5000);
+    expect(close.code).toBe(1013);
+    await Bun.sleep(1600); // let the pause end before the next test
+    expect(a.faults()).toEqual([]);
+  }, 15_000);
+});
