@@ -29,6 +29,11 @@ const users = z.string().transform((raw, ctx) => {
       ctx.addIssue({ code: "custom", message: "must be name:password pairs separated by commas; names use A-Z a-z 0-9 _ . -" });
       return z.NEVER;
     }
+    if (out.some((u) => u.name === name)) {
+      // Silently keeping one of two passwords would lock out whoever holds the other.
+      ctx.addIssue({ code: "custom", message: `lists the user "${name}" twice` });
+      return z.NEVER;
+    }
     out.push({ name, password });
   }
   return out;

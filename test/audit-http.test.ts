@@ -29,12 +29,20 @@ async function refusal(env: Record<string, string | undefined>): Promise<string[
   return (spawned.stdout() + spawned.stderr()).split("\n").filter((l) => l.trim() !== "");
 }
 
-describe("§1 a listen address that cannot be used exits non-zero with one line naming the variable", () => {
+describe("§1 a bad value (USERS, or a HOST or PORT that cannot be listened on) exits non-zero with one line naming the variable", () => {
   test("HOST that is no address of this machine → one line naming HOST", async () => {
     const lines = await refusal({ HOST: "not-a-host.invalid", PORT: String(freePort()) });
     expect(lines).toHaveLength(1);
     expect(lines[0]).toContain("HOST=not-a-host.invalid");
     expect(lines[0]).not.toMatch(/\bat .*\.ts:\d+/);
+  });
+
+  test("USERS naming one user twice → one line naming USERS (it used to keep the last password silently)", async () => {
+    const lines = await refusal({ USERS: "ann:first-password,ann:second-password", PORT: String(freePort()) });
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain("USERS");
+    expect(lines[0]).toContain("ann");
+    expect(lines.join("\n")).not.toContain("password");
   });
 
   test("PORT already in use → one line naming PORT", async () => {
