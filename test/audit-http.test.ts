@@ -79,6 +79,22 @@ describe("§2 POST /api/publish: a body nested deeper than a frame may be is 400
   });
 });
 
+describe("§2 GET /metrics with METRICS_TOKEN", () => {
+  test("the token is required; the Bearer scheme is case-insensitive, as on /api (it used to 401 'bearer')", async () => {
+    const guarded = await startServer({ METRICS_TOKEN: "metrics-token-1234" });
+    try {
+      const status = async (authorization?: string) =>
+        (await fetch(`${guarded.url}/metrics`, { headers: authorization ? { Authorization: authorization } : {} })).status;
+      expect(await status()).toBe(401);
+      expect(await status("Bearer wrong")).toBe(401);
+      expect(await status("Bearer metrics-token-1234")).toBe(200);
+      expect(await status("bearer metrics-token-1234")).toBe(200);
+    } finally {
+      await guarded.stop();
+    }
+  });
+});
+
 describe("§2 a route called with a method it does not have: 405 with Allow, JSON error body", () => {
   const cases: [method: string, path: string, allow: string][] = [
     ["GET", "/auth/login", "POST"],

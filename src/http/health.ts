@@ -14,7 +14,9 @@ export function healthRoutes(deps: Deps): Hono<Env> {
     return c.json({ status: "ready" });
   });
   app.get("/metrics", async (c) => {
-    if (config.metricsToken !== undefined && c.req.header("authorization") !== `Bearer ${config.metricsToken}`) {
+    // The scheme is case-insensitive (RFC 9110 §11.1), as on /api and /auth/ticket.
+    const given = c.req.header("authorization")?.match(/^Bearer\s+(.+)$/i)?.[1];
+    if (config.metricsToken !== undefined && given !== config.metricsToken) {
       throw new SwitchboardError(ErrorCode.unauthorized, "metrics token required");
     }
     return c.body(await metrics.render(), 200, { "Content-Type": metrics.contentType });
