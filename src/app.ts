@@ -23,6 +23,8 @@ export function createApp(deps: Deps): Hono<Env> {
     c.header("X-Content-Type-Options", "nosniff");
     c.header("Referrer-Policy", "no-referrer");
     c.header("X-Frame-Options", "DENY");
+    // Every /auth response — refusals by the body limit included — is never cached.
+    if (c.req.path.startsWith("/auth/")) c.header("Cache-Control", "no-store");
   });
 
   // No body needs to be larger than the largest frame (a publish body is a publish frame). Without

@@ -138,3 +138,12 @@ describe("§2 a route called with a method it does not have: 405 with Allow, JSO
     expect(noApi.faults()).toEqual([]);
   });
 });
+
+describe("§2 every /auth response is no-store, refusals by the body limit included", () => {
+  test("a 413 on /auth/login carries Cache-Control: no-store", async () => {
+    const res = await fetch(`${server.url}/auth/login`, { method: "POST", headers: { "content-type": "application/json" }, body: "x".repeat(2 << 20) });
+    expect(res.status).toBe(413);
+    expect(res.headers.get("cache-control")).toBe("no-store");
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe("too_large");
+  });
+});

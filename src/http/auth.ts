@@ -27,10 +27,6 @@ export const LOGIN_WINDOW_S = 300;
 export function authRoutes(deps: Deps): Hono<Env> {
   const { config, signer, users, services, gateway, metrics } = deps;
   const app = new Hono<Env>();
-  app.use("*", async (c, next) => {
-    await next();
-    c.header("Cache-Control", "no-store");
-  });
 
   /** Checks both throttles (username+IP, then IP), then the password; counts failures in both. */
   async function checkCredentials(c: Ctx) {
