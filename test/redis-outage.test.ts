@@ -1,5 +1,5 @@
 /**
- * Presence through a Redis outage: a socket that leaves (or joins) while its presence write
+ * Redis outages as clients see them. Presence: a socket that leaves (or joins) while its presence write
  * cannot reach Redis is settled once Redis answers again — no ghost member (its process keeps
  * renewing its lease, so the entry would never expire) and the watchers get the `presence.leave`.
  */
@@ -59,5 +59,31 @@ describe("first-message auth while Redis is unreachable", () => {
     expect(close.code).toBe(1013);
     await Bun.sleep(1600); // let the pause end before the next test
     expect(a.faults()).toEqual([]);
+  }, 15_000);
+});
+
+describe("Redis trouble reaches clients as a sentence, never as the deployment's internals", () => {
+  test("login, publish and presence while Redis is paused: 503/unavailable without Redis's own words", async () => {
+    const a = cluster.nodes[0]!;
+    const alice = await TestClient.connect(a.wsUrl, { cookie: (await session(a, "alice")).cookie });
+    try {
+      expect(await cluster.redis.command("CLIENT", "PAUSE", "3000", "ALL")).toBe("+OK");
+      const [login, published, presence] = await Promise.all([
+        fetch(`${a.url}/auth/login`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ username: "bob", password: "bob-password" }) }),
+        alice.request({ type: "publish", topic: "room:quiet", data: 1 }),
+        alice.request({ type: "presence", topic: "room:quiet" }),
+      ]);
+      const loginText = await login.text();
+      expect(login.status).toBe(503);
+      expect(published).toMatchObject({ type: "error", code: "unavailable" });
+      expect(presence).toMatchObject({ type: "error", code: "unavailable" });
+      for (const text of [loginText, JSON.stringify(published), JSON.stringify(presence)]) {
+        expect(text).not.toMatch(/timed out|ECONNREFUSED|Stream|enableOfflineQueue|127\.0\.0\.1|:\d{4,5}\b/);
+        expect(text).not.toContain(String(cluster.redis.port));
+      }
+      await Bun.sleep(3100); // let the pause end before anything else runs
+    } finally {
+      alice.ws.close();
+    }
   }, 15_000);
 });

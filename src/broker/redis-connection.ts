@@ -78,14 +78,16 @@ const TRANSIENT_REPLY = /^(LOADING|READONLY|BUSY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN
 export function toSwitchboardError(error: unknown, what: string): SwitchboardError {
   if (error instanceof SwitchboardError) return error;
   const detail = error instanceof Error ? error.message : String(error);
+  // The detail (host, port, Redis's own words) stays in the error's `cause`, for logs: clients
+  // get a sentence without the deployment's internals.
   if (error instanceof Error && error.name === "ReplyError" && !TRANSIENT_REPLY.test(detail)) {
-    return new SwitchboardError(ErrorCode.internal, `${what}: Redis replied ${detail}`);
+    return new SwitchboardError(ErrorCode.internal, `${what} failed`, undefined, { cause: error });
   }
-  return new SwitchboardError(ErrorCode.unavailable, `${what}: Redis is unreachable (${detail})`);
+  return new SwitchboardError(ErrorCode.unavailable, `${what}: the broker is unreachable; retry`, undefined, { cause: error });
 }
 
 export function unavailable(what: string): SwitchboardError {
-  return new SwitchboardError(ErrorCode.unavailable, `${what}: Redis is unreachable`);
+  return new SwitchboardError(ErrorCode.unavailable, `${what}: the broker is unreachable; retry`);
 }
 
 export function randomEpoch(): string {

@@ -375,6 +375,7 @@ export class Connection implements Member, Registered {
 
   private sendError(ref: number | undefined, error: unknown): void {
     if (error instanceof SwitchboardError) {
+      if (error.code === ErrorCode.internal) this.gw.log.error("frame failed", { connectionId: this.id, ...errorFields(error.cause ?? error) });
       this.sendJson({ type: "error", ref, code: error.code, message: error.message });
       return;
     }

@@ -20,7 +20,10 @@ export function errorResponse(c: Context, error: SwitchboardError): Response {
 /** Hono `onError`: coded errors as they are, Hono's own as their status, the rest as 500. */
 export function onError(log: Logger) {
   return (error: Error, c: Context): Response => {
-    if (error instanceof SwitchboardError) return errorResponse(c, error);
+    if (error instanceof SwitchboardError) {
+      if (error.code === ErrorCode.internal) log.error("request failed", { path: c.req.path, ...errorFields(error.cause ?? error) });
+      return errorResponse(c, error);
+    }
     if (error instanceof HTTPException) {
       const status = error.status;
       const code = status === 400 ? ErrorCode.badRequest : status === 401 ? ErrorCode.unauthorized : status === 403 ? ErrorCode.forbidden : status === 404 ? ErrorCode.notFound : status === 413 ? ErrorCode.tooLarge : ErrorCode.internal;

@@ -74,8 +74,10 @@ export class SwitchboardError extends Error {
     message: string,
     /** Seconds a client should wait before retrying (HTTP `Retry-After`). */
     readonly retryAfter?: number,
+    /** `cause`: what went wrong underneath, for logs only — never sent to a client. */
+    options?: { cause?: unknown },
   ) {
-    super(message);
+    super(message, options);
     this.name = "SwitchboardError";
   }
 }
