@@ -173,6 +173,20 @@ describe("requests", () => {
     expect(await pending).toMatchObject({ code: "rate_limited", message: "slow down", topic: "room:a", temporary: true });
   });
 
+  test("offline, at most maxQueuedRequests wait; one more is refused at once with overloaded; the queued ones go out on welcome", async () => {
+    const client = await open({ maxQueuedRequests: 3 });
+    last().serverClose(1012);
+    const queued = [1, 2, 3].map((n) => client.publish("room:a", n));
+    const refused = await client.publish("room:a", 4).catch((e) => e);
+    expect(refused).toMatchObject({ code: "overloaded", topic: "room:a" });
+    await Bun.sleep(50); // random() is 0 here: the 1012 reconnect starts at once
+    last().welcome();
+    const sent = last().sent.filter((f) => f.type === "publish");
+    expect(sent.map((f) => f.data)).toEqual([1, 2, 3]);
+    for (const f of sent) last().deliver({ type: "ack", ref: f.ref, topic: "room:a", seq: f.data, epoch: "e1" });
+    expect((await Promise.all(queued)).map((r) => r.seq)).toEqual([1, 2, 3]);
+  });
+
   test("an unsolicited error frame is emitted as an error event", async () => {
     const client = await open();
     const errors: string[] = [];

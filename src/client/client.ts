@@ -80,7 +80,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
   constructor(options: ClientOptions) {
     super();
     this.#o = resolveOptions(options);
-    this.#requests = new Requests((frame) => this.#send(frame), this.#o.requestTimeoutMs);
+    this.#requests = new Requests((frame) => this.#send(frame), this.#o.requestTimeoutMs, this.#o.maxQueuedRequests);
     this.#network = new NetworkWatch(this.#o.network, {
       // Back online: skip the pending backoff. Offline: the socket is (or soon will be) silently dead.
       online: () => this.#state === "reconnecting" && this.connect(),

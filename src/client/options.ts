@@ -30,6 +30,11 @@ export interface ClientOptions {
   requestTimeoutMs?: number;
   /** How long an attempt may take from opening the socket to `welcome`. Default 10 000. */
   connectTimeoutMs?: number;
+  /**
+   * Requests (publishes, presence queries) kept while offline, waiting for a connection. One more
+   * is refused at once with code `overloaded` instead of growing memory without bound. Default 1 000.
+   */
+  maxQueuedRequests?: number;
   /** Connect at once (in a microtask, after your listeners are attached). Default true. */
   autoConnect?: boolean;
   /**
@@ -55,6 +60,7 @@ export interface ResolvedOptions {
   pingTimeoutMs: number;
   requestTimeoutMs: number;
   connectTimeoutMs: number;
+  maxQueuedRequests: number;
   autoConnect: boolean;
   createWebSocket: (url: string) => WebSocket;
   network: EventTarget | null;
@@ -112,6 +118,7 @@ export function resolveOptions(options: ClientOptions): ResolvedOptions {
     pingTimeoutMs: positive("pingTimeoutMs", options.pingTimeoutMs, 10_000),
     requestTimeoutMs: positive("requestTimeoutMs", options.requestTimeoutMs, 10_000),
     connectTimeoutMs: positive("connectTimeoutMs", options.connectTimeoutMs, 10_000),
+    maxQueuedRequests: positive("maxQueuedRequests", options.maxQueuedRequests, 1_000),
     autoConnect: options.autoConnect ?? true,
     createWebSocket: options.createWebSocket ?? ((url) => new WebSocket(url)),
     network: options.network === undefined ? (browserWindow ?? null) : options.network,

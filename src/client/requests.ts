@@ -31,13 +31,25 @@ export class Requests {
   constructor(
     private readonly send: (frame: ClientFrame) => void,
     private readonly timeoutMs: number,
+    /** Unsent requests kept while offline; one more fails at once with `overloaded`. */
+    private readonly maxQueued: number = Number.POSITIVE_INFINITY,
   ) {}
 
   /** Registers a request; sends it now when `connected`, else on the next flush(). */
   add(ref: number, frame: Outgoing, onLost: Request["onLost"], ok: Request["ok"], fail: Request["fail"], connected: boolean): void {
+    if (!connected && this.unsent() >= this.maxQueued) {
+      fail(new SwitchboardClientError("overloaded", `${this.maxQueued} requests already wait for a connection`, topicOf(frame as ClientFrame)));
+      return;
+    }
     const req: Request = { ref, frame: { ...frame, ref } as ClientFrame, onLost, sent: false, timer: undefined, ok, fail };
     this.#pending.set(ref, req);
     if (connected) this.#dispatch(req);
+  }
+
+  unsent(): number {
+    let n = 0;
+    for (const req of this.#pending.values()) if (!req.sent) n++;
+    return n;
   }
 
   /** Sends every request not sent on the current connection, in the order they were issued. */
