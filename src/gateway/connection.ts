@@ -4,7 +4,7 @@
  * handlers. Everything it does to other sockets goes through the gateway.
  */
 import type { ServerWebSocket } from "bun";
-import { ZodError } from "zod";
+import type { ZodError } from "zod";
 import { ClientFrame, type Position, type User } from "../protocol/frames.ts";
 import { Close, ErrorCode, SwitchboardError } from "../protocol/codes.ts";
 import { authorize, inboxOf, isValidTopic, type Actor } from "../protocol/topics.ts";
@@ -13,6 +13,7 @@ import type { Registered } from "./registry.ts";
 import { RejectionRun, TokenBucket } from "./rate.ts";
 import type { Gateway } from "./gateway.ts";
 import { errorFields } from "../log.ts";
+import { describeZod, parseJson, whyNotJson } from "../protocol/parse.ts";
 
 export interface SocketData {
   conn: Connection;
@@ -123,7 +124,7 @@ export class Connection implements Member, Registered {
       }
       this.gw.metrics.rateLimited.inc();
       // A refused frame is not worth parsing in full: only a small one gets its ref echoed.
-      const ref = message.length <= REF_PARSE_MAX ? refOf(safeParse(message)) : undefined;
+      const ref = message.length <= REF_PARSE_MAX ? refOf(parseJson(message)) : undefined;
       this.sendError(ref, new SwitchboardError(ErrorCode.rateLimited, "too many frames; slow down"));
       return;
     }
@@ -218,12 +219,12 @@ export class Connection implements Member, Registered {
   }
 
   private async handle(raw: string): Promise<void> {
-    const parsed = safeParse(raw);
+    const parsed = parseJson(raw);
     if (this.state === "awaiting-auth") return this.authenticate(parsed);
     const ref = refOf(parsed);
     if (parsed === undefined) {
       this.gw.metrics.framesIn.inc({ type: "invalid" });
-      const why = tooDeep(raw) ? `frame nests deeper than ${MAX_DEPTH} levels` : "frame is not valid JSON";
+      const why = whyNotJson(raw, "frame");
       this.sendError(ref, new SwitchboardError(ErrorCode.badRequest, why));
       return;
     }
@@ -384,42 +385,8 @@ export class Connection implements Member, Registered {
   }
 }
 
-/**
- * Deepest `[`/`{` nesting a client frame may have. JSON.parse of a 64 KB frame of brackets costs
- * ~1000× a flat one (and its GC more): a few sockets at the rate limit stalled every other client
- * for seconds. No SPEC frame needs more than a few levels; `data` gets the rest.
- */
-export const MAX_DEPTH = 32;
-
 /** Rate-limited frames up to this size are parsed for their `ref`; larger ones are not. */
 const REF_PARSE_MAX = 1024;
-
-/** True when `raw` nests deeper than MAX_DEPTH outside strings: one cheap pass, no allocation. */
-export function tooDeep(raw: string): boolean {
-  let depth = 0;
-  let inString = false;
-  for (let i = 0; i < raw.length; i++) {
-    const c = raw.charCodeAt(i);
-    if (inString) {
-      if (c === 92) i++; // backslash: skip the escaped character
-      else if (c === 34) inString = false;
-    } else if (c === 34) inString = true;
-    else if (c === 91 || c === 123) {
-      if (++depth > MAX_DEPTH) return true;
-    } else if (c === 93 || c === 125) depth--;
-  }
-  return false;
-}
-
-/** The frame as JSON, or undefined when it is not JSON or nests deeper than MAX_DEPTH. */
-function safeParse(raw: string): unknown {
-  if (tooDeep(raw)) return undefined;
-  try {
-    return JSON.parse(raw);
-  } catch {
-    return undefined;
-  }
-}
 
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
@@ -432,13 +399,12 @@ function refOf(parsed: unknown): number | undefined {
   return typeof ref === "number" && Number.isSafeInteger(ref) && ref >= 0 ? ref : undefined;
 }
 
-/** One short sentence from a zod error: where and what, never the whole issue list. */
+/** One short sentence from a zod error; a wrong or missing `type` is "unknown frame type". */
 function describe(error: ZodError): string {
   const issue = error.issues[0];
-  if (issue === undefined) return "invalid frame";
-  const path = issue.path.map(String).join(".");
-  if (issue.code === "invalid_union" || (path === "type" && issue.code !== "invalid_type")) {
+  const path = issue?.path.map(String).join(".");
+  if (issue !== undefined && (issue.code === "invalid_union" || (path === "type" && issue.code !== "invalid_type"))) {
     return "unknown frame type";
   }
-  return path === "" ? issue.message : `${path}: ${issue.message}`;
+  return describeZod(error, "invalid frame");
 }

@@ -3,10 +3,11 @@
  */
 import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
-import type { ZodError, ZodType } from "zod";
+import type { ZodType } from "zod";
 import { ErrorCode, SwitchboardError, httpStatus } from "../protocol/codes.ts";
 import type { Logger } from "../log.ts";
 import { errorFields } from "../log.ts";
+import { describeZod, parseJson, whyNotJson } from "../protocol/parse.ts";
 
 export function errorBody(code: string, message: string) {
   return { error: { code, message } };
@@ -69,23 +70,15 @@ function samePath(pattern: string, path: string): boolean {
   return want.length === got.length;
 }
 
-/** One sentence from a zod error: which field, and what is wrong with it. */
-export function describeZod(error: ZodError): string {
-  const issue = error.issues[0];
-  if (issue === undefined) return "invalid body";
-  const path = issue.path.map(String).join(".");
-  return path === "" ? issue.message : `${path}: ${issue.message}`;
-}
-
-/** Parses a JSON body against a schema; a bad body is a `bad_request` with one sentence. */
+/**
+ * Parses a JSON body against a schema. Not JSON, nested deeper than frames may be, or not of the
+ * schema: a `bad_request` with one sentence.
+ */
 export async function jsonBody<T>(c: Context, schema: ZodType<T>): Promise<T> {
-  let raw: unknown;
-  try {
-    raw = await c.req.json();
-  } catch {
-    throw new SwitchboardError(ErrorCode.badRequest, "body must be JSON");
-  }
+  const text = await c.req.text();
+  const raw = parseJson(text);
+  if (raw === undefined) throw new SwitchboardError(ErrorCode.badRequest, whyNotJson(text, "body"));
   const result = schema.safeParse(raw);
-  if (!result.success) throw new SwitchboardError(ErrorCode.badRequest, describeZod(result.error));
+  if (!result.success) throw new SwitchboardError(ErrorCode.badRequest, describeZod(result.error, "invalid body"));
   return result.data;
 }
