@@ -328,7 +328,7 @@ export class Connection implements Member, Registered {
     const token = typeof parsed.token === "string" ? parsed.token : "";
     let claims;
     try {
-      claims = token.length > 0 && token.length <= 8192 ? await this.gw.verifyToken(token) : null;
+      claims = token.length > 0 && token.length <= 8192 ? await this.gw.verify("token", token) : null;
     } catch (error) {
       // The revocation check could not reach the broker: not the client's fault, try later.
       this.gw.log.warn("token check failed", { connectionId: this.id, ...errorFields(error) });

@@ -9,7 +9,7 @@ import type { Services } from "../services.ts";
 import type { Logger } from "../log.ts";
 import { errorFields } from "../log.ts";
 import type { ControlMessage, PublishInput, PublishResult } from "../broker/broker.ts";
-import type { Claims, SessionSigner } from "../auth/sessions.ts";
+import type { Claims, CredentialKind, SessionSigner } from "../auth/sessions.ts";
 import { Close, ErrorCode, SwitchboardError } from "../protocol/codes.ts";
 import { Hub } from "./hub.ts";
 import { Registry } from "./registry.ts";
@@ -141,9 +141,13 @@ export class Gateway {
 
   // ── Authentication helpers ─────────────────────────────────────────────────
 
-  /** Claims of a valid first-message token whose session is not revoked. */
-  async verifyToken(token: string): Promise<Claims | null> {
-    const claims = await this.signer.verify("token", token);
+  /**
+   * Claims of a valid credential of this kind (cookie session, or first-message / bearer token)
+   * whose session is not revoked; null otherwise. Rejects with `unavailable` when the revocation
+   * store cannot be reached.
+   */
+  async verify(kind: CredentialKind, jwt: string): Promise<Claims | null> {
+    const claims = await this.signer.verify(kind, jwt);
     if (claims === null) return null;
     return (await this.isRevoked(claims.sid)) ? null : claims;
   }

@@ -52,10 +52,7 @@ export function authRoutes(deps: Deps): Hono<Env> {
   /** The valid, unrevoked session of the request's cookie, or null. */
   async function session(c: Ctx): Promise<Claims | null> {
     const jwt = readSessionCookie(c.req.header("cookie"));
-    if (jwt === null) return null;
-    const claims = await signer.verify("session", jwt);
-    if (claims === null || (await gateway.isRevoked(claims.sid))) return null;
-    return claims;
+    return jwt === null ? null : gateway.verify("session", jwt);
   }
 
   function assertSameOrigin(c: Ctx): void {
@@ -102,7 +99,7 @@ export function authRoutes(deps: Deps): Hono<Env> {
     const bearer = c.req.header("authorization")?.match(/^Bearer\s+(.+)$/i)?.[1];
     let claims: Claims | null;
     if (bearer !== undefined) {
-      claims = await gateway.verifyToken(bearer);
+      claims = await gateway.verify("token", bearer);
     } else {
       assertSameOrigin(c);
       claims = await session(c);
@@ -115,4 +112,3 @@ export function authRoutes(deps: Deps): Hono<Env> {
   return app;
 }
 
-export { readSessionCookie };
