@@ -5,8 +5,8 @@
  * outside production.
  */
 import { Hono } from "hono";
-import type { Context } from "hono";
-import { cachedDemoAssets, type Asset } from "../demo/assets.ts";
+import { cachedDemoAssets } from "../demo/assets.ts";
+import { serveAsset } from "./assets.ts";
 import { renderPage } from "../demo/page.ts";
 import type { Deps, Env } from "./context.ts";
 
@@ -33,14 +33,4 @@ export function demoRoutes(deps: Deps): Hono<Env> {
   app.get("/demo/app.js", async (c) => serveAsset(c, (await assets()).script));
   app.get("/demo/app.css", async (c) => serveAsset(c, (await assets()).stylesheet));
   return app;
-}
-
-/** `no-cache` + ETag: browsers revalidate with a cheap 304 and never run a stale script. */
-function serveAsset(c: Context<Env>, asset: Asset): Response {
-  const headers = { "Content-Type": asset.type, "Cache-Control": "no-cache", ETag: asset.etag };
-  const match = c.req.header("if-none-match");
-  if (match !== undefined && match.split(",").some((t) => t.trim() === asset.etag || t.trim() === `W/${asset.etag}`)) {
-    return c.body(null, 304, headers);
-  }
-  return c.body(asset.body, 200, headers);
 }
