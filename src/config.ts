@@ -81,7 +81,9 @@ const Env = z.object({
   MAX_PAYLOAD_BYTES: int(256, 16 * 1024 * 1024).default(65536),
   HISTORY_SIZE: int(0, 1_000_000).default(100),
   HISTORY_TTL_S: int(1, 30 * 86_400).default(300),
+  /** Embedded broker: the history of all topics together; the least recently published go first. */
   HISTORY_MAX_BYTES: int(65_536).default(128 * 1024 * 1024),
+  /** With Redis: how long a crashed process's presence entries outlive it (≤ 20 s, so members leave within 30 s). */
   PRESENCE_LEASE_MS: int(500, 20_000).default(15_000),
   INSTANCE_ID: z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/, { error: "must be 1-64 of A-Z a-z 0-9 _ . : -" }).optional(),
   FLY_MACHINE_ID: z.string().optional(),
@@ -94,57 +96,39 @@ const Env = z.object({
   MAX_CONNECTIONS_PER_USER: int(1).default(20),
   BACKPRESSURE_LIMIT_BYTES: int(1024).default(1_048_576),
   LOGIN_MAX_FAILURES: int(1).default(10),
+  /** Failed logins per IP, across every username, in the same 5-minute window (password spraying). */
   LOGIN_MAX_FAILURES_PER_IP: int(1).default(100),
   DRAIN_MS: int(0, 300_000).default(3000),
   TRUST_PROXY: bool.optional(),
   IDLE_TIMEOUT_S: int(0, 960).default(60),
+  /** Close a socket with 1012 after about this many seconds (±10 % jitter) so clients rebalance; 0 = never. */
   MAX_CONNECTION_AGE_S: int(0, 30 * 86_400).default(0),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error", "silent"]).default("info"),
 });
 
-export interface Config {
-  env: "development" | "production" | "test";
-  port: number;
-  host: string;
-  workers: number;
-  redisUrl: string | undefined;
+/** `MAX_CONNECTIONS_PER_IP` → `maxConnectionsPerIp`: each setting is spelled once, in `Env`. */
+type Camel<S extends string> = S extends `${infer Head}_${infer Tail}` ? `${Lowercase<Head>}${Capitalize<Camel<Tail>>}` : Lowercase<S>;
+type Settings = { [K in keyof z.output<typeof Env> as Camel<K & string>]: z.output<typeof Env>[K] };
+
+function camel(name: string): string {
+  return name.toLowerCase().replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+}
+
+/**
+ * Every setting of `Env` under its camelCase name, and what is derived from several of them:
+ * the session key as bytes, the fallbacks that depend on Fly's variables or NODE_ENV.
+ */
+export type Config = Omit<Settings, "sessionSecret" | "allowedOrigins" | "users" | "instanceId" | "region" | "trustProxy"> & {
   /** HS256 key bytes: at least 32. */
   sessionSecret: Uint8Array;
   /** True when no SESSION_SECRET was given and a random one was generated. */
   sessionSecretGenerated: boolean;
   allowedOrigins: ReadonlySet<string>;
-  apiKey: string | undefined;
-  metricsToken: string | undefined;
   users: { name: string; password: string }[];
-  authTimeoutMs: number;
-  ticketTtlS: number;
-  tokenTtlS: number;
-  sessionTtlS: number;
-  maxPayloadBytes: number;
-  historySize: number;
-  historyTtlS: number;
-  /** Embedded broker: the history of all topics together; the least recently published go first. */
-  historyMaxBytes: number;
-  /** With Redis: how long a crashed process's presence entries outlive it (≤ 20 s, so members leave within 30 s). */
-  presenceLeaseMs: number;
   instanceId: string;
   region: string;
-  rateLimitPerS: number;
-  rateLimitBurst: number;
-  maxConnections: number;
-  maxConnectionsPerIp: number;
-  maxConnectionsPerUser: number;
-  backpressureLimitBytes: number;
-  loginMaxFailures: number;
-  /** Failed logins per IP, across every username, in the same 5-minute window (password spraying). */
-  loginMaxFailuresPerIp: number;
-  drainMs: number;
   trustProxy: boolean;
-  idleTimeoutS: number;
-  /** Close a socket with 1012 after about this many seconds (±10 % jitter) so clients rebalance; 0 = never. */
-  maxConnectionAgeS: number;
-  logLevel: "debug" | "info" | "warn" | "error" | "silent";
-}
+};
 
 export class ConfigError extends Error {
   override name = "ConfigError";
@@ -185,42 +169,16 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
 
   const onFly = e.FLY_MACHINE_ID !== undefined || e.FLY_REGION !== undefined;
+  const settings = Object.fromEntries(Object.entries(e).map(([k, v]) => [camel(k), v])) as Settings;
   return {
-    env: e.NODE_ENV,
-    port: e.PORT,
-    host: e.HOST,
-    workers: e.WORKERS,
-    redisUrl: e.REDIS_URL,
+    ...settings,
     sessionSecret,
     sessionSecretGenerated,
     allowedOrigins: new Set(e.ALLOWED_ORIGINS),
-    apiKey: e.API_KEY,
-    metricsToken: e.METRICS_TOKEN,
     users: e.USERS ?? (production ? [] : parseDemoUsers()),
-    authTimeoutMs: e.AUTH_TIMEOUT_MS,
-    ticketTtlS: e.TICKET_TTL_S,
-    tokenTtlS: e.TOKEN_TTL_S,
-    sessionTtlS: e.SESSION_TTL_S,
-    maxPayloadBytes: e.MAX_PAYLOAD_BYTES,
-    historySize: e.HISTORY_SIZE,
-    historyTtlS: e.HISTORY_TTL_S,
-    historyMaxBytes: e.HISTORY_MAX_BYTES,
-    presenceLeaseMs: e.PRESENCE_LEASE_MS,
     instanceId: e.INSTANCE_ID ?? e.FLY_MACHINE_ID ?? randomId(),
     region: e.REGION ?? e.FLY_REGION ?? "local",
-    rateLimitPerS: e.RATE_LIMIT_PER_S,
-    rateLimitBurst: e.RATE_LIMIT_BURST,
-    maxConnections: e.MAX_CONNECTIONS,
-    maxConnectionsPerIp: e.MAX_CONNECTIONS_PER_IP,
-    maxConnectionsPerUser: e.MAX_CONNECTIONS_PER_USER,
-    backpressureLimitBytes: e.BACKPRESSURE_LIMIT_BYTES,
-    loginMaxFailures: e.LOGIN_MAX_FAILURES,
-    loginMaxFailuresPerIp: e.LOGIN_MAX_FAILURES_PER_IP,
-    drainMs: e.DRAIN_MS,
     trustProxy: e.TRUST_PROXY ?? onFly,
-    idleTimeoutS: e.IDLE_TIMEOUT_S,
-    maxConnectionAgeS: e.MAX_CONNECTION_AGE_S,
-    logLevel: e.LOG_LEVEL,
   };
 }
 

@@ -4,7 +4,7 @@
  */
 import { ConfigError, loadConfig, type Config } from "./config.ts";
 import { createLogger, errorFields } from "./log.ts";
-import { createServices } from "./services.ts";
+import { createServices } from "./create-services.ts";
 import { SessionSigner } from "./auth/sessions.ts";
 import { UserDirectory } from "./auth/users.ts";
 import { Gateway, type SwitchboardServer } from "./gateway/gateway.ts";

@@ -1,14 +1,10 @@
 /**
- * Builds the broker, presence and stores for a config: the embedded in-memory ones without
- * REDIS_URL, the Redis ones with it. Nothing else in the server knows which kind runs.
+ * What the gateway and the HTTP routes run on: a broker, presence and the auth stores, whichever
+ * kind (embedded or Redis) create-services.ts picked. Nothing else in the server knows which.
  */
-import type { Config } from "./config.ts";
 import type { Broker } from "./broker/broker.ts";
 import type { Presence } from "./presence/presence.ts";
 import type { Stores } from "./stores/stores.ts";
-import { MemoryBroker } from "./broker/memory.ts";
-import { MemoryPresence } from "./presence/memory.ts";
-import { memoryStores } from "./stores/memory.ts";
 
 export interface Services {
   broker: Broker;
@@ -16,15 +12,6 @@ export interface Services {
   stores: Stores;
   /** Stops everything started here (connections, timers). */
   close(): Promise<void>;
-}
-
-export async function createServices(config: Config): Promise<Services> {
-  if (config.redisUrl !== undefined) {
-    const { createRedisServices } = await import("./services-redis.ts");
-    return createRedisServices(config);
-  }
-  const broker = new MemoryBroker({ historySize: config.historySize, historyTtlS: config.historyTtlS, historyMaxBytes: config.historyMaxBytes });
-  return assemble(broker, new MemoryPresence(), memoryStores());
 }
 
 /**

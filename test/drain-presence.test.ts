@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { Socket } from "bun";
-import { closeConnection, connectWithin, createConnection } from "../src/broker/redis-connection.ts";
+import { closeConnection, connectWithin, createConnection } from "../src/redis/connection.ts";
 import { RedisPresence } from "../src/presence/redis.ts";
 import { TestClient, closeAll } from "./support/client.ts";
 import { startCluster, type TestCluster } from "./support/cluster.ts";

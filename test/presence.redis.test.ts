@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type Redis from "ioredis";
-import { closeConnection, connectWithin, createConnection } from "../src/broker/redis-connection.ts";
+import { closeConnection, connectWithin, createConnection } from "../src/redis/connection.ts";
 import { RedisPresence } from "../src/presence/redis.ts";
 import type { User } from "../src/protocol/frames.ts";
 import { startRedis, type TestRedis } from "./support/redis.ts";

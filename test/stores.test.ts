@@ -1,7 +1,7 @@
 /** The stores suite on the embedded stores and on Redis (shared by every machine). */
 import { afterAll, beforeAll } from "bun:test";
 import type Redis from "ioredis";
-import { closeConnection, connectWithin, createConnection } from "../src/broker/redis-connection.ts";
+import { closeConnection, connectWithin, createConnection } from "../src/redis/connection.ts";
 import { memoryStores } from "../src/stores/memory.ts";
 import { redisStores } from "../src/stores/redis.ts";
 import { startRedis, type TestRedis } from "./support/redis.ts";

@@ -35,12 +35,11 @@ import {
   randomEpoch,
   toSwitchboardError,
   unavailable,
-} from "./redis-connection.ts";
+  type LogFn,
+} from "../redis/connection.ts";
 
 const PUBLISH_LUA = readFileSync(new URL("./lua/publish.lua", import.meta.url), "utf8");
 const HISTORY_LUA = readFileSync(new URL("./lua/history.lua", import.meta.url), "utf8");
-
-export type LogFn = (level: "info" | "warn" | "error", message: string) => void;
 
 export interface RedisBrokerOptions {
   url: string;

@@ -23,7 +23,7 @@ export function demoRoutes(deps: Deps): Hono<Env> {
   app.get("/", async (c) => {
     const { version } = await assets();
     if (page?.version !== version) {
-      const demoUsers = deps.config.env === "production" ? [] : deps.config.users;
+      const demoUsers = deps.config.nodeEnv === "production" ? [] : deps.config.users;
       page = { version, html: renderPage({ demoUsers, version }) };
     }
     c.header("Content-Security-Policy", DEMO_CSP);

@@ -16,8 +16,8 @@ import type Redis from "ioredis";
 import { readFileSync } from "node:fs";
 import type { PresenceMember, User } from "../protocol/frames.ts";
 import type { Presence, PresenceEvents } from "./presence.ts";
-import { randomEpoch, toSwitchboardError, unavailable } from "../broker/redis-connection.ts";
-import type { LogFn } from "../broker/redis.ts";
+import { randomEpoch, toSwitchboardError, unavailable } from "../redis/connection.ts";
+import type { LogFn } from "../redis/connection.ts";
 
 const lua = (name: string) => readFileSync(new URL(`./lua/${name}.lua`, import.meta.url), "utf8");
 

@@ -4,11 +4,11 @@
  * - revocations: `SET EX` for the session's remaining life;
  * - attempts: a fixed window that opens at the first failure (`SET NX EX` then `INCR`, in one
  *   MULTI, so the window never restarts while it runs).
- * A Redis failure surfaces as SwitchboardError `unavailable` (see redis-connection.ts).
+ * A Redis failure surfaces as SwitchboardError `unavailable` (see redis/connection.ts).
  */
 import type Redis from "ioredis";
 import type { AttemptCounter, AttemptWindow, RevocationStore, Stores, TicketGrant, TicketStore } from "./stores.ts";
-import { toSwitchboardError } from "../broker/redis-connection.ts";
+import { toSwitchboardError } from "../redis/connection.ts";
 import { newTicket } from "./memory.ts";
 
 export const storeKeys = {

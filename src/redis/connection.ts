@@ -7,6 +7,9 @@
 import Redis, { type RedisOptions } from "ioredis";
 import { ErrorCode, SwitchboardError } from "../protocol/codes.ts";
 
+/** How the Redis parts report what the operator should see; never carries credentials. */
+export type LogFn = (level: "info" | "warn" | "error", message: string) => void;
+
 export interface ConnectionOptions {
   /** Shown in CLIENT LIST, e.g. "switchboard:broker:<instance>". */
   name: string;

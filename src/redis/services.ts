@@ -2,15 +2,15 @@
  * The services of a deployment over Redis (REDIS_URL set): RedisBroker (its own command and
  * subscriber connections, so a slow history read never delays a publish and pub/sub traffic
  * never shares a socket with commands), and one more connection shared by presence and the
- * auth stores. Loaded only when REDIS_URL is set (see services.ts).
+ * auth stores. Loaded only when REDIS_URL is set (see create-services.ts).
  */
-import type { Config } from "./config.ts";
-import { assemble, type Services } from "./services.ts";
-import { createLogger } from "./log.ts";
-import { RedisBroker, type LogFn } from "./broker/redis.ts";
-import { closeConnection, connectWithin, createConnection } from "./broker/redis-connection.ts";
-import { RedisPresence } from "./presence/redis.ts";
-import { redisStores } from "./stores/redis.ts";
+import type { Config } from "../config.ts";
+import { assemble, type Services } from "../services.ts";
+import { createLogger } from "../log.ts";
+import { RedisBroker } from "../broker/redis.ts";
+import { closeConnection, connectWithin, createConnection, type LogFn } from "./connection.ts";
+import { RedisPresence } from "../presence/redis.ts";
+import { redisStores } from "../stores/redis.ts";
 
 export async function createRedisServices(config: Config): Promise<Services> {
   const url = config.redisUrl;
