@@ -63,6 +63,17 @@ const redisUrl = z
   .refine((v) => /^rediss?:\/\//.test(v), { error: "must start with redis:// or rediss://" })
   .refine((v) => URL.canParse(v), { error: "is not a valid URL" });
 
+const httpUrl = z
+  .string()
+  .refine((v) => URL.canParse(v) && /^https?:$/.test(new URL(v).protocol), { error: "must be an http:// or https:// URL" });
+
+const secret32 = z.string().refine((v) => new TextEncoder().encode(v).byteLength >= 32, {
+  error: "must be at least 32 bytes (try: openssl rand -base64 48)",
+});
+
+/** A claim's name: a whole claim name (`https://example.com/caps`) or a dotted path (`app.caps`). */
+const claimName = z.string().min(1).max(256);
+
 const Env = z.object({
   NODE_ENV: z.enum(["development", "production", "test"]).default("development"),
   PORT: int(0, 65535).default(3000),
@@ -104,6 +115,52 @@ const Env = z.object({
   /** Close a socket with 1012 after about this many seconds (±10 % jitter) so clients rebalance; 0 = never. */
   MAX_CONNECTION_AGE_S: int(0, 30 * 86_400).default(0),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error", "silent"]).default("info"),
+
+  // ── SPEC §4: identity from the application ──
+  /** JWKS of the app or its identity provider (RS256, PS256, ES256, EdDSA); needs AUTH_ISSUER and AUTH_AUDIENCE. */
+  AUTH_JWKS_URL: httpUrl.optional(),
+  /** HS256 secret shared with the app's backend (≥ 32 bytes, never SESSION_SECRET). */
+  AUTH_JWT_SECRET: secret32.optional(),
+  AUTH_ISSUER: z.string().min(1).optional(),
+  AUTH_AUDIENCE: z.string().min(1).optional(),
+  AUTH_USER_CLAIM: claimName.default("sub"),
+  AUTH_NAME_CLAIM: claimName.default("name"),
+  AUTH_CAPS_CLAIM: claimName.default("caps"),
+  /** Name of the app's own cookie holding an app JWT. */
+  AUTH_COOKIE: z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$/, { error: "must be a cookie name" }).optional(),
+  /** The app decides upgrades that carry only its opaque session cookie. */
+  AUTH_CONNECT_URL: httpUrl.optional(),
+  AUTH_CONNECT_TIMEOUT_MS: int(100, 30_000).default(2000),
+  AUTH_CONNECT_CACHE_S: int(0, 3600).default(10),
+  /** When set, the session cookie is `Domain=<it>; Secure`, without the `__Host-` prefix. */
+  COOKIE_DOMAIN: z.string().regex(/^\.?[A-Za-z0-9.-]{1,253}$/, { error: "must be a domain like example.com" }).optional(),
+
+  // ── SPEC §5: permissions ──
+  /** Namespace rules as JSON (parsed and validated by auth/namespaces.ts). */
+  NAMESPACES: z.string().optional(),
+  /** A path to the same JSON. */
+  NAMESPACES_FILE: z.string().min(1).optional(),
+  /** The app answers `subscribe`/`publish: "app"` questions here. */
+  AUTHZ_URL: httpUrl.optional(),
+
+  // ── SPEC §6: webhooks ──
+  WEBHOOK_URL: httpUrl.optional(),
+  /** Signs webhooks, AUTH_CONNECT_URL and AUTHZ_URL calls (≥ 32 bytes). */
+  WEBHOOK_SECRET: secret32.optional(),
+  WEBHOOK_MAX_AGE_S: int(1, 7 * 86_400).default(3600),
+
+  // ── SPEC §7: Redis Cluster ──
+  REDIS_CLUSTER: bool.default(false),
+  /** A Redis command without a reply after this long fails (`unavailable`). */
+  REDIS_COMMAND_TIMEOUT_MS: int(50, 60_000).default(500),
+
+  // ── SPEC §8: budgets ──
+  MAX_SUBSCRIPTIONS_PER_SOCKET: int(1, 100_000).default(256),
+  MAX_SUBSCRIPTIONS_PER_USER: int(1, 1_000_000).default(2048),
+  TOPIC_CREATIONS_PER_MIN: int(1, 1_000_000).default(120),
+  TICKETS_PER_MIN: int(1, 1_000_000).default(60),
+  /** When set, /metrics is served only on this port and the public port answers 404. */
+  METRICS_PORT: int(1, 65535).optional(),
 });
 
 /** `MAX_CONNECTIONS_PER_IP` → `maxConnectionsPerIp`: each setting is spelled once, in `Env`. */
@@ -166,6 +223,24 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
 
   if (e.WORKERS > 1 && e.REDIS_URL === undefined) {
     throw new ConfigError("invalid configuration: WORKERS above 1 needs REDIS_URL (workers share topics through Redis)");
+  }
+
+  if (e.AUTH_JWKS_URL !== undefined && (e.AUTH_ISSUER === undefined || e.AUTH_AUDIENCE === undefined)) {
+    throw new ConfigError("invalid configuration: AUTH_JWKS_URL needs AUTH_ISSUER and AUTH_AUDIENCE (an identity provider also signs tokens meant for other apps)");
+  }
+  if (e.AUTH_JWT_SECRET !== undefined && e.AUTH_JWT_SECRET === e.SESSION_SECRET) {
+    throw new ConfigError("invalid configuration: AUTH_JWT_SECRET must differ from SESSION_SECRET (the app must not be able to mint Switchboard sessions)");
+  }
+  for (const name of ["AUTH_CONNECT_URL", "AUTHZ_URL", "WEBHOOK_URL"] as const) {
+    if (e[name] !== undefined && e.WEBHOOK_SECRET === undefined) {
+      throw new ConfigError(`invalid configuration: ${name} needs WEBHOOK_SECRET (at least 32 bytes) to sign its requests`);
+    }
+  }
+  if (e.NAMESPACES !== undefined && e.NAMESPACES_FILE !== undefined) {
+    throw new ConfigError("invalid configuration: set NAMESPACES or NAMESPACES_FILE, not both");
+  }
+  if (e.REDIS_CLUSTER && e.REDIS_URL === undefined) {
+    throw new ConfigError("invalid configuration: REDIS_CLUSTER=true needs REDIS_URL (one or more seed nodes)");
   }
 
   const onFly = e.FLY_MACHINE_ID !== undefined || e.FLY_REGION !== undefined;

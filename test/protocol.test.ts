@@ -170,7 +170,7 @@ describe("malformed frames get bad_request and the socket stays usable", () => {
 });
 
 describe("topics and permissions", () => {
-  test("a name that breaks ^[A-Za-z0-9:_.-]{1,128}$ → bad_request", async () => {
+  test("a name that breaks ^[A-Za-z0-9:_.@|+=-]{1,128}$ → bad_request", async () => {
     const c = await connect("alice");
     for (const topic of ["room:has space", "room/slash", "", "room:" + "x".repeat(124), "room:é"]) {
       expect(await c.request({ type: "subscribe", topic })).toMatchObject({ type: "error", code: "bad_request" });

@@ -7,7 +7,7 @@ import type { ServerWebSocket } from "bun";
 import type { ZodError } from "zod";
 import { ClientFrame, type Position, type User } from "../protocol/frames.ts";
 import { Close, ErrorCode, SwitchboardError } from "../protocol/codes.ts";
-import { authorize, inboxOf, isValidTopic, type Actor } from "../protocol/topics.ts";
+import { authorize, inboxOf, isValidTopic, TOPIC_RULE, type Actor } from "../protocol/topics.ts";
 import type { Ack, Member } from "./hub.ts";
 import type { Registered } from "./registry.ts";
 import { RejectionRun, TokenBucket } from "./rate.ts";
@@ -256,7 +256,7 @@ export class Connection implements Member, Registered {
         return;
       }
       case "unsubscribe": {
-        if (!isValidTopic(frame.topic)) throw new SwitchboardError(ErrorCode.badRequest, "topic must match ^[A-Za-z0-9:_.-]{1,128}$");
+        if (!isValidTopic(frame.topic)) throw new SwitchboardError(ErrorCode.badRequest, TOPIC_RULE);
         if (this.topics.delete(frame.topic)) this.gw.leaveTopic(this, frame.topic);
         this.sendJson({ type: "ack", ref: frame.ref, topic: frame.topic });
         return;

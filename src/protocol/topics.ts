@@ -4,7 +4,11 @@
  */
 import { ErrorCode, SwitchboardError } from "./codes.ts";
 
-export const TOPIC_PATTERN = /^[A-Za-z0-9:_.-]{1,128}$/;
+/** Also `@ | + =`, so that identity-provider user ids (`auth0|64f1c2`, `ana@example.com`) work as inboxes. */
+export const TOPIC_PATTERN = /^[A-Za-z0-9:_.@|+=-]{1,128}$/;
+
+/** The sentence a malformed name gets (`bad_request`). */
+export const TOPIC_RULE = "topic must match ^[A-Za-z0-9:_.@|+=-]{1,128}$";
 
 export type Namespace = "room" | "user" | "broadcast";
 
@@ -36,7 +40,7 @@ export type Action = "subscribe" | "publish";
  */
 export function authorize(actor: Actor, action: Action, topic: unknown): asserts topic is string {
   if (!isValidTopic(topic)) {
-    throw new SwitchboardError(ErrorCode.badRequest, "topic must match ^[A-Za-z0-9:_.-]{1,128}$");
+    throw new SwitchboardError(ErrorCode.badRequest, TOPIC_RULE);
   }
   const ns = namespaceOf(topic);
   if (ns === null) throw new SwitchboardError(ErrorCode.forbidden, `no namespace allows ${topic}`);

@@ -38,7 +38,7 @@ export interface Conversation {
   joined: boolean;
 }
 
-/** Topic-name rules (SPEC: `^[A-Za-z0-9:_.-]{1,128}$`), minus the prefix this demo adds. */
+/** Topic-name rules (SPEC: `^[A-Za-z0-9:_.@|+=-]{1,128}$`), minus the prefix this demo adds. */
 export const NAME = /^[A-Za-z0-9_.-]{1,120}$/;
 export const LINE_LIMIT = 500;
 
