@@ -13,7 +13,7 @@ const USERS = [
 ];
 
 function routes(env: "development" | "production" | "test") {
-  return demoRoutes({ config: { env, users: USERS } } as unknown as Deps);
+  return demoRoutes({ config: { nodeEnv: env, users: USERS } } as unknown as Deps);
 }
 
 describe("GET /", () => {
