@@ -7,7 +7,9 @@ import { createLogger, errorFields } from "./log.ts";
 import { createServices } from "./create-services.ts";
 import { SessionSigner } from "./auth/sessions.ts";
 import { UserDirectory } from "./auth/users.ts";
-import { Gateway, type SwitchboardServer } from "./gateway/gateway.ts";
+import { createCredentials } from "./auth/create-credentials.ts";
+import { Gateway } from "./gateway/gateway.ts";
+import { websocketHandler, type SwitchboardServer } from "./gateway/socket.ts";
 import { Metrics } from "./metrics.ts";
 import { createApp } from "./app.ts";
 import { Supervisor, joinSupervisor, workerIndex } from "./cluster.ts";
@@ -29,9 +31,13 @@ export async function startSwitchboard(config: Config): Promise<Running> {
   const services = await createServices(config);
   const signer = new SessionSigner(config.sessionSecret);
   const users = await UserDirectory.create(config.users);
-  const gateway = new Gateway({ config, services, signer, log, metrics });
+  const credentials = createCredentials(signer, services.stores, (reason, fields) => {
+    metrics.authFailures.inc({ reason });
+    log.info("auth failure", { reason, ...fields });
+  });
+  const gateway = new Gateway({ config, services, credentials, log, metrics });
   await gateway.start();
-  const app = createApp({ config, gateway, services, signer, users, log, metrics });
+  const app = createApp({ config, gateway, services, credentials, signer, users, log, metrics });
 
   let server: SwitchboardServer;
   try {
@@ -40,7 +46,7 @@ export async function startSwitchboard(config: Config): Promise<Running> {
       hostname: config.host,
       reusePort: config.workers > 1,
       fetch: (req, srv) => app.fetch(req, { server: srv }),
-      websocket: gateway.websocket(),
+      websocket: websocketHandler(config, metrics, log),
       error(error) {
         log.error("unhandled request error", errorFields(error));
         return Response.json({ error: { code: "internal", message: "internal error" } }, { status: 500 });
