@@ -8,7 +8,8 @@
  *   subscribed and open → join, else leave): this process renews its lease, so an entry it
  *   wrote would never expire by itself;
  * - a join or leave is announced (`presence.join` / `presence.leave`) once, when it changed the
- *   user's membership.
+ *   user's membership; one retry at a time per socket and topic, and a leave whose entry was
+ *   never known to be written is not announced (a join that failed for good announced nothing).
  */
 import type { Presence } from "../presence/presence.ts";
 import type { User } from "../protocol/frames.ts";
@@ -41,7 +42,10 @@ export class PresenceLedger {
   private readonly wanted = new Map<string, LedgerMember>();
   /** Joins in flight, by `id topic`: a leave waits for its socket's join. */
   private readonly joining = new Map<string, Promise<void>>();
-  private readonly retries = new Set<ReturnType<typeof setTimeout>>();
+  /** Entries known to be written (a join that landed), by `id topic`. */
+  private readonly confirmed = new Set<string>();
+  /** The retry waiting for its timer, by `id topic`: it writes whatever is wanted when it runs. */
+  private readonly retries = new Map<string, ReturnType<typeof setTimeout>>();
   private readonly retryDelayMs: (attempt: number) => number;
   private readonly maxAttempts: number;
 
@@ -57,7 +61,9 @@ export class PresenceLedger {
     this.wanted.set(key, member);
     const done = (async () => {
       try {
-        if (await this.options.presence.join(topic, member.id, user)) this.options.announce(topic, "presence.join", user);
+        const changed = await this.options.presence.join(topic, member.id, user);
+        this.confirmed.add(key);
+        if (changed) this.options.announce(topic, "presence.join", user);
       } catch (error) {
         this.options.log.warn("presence join failed; retrying", { topic, ...errorFields(error) });
         this.retry(member, topic, 1);
@@ -70,7 +76,7 @@ export class PresenceLedger {
 
   /** Unlists the socket, when it was listed (after its join in flight). Never throws. */
   leave(member: LedgerMember, topic: string): void {
-    if (this.wanted.delete(keyOf(member, topic))) void this.write(member, topic);
+    if (this.wanted.delete(keyOf(member, topic))) void this.unlist(member, topic);
   }
 
   /** True while the socket is listed, or being listed, in the topic. */
@@ -85,16 +91,19 @@ export class PresenceLedger {
 
   /** Stops every retry (the process is closing; its presence entries go with its lease). */
   close(): void {
-    for (const timer of this.retries) clearTimeout(timer);
+    for (const timer of this.retries.values()) clearTimeout(timer);
     this.retries.clear();
   }
 
-  private async write(member: LedgerMember, topic: string): Promise<void> {
+  private async unlist(member: LedgerMember, topic: string): Promise<void> {
     const user = member.user!;
-    const joining = this.joining.get(keyOf(member, topic));
+    const key = keyOf(member, topic);
+    const joining = this.joining.get(key);
     if (joining !== undefined) await joining;
     try {
-      if (await this.options.presence.leave(topic, member.id, user)) this.options.announce(topic, "presence.leave", user);
+      const changed = await this.options.presence.leave(topic, member.id, user);
+      this.confirmed.delete(key);
+      if (changed) this.options.announce(topic, "presence.leave", user);
     } catch (error) {
       this.options.log.warn("presence leave failed; retrying", { topic, ...errorFields(error) });
       this.retry(member, topic, 1);
@@ -106,12 +115,14 @@ export class PresenceLedger {
   }
 
   private retry(member: LedgerMember, topic: string, attempt: number): void {
+    const key = keyOf(member, topic);
+    if (this.retries.has(key)) return;
     if (attempt > this.maxAttempts) {
       this.options.log.error("presence write abandoned", { topic, connectionId: member.id });
       return;
     }
     const timer = setTimeout(() => {
-      this.retries.delete(timer);
+      this.retries.delete(key);
       const wanted = this.wants(member, topic);
       this.settle(member, topic, wanted).then(
         // The socket may have changed its mind while the write ran; the next round settles it.
@@ -119,19 +130,25 @@ export class PresenceLedger {
         () => this.retry(member, topic, attempt + 1),
       );
     }, this.retryDelayMs(attempt));
-    this.retries.add(timer);
+    this.retries.set(key, timer);
   }
 
   /** Writes what the socket wants now; announces it when it changed the user's membership. */
   private async settle(member: LedgerMember, topic: string, wanted: boolean): Promise<void> {
     const user = member.user!;
+    const key = keyOf(member, topic);
     const { presence } = this.options;
     let changed = wanted ? await presence.join(topic, member.id, user) : await presence.leave(topic, member.id, user);
+    const known = this.confirmed.has(key);
+    if (wanted) this.confirmed.add(key);
+    else this.confirmed.delete(key);
     if (!changed) {
       // The write that timed out may have been applied after all (a stalled, not a dead,
-      // Redis): then nobody announced it. Decide from the list itself.
+      // Redis): then nobody announced it. Decide from the list itself, and from what this ledger
+      // knew: an entry known to be written was announced already (a join has nothing to add), an
+      // entry never known to be written was never announced (its leave has nothing to undo).
       const me = (await presence.members(topic)).find((m) => m.user.id === user.id);
-      changed = wanted ? me?.connections === 1 : me === undefined;
+      changed = wanted ? !known && me?.connections === 1 : known && me === undefined;
     }
     if (changed) this.options.announce(topic, wanted ? "presence.join" : "presence.leave", user);
   }
