@@ -183,17 +183,11 @@ export class Connection implements Socket {
     const parsed = parseJson(raw);
     if (this.state === "awaiting-auth") return this.authenticate(parsed);
     const ref = refOf(parsed);
-    if (parsed === undefined) {
+    const result = parsed === undefined ? null : ClientFrame.safeParse(parsed);
+    if (result === null || !result.success) {
       this.host.metrics.framesIn.inc({ type: "invalid" });
-      const why = whyNotJson(raw, "frame");
-      this.sendError(ref, new SwitchboardError(ErrorCode.badRequest, why));
-      return;
-    }
-    const result = ClientFrame.safeParse(parsed);
-    if (!result.success) {
-      this.host.metrics.framesIn.inc({ type: "invalid" });
-      this.sendError(ref, new SwitchboardError(ErrorCode.badRequest, describeFrameError(result.error)));
-      return;
+      const why = result === null ? whyNotJson(raw, "frame") : describeFrameError(result.error);
+      return this.sendError(ref, new SwitchboardError(ErrorCode.badRequest, why));
     }
     this.host.metrics.framesIn.inc({ type: result.data.type });
     try {
@@ -247,9 +241,9 @@ export class Connection implements Socket {
   }
 
   /**
-   * Subscribes to a topic and joins its presence. Presence is written first, so once a client holds the `ack` it is listed everywhere. The
-   * joiner itself is not subscribed yet when its own `presence.join` goes out; it learns the
-   * members from a `presence` request.
+   * Subscribes to a topic and joins its presence. Presence is written first, so once a client
+   * holds the `ack` it is listed everywhere. The joiner itself is not subscribed yet when its own
+   * `presence.join` goes out; it learns the members from a `presence` request.
    */
   private async join(topic: string, since: Position | undefined, ref: number | undefined): Promise<void> {
     this.topics.add(topic);
