@@ -11,7 +11,7 @@ import { demoRoutes } from "./http/demo.ts";
 import { clientBundleRoutes } from "./http/client-bundle.ts";
 import { errorBody, onError, routeNotFound } from "./http/errors.ts";
 import { ErrorCode } from "./protocol/codes.ts";
-import { handleUpgrade } from "./gateway/upgrade.ts";
+import { wsRoute } from "./http/ws.ts";
 import type { Deps, Env } from "./http/context.ts";
 
 export function createApp(deps: Deps): Hono<Env> {
@@ -32,7 +32,7 @@ export function createApp(deps: Deps): Hono<Env> {
   const maxSize = Math.max(1 << 20, deps.config.maxPayloadBytes + 4096);
   app.use("*", bodyLimit({ maxSize, onError: (c) => c.json(errorBody(ErrorCode.tooLarge, `request body over ${maxSize} bytes`), 413) }));
 
-  app.get("/ws", (c) => handleUpgrade(c, deps.gateway));
+  app.get("/ws", wsRoute(deps));
   app.route("/auth", authRoutes(deps));
   app.route("/api", apiRoutes(deps));
   app.route("/", healthRoutes(deps));

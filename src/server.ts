@@ -3,11 +3,13 @@
  * A bad configuration exits 1 with one line; a second signal exits at once.
  */
 import { ConfigError, loadConfig, type Config } from "./config.ts";
-import { createLogger, errorFields } from "./log.ts";
+import { createLogger, errorFields, type Logger } from "./log.ts";
 import { createServices } from "./create-services.ts";
 import { SessionSigner } from "./auth/sessions.ts";
 import { UserDirectory } from "./auth/users.ts";
-import { Gateway, type SwitchboardServer } from "./gateway/gateway.ts";
+import { createCredentials } from "./auth/create-credentials.ts";
+import { Gateway } from "./gateway/gateway.ts";
+import { websocketHandler, type SwitchboardServer } from "./gateway/socket.ts";
 import { Metrics } from "./metrics.ts";
 import { createApp } from "./app.ts";
 import { Supervisor, joinSupervisor, workerIndex } from "./cluster.ts";
@@ -29,28 +31,17 @@ export async function startSwitchboard(config: Config): Promise<Running> {
   const services = await createServices(config);
   const signer = new SessionSigner(config.sessionSecret);
   const users = await UserDirectory.create(config.users);
-  const gateway = new Gateway({ config, services, signer, log, metrics });
+  const credentials = createCredentials(signer, services.stores, (reason, fields) => {
+    metrics.authFailures.inc({ reason });
+    log.info("auth failure", { reason, ...fields });
+  });
+  const gateway = new Gateway({ config, services, credentials, log, metrics });
   await gateway.start();
-  const app = createApp({ config, gateway, services, signer, users, log, metrics });
+  const app = createApp({ config, gateway, services, credentials, signer, users, log, metrics });
 
-  let server: SwitchboardServer;
-  try {
-    server = Bun.serve({
-      port: config.port,
-      hostname: config.host,
-      reusePort: config.workers > 1,
-      fetch: (req, srv) => app.fetch(req, { server: srv }),
-      websocket: gateway.websocket(),
-      error(error) {
-        log.error("unhandled request error", errorFields(error));
-        return Response.json({ error: { code: "internal", message: "internal error" } }, { status: 500 });
-      },
-    });
-  } catch (error) {
-    // A HOST that is not an address of this machine, or a PORT in use: say which variables.
-    await Promise.race([Promise.allSettled([gateway.close(), services.close()]), Bun.sleep(1000)]);
-    throw new Error(`cannot listen on HOST=${config.host} PORT=${config.port}: ${error instanceof Error ? error.message : String(error)}`);
-  }
+  const server = await listen(config, { fetch: (req, srv) => app.fetch(req, { server: srv }), websocket: websocketHandler(config, metrics, log), log }, () =>
+    Promise.allSettled([gateway.close(), services.close()]),
+  );
   gateway.server = server;
 
   const sweepMs = config.maxConnectionAgeS > 0 && config.maxConnectionAgeS < 10 ? 250 : 5000;
@@ -78,6 +69,33 @@ export async function startSwitchboard(config: Config): Promise<Running> {
       return stopping;
     },
   };
+}
+
+/**
+ * Bun.serve on HOST:PORT. A HOST that is not an address of this machine, or a PORT in use,
+ * releases what was started (at most 1 s) and throws a sentence naming the variables.
+ */
+async function listen(
+  config: Config,
+  handlers: { fetch: (req: Request, server: SwitchboardServer) => Response | Promise<Response>; websocket: ReturnType<typeof websocketHandler>; log: Logger },
+  release: () => Promise<unknown>,
+): Promise<SwitchboardServer> {
+  try {
+    return Bun.serve({
+      port: config.port,
+      hostname: config.host,
+      reusePort: config.workers > 1,
+      fetch: handlers.fetch,
+      websocket: handlers.websocket,
+      error(error) {
+        handlers.log.error("unhandled request error", errorFields(error));
+        return Response.json({ error: { code: "internal", message: "internal error" } }, { status: 500 });
+      },
+    });
+  } catch (error) {
+    await Promise.race([release(), Bun.sleep(1000)]);
+    throw new Error(`cannot listen on HOST=${config.host} PORT=${config.port}: ${error instanceof Error ? error.message : String(error)}`);
+  }
 }
 
 async function main(): Promise<void> {

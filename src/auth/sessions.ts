@@ -13,6 +13,8 @@ export interface Claims {
   sid: string;
   /** Expiry, epoch seconds. */
   exp: number;
+  /** Issue time, epoch seconds (every credential this signer makes has one). */
+  iat: number | null;
 }
 
 const ISSUER = "switchboard";
@@ -54,7 +56,7 @@ export class SessionSigner {
   async verify(kind: CredentialKind, jwt: string): Promise<Claims | null> {
     const cached = this.verified.get(jwt);
     if (cached !== undefined) {
-      if (cached.kind === kind && cached.exp + CLOCK_TOLERANCE_S > this.now() / 1000) return { user: cached.user, sid: cached.sid, exp: cached.exp };
+      if (cached.kind === kind && cached.exp + CLOCK_TOLERANCE_S > this.now() / 1000) return { user: cached.user, sid: cached.sid, exp: cached.exp, iat: cached.iat };
       if (cached.kind === kind) this.verified.delete(jwt);
     }
     const claims = await this.check(kind, jwt);
@@ -75,9 +77,9 @@ export class SessionSigner {
         currentDate: new Date(this.now()),
         requiredClaims: ["sub", "exp", "sid"],
       });
-      const { sub, name, sid, exp } = payload as { sub?: unknown; name?: unknown; sid?: unknown; exp?: unknown };
+      const { sub, name, sid, exp, iat } = payload as { sub?: unknown; name?: unknown; sid?: unknown; exp?: unknown; iat?: unknown };
       if (typeof sub !== "string" || typeof sid !== "string" || typeof exp !== "number") return null;
-      return { user: { id: sub, name: typeof name === "string" ? name : sub }, sid, exp };
+      return { user: { id: sub, name: typeof name === "string" ? name : sub }, sid, exp, iat: typeof iat === "number" ? iat : null };
     } catch {
       // Malformed, forged, expired, wrong audience: all the same to the caller.
       return null;

@@ -1,46 +1,48 @@
 /**
- * The gateway owns this process's sockets: it wires Bun's WebSocket events to Connections,
- * the hub to the broker, and carries the cross-socket duties (caps, session revocation,
- * presence announcements, drain). Only this folder touches Bun's server API.
+ * The gateway owns this process's sockets: it wires the hub to the broker, fans publications out
+ * to local sockets, and carries the cross-socket duties (caps, session revocation, presence,
+ * drain). It is the ConnectionHost every Connection talks to. Only this folder touches Bun's
+ * server API. Who a request is, is decided in auth/ before the gateway sees it.
  */
-import type { Server, ServerWebSocket, WebSocketHandler } from "bun";
 import type { Config } from "../config.ts";
 import type { Services } from "../services.ts";
 import type { Logger } from "../log.ts";
 import { errorFields } from "../log.ts";
-import type { ControlMessage, PublishInput, PublishResult } from "../broker/broker.ts";
-import type { Claims, CredentialKind, SessionSigner } from "../auth/sessions.ts";
+import type { ControlMessage, Position, PublishInput, PublishResult } from "../broker/broker.ts";
+import type { Credentials, Identity, Outcome } from "../auth/credentials.ts";
+import type { PresenceMember, User } from "../protocol/frames.ts";
 import { Close, ErrorCode, SwitchboardError } from "../protocol/codes.ts";
-import { Hub } from "./hub.ts";
+import { Hub, type Ack } from "./hub.ts";
 import { Registry } from "./registry.ts";
-import { Connection, type SocketData } from "./connection.ts";
+import { PresenceLedger, type PresenceChange } from "./presence-ledger.ts";
+import type { ConnectionHost, Socket } from "./connection-host.ts";
+import type { SwitchboardServer } from "./socket.ts";
 import { Metrics, messageTs } from "../metrics.ts";
-
-export type SwitchboardServer = Server<SocketData>;
 
 export interface GatewayDeps {
   config: Config;
   services: Services;
-  signer: SessionSigner;
+  credentials: Credentials;
   log: Logger;
   metrics?: Metrics;
 }
 
-export class Gateway {
+export class Gateway implements ConnectionHost {
   readonly config: Config;
   readonly services: Services;
-  readonly signer: SessionSigner;
   readonly log: Logger;
   readonly metrics: Metrics;
   readonly hub: Hub;
-  readonly registry = new Registry<Connection>();
+  readonly registry = new Registry<Socket>();
+  private readonly credentials: Credentials;
+  private readonly ledger: PresenceLedger;
   server: SwitchboardServer | null = null;
   draining = false;
 
   constructor(deps: GatewayDeps) {
     this.config = deps.config;
     this.services = deps.services;
-    this.signer = deps.signer;
+    this.credentials = deps.credentials;
     this.log = deps.log;
     this.metrics = deps.metrics ?? new Metrics();
     this.hub = new Hub({
@@ -51,10 +53,11 @@ export class Gateway {
         if (outcome !== "repaired") this.log.warn("topic gap", { topic, outcome });
       },
     });
+    this.ledger = new PresenceLedger({ presence: deps.services.presence, announce: (topic, type, user) => this.announce(topic, type, user), log: this.log });
     this.metrics.bind({
       connectionsByAuth: () => {
         const counts = new Map<string, number>();
-        for (const conn of this.registry.all) counts.set(conn.authMode, (counts.get(conn.authMode) ?? 0) + 1);
+        for (const conn of this.registry.all) counts.set(conn.via, (counts.get(conn.via) ?? 0) + 1);
         return counts;
       },
       brokerUp: () => deps.services.broker.healthy,
@@ -79,27 +82,6 @@ export class Gateway {
     });
   }
 
-  /** The Bun WebSocket handler. Limits come from the config; deflate stays off. */
-  websocket(): WebSocketHandler<SocketData> {
-    return {
-      maxPayloadLength: this.config.maxPayloadBytes,
-      idleTimeout: this.config.idleTimeoutS,
-      sendPings: this.config.idleTimeoutS > 0,
-      backpressureLimit: this.config.backpressureLimitBytes,
-      closeOnBackpressureLimit: false,
-      perMessageDeflate: false,
-      publishToSelf: false,
-      open: (ws) => ws.data.conn.opened(ws),
-      message: (ws, message) => ws.data.conn.received(message),
-      close: (ws, code) => {
-        this.metrics.wsClosed.inc({ code: String(code) });
-        const conn = ws.data.conn;
-        this.log.info("connection closed", { connectionId: conn.id, user: conn.userId, auth: conn.authMode, code, durationMs: Date.now() - conn.openedAt });
-        conn.closed();
-      },
-    };
-  }
-
   /**
    * Local fan-out of one serialized frame; a drop means a subscriber passed its limit. For a
    * `message`, the lag since its `ts` is read from the frame's tail (no parse on the hot path).
@@ -116,9 +98,10 @@ export class Gateway {
       if (Number.isFinite(ts)) this.metrics.deliveryLag.observe(Math.max(0, Date.now() - ts) / 1000);
     }
     if (server.publish(topic, frame, false) === 0) {
+      // The hub's members are the sockets this gateway subscribed: every one is a Socket.
       for (const member of this.hub.members(topic)) {
-        const conn = member as Connection;
-        if (conn.ws !== null && conn.ws.getBufferedAmount() >= this.config.backpressureLimitBytes) conn.closeSlow();
+        const conn = member as Socket;
+        if (conn.bufferedAmount() >= this.config.backpressureLimitBytes) conn.closeSlow();
       }
     }
   }
@@ -139,144 +122,56 @@ export class Gateway {
     }
   }
 
-  // ── Authentication helpers ─────────────────────────────────────────────────
+  // ── ConnectionHost ────────────────────────────────────────────────────────
 
-  /**
-   * Claims of a valid credential of this kind (cookie session, or first-message / bearer token)
-   * whose session is not revoked; null otherwise. Rejects with `unavailable` when the revocation
-   * store cannot be reached.
-   */
-  async verify(kind: CredentialKind, jwt: string): Promise<Claims | null> {
-    const claims = await this.signer.verify(kind, jwt);
-    if (claims === null) return null;
-    return (await this.isRevoked(claims.sid)) ? null : claims;
+  authenticate(token: string): Promise<Outcome | null> {
+    return this.credentials.identify({ token });
   }
 
-  async isRevoked(sid: string): Promise<boolean> {
-    return this.services.stores.revocations.isRevoked(sid);
+  admit(conn: Socket, identity: Identity): boolean {
+    if (this.registry.userCount(identity.user.id) >= this.config.maxConnectionsPerUser) return false;
+    this.registry.authenticated(conn, identity.user.id, identity.sid);
+    return true;
   }
 
-  admitUser(_conn: Connection, userId: string): boolean {
-    return this.registry.userCount(userId) < this.config.maxConnectionsPerUser;
+  opened(conn: Socket): void {
+    this.metrics.wsOpened.inc({ auth: conn.via });
+    this.log.info("connection open", { connectionId: conn.id, user: conn.userId, auth: conn.via, ip: conn.ip });
   }
 
-  authenticated(conn: Connection, userId: string, sid: string): void {
-    this.registry.authenticated(conn, userId, sid);
-  }
-
-  opened(conn: Connection): void {
-    this.metrics.wsOpened.inc({ auth: conn.authMode });
-    this.log.info("connection open", { connectionId: conn.id, user: conn.userId, auth: conn.authMode, ip: conn.ip });
-  }
-
-  forget(conn: Connection): void {
+  forget(conn: Socket): void {
     this.registry.remove(conn);
   }
 
-  /** Counts and logs a refused authentication. `fields` never carry the credential itself. */
-  noteAuthFailure(reason: string, fields: { connectionId?: string; ip?: string } = {}): void {
-    this.metrics.authFailures.inc({ reason });
-    this.log.info("auth failure", { reason, ...fields });
+  follow(conn: Socket, topic: string, since: Position | undefined, onAck: (ack: Ack) => void): Promise<void> {
+    return this.hub.subscribe(conn, topic, since, onAck);
   }
 
-  noteClose(code: number): void {
-    this.metrics.closesSent.inc({ code: String(code) });
+  joinPresence(conn: Socket, topic: string): Promise<void> {
+    return this.ledger.join(conn, topic);
   }
 
-  noteSlowConsumer(): void {
-    this.metrics.slowConsumers.inc();
-  }
-
-  // ── Topics and presence ────────────────────────────────────────────────────
-
-  /**
-   * Presence joins in flight, by connection and topic. A leave waits for its socket's join, so a
-   * socket that closes while joining leaves after it: no ghost member, and never a
-   * `presence.leave` without the `presence.join` before it.
-   */
-  private readonly joining = new Map<string, Promise<void>>();
-
-  /** Adds the socket to the topic's presence; announces the user when it is its first socket. */
-  async joinPresence(conn: Connection, topic: string): Promise<void> {
-    const user = conn.user!;
-    const { presence } = this.services;
-    conn.present.add(topic);
-    const key = `${conn.id} ${topic}`;
-    const done = (async () => {
-      try {
-        if (await presence.join(topic, conn.id, user)) this.announce(topic, "presence.join", user);
-      } catch (error) {
-        this.log.warn("presence join failed; retrying", { topic, ...errorFields(error) });
-        this.retryPresence(conn, topic, 1);
-      }
-    })();
-    this.joining.set(key, done);
-    await done;
-    if (this.joining.get(key) === done) this.joining.delete(key);
-  }
-
-  /** Leaves the hub topic and its presence. Never throws. */
-  leaveTopic(conn: Connection, topic: string): void {
+  leave(conn: Socket, topic: string): void {
     this.hub.leave(conn, topic);
-    if (conn.present.delete(topic)) void this.leavePresence(conn, topic);
+    this.ledger.leave(conn, topic);
   }
 
-  private async leavePresence(conn: Connection, topic: string): Promise<void> {
-    const user = conn.user!;
-    const joining = this.joining.get(`${conn.id} ${topic}`);
-    if (joining !== undefined) await joining;
-    try {
-      if (await this.services.presence.leave(topic, conn.id, user)) this.announce(topic, "presence.leave", user);
-    } catch (error) {
-      this.log.warn("presence leave failed; retrying", { topic, ...errorFields(error) });
-      this.retryPresence(conn, topic, 1);
-    }
+  members(topic: string): Promise<PresenceMember[]> {
+    return this.services.presence.members(topic);
   }
 
-  /** Presence writes that failed (broker unreachable) and wait to be tried again. */
-  private readonly presenceRetries = new Set<ReturnType<typeof setTimeout>>();
-
-  /**
-   * Tries a failed presence write again until it lands (every second, then every 5 s, for about
-   * ten minutes): whichever the socket's state is then — still subscribed and open → join, else
-   * leave — so a Redis outage leaves neither a ghost member (this process keeps renewing its
-   * lease, so its entries would never expire) nor a subscriber missing from the list.
-   */
-  private retryPresence(conn: Connection, topic: string, attempt: number): void {
-    if (attempt > 120) {
-      this.log.error("presence write abandoned", { topic, connectionId: conn.id });
-      return;
-    }
-    const timer = setTimeout(() => {
-      this.presenceRetries.delete(timer);
-      const user = conn.user!;
-      const wanted = conn.isOpen && conn.present.has(topic);
-      const { presence } = this.services;
-      const settle = async () => {
-        let changed = wanted ? await presence.join(topic, conn.id, user) : await presence.leave(topic, conn.id, user);
-        if (!changed) {
-          // The write that timed out may have been applied after all (a stalled, not a dead,
-          // Redis): then nobody announced it. Decide from the list itself.
-          const me = (await presence.members(topic)).find((m) => m.user.id === user.id);
-          changed = wanted ? me?.connections === 1 : me === undefined;
-        }
-        if (changed) this.announce(topic, wanted ? "presence.join" : "presence.leave", user);
-        // The socket may have changed its mind while the write ran; the next round settles it.
-        if (wanted !== (conn.isOpen && conn.present.has(topic))) this.retryPresence(conn, topic, attempt + 1);
-      };
-      settle().catch(() => this.retryPresence(conn, topic, attempt + 1));
-    }, attempt < 10 ? 1000 : 5000);
-    this.presenceRetries.add(timer);
+  noteAuthFailure(reason: string, fields: { connectionId?: string; ip?: string } = {}): void {
+    this.credentials.refused(reason, fields);
   }
 
-  private announce(topic: string, type: "presence.join" | "presence.leave", user: { id: string; name: string }): void {
+  private announce(topic: string, type: PresenceChange, user: User): void {
     const frame = JSON.stringify({ type, topic, user });
     this.services.broker.broadcast(topic, frame).catch((error) => {
       this.log.warn("presence announcement failed", { topic, ...errorFields(error) });
     });
   }
 
-  // ── Sessions ───────────────────────────────────────────────────────────────
+  // ── Sessions ──────────────────────────────────────────────────────────────
 
   /** Revokes a session everywhere: its sockets on every machine close with 4001. */
   async revokeSession(sid: string, ttlS: number): Promise<void> {
@@ -294,7 +189,7 @@ export class Gateway {
   }
 
   /**
-   * The periodic sweep: closes sockets whose cookie session expired (4001) and, with
+   * The periodic sweep: closes sockets whose credential expired (4001) and, with
    * MAX_CONNECTION_AGE_S, sockets past their jittered age (1012) so clients rebalance after a
    * scale-out. One pass over the sockets instead of a timer per socket.
    */
@@ -314,7 +209,7 @@ export class Gateway {
     return openedAt + ageS * 1000 * (0.9 + Math.random() * 0.2);
   }
 
-  // ── Drain ──────────────────────────────────────────────────────────────────
+  // ── Drain ─────────────────────────────────────────────────────────────────
 
   /**
    * Stops taking sockets and closes the open ones with 1012, spread evenly over DRAIN_MS so
@@ -340,10 +235,7 @@ export class Gateway {
   }
 
   async close(): Promise<void> {
-    for (const timer of this.presenceRetries) clearTimeout(timer);
-    this.presenceRetries.clear();
+    this.ledger.close();
     this.hub.close();
   }
 }
-
-export type { ServerWebSocket };

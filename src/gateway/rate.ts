@@ -47,3 +47,18 @@ export class RejectionRun {
     return now - this.startedAt >= SUSTAINED_REJECTION_MS;
   }
 }
+
+/** The two rules together, for one socket: accept a frame, refuse it, or close the socket (4008). */
+export class FloodGuard {
+  private readonly bucket: TokenBucket;
+  private readonly rejections = new RejectionRun();
+
+  constructor(perSecond: number, burst: number, now: number) {
+    this.bucket = new TokenBucket(perSecond, burst, now);
+  }
+
+  check(now: number): "accept" | "refuse" | "close" {
+    if (this.bucket.take(now)) return "accept";
+    return this.rejections.reject(now) ? "close" : "refuse";
+  }
+}

@@ -43,7 +43,7 @@ export class Registry<C extends Registered> {
   }
 
   /** Records who a socket turned out to be (first-message auth). */
-  authenticated(conn: C, userId: string, sid: string): void {
+  authenticated(conn: C, userId: string, sid: string | null): void {
     conn.userId = userId;
     conn.sid = sid;
     if (this.all.has(conn)) this.indexUser(conn);

@@ -4,8 +4,7 @@
  */
 import { Hono } from "hono";
 import { z } from "zod";
-import { timingSafeEqual } from "node:crypto";
-import { readSessionCookie } from "../auth/cookie.ts";
+import { bearerOf, sameSecret } from "../auth/bearer.ts";
 import { ErrorCode, SwitchboardError } from "../protocol/codes.ts";
 import { IdempotencyKey } from "../protocol/frames.ts";
 import { authorize, type Actor } from "../protocol/topics.ts";
@@ -19,19 +18,16 @@ const PublishBody = z.object({
 });
 
 export function apiRoutes(deps: Deps): Hono<Env> {
-  const { config, gateway, services } = deps;
+  const { config, gateway, services, credentials } = deps;
   const app = new Hono<Env>();
-  const expected = config.apiKey === undefined ? null : Buffer.from(config.apiKey);
+  const apiKey = config.apiKey;
 
   function hasApiKey(c: Ctx): boolean {
-    const given = c.req.header("authorization")?.match(/^Bearer\s+(.+)$/i)?.[1];
-    if (expected === null || given === undefined) return false;
-    const buf = Buffer.from(given);
-    return buf.length === expected.length && timingSafeEqual(buf, expected);
+    return apiKey !== undefined && sameSecret(bearerOf(c.req.header("authorization")), apiKey);
   }
 
   app.post("/publish", async (c) => {
-    if (expected === null) return notFound(c);
+    if (apiKey === undefined) return notFound(c);
     if (!hasApiKey(c)) throw new SwitchboardError(ErrorCode.unauthorized, "missing or wrong API key");
     const body = await jsonBody(c, PublishBody);
     authorize({ kind: "server" }, "publish", body.topic);
@@ -45,13 +41,12 @@ export function apiRoutes(deps: Deps): Hono<Env> {
     if (hasApiKey(c)) {
       actor = { kind: "server" };
     } else {
-      const jwt = readSessionCookie(c.req.header("cookie"));
-      const claims = jwt === null ? null : await gateway.verify("session", jwt);
-      if (claims === null) {
-        if (expected === null && jwt === null) return notFound(c);
+      const outcome = await credentials.identify({ cookie: c.req.header("cookie") });
+      if (outcome?.ok !== true) {
+        if (apiKey === undefined && outcome === null) return notFound(c);
         throw new SwitchboardError(ErrorCode.unauthorized, "API key or session required");
       }
-      actor = { kind: "user", userId: claims.user.id };
+      actor = { kind: "user", userId: outcome.identity.user.id };
     }
     authorize(actor, "subscribe", topic);
     const members = await services.presence.members(topic);

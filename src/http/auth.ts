@@ -5,10 +5,11 @@
  */
 import { Hono } from "hono";
 import { z } from "zod";
-import type { Claims } from "../auth/sessions.ts";
 import { newSessionId } from "../auth/sessions.ts";
-import { clearedCookie, readSessionCookie, sessionCookie } from "../auth/cookie.ts";
-import { isAllowedOrigin, isSecure } from "../auth/origin.ts";
+import { clearedCookie, sessionCookie } from "../auth/cookie.ts";
+import { bearerOf } from "../auth/bearer.ts";
+import type { Identity, Presented } from "../auth/credentials.ts";
+import { isAllowedOrigin, isSecure, type OriginPolicy } from "../auth/origin.ts";
 import { ErrorCode, SwitchboardError } from "../protocol/codes.ts";
 import { jsonBody } from "./errors.ts";
 import { clientIp, type Ctx, type Deps, type Env } from "./context.ts";
@@ -24,49 +25,53 @@ const Credentials = z.object({
  */
 export const LOGIN_WINDOW_S = 300;
 
+/** Checks both throttles (username+IP, then IP), then the password; counts failures in both. */
+async function checkPassword(c: Ctx, deps: Deps) {
+  const { config, users, services, metrics, credentials } = deps;
+  const { username, password } = await jsonBody(c, Credentials);
+  const ip = clientIp(c, config);
+  const key = `login:${username}:${ip}`;
+  const ipKey = `login-ip:${ip}`;
+  const [window, ipWindow] = await Promise.all([services.stores.attempts.get(key), services.stores.attempts.get(ipKey)]);
+  const over = window.count >= config.loginMaxFailures ? window : ipWindow.count >= config.loginMaxFailuresPerIp ? ipWindow : null;
+  if (over !== null) {
+    metrics.loginThrottled.inc();
+    throw new SwitchboardError(ErrorCode.rateLimited, "too many failed attempts; try again later", over.resetInS);
+  }
+  const user = await users.verify(username, password);
+  if (user === null) {
+    await Promise.all([services.stores.attempts.fail(key, LOGIN_WINDOW_S), services.stores.attempts.fail(ipKey, LOGIN_WINDOW_S)]);
+    credentials.refused("bad_credentials");
+    throw new SwitchboardError(ErrorCode.unauthorized, "wrong username or password");
+  }
+  return user;
+}
+
+/** Refuses a cookie-authenticated write from another origin (or a cross-site fetch without Origin). */
+function assertSameOrigin(c: Ctx, policy: OriginPolicy): void {
+  const origin = c.req.header("origin");
+  if (origin !== undefined) {
+    if (!isAllowedOrigin(origin, c.req.raw, policy)) throw new SwitchboardError(ErrorCode.forbidden, "cross-origin request refused");
+    return;
+  }
+  const site = c.req.header("sec-fetch-site");
+  if (site !== undefined && site !== "same-origin" && site !== "none") throw new SwitchboardError(ErrorCode.forbidden, "cross-site request refused");
+}
+
+/** Who presents these credentials (checked, unrevoked), or null. */
+async function identify(credentials: Deps["credentials"], presented: Presented): Promise<Identity | null> {
+  const outcome = await credentials.identify(presented);
+  return outcome?.ok === true ? outcome.identity : null;
+}
+
 export function authRoutes(deps: Deps): Hono<Env> {
-  const { config, signer, users, services, gateway, metrics } = deps;
+  const { config, signer, gateway, services, credentials } = deps;
   const app = new Hono<Env>();
-
-  /** Checks both throttles (username+IP, then IP), then the password; counts failures in both. */
-  async function checkCredentials(c: Ctx) {
-    const { username, password } = await jsonBody(c, Credentials);
-    const ip = clientIp(c, config);
-    const key = `login:${username}:${ip}`;
-    const ipKey = `login-ip:${ip}`;
-    const [window, ipWindow] = await Promise.all([services.stores.attempts.get(key), services.stores.attempts.get(ipKey)]);
-    const over = window.count >= config.loginMaxFailures ? window : ipWindow.count >= config.loginMaxFailuresPerIp ? ipWindow : null;
-    if (over !== null) {
-      metrics.loginThrottled.inc();
-      throw new SwitchboardError(ErrorCode.rateLimited, "too many failed attempts; try again later", over.resetInS);
-    }
-    const user = await users.verify(username, password);
-    if (user === null) {
-      await Promise.all([services.stores.attempts.fail(key, LOGIN_WINDOW_S), services.stores.attempts.fail(ipKey, LOGIN_WINDOW_S)]);
-      gateway.noteAuthFailure("bad_credentials");
-      throw new SwitchboardError(ErrorCode.unauthorized, "wrong username or password");
-    }
-    return user;
-  }
-
-  /** The valid, unrevoked session of the request's cookie, or null. */
-  async function session(c: Ctx): Promise<Claims | null> {
-    const jwt = readSessionCookie(c.req.header("cookie"));
-    return jwt === null ? null : gateway.verify("session", jwt);
-  }
-
-  function assertSameOrigin(c: Ctx): void {
-    const origin = c.req.header("origin");
-    if (origin !== undefined) {
-      if (!isAllowedOrigin(origin, c.req.raw, config)) throw new SwitchboardError(ErrorCode.forbidden, "cross-origin request refused");
-      return;
-    }
-    const site = c.req.header("sec-fetch-site");
-    if (site !== undefined && site !== "same-origin" && site !== "none") throw new SwitchboardError(ErrorCode.forbidden, "cross-site request refused");
-  }
+  const checkCredentials = (c: Ctx) => checkPassword(c, deps);
+  const session = (c: Ctx) => identify(credentials, { cookie: c.req.header("cookie") });
 
   app.post("/login", async (c) => {
-    assertSameOrigin(c);
+    assertSameOrigin(c, config);
     const user = await checkCredentials(c);
     const jwt = await signer.sign("session", user, newSessionId(), config.sessionTtlS);
     c.header("Set-Cookie", sessionCookie(jwt, config.sessionTtlS, isSecure(c.req.raw, config)));
@@ -76,17 +81,21 @@ export function authRoutes(deps: Deps): Hono<Env> {
   app.post("/logout", async (c) => {
     // A cookie-authenticated write like the others: another origin (even another port of this
     // host, which is same-site and so gets the Lax cookie) must not revoke the user's session.
-    assertSameOrigin(c);
-    const claims = await session(c);
-    if (claims !== null) await gateway.revokeSession(claims.sid, claims.exp - Math.floor(Date.now() / 1000) + 60);
+    assertSameOrigin(c, config);
+    const identity = await session(c);
+    if (identity !== null && identity.sid !== null) {
+      // Remembered until the session would have expired anyway, plus a minute of clock skew.
+      const nowS = Math.floor(Date.now() / 1000);
+      await gateway.revokeSession(identity.sid, (identity.exp ?? nowS + config.sessionTtlS) - nowS + 60);
+    }
     c.header("Set-Cookie", clearedCookie(isSecure(c.req.raw, config)));
     return c.body(null, 204);
   });
 
   app.get("/me", async (c) => {
-    const claims = await session(c);
-    if (claims === null) throw new SwitchboardError(ErrorCode.unauthorized, "not signed in");
-    return c.json({ user: claims.user });
+    const identity = await session(c);
+    if (identity === null) throw new SwitchboardError(ErrorCode.unauthorized, "not signed in");
+    return c.json({ user: identity.user });
   });
 
   app.post("/token", async (c) => {
@@ -96,16 +105,13 @@ export function authRoutes(deps: Deps): Hono<Env> {
   });
 
   app.post("/ticket", async (c) => {
-    const bearer = c.req.header("authorization")?.match(/^Bearer\s+(.+)$/i)?.[1];
-    let claims: Claims | null;
-    if (bearer !== undefined) {
-      claims = await gateway.verify("token", bearer);
-    } else {
-      assertSameOrigin(c);
-      claims = await session(c);
-    }
-    if (claims === null) throw new SwitchboardError(ErrorCode.unauthorized, "sign in first");
-    const ticket = await services.stores.tickets.issue({ user: claims.user, sid: claims.sid }, config.ticketTtlS);
+    // A bearer token decides alone; only a cookie-authenticated request must be same-origin.
+    const token = bearerOf(c.req.header("authorization"));
+    if (token === undefined) assertSameOrigin(c, config);
+    const identity = await identify(credentials, token === undefined ? { cookie: c.req.header("cookie") } : { token });
+    if (identity === null) throw new SwitchboardError(ErrorCode.unauthorized, "sign in first");
+    const grant = { user: identity.user, sid: identity.sid, caps: identity.caps };
+    const ticket = await services.stores.tickets.issue(grant, config.ticketTtlS);
     return c.json({ ticket, expiresIn: config.ticketTtlS });
   });
 

@@ -4,7 +4,9 @@
  */
 import type { Context } from "hono";
 import type { Config } from "../config.ts";
-import type { Gateway, SwitchboardServer } from "../gateway/gateway.ts";
+import type { Gateway } from "../gateway/gateway.ts";
+import type { SwitchboardServer } from "../gateway/socket.ts";
+import type { Credentials } from "../auth/credentials.ts";
 import type { Services } from "../services.ts";
 import type { SessionSigner } from "../auth/sessions.ts";
 import type { UserDirectory } from "../auth/users.ts";
@@ -15,6 +17,9 @@ export interface Deps {
   config: Config;
   gateway: Gateway;
   services: Services;
+  /** Who a request is (auth/credentials.ts): every route and the upgrade ask it. */
+  credentials: Credentials;
+  /** Signs the sessions and tokens that login hands out. */
   signer: SessionSigner;
   users: UserDirectory;
   log: Logger;

@@ -1,6 +1,7 @@
 /** Liveness, readiness and metrics (SPEC §2). */
 import { Hono } from "hono";
 import { ErrorCode, SwitchboardError } from "../protocol/codes.ts";
+import { bearerOf, sameSecret } from "../auth/bearer.ts";
 import { errorBody } from "./errors.ts";
 import type { Deps, Env } from "./context.ts";
 
@@ -14,9 +15,9 @@ export function healthRoutes(deps: Deps): Hono<Env> {
     return c.json({ status: "ready" });
   });
   app.get("/metrics", async (c) => {
-    // The scheme is case-insensitive (RFC 9110 §11.1), as on /api and /auth/ticket.
-    const given = c.req.header("authorization")?.match(/^Bearer\s+(.+)$/i)?.[1];
-    if (config.metricsToken !== undefined && given !== config.metricsToken) {
+    // Compared in constant time, as the API key is.
+    const token = config.metricsToken;
+    if (token !== undefined && !sameSecret(bearerOf(c.req.header("authorization")), token)) {
       throw new SwitchboardError(ErrorCode.unauthorized, "metrics token required");
     }
     return c.body(await metrics.render(), 200, { "Content-Type": metrics.contentType });

@@ -3,11 +3,17 @@
  * Redis ones in redis.ts; test/suites/stores.suite.ts runs against both.
  */
 import type { User } from "../protocol/frames.ts";
+import type { Caps } from "../auth/caps.ts";
 
-/** What a ticket stands for: the user and the session that asked for it. */
+/**
+ * What a ticket stands for: the user and the session that asked for it, and the capabilities
+ * of the credential it was issued for (SPEC §5; absent or null: the default rules).
+ */
 export interface TicketGrant {
   user: User;
-  sid: string;
+  /** Null when the credential has no session (nothing to revoke). */
+  sid: string | null;
+  caps?: Caps | null;
 }
 
 export interface TicketStore {

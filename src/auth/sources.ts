@@ -1,0 +1,51 @@
+/**
+ * The built-in identity sources, in the order the server tries them: a single-use ticket, a
+ * token (the JWT from /auth/token, as a bearer header or a first-message `auth` frame), the
+ * session cookie. Each is one IdentitySource (credentials.ts).
+ */
+import type { IdentitySource } from "./credentials.ts";
+import type { SessionSigner } from "./sessions.ts";
+import type { TicketStore } from "../stores/stores.ts";
+import { readSessionCookie } from "./cookie.ts";
+
+/** Longest ticket looked up; anything longer is not one of ours. */
+const MAX_TICKET = 256;
+/** Longest token verified. */
+const MAX_TOKEN = 8192;
+
+export function ticketSource(tickets: TicketStore): IdentitySource {
+  return {
+    find: (presented) => presented.ticket ?? null,
+    async check(ticket) {
+      if (ticket.length === 0 || ticket.length > MAX_TICKET) return null;
+      const grant = await tickets.redeem(ticket);
+      if (grant === null) return null;
+      // A ticket socket lives as long as it stays open (its session's revocation still closes it).
+      return { user: grant.user, sid: grant.sid, exp: null, iat: null, caps: grant.caps ?? null, via: "ticket" };
+    },
+    refusal: { reason: "bad_ticket", message: "unknown, expired or used ticket" },
+  };
+}
+
+export function tokenSource(signer: SessionSigner): IdentitySource {
+  return {
+    find: (presented) => presented.token ?? null,
+    async check(token) {
+      if (token.length === 0 || token.length > MAX_TOKEN) return null;
+      const claims = await signer.verify("token", token);
+      return claims === null ? null : { user: claims.user, sid: claims.sid, exp: claims.exp, iat: claims.iat, caps: null, via: "token" };
+    },
+    refusal: { reason: "bad_token", message: "invalid or expired token" },
+  };
+}
+
+export function sessionCookieSource(signer: SessionSigner): IdentitySource {
+  return {
+    find: (presented) => readSessionCookie(presented.cookie),
+    async check(jwt) {
+      const claims = await signer.verify("session", jwt);
+      return claims === null ? null : { user: claims.user, sid: claims.sid, exp: claims.exp, iat: claims.iat, caps: null, via: "cookie" };
+    },
+    refusal: { reason: "bad_cookie", message: "invalid or revoked session" },
+  };
+}

@@ -1,0 +1,67 @@
+/**
+ * What a Connection needs from the rest of the process, declared from its side: the gateway
+ * implements it, and src/gateway/connection.test.ts implements it with fakes. A Connection never
+ * sees the concrete Gateway, Hub, broker or presence.
+ */
+import type { Config } from "../config.ts";
+import type { Logger } from "../log.ts";
+import type { Metrics } from "../metrics.ts";
+import type { Identity, Outcome, Via } from "../auth/credentials.ts";
+import type { Position, PublishInput, PublishResult } from "../broker/broker.ts";
+import type { PresenceMember, User } from "../protocol/frames.ts";
+import type { Ack, Member } from "./hub.ts";
+import type { Registered } from "./registry.ts";
+
+/** What the host (and the registry, hub and presence ledger) sees of one socket. */
+export interface Socket extends Member, Registered {
+  readonly via: Via;
+  readonly user: User | null;
+  readonly isOpen: boolean;
+  readonly openedAt: number;
+  /** The credential's expiry (epoch seconds), when it limits the socket's life. */
+  readonly expiresAt: number | null;
+  /** When the sweep retires this socket with 1012 (MAX_CONNECTION_AGE_S), or null. */
+  readonly retireAt: number | null;
+  close(code: number, reason: string): void;
+  /** Closes with 4009 after it passed the backpressure limit. */
+  closeSlow(): void;
+  /** Bytes queued for the peer and not yet sent. */
+  bufferedAmount(): number;
+}
+
+/** The settings a Connection reads. */
+export type ConnectionConfig = Pick<Config, "rateLimitPerS" | "rateLimitBurst" | "authTimeoutMs" | "instanceId" | "region">;
+
+export interface ConnectionHost {
+  readonly config: ConnectionConfig;
+  readonly metrics: Metrics;
+  readonly log: Logger;
+  /** Checks a first-message token (auth/credentials.ts). Rejects when the stores are unreachable. */
+  authenticate(token: string): Promise<Outcome | null>;
+  /** Admits a socket that authenticated after its upgrade: false when its user is at its cap. */
+  admit(conn: Socket, identity: Identity): boolean;
+  /** The socket sent `welcome`. */
+  opened(conn: Socket): void;
+  /** The socket is gone: stop counting it. */
+  forget(conn: Socket): void;
+  /** Joins the topic's local fan-out and the broker (hub); `onAck` runs before replay and live frames. */
+  follow(conn: Socket, topic: string, since: Position | undefined, onAck: (ack: Ack) => void): Promise<void>;
+  /** Lists the socket in the topic's presence (retried in the background when the write fails). */
+  joinPresence(conn: Socket, topic: string): Promise<void>;
+  /** Leaves the topic's fan-out and, when it was listed, its presence. Never throws. */
+  leave(conn: Socket, topic: string): void;
+  /** Publishes at the broker; rejects with a SwitchboardError (`unavailable` when unreachable). */
+  publish(topic: string, input: PublishInput): Promise<PublishResult>;
+  members(topic: string): Promise<PresenceMember[]>;
+  /** Counts and logs a refused authentication. */
+  noteAuthFailure(reason: string, fields: { connectionId?: string; ip?: string }): void;
+}
+
+/** What the upgrade knows about a socket before it opens. */
+export interface ConnectionInit {
+  id: string;
+  ip: string;
+  /** Null for a socket that authenticates with its first frame. */
+  identity: Identity | null;
+  retireAt: number | null;
+}
