@@ -1,0 +1,145 @@
+/**
+ * AUTH_CONNECT_URL (SPEC §4): for apps whose session cookie is opaque, the app decides who an
+ * upgrade is for. `POST` with the request's `Cookie` header and nothing else of it, plus a
+ * `Switchboard-Signature` over the body `{}`:
+ * - 200 `{user:{id,name}, caps?, expiresIn?}` → an identity (expiring `expiresIn` s from the answer);
+ * - 401 / 403 → null: the upgrade gets 401;
+ * - no answer within AUTH_CONNECT_TIMEOUT_MS, a 5xx, any other status or a bad body → throws
+ *   `unavailable` (503): the app's outage is not the user's fault.
+ * Accepted answers are cached per exact cookie text for AUTH_CONNECT_CACHE_S, never past
+ * `expiresIn`; refusals and failures are not cached (a user who just signed in keeps the same
+ * session cookie in many frameworks). Identical lookups in flight share one request. Neither the
+ * cookie nor the app's answer is ever logged.
+ */
+import { z } from "zod";
+import { createHash } from "node:crypto";
+import type { Config } from "../config.ts";
+import type { Logger } from "../log.ts";
+import { ErrorCode, SwitchboardError } from "../protocol/codes.ts";
+import { parseJson } from "../protocol/parse.ts";
+import { Caps } from "./caps.ts";
+import { USER_ID, USER_ID_RULE, type AppIdentity } from "./claims.ts";
+import { SIGNATURE_HEADER, signatureHeader } from "./signature.ts";
+
+/** A Cookie header longer than this is not sent anywhere (browsers keep theirs well below). */
+export const MAX_COOKIE_CHARS = 8192;
+const MAX_ANSWER_BYTES = 64 * 1024;
+const CACHE_SIZE = 10_000;
+const BODY = "{}";
+
+const Answer = z.object({
+  user: z.object({
+    id: z.string().regex(USER_ID, { error: USER_ID_RULE }),
+    name: z.string().min(1).max(256).optional(),
+  }),
+  caps: Caps.optional(),
+  expiresIn: z.number().int().min(1).max(30 * 86_400).optional(),
+});
+
+type ConnectConfig = Pick<Config, "authConnectUrl" | "authConnectTimeoutMs" | "authConnectCacheS" | "webhookSecret">;
+
+export class ConnectClient {
+  private readonly cache = new Map<string, { identity: AppIdentity; until: number }>();
+  private readonly inFlight = new Map<string, Promise<AppIdentity | null>>();
+  private readonly now: () => number;
+  /** Requests sent to the app (for tests and metrics). */
+  requests = 0;
+
+  constructor(
+    private readonly config: ConnectConfig & { authConnectUrl: string; webhookSecret: string },
+    private readonly options: { log: Logger; now?: () => number },
+  ) {
+    this.now = options.now ?? Date.now;
+  }
+
+  /** Builds a client when AUTH_CONNECT_URL is set (config checks already require WEBHOOK_SECRET). */
+  static from(config: ConnectConfig, options: { log: Logger; now?: () => number }): ConnectClient | null {
+    if (config.authConnectUrl === undefined || config.webhookSecret === undefined) return null;
+    return new ConnectClient({ ...config, authConnectUrl: config.authConnectUrl, webhookSecret: config.webhookSecret }, options);
+  }
+
+  /** The app's identity for this Cookie header; null when the app refuses it. Throws `unavailable`. */
+  async identify(cookie: string): Promise<AppIdentity | null> {
+    if (cookie.length === 0 || cookie.length > MAX_COOKIE_CHARS) return null;
+    const cached = this.cache.get(cookie);
+    if (cached !== undefined) {
+      if (cached.until > this.now()) return cached.identity;
+      this.cache.delete(cookie);
+    }
+    let pending = this.inFlight.get(cookie);
+    if (pending === undefined) {
+      pending = this.ask(cookie).finally(() => this.inFlight.delete(cookie));
+      this.inFlight.set(cookie, pending);
+    }
+    return pending;
+  }
+
+  private async ask(cookie: string): Promise<AppIdentity | null> {
+    const sentAt = this.now();
+    const answer = await this.post(cookie);
+    if (answer === null) return null;
+    const nowS = Math.floor(sentAt / 1000);
+    const identity: AppIdentity = {
+      user: { id: answer.user.id, name: answer.user.name ?? answer.user.id },
+      caps: answer.caps,
+      exp: answer.expiresIn === undefined ? null : nowS + answer.expiresIn,
+      iat: nowS,
+      sid: `connect:${createHash("sha256").update(cookie).digest("base64url").slice(0, 22)}`,
+      via: "connect",
+    };
+    const ttlMs = Math.min(this.config.authConnectCacheS * 1000, (answer.expiresIn ?? Infinity) * 1000);
+    if (ttlMs > 0) this.remember(cookie, identity, sentAt + ttlMs);
+    return identity;
+  }
+
+  private remember(cookie: string, identity: AppIdentity, until: number): void {
+    if (this.cache.size >= CACHE_SIZE) {
+      const nowMs = this.now();
+      for (const [key, entry] of this.cache) if (entry.until <= nowMs) this.cache.delete(key);
+      if (this.cache.size >= CACHE_SIZE) this.cache.delete(this.cache.keys().next().value!);
+    }
+    this.cache.set(cookie, { identity, until });
+  }
+
+  /** One signed request; null for 401/403; throws `unavailable` for everything that is not an answer. */
+  private async post(cookie: string): Promise<z.infer<typeof Answer> | null> {
+    this.requests += 1;
+    let res: Response;
+    let text: string;
+    try {
+      res = await fetch(this.config.authConnectUrl, {
+        method: "POST",
+        redirect: "manual",
+        headers: {
+          "Content-Type": "application/json",
+          Cookie: cookie,
+          [SIGNATURE_HEADER]: signatureHeader(this.config.webhookSecret, BODY),
+        },
+        body: BODY,
+        signal: AbortSignal.timeout(this.config.authConnectTimeoutMs),
+      });
+      if (res.status === 401 || res.status === 403) {
+        await res.body?.cancel();
+        return null;
+      }
+      if (res.status !== 200) {
+        await res.body?.cancel();
+        throw this.unavailable(`answered ${res.status}`);
+      }
+      text = await res.text();
+    } catch (error) {
+      if (error instanceof SwitchboardError) throw error;
+      const timedOut = (error as { name?: string } | null)?.name === "TimeoutError";
+      throw this.unavailable(timedOut ? `no answer within ${this.config.authConnectTimeoutMs} ms` : "unreachable");
+    }
+    const parsed = text.length <= MAX_ANSWER_BYTES ? Answer.safeParse(parseJson(text)) : null;
+    if (parsed === null || !parsed.success) throw this.unavailable("answered 200 with a body that is not {user:{id,name}, caps?, expiresIn?}");
+    return parsed.data;
+  }
+
+  /** Logged once per failure with what went wrong — never the cookie or the app's answer. */
+  private unavailable(why: string): SwitchboardError {
+    this.options.log.warn(`AUTH_CONNECT_URL ${why}; upgrade refused with 503`, { url: new URL(this.config.authConnectUrl).origin });
+    return new SwitchboardError(ErrorCode.unavailable, "the application could not confirm the session; try again later");
+  }
+}
