@@ -9,6 +9,7 @@ import { apiRoutes } from "./http/api.ts";
 import { healthRoutes } from "./http/health.ts";
 import { demoRoutes } from "./http/demo.ts";
 import { clientBundleRoutes } from "./http/client-bundle.ts";
+import { authCors } from "./http/cors.ts";
 import { errorBody, onError, routeNotFound } from "./http/errors.ts";
 import { ErrorCode } from "./protocol/codes.ts";
 import { wsRoute } from "./http/ws.ts";
@@ -17,7 +18,7 @@ import type { Deps, Env } from "./http/context.ts";
 export function createApp(deps: Deps): Hono<Env> {
   const app = new Hono<Env>();
 
-  // Security headers on every HTTP response. No CORS: no route answers cross-origin reads.
+  // Security headers on every HTTP response. CORS only on /auth/* (http/cors.ts).
   app.use("*", async (c, next) => {
     await next();
     c.header("X-Content-Type-Options", "nosniff");
@@ -32,6 +33,7 @@ export function createApp(deps: Deps): Hono<Env> {
   const maxSize = Math.max(1 << 20, deps.config.maxPayloadBytes + 4096);
   app.use("*", bodyLimit({ maxSize, onError: (c) => c.json(errorBody(ErrorCode.tooLarge, `request body over ${maxSize} bytes`), 413) }));
 
+  app.use("/auth/*", authCors(deps.config.allowedOrigins));
   app.get("/ws", wsRoute(deps));
   app.route("/auth", authRoutes(deps));
   app.route("/api", apiRoutes(deps));

@@ -70,11 +70,15 @@ export function authRoutes(deps: Deps): Hono<Env> {
   const checkCredentials = (c: Ctx) => checkPassword(c, deps);
   const session = (c: Ctx) => identify(credentials, { cookie: c.req.header("cookie") });
 
-  app.post("/login", async (c) => {
+  // Without users (production with USERS empty: identity comes from the app, SPEC §4) the
+  // built-in login and token routes do not exist: 404.
+  const builtInLogin = deps.users.size > 0;
+
+  if (builtInLogin) app.post("/login", async (c) => {
     assertSameOrigin(c, config);
     const user = await checkCredentials(c);
     const jwt = await signer.sign("session", user, newSessionId(), config.sessionTtlS);
-    c.header("Set-Cookie", sessionCookie(jwt, config.sessionTtlS, isSecure(c.req.raw, config)));
+    c.header("Set-Cookie", sessionCookie(jwt, config.sessionTtlS, isSecure(c.req.raw, config), config.cookieDomain));
     return c.json({ user });
   });
 
@@ -88,7 +92,7 @@ export function authRoutes(deps: Deps): Hono<Env> {
       const nowS = Math.floor(Date.now() / 1000);
       await gateway.revokeSession(identity.sid, (identity.exp ?? nowS + config.sessionTtlS) - nowS + 60);
     }
-    c.header("Set-Cookie", clearedCookie(isSecure(c.req.raw, config)));
+    c.header("Set-Cookie", clearedCookie(isSecure(c.req.raw, config), config.cookieDomain));
     return c.body(null, 204);
   });
 
@@ -98,7 +102,7 @@ export function authRoutes(deps: Deps): Hono<Env> {
     return c.json({ user: identity.user });
   });
 
-  app.post("/token", async (c) => {
+  if (builtInLogin) app.post("/token", async (c) => {
     const user = await checkCredentials(c);
     const token = await signer.sign("token", user, newSessionId(), config.tokenTtlS);
     return c.json({ token, expiresIn: config.tokenTtlS });
