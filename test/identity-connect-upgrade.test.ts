@@ -1,0 +1,124 @@
+/**
+ * SPEC §4 AUTH_CONNECT_URL at the upgrade, against a real server process and a real app backend:
+ * the app decides upgrades that carry only its opaque cookie (200 → socket, 401/403 → 401, slow,
+ * down or 5xx → 503), sees nothing of the request but its Cookie header, is asked once per cookie
+ * text within AUTH_CONNECT_CACHE_S, and an answer with expiresIn expires the socket.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { TestClient, closeAll, upgradeStatus } from "./support/client.ts";
+import { killAllServers, login, startServer, type TestServer } from "./support/server.ts";
+import { serveAppBackend, type AppBackend, type ConnectBehaviour } from "./support/app-backend.ts";
+
+const SECRET = "webhook-secret-for-connect-0123456789abcdef";
+let backend: AppBackend;
+let server: TestServer;
+const clients: TestClient[] = [];
+
+const ANSWERS: Record<string, ConnectBehaviour> = {
+  "sess=ana": { kind: "ok", body: { user: { id: "ana@example.com", name: "Ana" }, caps: { "room:*": ["subscribe", "publish", "presence"] } } },
+  "sess=short": { kind: "ok", body: { user: { id: "short-lived" }, expiresIn: 6 } },
+  "sess=denied": { kind: "status", status: 401 },
+  "sess=forbidden": { kind: "status", status: 403 },
+  "sess=broken": { kind: "status", status: 500 },
+  "sess=slow": { kind: "slow", ms: 3000, body: { user: { id: "slow" } } },
+  "sess=garbage": { kind: "raw", text: '{"user":"nobody"}' },
+};
+
+beforeAll(async () => {
+  backend = serveAppBackend(SECRET, (cookie) => ANSWERS[cookie] ?? { kind: "status", status: 401 });
+  server = await startServer({
+    AUTH_CONNECT_URL: backend.url,
+    WEBHOOK_SECRET: SECRET,
+    AUTH_CONNECT_TIMEOUT_MS: "500",
+    AUTH_CONNECT_CACHE_S: "10",
+    LOG_LEVEL: "debug",
+  });
+});
+
+afterAll(async () => {
+  await closeAll(clients);
+  await server?.stop();
+  backend?.stop();
+  killAllServers();
+});
+
+describe("§4 AUTH_CONNECT_URL decides upgrades with opaque cookies", () => {
+  test("200 → the app's user, welcomed at once; the app saw only the Cookie header, signed, body {}", async () => {
+    const c = await TestClient.connect(server.wsUrl, { cookie: "sess=ana", headers: { Authorization: "Bearer not-for-the-app", "X-Private": "nope" } });
+    clients.push(c);
+    expect(c.frames[0]!.user).toEqual({ id: "ana@example.com", name: "Ana" });
+    const seen = backend.seen.at(-1)!;
+    expect(seen.signed).toBe(true);
+    expect(seen.body).toBe("{}");
+    expect(seen.headers.cookie).toBe("sess=ana");
+    expect(seen.headers.authorization).toBeUndefined();
+    expect(seen.headers["x-private"]).toBeUndefined();
+    expect(seen.headers["sec-websocket-key"]).toBeUndefined();
+    expect(seen.headers.origin).toBeUndefined();
+  });
+
+  test("401 and 403 → 401; 5xx, a bad body, silence past AUTH_CONNECT_TIMEOUT_MS → 503", async () => {
+    expect((await upgradeStatus(server.wsUrl, { Cookie: "sess=denied" })).status).toBe(401);
+    expect((await upgradeStatus(server.wsUrl, { Cookie: "sess=forbidden" })).status).toBe(401);
+    const broken = await upgradeStatus(server.wsUrl, { Cookie: "sess=broken" });
+    expect(broken.status).toBe(503);
+    expect(JSON.parse(broken.body).error.code).toBe("unavailable");
+    expect((await upgradeStatus(server.wsUrl, { Cookie: "sess=garbage" })).status).toBe(503);
+    const started = Date.now();
+    expect((await upgradeStatus(server.wsUrl, { Cookie: "sess=slow" }, 5000)).status).toBe(503);
+    expect(Date.now() - started).toBeLessThan(2000);
+  });
+
+  test("answers are cached per cookie text: a second upgrade with the same cookie asks nothing", async () => {
+    const before = backend.seen.length;
+    const a = await TestClient.connect(server.wsUrl, { cookie: "sess=ana" });
+    clients.push(a);
+    expect(backend.seen.length).toBe(before);
+    const refusals = await Promise.all([1, 2, 3].map(() => upgradeStatus(server.wsUrl, { Cookie: "sess=denied" })));
+    expect(refusals.map((r) => r.status)).toEqual([401, 401, 401]);
+    expect(backend.seen.length).toBeGreaterThan(before);
+  });
+
+  test("without any cookie the app is not asked: first-message auth as before", async () => {
+    const before = backend.seen.length;
+    const c = new TestClient(server.wsUrl);
+    clients.push(c);
+    await c.waitOpen();
+    c.send({ type: "auth", token: "not-a-token" });
+    expect((await c.waitClose()).code).toBe(4001);
+    expect(backend.seen.length).toBe(before);
+  });
+
+  test("the built-in session cookie comes before the app: no request for it", async () => {
+    const before = backend.seen.length;
+    const c = await TestClient.connect(server.wsUrl, { cookie: await login(server, "alice") });
+    clients.push(c);
+    expect(c.frames[0]!.user.id).toBe("alice");
+    expect(backend.seen.length).toBe(before);
+  });
+
+  test("expiresIn expires the socket: `expiring` first, then 4001 within 2 s of the expiry", async () => {
+    const c = await TestClient.connect(server.wsUrl, { cookie: "sess=short" });
+    clients.push(c);
+    const expiring = await c.nextType("expiring", 4000);
+    const expiresAt = expiring.expiresAt as number;
+    expect(expiresAt - Date.now() / 1000).toBeWithin(3, 7);
+    const closed = await c.waitClose(10_000);
+    expect(closed.code).toBe(4001);
+    const lateness = Date.now() - expiresAt * 1000;
+    expect(lateness).toBeGreaterThan(-1000);
+    expect(lateness).toBeLessThan(2000);
+  });
+});
+
+describe("§4 the app's outage and its answers stay out of the logs", () => {
+  test("a backend that is down → 503; no cookie or answer in the logs; the server keeps serving", async () => {
+    backend.stop();
+    expect((await upgradeStatus(server.wsUrl, { Cookie: "sess=never-seen" })).status).toBe(503);
+    expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
+    const logs = server.logs();
+    expect(logs).toContain("AUTH_CONNECT_URL");
+    for (const leak of ["sess=", "\"Ana\"", "nobody", "not-for-the-app"]) expect(logs).not.toContain(leak);
+    expect(server.faults()).toEqual([]);
+  });
+});
