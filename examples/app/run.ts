@@ -18,7 +18,9 @@ const app = await createExampleApp({ origin, switchboardUrl, users: process.env.
 // The key set is up before Switchboard starts, so its first fetch finds the key.
 const server = Bun.serve({ hostname: host === "localhost" ? "127.0.0.1" : host, port: appPort, fetch: app.fetch });
 
-const switchboard = Bun.spawn(["bun", "src/server.ts"], {
+// On Linux, Switchboard dies with this command however it ends (setpriv's parent-death signal).
+const dieWithParent = Bun.which("setpriv") ? ["setpriv", "--pdeathsig", "TERM", "--"] : [];
+const switchboard = Bun.spawn([...dieWithParent, "bun", "src/server.ts"], {
   cwd: new URL("../..", import.meta.url).pathname,
   env: {
     ...process.env,
