@@ -228,6 +228,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (e.AUTH_JWKS_URL !== undefined && (e.AUTH_ISSUER === undefined || e.AUTH_AUDIENCE === undefined)) {
     throw new ConfigError("invalid configuration: AUTH_JWKS_URL needs AUTH_ISSUER and AUTH_AUDIENCE (an identity provider also signs tokens meant for other apps)");
   }
+  if (e.AUTH_COOKIE !== undefined && e.AUTH_JWKS_URL === undefined && e.AUTH_JWT_SECRET === undefined) {
+    throw new ConfigError("invalid configuration: AUTH_COOKIE needs AUTH_JWKS_URL or AUTH_JWT_SECRET (to verify the JWT the cookie holds)");
+  }
   if (e.AUTH_JWT_SECRET !== undefined && e.AUTH_JWT_SECRET === e.SESSION_SECRET) {
     throw new ConfigError("invalid configuration: AUTH_JWT_SECRET must differ from SESSION_SECRET (the app must not be able to mint Switchboard sessions)");
   }

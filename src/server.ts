@@ -7,7 +7,7 @@ import { createLogger, errorFields, type Logger } from "./log.ts";
 import { createServices } from "./create-services.ts";
 import { SessionSigner } from "./auth/sessions.ts";
 import { UserDirectory } from "./auth/users.ts";
-import { createCredentials } from "./auth/create-credentials.ts";
+import { appIdentity, createCredentials } from "./auth/create-credentials.ts";
 import { Gateway } from "./gateway/gateway.ts";
 import { websocketHandler, type SwitchboardServer } from "./gateway/socket.ts";
 import { Metrics } from "./metrics.ts";
@@ -31,10 +31,16 @@ export async function startSwitchboard(config: Config): Promise<Running> {
   const services = await createServices(config);
   const signer = new SessionSigner(config.sessionSecret);
   const users = await UserDirectory.create(config.users);
-  const credentials = createCredentials(signer, services.stores, (reason, fields) => {
-    metrics.authFailures.inc({ reason });
-    log.info("auth failure", { reason, ...fields });
-  });
+  const identityFromApp = appIdentity(config, log);
+  const credentials = createCredentials(
+    signer,
+    services.stores,
+    (reason, fields) => {
+      metrics.authFailures.inc({ reason });
+      log.info("auth failure", { reason, ...fields });
+    },
+    identityFromApp,
+  );
   const gateway = new Gateway({ config, services, credentials, log, metrics });
   await gateway.start();
   const app = createApp({ config, gateway, services, credentials, signer, users, log, metrics });

@@ -72,6 +72,15 @@ describe("§4 expiring → refresh → ack on the same socket", () => {
     expect(lateness).toBeLessThan(2000);
   }, 15_000);
 
+  test.concurrent("a Switchboard token socket (TOKEN_TTL_S=10) is told expiring and refreshes with a new /auth/token token", async () => {
+    const c = await connect(await getToken(server, "carol"));
+    const expiring = await c.nextType("expiring", 7000);
+    expect(typeof expiring.expiresAt).toBe("number");
+    const ack = await c.request({ type: "refresh", token: await getToken(server, "carol") });
+    expect(ack.type).toBe("ack");
+    expect(ack.expiresAt as number).toBeGreaterThanOrEqual(expiring.expiresAt as number);
+  }, 15_000);
+
   test("a refresh for another user → 4001", async () => {
     const c = await connect(await appToken("mallory", 60));
     c.send({ type: "refresh", token: await appToken("victim", 60), ref: 1 });
@@ -86,15 +95,6 @@ describe("§4 expiring → refresh → ack on the same socket", () => {
     expect(expired).toMatchObject({ type: "error", code: "unauthorized" });
     expect((await c.request({ type: "ping" })).type).toBe("pong");
   });
-
-  test.concurrent("a Switchboard token socket (TOKEN_TTL_S=10) is told expiring and refreshes with a new /auth/token token", async () => {
-    const c = await connect(await getToken(server, "carol"));
-    const expiring = await c.nextType("expiring", 7000);
-    expect(typeof expiring.expiresAt).toBe("number");
-    const ack = await c.request({ type: "refresh", token: await getToken(server, "carol") });
-    expect(ack.type).toBe("ack");
-    expect(ack.expiresAt as number).toBeGreaterThanOrEqual(expiring.expiresAt as number);
-  }, 15_000);
 
   test("a built-in cookie session has nothing to refresh: bad_request", async () => {
     const c = await TestClient.connect(server.wsUrl, { cookie: await login(server, "bob") });

@@ -14,7 +14,7 @@ import type { User } from "../protocol/frames.ts";
 import type { RevocationStore } from "../stores/stores.ts";
 
 /** How a socket or request authenticated; also the `auth` label of the connection metrics. */
-export type Via = "cookie" | "ticket" | "token";
+export type Via = "cookie" | "ticket" | "token" | "app-token" | "app-cookie" | "connect";
 
 /** Who a request or socket is, once a source has checked its credential. */
 export interface Identity {

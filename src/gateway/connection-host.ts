@@ -40,6 +40,8 @@ export interface ConnectionHost {
   authenticate(token: string): Promise<Outcome | null>;
   /** Admits a socket that authenticated after its upgrade: false when its user is at its cap. */
   admit(conn: Socket, identity: Identity): boolean;
+  /** The socket's credential was replaced by an in-band refresh (new session id, expiry, caps). */
+  renewed(conn: Socket, identity: Identity): void;
   /** The socket sent `welcome`. */
   opened(conn: Socket): void;
   /** The socket is gone: stop counting it. */

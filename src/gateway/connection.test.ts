@@ -39,6 +39,9 @@ class FakeHost implements ConnectionHost {
     this.calls.push(`admit ${identity.user.id}`);
     return !this.userFull;
   }
+  renewed(_conn: Socket, identity: Identity): void {
+    this.calls.push(`renewed ${identity.user.id}`);
+  }
   opened(conn: Socket): void {
     this.calls.push(`opened ${conn.via}`);
   }

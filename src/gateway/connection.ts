@@ -8,7 +8,7 @@ import type { ServerWebSocket } from "bun";
 import { ClientFrame, type Position, type User } from "../protocol/frames.ts";
 import { Close, ErrorCode, SwitchboardError } from "../protocol/codes.ts";
 import { authorize, inboxOf, isValidTopic, TOPIC_RULE, type Actor } from "../protocol/topics.ts";
-import type { Via } from "../auth/credentials.ts";
+import type { Identity, Via } from "../auth/credentials.ts";
 import type { Ack } from "./hub.ts";
 import type { ConnectionHost, ConnectionInit, Socket } from "./connection-host.ts";
 import { FloodGuard } from "./rate.ts";
@@ -17,6 +17,9 @@ import { errorFields } from "../log.ts";
 import { parseJson, whyNotJson } from "../protocol/parse.ts";
 import { describeFrameError, errorFrame, refOf } from "./frame-input.ts";
 import { FrameQueue } from "./frame-queue.ts";
+import { CredentialTimers } from "./expiry.ts";
+import { checkRefresh } from "./refresh.ts";
+import type { Caps } from "../auth/caps.ts";
 
 export interface SocketData {
   conn: Connection;
@@ -38,6 +41,10 @@ export class Connection implements Socket {
   /** Known at upgrade for cookie and ticket sockets; null until the first frame for token ones. */
   user: User | null;
   expiresAt: number | null;
+  /** When the credential was issued (epoch seconds), when known: the start of its lifetime. */
+  issuedAt: number | null;
+  /** The credential's capabilities (SPEC §5); null: the namespaces' defaults. A refresh replaces them. */
+  caps: Caps | null;
   ws: ServerWebSocket<SocketData> | null = null;
   /** Topics this socket is a hub member of (subscribed, or being subscribed). */
   readonly topics = new Set<string>();
@@ -57,6 +64,11 @@ export class Connection implements Socket {
   private readonly flood: FloodGuard;
   private authTimer: ReturnType<typeof setTimeout> | null = null;
   private killTimer: ReturnType<typeof setTimeout> | null = null;
+  /** `expiring`, then 4001 at the credential's expiry (SPEC §4); never for built-in cookie sessions. */
+  private readonly expiry = new CredentialTimers(
+    (expiresAt) => this.sendJson({ type: "expiring", expiresAt }),
+    () => this.close(Close.unauthorized, "credential expired"),
+  );
 
   constructor(
     private readonly host: ConnectionHost,
@@ -70,6 +82,8 @@ export class Connection implements Socket {
     this.userId = this.user?.id ?? null;
     this.sid = identity?.sid ?? null;
     this.expiresAt = identity?.exp ?? null;
+    this.issuedAt = identity?.iat ?? null;
+    this.caps = identity?.caps ?? null;
     this.state = identity === null ? "awaiting-auth" : "authenticating";
     this.flood = new FloodGuard(host.config.rateLimitPerS, host.config.rateLimitBurst, this.openedAt);
     this.retireAt = init.retireAt;
@@ -130,6 +144,7 @@ export class Connection implements Socket {
     if (this.authTimer !== null) clearTimeout(this.authTimer);
     if (this.killTimer !== null) clearTimeout(this.killTimer);
     this.authTimer = this.killTimer = null;
+    this.expiry.clear();
     this.ws = null;
     this.host.forget(this);
     for (const topic of this.topics) this.host.leave(this, topic);
@@ -161,6 +176,7 @@ export class Connection implements Socket {
     if (this.state === "closed") return;
     this.state = "closed";
     this.queue.clear();
+    this.expiry.clear();
     if (ws === null) return; // not open yet: `opened` closes it
     this.host.metrics.closesSent.inc({ code: String(code) });
     ws.close(code, reason);
@@ -202,6 +218,14 @@ export class Connection implements Socket {
     switch (frame.type) {
       case "auth":
         throw new SwitchboardError(ErrorCode.badRequest, "already authenticated");
+      case "refresh": {
+        const verdict = await checkRefresh(this.host, this, frame.token);
+        if ("close" in verdict) return this.close(verdict.close, verdict.reason);
+        if (this.state !== "open") return;
+        this.renew(verdict.identity);
+        this.sendJson({ type: "ack", ref: frame.ref, expiresAt: verdict.identity.exp });
+        return;
+      }
       case "ping":
         this.sendJson({ type: "pong", ref: frame.ref });
         return;
@@ -281,6 +305,8 @@ export class Connection implements Socket {
     this.authTimer = null;
     this.user = result.identity.user;
     this.expiresAt = result.identity.exp;
+    this.issuedAt = result.identity.iat;
+    this.caps = result.identity.caps;
     await this.welcome();
   }
 
@@ -297,8 +323,18 @@ export class Connection implements Socket {
     }
     if ((this.state as State) === "closed") return;
     this.state = "open";
+    if (this.via !== "cookie") this.expiry.set(this.issuedAt, this.expiresAt);
     this.sendJson({ type: "welcome", user, connectionId: this.id, instance: this.host.config.instanceId, region: this.host.config.region });
     this.host.opened(this);
+  }
+
+  /** Same socket, same subscriptions and presence: only the credential changes. */
+  private renew(identity: Identity & { exp: number }): void {
+    this.host.renewed(this, identity);
+    this.expiresAt = identity.exp;
+    this.issuedAt = identity.iat;
+    this.caps = identity.caps;
+    this.expiry.set(identity.iat, identity.exp);
   }
 
   sendJson(frame: Record<string, unknown>): void {

@@ -134,6 +134,10 @@ export class Gateway implements ConnectionHost {
     return true;
   }
 
+  renewed(conn: Socket, identity: Identity): void {
+    this.registry.changeSession(conn, identity.sid);
+  }
+
   opened(conn: Socket): void {
     this.metrics.wsOpened.inc({ auth: conn.via });
     this.log.info("connection open", { connectionId: conn.id, user: conn.userId, auth: conn.via, ip: conn.ip });

@@ -49,6 +49,20 @@ export class Registry<C extends Registered> {
     if (this.all.has(conn)) this.indexUser(conn);
   }
 
+  /** The socket's credential was replaced (an in-band refresh): index it under its new session. */
+  changeSession(conn: C, sid: string | null): void {
+    if (conn.sid !== null) {
+      const set = this.bySid.get(conn.sid);
+      set?.delete(conn);
+      if (set?.size === 0) this.bySid.delete(conn.sid);
+    }
+    conn.sid = sid;
+    if (sid === null || !this.all.has(conn)) return;
+    let set = this.bySid.get(sid);
+    if (set === undefined) this.bySid.set(sid, (set = new Set()));
+    set.add(conn);
+  }
+
   remove(conn: C): void {
     if (!this.all.delete(conn)) return;
     bump(this.perIp, conn.ip, -1);

@@ -26,6 +26,7 @@ export const ClientFrame = z.discriminatedUnion("type", [
   z.object({ type: z.literal("publish"), topic, ref, data: z.unknown(), key: IdempotencyKey.optional() }),
   z.object({ type: z.literal("presence"), topic, ref }),
   z.object({ type: z.literal("ping"), ref }),
+  z.object({ type: z.literal("refresh"), token: z.string().min(1).max(8192), ref }),
 ]);
 export type ClientFrame = z.infer<typeof ClientFrame>;
 export type ClientFrameType = ClientFrame["type"];
