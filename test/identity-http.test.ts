@@ -3,7 +3,7 @@
  * ALLOWED_ORIGINS (and nothing for other origins), COOKIE_DOMAIN, and production with USERS empty.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { cookiePair, killAllServers, login, postJson, readJson, startServer, type TestServer } from "./support/server.ts";
+import { cookiePair, killAllServers, login, postJson, readJson, spawnServer, startServer, TEST_ENV, type TestServer } from "./support/server.ts";
 
 const SPA = "http://spa.test:5173";
 const EVIL = "http://evil.test";
@@ -127,6 +127,24 @@ describe("§4 production with USERS empty", () => {
       expect((await readJson(await fetch(`${s.url}/auth/me`))).status).toBe(401);
     } finally {
       await s.stop();
+    }
+  });
+});
+
+describe("§4 settings refused at start, in one line", () => {
+  test("AUTH_COOKIE without AUTH_JWKS_URL or AUTH_JWT_SECRET; AUTH_JWKS_URL without AUTH_ISSUER/AUTH_AUDIENCE", async () => {
+    const cases: [Record<string, string>, string][] = [
+      [{ AUTH_COOKIE: "app_session" }, "AUTH_COOKIE needs AUTH_JWKS_URL or AUTH_JWT_SECRET"],
+      [{ AUTH_JWKS_URL: "http://127.0.0.1:9/jwks.json" }, "AUTH_JWKS_URL needs AUTH_ISSUER and AUTH_AUDIENCE"],
+      [{ AUTH_JWT_SECRET: TEST_ENV.SESSION_SECRET! }, "AUTH_JWT_SECRET must differ from SESSION_SECRET"],
+      [{ AUTH_CONNECT_URL: "http://127.0.0.1:9/connect" }, "AUTH_CONNECT_URL needs WEBHOOK_SECRET"],
+    ];
+    for (const [env, line] of cases) {
+      const spawned = spawnServer({ ...TEST_ENV, PORT: "0", ...env });
+      expect(await spawned.exited).toBe(1);
+      const err = spawned.stderr().trim();
+      expect(err.split("\n")).toHaveLength(1);
+      expect(err).toContain(line);
     }
   });
 });

@@ -136,6 +136,18 @@ describe("§4 AUTH_COOKIE at the upgrade", () => {
   });
 });
 
+describe("§4 app credentials on /auth/ticket", () => {
+  test("an app token as Bearer gets a ticket for its user", async () => {
+    const token = await signAppToken(key, { sub: "ticket-user", claims: { name: "Tic" } });
+    secrets.push(token);
+    const res = await fetch(`${server.url}/auth/ticket`, { method: "POST", headers: { Authorization: `Bearer ${token}` } });
+    expect(res.status).toBe(200);
+    const { ticket } = (await res.json()) as { ticket: string };
+    const c = await track(await TestClient.connect(`${server.wsUrl}?ticket=${ticket}`));
+    expect(c.frames[0]!.user).toEqual({ id: "ticket-user", name: "Tic" });
+  });
+});
+
 describe("§4 credentials never reach the logs", () => {
   test("no token or cookie value appears in the server's output; refusals are logged with a reason", async () => {
     await Bun.sleep(200);

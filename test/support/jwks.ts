@@ -37,7 +37,8 @@ export interface JwksServer {
   stop(): void;
 }
 
-export function serveJwks(keys: TestKey[]): JwksServer {
+/** Serves `keys` on a free port, or on `port` (to come up where a server already points). */
+export function serveJwks(keys: TestKey[], port = 0): JwksServer {
   const state: JwksServer = {
     url: "",
     requests: 0,
@@ -47,7 +48,7 @@ export function serveJwks(keys: TestKey[]): JwksServer {
   };
   const server: Server<undefined> = Bun.serve({
     hostname: "127.0.0.1",
-    port: 0,
+    port,
     async fetch(req) {
       if (new URL(req.url).pathname !== "/jwks.json") return new Response("not found", { status: 404 });
       state.requests += 1;
