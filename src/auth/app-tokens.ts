@@ -25,7 +25,7 @@ export type AppTokenResult = { ok: true; identity: AppIdentity } | { ok: false; 
 type AppTokenConfig = Pick<Config, "authJwksUrl" | "authJwtSecret" | "authIssuer" | "authAudience" | "authUserClaim" | "authNameClaim" | "authCapsClaim">;
 
 export class AppTokenVerifier {
-  readonly keySet: RemoteKeySet | null;
+  private readonly keySet: RemoteKeySet | null;
   private readonly secret: Uint8Array | null;
   private readonly claims: ClaimNames;
   private readonly now: () => number;

@@ -42,8 +42,6 @@ export class ConnectClient {
   private readonly cache = new Map<string, { identity: AppIdentity; until: number }>();
   private readonly inFlight = new Map<string, Promise<AppIdentity | null>>();
   private readonly now: () => number;
-  /** Requests sent to the app (for tests and metrics). */
-  requests = 0;
 
   constructor(
     private readonly config: ConnectConfig & { authConnectUrl: string; webhookSecret: string },
@@ -103,7 +101,6 @@ export class ConnectClient {
 
   /** One signed request; null for 401/403; throws `unavailable` for everything that is not an answer. */
   private async post(cookie: string): Promise<z.infer<typeof Answer> | null> {
-    this.requests += 1;
     let res: Response;
     let text: string;
     try {

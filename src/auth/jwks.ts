@@ -41,8 +41,6 @@ export class RemoteKeySet {
   private lastRefetch = Number.NEGATIVE_INFINITY;
   private pending: Promise<void> | null = null;
   private readonly now: () => number;
-  /** Requests made, for metrics and tests' curiosity. */
-  fetches = 0;
 
   constructor(
     private readonly url: URL,
@@ -54,11 +52,6 @@ export class RemoteKeySet {
   /** The first fetch. Never throws: a provider that is down is a warning, not a reason not to start. */
   async start(): Promise<void> {
     await this.refresh("start-up");
-  }
-
-  /** True once a usable key set has been fetched. */
-  get ready(): boolean {
-    return this.local !== null;
   }
 
   /** The key for a token's header; rejects with jose's JWKSNoMatchingKey when there is none. */
@@ -102,7 +95,6 @@ export class RemoteKeySet {
   }
 
   private async fetchSet(): Promise<JSONWebKeySet> {
-    this.fetches += 1;
     const res = await fetch(this.url, {
       headers: { accept: "application/json, application/jwk-set+json" },
       redirect: "manual",
