@@ -79,6 +79,13 @@ describe("§4 AUTH_CONNECT_URL decides upgrades with opaque cookies", () => {
     expect(backend.seen.length).toBeGreaterThan(before);
   });
 
+  test("an oversized Cookie header → 401 without asking the app", async () => {
+    const before = backend.seen.length;
+    const res = await upgradeStatus(server.wsUrl, { Cookie: `sess=${"x".repeat(9000)}` });
+    expect(res.status).toBe(401);
+    expect(backend.seen.length).toBe(before);
+  });
+
   test("without any cookie the app is not asked: first-message auth as before", async () => {
     const before = backend.seen.length;
     const c = new TestClient(server.wsUrl);

@@ -122,6 +122,13 @@ describe("§4 AUTH_COOKIE at the upgrade", () => {
     expect(c.frames[0]!.user.id).toBe("origin-user");
   });
 
+  test("an oversized app cookie → 401, no JWKS request", async () => {
+    const before = jwks.requests;
+    const huge = await signAppToken(key, { kid: "unknown-kid-in-a-huge-cookie", claims: { pad: "x".repeat(9000) } });
+    expect((await upgradeStatus(server.wsUrl, { Cookie: `app_session=${huge}` })).status).toBe(401);
+    expect(jwks.requests).toBe(before);
+  });
+
   test("precedence: ?ticket= before the session cookie before AUTH_COOKIE", async () => {
     const appJwt = await signAppToken(key, { sub: "app-user" });
     secrets.push(appJwt);
