@@ -11,7 +11,16 @@ import type { AppIdentity } from "./claims.ts";
 import type { AppTokenVerifier } from "./app-tokens.ts";
 import type { ConnectClient } from "./connect.ts";
 import { tokenSource } from "./sources.ts";
-import type { SessionSigner } from "./sessions.ts";
+import { ISSUER as SWITCHBOARD_ISSUER, type SessionSigner } from "./sessions.ts";
+import { decodeJwt } from "jose";
+
+function issuerOf(jwt: string): unknown {
+  try {
+    return decodeJwt(jwt).iss;
+  } catch {
+    return undefined;
+  }
+}
 
 /** Told why an app credential was refused (a log line, a metric). */
 export type NoteRefusal = (reason: string, via: AppIdentity["via"]) => void;
@@ -30,7 +39,8 @@ export function anyTokenSource(signer: SessionSigner, verifier: AppTokenVerifier
       if (identity !== null) return identity;
       const result = await verifier.verify(token, "app-token");
       if (result.ok) return toIdentity(result.identity);
-      note(result.reason, "app-token");
+      // A refused Switchboard token (expired, revoked) is not an app token gone wrong: no note.
+      if (issuerOf(token) !== SWITCHBOARD_ISSUER) note(result.reason, "app-token");
       return null;
     },
     refusal: own.refusal,

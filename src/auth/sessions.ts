@@ -17,7 +17,8 @@ export interface Claims {
   iat: number | null;
 }
 
-const ISSUER = "switchboard";
+/** The `iss` of every JWT this server signs. */
+export const ISSUER = "switchboard";
 const CLOCK_TOLERANCE_S = 5;
 
 export function newSessionId(): string {
