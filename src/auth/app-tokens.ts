@@ -130,8 +130,10 @@ function reasonOf(error: unknown): string {
       return "bad signature";
     case "ERR_JOSE_ALG_NOT_ALLOWED":
       return "alg not accepted";
-    case "ERR_JWT_CLAIM_VALIDATION_FAILED":
-      return `claim ${(error as { claim?: string }).claim ?? ""} invalid`.replace("  ", " ");
+    case "ERR_JWT_CLAIM_VALIDATION_FAILED": {
+      const claim = (error as { claim?: unknown }).claim;
+      return typeof claim === "string" ? `claim ${claim} invalid` : "claim invalid";
+    }
     default:
       return "invalid token";
   }
