@@ -15,9 +15,9 @@ import type { Server } from "bun";
 import { startRedis, type TestRedis } from "./support/redis.ts";
 import { apiPublish, PASSWORDS, startServer, type TestServer } from "./support/server.ts";
 import { startProxy, type TcpProxy } from "./support/proxy.ts";
+import { metric } from "./support/metrics.ts";
 import {
   launchBrowser,
-  metric,
   openConversation,
   recordSockets,
   say,
@@ -83,7 +83,7 @@ describe("signing in through the demo's form", () => {
     page.on("console", (m) => {
       if (/Content.Security.Policy|Refused to/i.test(m.text())) problems.push(m.text());
     });
-    const cookieSocketsBefore = await metric(a.url, 'switchboard_connections_opened_total{auth="cookie"}');
+    const cookieSocketsBefore = await metric(a, "switchboard_connections_opened_total", { auth: "cookie" });
 
     await signInThroughForm(page, `${a.url}/`, "alice", PASSWORDS.alice!);
 
@@ -99,7 +99,7 @@ describe("signing in through the demo's form", () => {
     expect(sockets[0]!.sent.some((f) => f.includes('"auth"'))).toBe(false);
     const welcome = sockets[0]!.received.map((f) => JSON.parse(f)).find((f) => f.type === "welcome");
     expect(welcome).toMatchObject({ type: "welcome", user: { id: "alice" }, instance: "node-a" });
-    expect(await metric(a.url, 'switchboard_connections_opened_total{auth="cookie"}')).toBe(cookieSocketsBefore + 1);
+    expect(await metric(a, "switchboard_connections_opened_total", { auth: "cookie" })).toBe(cookieSocketsBefore + 1);
     // The page works under its strict CSP: nothing was refused, no script error.
     expect(problems).toEqual([]);
   }, 20_000);
@@ -208,11 +208,11 @@ describe("a page of another origin", () => {
     const consoleLines: string[] = [];
     page.on("console", (m) => consoleLines.push(m.text()));
     await page.goto(`${elsewhere}/`);
-    const refusedBefore = await metric(a.url, 'switchboard_upgrades_rejected_total{reason="origin"}');
+    const refusedBefore = await metric(a, "switchboard_upgrades_rejected_total", { reason: "origin" });
     const result = await page.evaluate((url) => (window as unknown as { probe(u: string): Promise<unknown> }).probe(url), a.wsUrl);
 
     expect(result).toEqual({ opened: false, code: 1006, frames: [] });
-    expect(await metric(a.url, 'switchboard_upgrades_rejected_total{reason="origin"}')).toBe(refusedBefore + 1);
+    expect(await metric(a, "switchboard_upgrades_rejected_total", { reason: "origin" })).toBe(refusedBefore + 1);
     expect(consoleLines.some((l) => l.includes("403"))).toBe(true);
     // The same browser's own-origin tab is still connected: the cookie is valid, only the origin was refused.
     expect(await own.getAttribute("#status", "data-state")).toBe("open");

@@ -5,10 +5,10 @@
  * close frame. Entries a closing process still holds are reported as leaves too.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import type { Socket } from "bun";
 import { closeConnection, connectWithin, createConnection } from "../src/redis/connection.ts";
 import { RedisPresence } from "../src/presence/redis.ts";
 import { TestClient, closeAll } from "./support/client.ts";
+import { RawPeer } from "./support/raw-ws.ts";
 import { startCluster, type TestCluster } from "./support/cluster.ts";
 import { TEST_API_KEY, session, type TestServer } from "./support/server.ts";
 
@@ -16,59 +16,27 @@ const DRAIN_MS = 600;
 const TOPIC = "room:drain-presence";
 let cluster: TestCluster;
 const clients = new Set<TestClient>();
-const peers = new Set<Socket<undefined>>();
+const peers = new Set<RawPeer>();
 
 beforeAll(async () => {
   cluster = await startCluster(["drain-a", "drain-b"], { DRAIN_MS: String(DRAIN_MS) });
 }, 30_000);
 afterAll(async () => {
-  for (const p of peers) p.terminate();
+  for (const p of peers) p.destroy();
   await closeAll(clients);
   await cluster?.stop();
 });
 
 /**
- * A WebSocket peer over raw TCP that subscribes to `topic` and then ignores everything the
- * server sends: it never answers the close frame, like a client whose network went away.
+ * A raw WebSocket peer that subscribes to `topic` and then ignores everything the server sends:
+ * it never answers the close frame, like a client whose network went away.
  */
-async function deafPeer(server: TestServer, cookie: string, topic: string): Promise<Socket<undefined>> {
-  let head = "";
-  let upgraded!: () => void;
-  const ready = new Promise<void>((resolve) => (upgraded = resolve));
-  const socket = await Bun.connect({
-    hostname: "127.0.0.1",
-    port: server.port,
-    socket: {
-      data(_s, chunk) {
-        if (head.includes("\r\n\r\n")) return; // deaf from here on
-        head += new TextDecoder().decode(chunk);
-        if (head.includes("\r\n\r\n")) upgraded();
-      },
-    },
-  });
-  peers.add(socket);
-  const key = Buffer.from(crypto.getRandomValues(new Uint8Array(16))).toString("base64");
-  socket.write(
-    `GET /ws HTTP/1.1\r\nHost: 127.0.0.1:${server.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-      `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\nCookie: ${cookie}\r\n\r\n`,
-  );
-  await Promise.race([ready, Bun.sleep(3000).then(() => Promise.reject(new Error("no 101 within 3 s")))]);
-  if (!head.startsWith("HTTP/1.1 101")) throw new Error(`upgrade refused: ${head.split("\r\n")[0]}`);
-  socket.write(maskedText(JSON.stringify({ type: "subscribe", topic, ref: 1 })));
-  return socket;
-}
-
-/** One masked text frame (RFC 6455 §5.2), payload < 126 bytes. */
-function maskedText(text: string): Uint8Array {
-  const payload = new TextEncoder().encode(text);
-  if (payload.length >= 126) throw new Error("keep it short");
-  const mask = crypto.getRandomValues(new Uint8Array(4));
-  const frame = new Uint8Array(6 + payload.length);
-  frame[0] = 0x81;
-  frame[1] = 0x80 | payload.length;
-  frame.set(mask, 2);
-  for (let i = 0; i < payload.length; i++) frame[6 + i] = payload[i]! ^ mask[i & 3]!;
-  return frame;
+async function deafPeer(server: TestServer, cookie: string, topic: string): Promise<RawPeer> {
+  const peer = await RawPeer.open(server.wsUrl, { Cookie: cookie });
+  peers.add(peer);
+  if (!peer.upgraded) throw new Error(`upgrade refused: ${peer.head.status}`);
+  peer.sendJson({ type: "subscribe", topic, ref: 1 });
+  return peer;
 }
 
 async function members(server: TestServer, topic: string): Promise<string[]> {

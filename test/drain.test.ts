@@ -4,7 +4,8 @@
  * exits 0.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { TestClient, closeAll, upgradeStatus } from "./support/client.ts";
+import { TestClient, closeAll } from "./support/client.ts";
+import { upgradeStatus } from "./support/raw-ws.ts";
 import { session, startServer, type TestServer, killAllServers } from "./support/server.ts";
 
 const DRAIN_MS = 1000;

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { TestClient, closeAll, type Frame } from "./support/client.ts";
 import { apiPublish, loginSession, type Session, type TestServer } from "./support/server.ts";
 import { startCluster, type TestCluster } from "./support/cluster.ts";
+import { scrape } from "./support/metrics.ts";
 
 let cluster: TestCluster;
 let nodes: TestServer[];
@@ -231,9 +232,9 @@ describe("a process's link to Redis blips while history is intact", () => {
     // Each process noticed the lost link and re-read history (visible to operators in /metrics).
     const repairs: string[] = [];
     for (const server of nodes) {
-      const metrics = await (await fetch(`${server.url}/metrics`)).text();
-      expect(Number(/^switchboard_broker_reconnects_total (\d+)/m.exec(metrics)?.[1] ?? 0)).toBeGreaterThanOrEqual(1);
-      repairs.push(metrics.split("\n").filter((l) => l.startsWith("switchboard_gap_repairs_total")).join(" "));
+      const metrics = await scrape(server);
+      expect(metrics.value("switchboard_broker_reconnects_total")).toBeGreaterThanOrEqual(1);
+      repairs.push(metrics.text.split("\n").filter((l) => l.startsWith("switchboard_gap_repairs_total")).join(" "));
     }
     console.log(`blip: ${acked.length} publications; gap repairs per process: ${repairs.join(" | ") || "none"}`);
   }, 30_000);

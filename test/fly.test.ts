@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { TestClient, closeAll } from "./support/client.ts";
 import { TEST_API_KEY, TEST_SESSION_SECRET, cookiePair, freePort, startServer, type TestServer } from "./support/server.ts";
 import { startRedis, type TestRedis } from "./support/redis.ts";
-import { scrape } from "./support/scrape.ts";
+import { scrape } from "./support/metrics.ts";
 import { loadConfig } from "../src/config.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;

@@ -3,7 +3,8 @@
  * frame size, the per-socket rate limit, slow consumers, and MAX_CONNECTIONS*.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { RawWebSocket, TestClient, closeAll, upgradeStatus } from "./support/client.ts";
+import { TestClient, closeAll } from "./support/client.ts";
+import { RawPeer, upgradeStatus } from "./support/raw-ws.ts";
 import { TEST_API_KEY, session, startServer, type TestServer, killAllServers } from "./support/server.ts";
 
 const MAX_PAYLOAD = 1024;
@@ -16,7 +17,7 @@ let slow: TestServer; // BACKPRESSURE_LIMIT_BYTES
 let capped: TestServer; // per-user and per-IP caps
 let full: TestServer; // MAX_CONNECTIONS
 const clients = new Set<TestClient>();
-const raws = new Set<RawWebSocket>();
+const raws = new Set<RawPeer>();
 
 beforeAll(async () => {
   [small, slow, capped, full] = await Promise.all([
@@ -111,12 +112,12 @@ describe("slow consumers (BACKPRESSURE_LIMIT_BYTES)", () => {
     const topic = "room:slow";
     const carol = await session(slow, "carol");
     // A raw client that subscribes and then stops reading from its TCP socket.
-    const stalled = await RawWebSocket.connect(slow.wsUrl, { Cookie: carol.cookie });
+    const stalled = await RawPeer.open(slow.wsUrl, { Cookie: carol.cookie });
     raws.add(stalled);
-    expect(stalled.response.status).toBe(101);
-    await stalled.waitFrame((f) => f.type === "welcome");
-    stalled.send({ type: "subscribe", topic, ref: 1 });
-    await stalled.waitFrame((f) => f.type === "ack" && f.ref === 1);
+    expect(stalled.head.status).toBe(101);
+    await stalled.waitJson((f) => f.type === "welcome");
+    stalled.sendJson({ type: "subscribe", topic, ref: 1 });
+    await stalled.waitJson((f) => f.type === "ack" && f.ref === 1);
     stalled.pause();
 
     const healthy = await connect(slow, "bob");
@@ -160,7 +161,7 @@ describe("slow consumers (BACKPRESSURE_LIMIT_BYTES)", () => {
     stalled.resume();
     await stalled.until(() => stalled.ended || stalled.closeFrame !== null, 5000, "the stalled socket to be closed");
     if (stalled.closeFrame) expect(stalled.closeFrame.code).toBe(4009);
-    expect(stalled.frames().filter((f) => f.type === "message").length).toBeLessThan(N);
+    expect(stalled.json().filter((f) => f.type === "message").length).toBeLessThan(N);
     expect((await healthy.request({ type: "ping" })).type).toBe("pong");
   }, 30_000);
 });

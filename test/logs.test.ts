@@ -5,7 +5,8 @@
  * secret the round produced or used.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { TestClient, closeAll, upgradeStatus } from "./support/client.ts";
+import { TestClient, closeAll } from "./support/client.ts";
+import { upgradeStatus } from "./support/raw-ws.ts";
 import {
   PASSWORDS,
   TEST_API_KEY,

@@ -3,16 +3,17 @@
  * and after known traffic and checks that every counter moved by exactly that traffic.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { RawWebSocket, TestClient, closeAll } from "./support/client.ts";
+import { TestClient, closeAll } from "./support/client.ts";
+import { RawPeer } from "./support/raw-ws.ts";
 import { apiPublish, getTicket, getToken, postJson, session, startServer, type TestServer } from "./support/server.ts";
 import { startRedis, type TestRedis } from "./support/redis.ts";
-import { scrape, type Scrape } from "./support/scrape.ts";
+import { scrape, type Scrape } from "./support/metrics.ts";
 import { frameType, messageTs } from "../src/metrics.ts";
 import { messageFrame } from "../src/broker/frame.ts";
 
 let server: TestServer;
 const clients = new Set<TestClient>();
-const raws = new Set<RawWebSocket>();
+const raws = new Set<RawPeer>();
 
 beforeAll(async () => {
   server = await startServer({
@@ -140,11 +141,11 @@ describe("GET /metrics after traffic", () => {
     const topic = "room:metrics-slow";
     const before = await scrape(server);
     const carol = await session(server, "carol");
-    const stalled = await RawWebSocket.connect(server.wsUrl, { Cookie: carol.cookie });
+    const stalled = await RawPeer.open(server.wsUrl, { Cookie: carol.cookie });
     raws.add(stalled);
-    await stalled.waitFrame((f) => f.type === "welcome");
-    stalled.send({ type: "subscribe", topic, ref: 1 });
-    await stalled.waitFrame((f) => f.type === "ack" && f.ref === 1);
+    await stalled.waitJson((f) => f.type === "welcome");
+    stalled.sendJson({ type: "subscribe", topic, ref: 1 });
+    await stalled.waitJson((f) => f.type === "ack" && f.ref === 1);
     stalled.pause();
 
     const publisher = track(await TestClient.connect(server.wsUrl, { cookie: (await session(server, "alice")).cookie }));

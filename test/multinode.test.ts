@@ -3,7 +3,8 @@
  * behave as one deployment. A client may connect to any of them.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { TestClient, closeAll, upgradeStatus, type Frame } from "./support/client.ts";
+import { TestClient, closeAll, type Frame } from "./support/client.ts";
+import { upgradeStatus } from "./support/raw-ws.ts";
 import { getTicket, loginSession, postJson, type Session, type TestServer } from "./support/server.ts";
 import { startCluster, type TestCluster } from "./support/cluster.ts";
 

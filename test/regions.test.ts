@@ -8,7 +8,7 @@ import { TestClient, closeAll } from "./support/client.ts";
 import { freePort, session, spawnServer, startServer, TEST_ENV, type TestServer } from "./support/server.ts";
 import { startRedis, type TestRedis } from "./support/redis.ts";
 import { startLatencyProxy, type LatencyProxy } from "./support/latency-proxy.ts";
-import { scrape } from "./support/scrape.ts";
+import { scrape } from "./support/metrics.ts";
 
 const ONE_WAY_MS = 80;
 

@@ -3,7 +3,8 @@
  * authenticate a socket — cookie, single-use ticket, first-message token.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { RawWebSocket, TestClient, closeAll, upgradeStatus } from "./support/client.ts";
+import { TestClient, closeAll } from "./support/client.ts";
+import { Op, RawPeer, upgradeStatus } from "./support/raw-ws.ts";
 import { getTicket, getToken, login, session, startServer, type TestServer, killAllServers } from "./support/server.ts";
 
 const ALLOWED = "http://app.example.test";
@@ -230,11 +231,11 @@ describe("after authentication", () => {
 describe("framing errors from the WebSocket engine", () => {
   test("a text frame that is not valid UTF-8 → close 1007", async () => {
     const s = await session(server, "alice");
-    const raw = await RawWebSocket.connect(server.wsUrl, { Cookie: s.cookie });
+    const raw = await RawPeer.open(server.wsUrl, { Cookie: s.cookie });
     try {
-      expect(raw.response.status).toBe(101);
-      await raw.waitFrame((f) => f.type === "welcome");
-      raw.sendFrame(0x1, new Uint8Array([0x7b, 0xff, 0xfe, 0x7d]));
+      expect(raw.head.status).toBe(101);
+      await raw.waitJson((f) => f.type === "welcome");
+      raw.sendFrame({ opcode: Op.text, payload: new Uint8Array([0x7b, 0xff, 0xfe, 0x7d]) });
       await raw.until(() => raw.closeFrame ?? undefined, 3000, "a close frame");
       expect(raw.closeFrame!.code).toBe(1007);
     } finally {

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { TestClient, closeAll } from "./support/client.ts";
 import { TEST_ENV, freePort, session, spawnServer, startServer, type TestServer } from "./support/server.ts";
 import { startRedis, type TestRedis } from "./support/redis.ts";
-import { scrape } from "./support/scrape.ts";
+import { scrape } from "./support/metrics.ts";
 import { workerInstanceId } from "../src/cluster.ts";
 import { loadConfig } from "../src/config.ts";
 

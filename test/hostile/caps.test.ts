@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { RawPeer } from "../support/raw-ws.ts";
 import { TestClient, closeAll } from "../support/client.ts";
 import { getToken, session, startServer, type TestServer } from "../support/server.ts";
-import { metric, openSockets } from "./metrics.ts";
+import { metric, openSockets } from "../support/metrics.ts";
 
 const PER_IP = 5;
 const PER_USER = 3;

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { RawPeer } from "../support/raw-ws.ts";
 import { TestClient, closeAll } from "../support/client.ts";
 import { PASSWORDS, cookiePair, getTicket, postJson, startServer, type TestServer } from "../support/server.ts";
-import { metric, rssMb } from "./metrics.ts";
+import { metric, rssMb } from "../support/metrics.ts";
 
 const PER_USER_IP = 3;
 const PER_IP = 5;

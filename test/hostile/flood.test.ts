@@ -11,7 +11,7 @@ import { Op, RawPeer, encodeFrame } from "../support/raw-ws.ts";
 import { TestClient, closeAll } from "../support/client.ts";
 import { session, startServer, type TestServer } from "../support/server.ts";
 import { startRedis, type TestRedis } from "../support/redis.ts";
-import { metric, rssMb } from "./metrics.ts";
+import { metric, rssMb } from "../support/metrics.ts";
 
 const RATE = 50; // the defaults
 const BURST = 100;

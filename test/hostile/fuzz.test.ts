@@ -19,7 +19,7 @@ import fc from "fast-check";
 import { RawPeer, Op } from "../support/raw-ws.ts";
 import { TestClient, closeAll } from "../support/client.ts";
 import { TEST_ENV, session, startServer, type TestServer } from "../support/server.ts";
-import { rssMb } from "./metrics.ts";
+import { rssMb } from "../support/metrics.ts";
 import { loadConfig } from "../../src/config.ts";
 import { startSwitchboard, type Running } from "../../src/server.ts";
 

@@ -10,7 +10,7 @@ import type { Socket } from "bun";
 import { TestClient, closeAll } from "../support/client.ts";
 import { startProxy, type TcpProxy } from "../support/proxy.ts";
 import { session, startServer, type TestServer } from "../support/server.ts";
-import { metric, openSockets } from "./metrics.ts";
+import { metric, openSockets } from "../support/metrics.ts";
 
 /**
  * Bun rounds 1–7 up to 8 s. It pings a socket that has been silent for part of the idle timeout

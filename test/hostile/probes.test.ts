@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { Op, RawPeer, closePayload, encodeFrame, type FrameSpec } from "../support/raw-ws.ts";
 import { TestClient, closeAll } from "../support/client.ts";
 import { session, startServer, type TestServer } from "../support/server.ts";
-import { openSockets } from "./metrics.ts";
+import { openSockets } from "../support/metrics.ts";
 
 let server: TestServer;
 let bystander: TestClient;

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { Op, RawPeer } from "../support/raw-ws.ts";
 import { TestClient, closeAll } from "../support/client.ts";
 import { session, startServer, type TestServer } from "../support/server.ts";
-import { metric, openSockets } from "./metrics.ts";
+import { metric, openSockets } from "../support/metrics.ts";
 
 const AUTH_TIMEOUT_MS = 2000;
 const SOCKETS = 1000;

@@ -100,13 +100,6 @@ export function serveOtherOrigin(routes: Record<string, { body: string; type: st
   });
 }
 
-/** The value of a counter line (`name{labels} value`) in Prometheus text, 0 when absent. */
-export async function metric(baseUrl: string, line: string): Promise<number> {
-  const text = await (await fetch(`${baseUrl}/metrics`)).text();
-  const found = text.split("\n").find((l) => l.startsWith(`${line} `));
-  return found ? Number(found.slice(line.length + 1)) : 0;
-}
-
 /** What a page's WebSockets did, as Chromium reported it (frames as text). */
 export interface SocketLog {
   url: string;

@@ -3,11 +3,9 @@
  *
  * - `TestClient`: Bun's WebSocket with custom headers (Cookie, Origin); records every frame and
  *   the close code/reason. A refused upgrade shows up here only as close 1006, as in a browser.
- * - `upgradeStatus` and `RawWebSocket` (in raw-socket.ts, re-exported here): a raw HTTP upgrade
- *   over TCP to read the status of a refused upgrade, and a minimal WebSocket that can stop
- *   reading (pause) to play a stalled consumer.
+ * - For a refused upgrade's HTTP status, frames a client must not send, or a stalled reader, use
+ *   the raw peer of raw-ws.ts (`RawPeer`, `upgradeStatus`).
  */
-export { RawWebSocket, upgradeStatus, type UpgradeResponse } from "./raw-socket.ts";
 
 export type Frame = { type: string; ref?: number; topic?: string; [k: string]: any };
 

@@ -1,15 +1,22 @@
 /**
- * Raw RFC 6455 framing over a plain TCP socket, for probes that a well-behaved WebSocket client
- * cannot send: unmasked frames, reserved bits, unknown opcodes, fragmented or oversized control
- * frames, invalid UTF-8, arbitrary bytes after the 101.
+ * The one raw WebSocket peer of the tests: RFC 6455 over a plain TCP socket, for what a
+ * well-behaved WebSocket client cannot do or cannot show:
+ * - the HTTP status, headers and body of a refused upgrade (a WebSocket client only sees 1006):
+ *   `upgradeStatus`, or `peer.head` / `peer.body`;
+ * - frames a client must not send: unmasked frames, reserved bits, unknown opcodes, fragmented or
+ *   oversized control frames, invalid UTF-8, arbitrary bytes after the 101 (`send`, `sendFrame`);
+ * - a stalled consumer: `pause()` stops reading from the kernel, so the server's writes pile up.
  *
  *   const peer = await RawPeer.open(server.wsUrl, { Cookie: cookie });
+ *   await peer.waitJson((f) => f.type === "welcome");
+ *   peer.sendJson({ type: "subscribe", topic: "room:a", ref: 1 });
  *   peer.send(encodeFrame({ opcode: Op.text, payload: "hi", rsv: 0b100 }));
  *   const { code } = await peer.closed();   // the server's close code (null: cut without one)
  *
  * Every server frame is recorded with its opcode, so pongs and close frames can be asserted.
  */
 import type { Socket } from "bun";
+import type { Frame } from "./client.ts";
 
 export const Op = {
   continuation: 0x0,
@@ -80,6 +87,29 @@ export interface ClosedInfo {
   at: number;
 }
 
+export interface UpgradeResponse {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+/**
+ * Performs a raw WebSocket upgrade request and returns the HTTP status, headers and body of the
+ * answer (the body read up to its Content-Length, bounded). A 101 is closed again at once. Use it
+ * for refused upgrades (403/401/429/503).
+ */
+export async function upgradeStatus(url: string, headers: Record<string, string> = {}, timeoutMs = 3000): Promise<UpgradeResponse> {
+  const peer = await RawPeer.open(url, headers, timeoutMs);
+  try {
+    if (peer.upgraded) return { status: 101, headers: peer.head.headers, body: "" };
+    const len = Number(peer.head.headers["content-length"] ?? 0);
+    await peer.until(() => peer.body.length >= len || peer.ended, 1000, "the response body").catch(() => {});
+    return { ...peer.head, body: peer.body.subarray(0, len || peer.body.length).toString("utf8") };
+  } finally {
+    peer.destroy();
+  }
+}
+
 /** A raw WebSocket peer: does the HTTP upgrade, then sends whatever bytes it is told to. */
 export class RawPeer {
   head: HttpHead = { status: 0, headers: {} };
@@ -98,6 +128,8 @@ export class RawPeer {
   private pending: Uint8Array[] = [];
   private unsentBytes = 0;
   private headDone = false;
+  private readonly parsed: Frame[] = [];
+  private parsedUpTo = 0;
   private readonly startedAt = Date.now();
   private readonly listeners = new Set<() => void>();
   private socket!: Socket<undefined>;
@@ -179,9 +211,33 @@ export class RawPeer {
     this.sendFrame({ opcode: Op.text, payload: text });
   }
 
-  /** Text frames received, parsed as JSON. */
-  json(): { type: string; [k: string]: any }[] {
-    return this.frames.filter((f) => f.opcode === Op.text).map((f) => JSON.parse(f.payload.toString("utf8")));
+  /** Text frames received, parsed as JSON (each parsed once). */
+  json(): Frame[] {
+    for (; this.parsedUpTo < this.frames.length; this.parsedUpTo++) {
+      const f = this.frames[this.parsedUpTo]!;
+      if (f.opcode === Op.text) this.parsed.push(JSON.parse(f.payload.toString("utf8")) as Frame);
+    }
+    return this.parsed;
+  }
+
+  /** Sends `frame` as JSON in one masked text frame. */
+  sendJson(frame: unknown): void {
+    this.sendText(JSON.stringify(frame));
+  }
+
+  /** Resolves with the first JSON text frame that matches `pred`. */
+  waitJson(pred: (f: Frame) => boolean, timeoutMs = 3000, what = "a frame"): Promise<Frame> {
+    return this.until(() => this.json().find(pred), timeoutMs, what);
+  }
+
+  /** Stops reading from the kernel: the server's writes pile up in TCP buffers, then in its own. */
+  pause(): void {
+    this.socket.pause();
+  }
+
+  /** Reads again after `pause`. */
+  resume(): void {
+    this.socket.resume();
   }
 
   /** The server's close frame, if one arrived (`at`: `Date.now()` at its arrival). */

@@ -1,10 +1,12 @@
 /**
- * Reads `/metrics` (Prometheus text format) into numbers a test can compare:
+ * The one Prometheus text parser of the tests: reads `/metrics` into numbers a test can compare.
  *
  *   const before = await scrape(server);
  *   ... traffic ...
  *   const after = await scrape(server);
  *   expect(after.delta(before, "switchboard_publications_total", { source: "ws" })).toBe(3);
+ *
+ *   expect(await metric(server, "switchboard_upgrades_rejected_total", { reason: "origin" })).toBe(1);
  *
  * A series that is absent counts as 0 (a labelled counter appears only once incremented).
  */
@@ -46,10 +48,26 @@ export function parseMetrics(text: string): Scrape {
   return scrape;
 }
 
-export async function scrape(server: { url: string }): Promise<Scrape> {
-  const res = await fetch(`${server.url}/metrics`, { signal: AbortSignal.timeout(3000) });
+export async function scrape(server: { url: string }, timeoutMs = 3000): Promise<Scrape> {
+  const res = await fetch(`${server.url}/metrics`, { signal: AbortSignal.timeout(timeoutMs) });
   const text = await res.text();
   if (res.status !== 200) throw new Error(`/metrics → ${res.status} ${text.slice(0, 200)}`);
   if (!(res.headers.get("content-type") ?? "").startsWith("text/plain")) throw new Error(`/metrics content-type ${res.headers.get("content-type")}`);
   return parseMetrics(text);
+}
+
+/** Sum of `name{…}` over the series whose labels include `labels`, in one scrape (0 when there is none). */
+export async function metric(server: { url: string }, name: string, labels: Record<string, string> = {}): Promise<number> {
+  // Patient: the hostile tests read it while the server is under attack.
+  return (await scrape(server, 30_000)).value(name, labels);
+}
+
+/** Open sockets on the process (every auth mode, authenticated or not). */
+export function openSockets(server: { url: string }): Promise<number> {
+  return metric(server, "switchboard_connections");
+}
+
+/** Resident memory of the server process, in MB. */
+export async function rssMb(server: { url: string }): Promise<number> {
+  return (await metric(server, "switchboard_process_resident_memory_bytes")) / 1024 / 1024;
 }
