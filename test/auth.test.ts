@@ -258,6 +258,13 @@ describe("errors never leak internals", () => {
     const health = await fetch(`${server.url}/healthz`);
     expect(health.status).toBe(200);
   });
+
+  test("a login refused by the body limit (413) is still no-store, like every /auth response", async () => {
+    const res = await fetch(`${server.url}/auth/login`, { method: "POST", headers: { "content-type": "application/json" }, body: "x".repeat(2 << 20) });
+    expect(res.status).toBe(413);
+    expect(res.headers.get("cache-control")).toBe("no-store");
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe("too_large");
+  });
 });
 
 describe("no server faults", () => {

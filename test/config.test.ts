@@ -48,6 +48,37 @@ describe("a bad value exits non-zero with one line naming the variable", () => {
   }
 });
 
+describe("a value that passes the schema but cannot be served exits the same way (USERS naming a user twice, a HOST or PORT that cannot be listened on)", () => {
+  /** The refusal's non-empty output lines. */
+  const refusalLines = async (env: Record<string, string | undefined>) => (await expectRefusal(env)).split("\n").filter((l) => l.trim() !== "");
+
+  test("HOST that is no address of this machine → one line naming HOST", async () => {
+    const lines = await refusalLines({ HOST: "not-a-host.invalid" });
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain("HOST=not-a-host.invalid");
+    expect(lines[0]).not.toMatch(/\bat .*\.ts:\d+/);
+  });
+
+  test("USERS naming one user twice → one line naming USERS and the user, never a password (not the last password kept silently)", async () => {
+    const lines = await refusalLines({ USERS: "ann:first-password,ann:second-password" });
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain("USERS");
+    expect(lines[0]).toContain("ann");
+    expect(lines.join("\n")).not.toContain("password");
+  });
+
+  test("PORT already in use → one line naming PORT", async () => {
+    const holder = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+    try {
+      const lines = await refusalLines({ PORT: String(holder.port) });
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toContain(`PORT=${holder.port}`);
+    } finally {
+      holder.stop(true);
+    }
+  });
+});
+
 describe("production needs a real SESSION_SECRET", () => {
   test("NODE_ENV=production without SESSION_SECRET refuses to start", async () => {
     expectOneLineNaming(await expectRefusal({ NODE_ENV: "production", SESSION_SECRET: undefined }), "SESSION_SECRET");

@@ -3,7 +3,7 @@
  * frame size, the per-socket rate limit, slow consumers, and MAX_CONNECTIONS*.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { TestClient, closeAll } from "./support/client.ts";
+import { TestClient, closeAll, type Frame } from "./support/client.ts";
 import { RawPeer, upgradeStatus } from "./support/raw-ws.ts";
 import { TEST_API_KEY, session, startServer, type TestServer, killAllServers } from "./support/server.ts";
 
@@ -16,21 +16,23 @@ let small: TestServer; // MAX_PAYLOAD_BYTES and rate limit
 let slow: TestServer; // BACKPRESSURE_LIMIT_BYTES
 let capped: TestServer; // per-user and per-IP caps
 let full: TestServer; // MAX_CONNECTIONS
+let tight: TestServer; // RATE_LIMIT_PER_S=1, RATE_LIMIT_BURST=2
 const clients = new Set<TestClient>();
 const raws = new Set<RawPeer>();
 
 beforeAll(async () => {
-  [small, slow, capped, full] = await Promise.all([
+  [small, slow, capped, full, tight] = await Promise.all([
     startServer({ MAX_PAYLOAD_BYTES: String(MAX_PAYLOAD), RATE_LIMIT_PER_S: String(RATE), RATE_LIMIT_BURST: String(BURST) }),
     startServer({ BACKPRESSURE_LIMIT_BYTES: String(BACKPRESSURE_LIMIT), RATE_LIMIT_PER_S: "100000", RATE_LIMIT_BURST: "100000" }),
     startServer({ MAX_CONNECTIONS_PER_USER: "2", MAX_CONNECTIONS_PER_IP: "4", MAX_CONNECTIONS: "100" }),
     startServer({ MAX_CONNECTIONS: "2" }),
+    startServer({ RATE_LIMIT_PER_S: "1", RATE_LIMIT_BURST: "2" }),
   ]);
 }, 30_000);
 afterAll(async () => {
   for (const r of raws) r.destroy();
   await closeAll(clients);
-  for (const s of [small, slow, capped, full]) s?.kill();
+  for (const s of [small, slow, capped, full, tight]) s?.kill();
   killAllServers();
 });
 
@@ -105,6 +107,25 @@ describe("rate limit (RATE_LIMIT_PER_S / RATE_LIMIT_BURST)", () => {
     expect(c.close).toBeNull();
     expect((await c.request({ type: "ping" })).type).toBe("pong");
   }, 30_000);
+
+  test("the rate_limited error carries the frame's ref when the frame is at most 1 KB; a larger refused frame is not parsed (no ref)", async () => {
+    const c = await connect(tight, "carol");
+    // Burst 2: the first two frames pass, the next ones find the bucket empty.
+    const frames: Record<string, unknown>[] = [
+      { type: "ping", ref: 1 },
+      { type: "ping", ref: 2 },
+      { type: "ping", ref: 3 },
+      { type: "publish", topic: "room:rate-ref", data: "x".repeat(2000), ref: 4 },
+    ];
+    for (const f of frames) c.send(f);
+    await c.until(() => c.ofType("error").length >= 2 || undefined, 3000, "two rate_limited errors");
+    const errors: Frame[] = c.ofType("error");
+    expect(errors.map((e) => [e.code, e.ref])).toEqual([
+      ["rate_limited", 3],
+      ["rate_limited", undefined],
+    ]);
+    expect(c.ofType("pong").map((p) => p.ref)).toEqual([1, 2]);
+  });
 });
 
 describe("slow consumers (BACKPRESSURE_LIMIT_BYTES)", () => {

@@ -165,6 +165,22 @@ describe("GET /metrics after traffic", () => {
   }, 30_000);
 });
 
+describe("GET /metrics with METRICS_TOKEN", () => {
+  test("the token is required; the Bearer scheme is case-insensitive, as on /api", async () => {
+    const guarded = await startServer({ METRICS_TOKEN: "metrics-token-1234" });
+    try {
+      const status = async (authorization?: string) =>
+        (await fetch(`${guarded.url}/metrics`, { headers: authorization ? { Authorization: authorization } : {} })).status;
+      expect(await status()).toBe(401);
+      expect(await status("Bearer wrong")).toBe(401);
+      expect(await status("Bearer metrics-token-1234")).toBe(200);
+      expect(await status("bearer metrics-token-1234")).toBe(200);
+    } finally {
+      await guarded.stop();
+    }
+  });
+});
+
 describe("GET /metrics with Redis", () => {
   let redis: TestRedis;
   let node: TestServer;

@@ -1,11 +1,11 @@
 /**
- * SPEC §3 "Frames", "Topics and permissions", presence, and the server-to-server HTTP API
- * (§2 `/api/publish`, `/api/presence/:topic`), seen by real WebSocket clients.
+ * SPEC §3 "Frames" and "Topics and permissions", and the server-to-server `POST /api/publish`
+ * (§2), seen by real WebSocket clients. Presence has its own file (presence.test.ts).
  */
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { TestClient, closeAll } from "./support/client.ts";
-import { TEST_API_KEY, apiPublish, readJson, session, startServer, type TestServer, killAllServers } from "./support/server.ts";
+import { apiPublish, session, startServer, type TestServer, killAllServers } from "./support/server.ts";
 
 let server: TestServer;
 let bare: TestServer; // no API_KEY
@@ -278,61 +278,27 @@ describe("idempotency keys", () => {
   });
 });
 
-describe("presence", () => {
-  test("presence → {ref, topic, members:[{user, connections}]}", async () => {
-    const topic = room("who");
-    const [a1, a2, b] = await Promise.all([connect("alice"), connect("alice"), connect("bob")]);
-    await a1.subscribe(topic);
-    await a2.subscribe(topic);
-    await b.subscribe(topic);
-    const reply = await b.request({ type: "presence", topic, ref: 11 });
-    expect(reply).toMatchObject({ type: "presence", ref: 11, topic });
-    const members = [...reply.members].sort((x: any, y: any) => x.user.name.localeCompare(y.user.name));
-    expect(members).toEqual([
-      { user: (await session(server, "alice")).user, connections: 2 },
-      { user: (await session(server, "bob")).user, connections: 1 },
-    ]);
-  });
-
-  test("presence.join / presence.leave once per user, however many sockets it has", async () => {
-    const topic = room("joins");
-    const observer = await connect("carol");
-    await observer.subscribe(topic);
-    const alice = (await session(server, "alice")).user;
-    const aboutAlice = (type: string) => (f: { type: string; topic?: string; user?: { name: string } }) =>
-      f.type === type && f.topic === topic && f.user?.name === "alice";
-    const [a1, a2] = await Promise.all([connect("alice"), connect("alice")]);
-
-    await a1.subscribe(topic);
-    expect(await observer.next(aboutAlice("presence.join"))).toEqual({ type: "presence.join", topic, user: alice });
-    await a2.subscribe(topic);
-    await a1.closeAndWait();
-    // A marker through the topic: everything the server sent before it has arrived.
-    await observer.publish(topic, "marker-1");
-    await observer.waitMessages(topic, 1);
-    await Bun.sleep(50);
-    expect(observer.frames.filter(aboutAlice("presence.join"))).toHaveLength(1);
-    expect(observer.frames.filter(aboutAlice("presence.leave"))).toHaveLength(0);
-
-    await a2.request({ type: "unsubscribe", topic });
-    expect(await observer.next(aboutAlice("presence.leave"))).toEqual({ type: "presence.leave", topic, user: alice });
-    const after = await observer.request({ type: "presence", topic });
-    expect(after.members.map((m: any) => m.user.name)).toEqual(["carol"]);
-  });
-
-  test("closing the last socket of a user sends presence.leave", async () => {
-    const topic = room("close-leave");
-    const observer = await connect("carol");
-    await observer.subscribe(topic);
-    const bob = await connect("bob");
-    await bob.subscribe(topic);
-    await observer.next((f) => f.type === "presence.join" && f.user?.name === "bob");
-    await bob.closeAndWait();
-    expect(await observer.next((f) => f.type === "presence.leave")).toMatchObject({ topic, user: { name: "bob" } });
-  });
-});
-
 describe("POST /api/publish", () => {
+  const nested = (levels: number) => "[".repeat(levels) + "]".repeat(levels);
+
+  test("data nested 50,000 levels → 400 bad_request at once (never a stack overflow answered as 503 'broker unreachable, retry')", async () => {
+    const started = performance.now();
+    const res = await apiPublish(server, `{"topic":"room:deep","data":${nested(50_000)}}`);
+    expect(res.status).toBe(400);
+    expect(res.body.error.code).toBe("bad_request");
+    expect(performance.now() - started).toBeLessThan(300);
+  });
+
+  test("a body has a frame's nesting limit (32 levels, body included): 31 levels of data publish, 32 do not", async () => {
+    const ok = await apiPublish(server, `{"topic":"room:deep","data":${nested(31)}}`);
+    expect(ok.status).toBe(202);
+    expect(ok.body).toMatchObject({ topic: "room:deep", seq: 1 });
+    const deep = await apiPublish(server, `{"topic":"room:deep","data":${nested(32)}}`);
+    expect(deep.status).toBe(400);
+    const after = await apiPublish(server, { topic: "room:deep", data: "flat" });
+    expect(after.body.seq).toBe(2);
+  });
+
   test("202 {topic, seq, epoch}; subscribers get the message from \"server\"", async () => {
     const topic = room("api");
     const c = await connect("alice");
@@ -362,38 +328,6 @@ describe("POST /api/publish", () => {
       expect(r.status).toBe(400);
       expect(r.body).toEqual({ error: { code: "bad_request", message: expect.any(String) } });
     }
-  });
-});
-
-describe("GET /api/presence/:topic", () => {
-  test("with the API key → 200 {topic, members}", async () => {
-    const topic = room("api-presence");
-    const c = await connect("bob");
-    await c.subscribe(topic);
-    const r = await readJson(await fetch(`${server.url}/api/presence/${topic}`, { headers: { Authorization: `Bearer ${TEST_API_KEY}` } }));
-    expect(r.status).toBe(200);
-    expect(r.body).toEqual({ topic, members: [{ user: (await session(server, "bob")).user, connections: 1 }] });
-  });
-
-  test("with the cookie of a user allowed to subscribe → 200; of one who is not → 403; none → 401", async () => {
-    const alice = await session(server, "alice");
-    const topic = room("cookie-presence");
-    const ok = await readJson(await fetch(`${server.url}/api/presence/${topic}`, { headers: { Cookie: alice.cookie } }));
-    expect(ok.status).toBe(200);
-    expect(ok.body).toEqual({ topic, members: [] });
-    const own = await fetch(`${server.url}/api/presence/user:${alice.user.id}`, { headers: { Cookie: alice.cookie } });
-    await own.arrayBuffer();
-    expect(own.status).toBe(200);
-    const bobInbox = `user:${await userId("bob")}`;
-    const denied = await readJson(await fetch(`${server.url}/api/presence/${bobInbox}`, { headers: { Cookie: alice.cookie } }));
-    expect(denied.status).toBe(403);
-    expect(denied.body.error.code).toBe("forbidden");
-    const none = await fetch(`${server.url}/api/presence/${topic}`);
-    await none.arrayBuffer();
-    expect(none.status).toBe(401);
-    const wrongKey = await fetch(`${server.url}/api/presence/${topic}`, { headers: { Authorization: "Bearer wrong-key-0123456789abcdef" } });
-    await wrongKey.arrayBuffer();
-    expect(wrongKey.status).toBe(401);
   });
 });
 

@@ -226,6 +226,16 @@ describe("after authentication", () => {
     c.sendRaw(new Uint8Array([1, 2, 3]));
     expect((await c.waitClose()).code).toBe(1003);
   });
+
+  test("a binary first frame (before auth) closes with 1003, as a binary frame after welcome does", async () => {
+    const first = await RawPeer.open(server.wsUrl);
+    first.sendFrame({ opcode: Op.binary, payload: new TextEncoder().encode('{"type":"auth","token":"x"}') });
+    expect((await first.closed()).code).toBe(1003);
+    const later = await RawPeer.open(server.wsUrl, { Cookie: (await session(server, "carol")).cookie });
+    await later.waitFrame((f) => f.opcode === Op.text);
+    later.sendFrame({ opcode: Op.binary, payload: new Uint8Array([1]) });
+    expect((await later.closed()).code).toBe(1003);
+  });
 });
 
 describe("framing errors from the WebSocket engine", () => {
