@@ -6,7 +6,7 @@
  *
  * Presence elsewhere: the Presence implementations (suites/presence.suite.ts via
  * presence.memory/presence.redis.test.ts), a crashed machine's members (multinode.test.ts), a
- * draining process's members (drain-presence.test.ts), writes retried after a Redis outage
+ * draining process's members (drain/presence.test.ts), writes retried after a Redis outage
  * (redis-outage.test.ts), dead peers (hostile/half-open.test.ts), the browser (browser.test.ts).
  */
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";

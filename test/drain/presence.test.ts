@@ -5,12 +5,12 @@
  * close frame. Entries a closing process still holds are reported as leaves too.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { closeConnection, connectWithin, createConnection } from "../src/redis/connection.ts";
-import { RedisPresence } from "../src/presence/redis.ts";
-import { TestClient, closeAll } from "./support/client.ts";
-import { RawPeer } from "./support/raw-ws.ts";
-import { startCluster, type TestCluster } from "./support/cluster.ts";
-import { TEST_API_KEY, session, type TestServer } from "./support/server.ts";
+import { closeConnection, connectWithin, createConnection } from "../../src/redis/connection.ts";
+import { RedisPresence } from "../../src/presence/redis.ts";
+import { TestClient, closeAll } from "../support/client.ts";
+import { RawPeer } from "../support/raw-ws.ts";
+import { startCluster, type TestCluster } from "../support/cluster.ts";
+import { TEST_API_KEY, session, type TestServer } from "../support/server.ts";
 
 const DRAIN_MS = 600;
 const TOPIC = "room:drain-presence";

@@ -5,10 +5,10 @@
  * its next `welcome` is measured, and its spread asserted.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { createClient, type SwitchboardClient } from "../src/client/index.ts";
-import { DEFAULT_RECONNECT } from "../src/client/backoff.ts";
-import { killAllServers, session, startServer } from "./support/server.ts";
-import { waitFor } from "./support/sdk.ts";
+import { createClient, type SwitchboardClient } from "../../src/client/index.ts";
+import { DEFAULT_RECONNECT } from "../../src/client/backoff.ts";
+import { killAllServers, session, startServer } from "../support/server.ts";
+import { waitFor } from "../support/sdk.ts";
 
 const CLIENTS = 500;
 const WINDOW_MS = DEFAULT_RECONNECT.restartJitterMs;
