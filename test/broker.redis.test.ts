@@ -1,6 +1,6 @@
 /**
  * RedisBroker: the shared conformance suite against a real redis-server, then what only a
- * deployment of several processes over Redis can show (SPEC "Delivery", issue 3).
+ * deployment of several processes over Redis can show (SPEC §3 "Delivery").
  */
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { RedisBroker } from "../src/broker/redis.ts";

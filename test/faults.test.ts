@@ -1,5 +1,5 @@
 /**
- * Faults (issue 3): Redis dies while three processes publish and deliver. Nothing crashes,
+ * Redis faults (SPEC §3 "Delivery"): Redis dies while three processes publish and deliver. Nothing crashes,
  * `/readyz` tells the truth, publishing answers `unavailable` fast instead of lying, and no
  * acknowledged publication is lost or duplicated silently: it arrives once, in order, or the
  * subscriber is told with `resync`.

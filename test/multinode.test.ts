@@ -1,5 +1,5 @@
 /**
- * Many machines (issue 3, SPEC "Delivery"): three Switchboard processes sharing one real Redis
+ * Many machines (SPEC §0, §3 "Delivery"): three Switchboard processes sharing one real Redis
  * behave as one deployment. A client may connect to any of them.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";

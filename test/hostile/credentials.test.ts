@@ -1,5 +1,5 @@
 /**
- * Issue 8, item 6 — credentials under attack. Brute force on one username from one address and
+ * Credentials under attack. Brute force on one username from one address and
  * password spraying across usernames from one address both end in 429 with Retry-After, while
  * the same users from other addresses log in; tickets and first-message tokens are short-lived
  * and never logged; no cross-origin response carries Set-Cookie; security headers are on every

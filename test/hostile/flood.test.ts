@@ -1,5 +1,5 @@
 /**
- * Issue 8, item 4 — floods. A socket sending as fast as it can is refused frame by frame
+ * Floods. A socket sending as fast as it can is refused frame by frame
  * (`rate_limited`, not acted on) and closed with 4008 two seconds into the run of refusals, while
  * the others' latency stays within a stated bound. Inbound work per socket is bounded twice:
  * the token bucket runs *before* a frame is queued (refused frames cost one error reply and

@@ -1,5 +1,5 @@
 /**
- * Issue 8, item 1 — fuzzing over real sockets with fast-check.
+ * Fuzzing over real sockets with fast-check.
  *
  * Four kinds of hostile input, ≥ 10,000 cases per run in total:
  * - right-shaped frames with hostile values (huge strings, deep nesting, `__proto__` /

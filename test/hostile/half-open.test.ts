@@ -1,5 +1,5 @@
 /**
- * Issue 8, item 7 — half-open peers (and, alongside, slowloris at the HTTP layer). A client whose link dies without a FIN or RST (the test
+ * Half-open peers (and, alongside, slowloris at the HTTP layer). A client whose link dies without a FIN or RST (the test
  * proxy black-holes it: a laptop lid closed, a NAT that forgot the flow) is found by Bun's
  * WebSocket pings and freed within the idle timeout, and its presence entry leaves: the others
  * see `presence.leave`. A bystander that is just as idle, but alive, answers the pings and stays.

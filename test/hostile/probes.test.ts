@@ -1,5 +1,5 @@
 /**
- * Issue 8, item 2 — protocol probes over a raw TCP socket. Each breaks RFC 6455 (or the SPEC's
+ * Protocol probes over a raw TCP socket. Each breaks RFC 6455 (or the SPEC's
  * text-only rule) in one way and must get the RFC close code from the server, whose process
  * lives on; a bystander chats throughout. Pings are answered with their payload, and
  * permessage-deflate is never negotiated.

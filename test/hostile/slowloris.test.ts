@@ -1,5 +1,5 @@
 /**
- * Issue 8, item 3 — slowloris: 1,000 sockets upgrade and never authenticate (some stop in the
+ * Slowloris: 1,000 sockets upgrade and never authenticate (some stop in the
  * middle of a frame). Every one is closed with 4002 at the auth deadline and its slot is freed,
  * while legitimate clients connect and chat with normal latency throughout.
  */

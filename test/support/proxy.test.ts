@@ -5,8 +5,8 @@
  */
 import { afterEach, describe, expect, test } from "bun:test";
 import type { Socket, TCPSocketListener } from "bun";
-import { startProxy, type TcpProxy } from "./support/proxy.ts";
-import { freePort } from "./support/server.ts";
+import { startProxy, type TcpProxy } from "./proxy.ts";
+import { freePort } from "./server.ts";
 
 interface Echo {
   listener: TCPSocketListener<undefined>;

@@ -1,5 +1,5 @@
 /**
- * Issue 8, item 5 — connection caps against an attacker, with bystanders. Over the per-IP cap
+ * Connection caps against an attacker, with bystanders. Over the per-IP cap
  * (authenticated or not) → 429, over the per-user cap → 429, over MAX_CONNECTIONS → 503, all
  * before the upgrade (no socket opens), each counted in
  * `switchboard_upgrades_rejected_total{reason}`; concurrent upgrades cannot race past a cap;
