@@ -159,14 +159,16 @@ export async function startServer(
     }
     const logs = () => spawned.stdout() + spawned.stderr();
     if (!healthy) {
+      // Read before the kill below: its SIGKILL would show up here as "exited with code 137".
+      const exitedByItself = exitCode as number | null;
       proc.kill("SIGKILL");
       await spawned.exited;
       const output = logs().trim().split("\n").slice(-30).join("\n");
       // Another process may have taken the port between freePort() and listen: try once more.
       if (attempt === 0 && env.PORT === undefined && /EADDRINUSE|in use/i.test(output)) continue;
       throw new Error(
-        exitCode !== null
-          ? `server exited with code ${exitCode} before /healthz answered:\n${output}`
+        exitedByItself !== null
+          ? `server exited with code ${exitedByItself} before /healthz answered:\n${output}`
           : `server did not answer /healthz with 200 within ${startTimeoutMs} ms:\n${output}`,
       );
     }
