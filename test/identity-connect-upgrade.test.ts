@@ -5,7 +5,8 @@
  * text within AUTH_CONNECT_CACHE_S, and an answer with expiresIn expires the socket.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { TestClient, closeAll, upgradeStatus } from "./support/client.ts";
+import { TestClient, closeAll } from "./support/client.ts";
+import { upgradeStatus } from "./support/raw-ws.ts";
 import { killAllServers, login, startServer, type TestServer } from "./support/server.ts";
 import { serveAppBackend, type AppBackend, type ConnectBehaviour } from "./support/app-backend.ts";
 

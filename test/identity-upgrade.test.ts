@@ -6,7 +6,8 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { exportSPKI, importJWK } from "jose";
-import { TestClient, closeAll, upgradeStatus } from "./support/client.ts";
+import { TestClient, closeAll } from "./support/client.ts";
+import { upgradeStatus } from "./support/raw-ws.ts";
 import { getTicket, getToken, killAllServers, login, startServer, type TestServer } from "./support/server.ts";
 import { AUDIENCE, ISSUER, makeKey, serveJwks, signAppToken, signHsToken, unsignedToken, type JwksServer, type TestKey } from "./support/jwks.ts";
 
