@@ -56,6 +56,37 @@ export function describeStores(name: string, factory: StoresFactory): void {
       });
     });
 
+    describe("user revocations", () => {
+      test("credentials issued at or before the revoke's second are refused; later ones and other users are not", async () => {
+        const { userRevocations } = await stores();
+        const [user, other] = [unique("u"), unique("u")];
+        expect(await userRevocations.isRevoked(user, 1_000)).toBe(false);
+        await userRevocations.revokeUser(user, 1_000);
+        expect(await userRevocations.isRevoked(user, 999)).toBe(true);
+        expect(await userRevocations.isRevoked(user, 1_000)).toBe(true);
+        expect(await userRevocations.isRevoked(user, 1_001)).toBe(false);
+        expect(await userRevocations.isRevoked(other, 999)).toBe(false);
+      });
+
+      test("a later revoke wins; an earlier one never shortens it", async () => {
+        const { userRevocations } = await stores();
+        const user = unique("u");
+        await userRevocations.revokeUser(user, 2_000);
+        await userRevocations.revokeUser(user, 1_500);
+        expect(await userRevocations.isRevoked(user, 1_800)).toBe(true);
+        await userRevocations.revokeUser(user, 3_000);
+        expect(await userRevocations.isRevoked(user, 2_500)).toBe(true);
+        expect(await userRevocations.isRevoked(user, 3_001)).toBe(false);
+      });
+
+      test("user ids of identity providers (auth0|…, e-mail) work", async () => {
+        const { userRevocations } = await stores();
+        const user = `auth0|${unique("x")}@example.com`;
+        await userRevocations.revokeUser(user, Math.floor(Date.now() / 1000));
+        expect(await userRevocations.isRevoked(user, Math.floor(Date.now() / 1000) - 60)).toBe(true);
+      });
+    });
+
     test("expiry: tickets and revocations end with their TTL; attempts keep a fixed window from the first failure", async () => {
       const { tickets, revocations, attempts } = await stores();
       const ticket = await tickets.issue(grant, 1);
