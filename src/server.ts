@@ -13,6 +13,7 @@ import { websocketHandler, type SwitchboardServer } from "./gateway/socket.ts";
 import { Metrics } from "./metrics.ts";
 import { createApp } from "./app.ts";
 import { Supervisor, joinSupervisor, workerIndex } from "./cluster.ts";
+import { Heartbeat } from "./deployment/heartbeat.ts";
 
 export interface Running {
   config: Config;
@@ -50,6 +51,9 @@ export async function startSwitchboard(config: Config): Promise<Running> {
   );
   gateway.server = server;
 
+  const heartbeat = new Heartbeat(services.deployment, () => gateway.snapshot(), (message, fields) => log.warn(message, fields));
+  heartbeat.start();
+
   const sweepMs = config.maxConnectionAgeS > 0 && config.maxConnectionAgeS < 10 ? 250 : 5000;
   const sweep = setInterval(() => gateway.sweep(Date.now()), sweepMs);
   sweep.unref();
@@ -64,11 +68,14 @@ export async function startSwitchboard(config: Config): Promise<Running> {
     shutdown() {
       stopping ??= (async () => {
         clearInterval(sweep);
+        gateway.draining = true;
+        void heartbeat.beat();
         await gateway.drain();
         // Requests in flight (a publish awaiting Redis) may finish; whatever is left is cut.
         await Promise.race([server.stop(false), Bun.sleep(250)]);
         await server.stop(true);
         await gateway.close();
+        await heartbeat.stop(config.instanceId);
         // Presence entries removed (other processes hear the leaves), then the broker flushed and closed.
         await services.close();
       })();

@@ -27,6 +27,10 @@ export interface Socket extends Member, Registered {
   closeSlow(): void;
   /** Bytes queued for the peer and not yet sent. */
   bufferedAmount(): number;
+  /** `/api/subscribe`: joins as a client subscribe would and sends `subscribed`; true when subscribed afterwards. */
+  serverSubscribe(topic: string): Promise<boolean>;
+  /** `/api/unsubscribe`: leaves and sends `unsubscribed`; true when it was subscribed. */
+  serverUnsubscribe(topic: string): boolean;
 }
 
 /** The settings a Connection reads. */

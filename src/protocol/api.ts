@@ -76,6 +76,12 @@ export type HistoryQuery = { since?: number; epoch?: string; limit?: number };
 export const TopicsQuery = z.object({ prefix: z.string().max(128).default(""), limit });
 export type TopicsQuery = { prefix?: string; limit?: number };
 
+/** What `/api/subscribe`, `/api/unsubscribe` and `/api/disconnect` ask of every machine. */
+export type UserCall =
+  | { op: "subscribe"; user: string; topic: string }
+  | { op: "unsubscribe"; user: string; topic: string }
+  | { op: "disconnect"; user: string; revoke: boolean };
+
 // ── Answers ─────────────────────────────────────────────────────────────────
 
 export interface PublishAnswer {

@@ -11,6 +11,8 @@ import { RedisBroker } from "../broker/redis.ts";
 import { closeConnection, connectWithin, createConnection, type LogFn } from "./connection.ts";
 import { RedisPresence } from "../presence/redis.ts";
 import { checkEvictionPolicy, redisStores } from "../stores/redis.ts";
+import { RedisDeploymentRegistry } from "../deployment/redis.ts";
+import { LEASE_MS } from "../deployment/heartbeat.ts";
 
 export async function createRedisServices(config: Config): Promise<Services> {
   const url = config.redisUrl;
@@ -43,7 +45,7 @@ export async function createRedisServices(config: Config): Promise<Services> {
   const presence = new RedisPresence({ redis: data, instanceId: config.instanceId, leaseMs: config.presenceLeaseMs, log });
   const stores = redisStores(data);
 
-  return assemble(broker, presence, stores, () => closeConnection(data));
+  return assemble(broker, presence, stores, new RedisDeploymentRegistry(data, LEASE_MS), () => closeConnection(data));
 }
 
 /** The URL without its password, for logs. */
