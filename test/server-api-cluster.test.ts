@@ -217,6 +217,29 @@ describe("GET /api/topics and /api/info: the whole deployment, lagging at most 5
     }
     expect((await api(B, "POST", "/api/subscribe", { user: unique("u"), topic: "room:after" })).body).toEqual({ sockets: 0 });
   });
+
+  test("a draining process shows draining:true at once and leaves /api/info when it exits", async () => {
+    const E = await cluster.add("node-e", { DRAIN_MS: "1500" });
+    await socket(E, unique("u"));
+    await Bun.sleep(1200);
+    const before = ((await api(A, "GET", "/api/info")).body.instances as { id: string; draining: boolean }[]).find((i) => i.id === "node-e");
+    expect(before?.draining).toBe(false);
+    E.proc.kill("SIGTERM");
+    const states: { at: number; draining: boolean | undefined }[] = [];
+    const started = Date.now();
+    while (Date.now() - started < 5000) {
+      const e = ((await api(A, "GET", "/api/info")).body.instances as { id: string; draining: boolean }[]).find((i) => i.id === "node-e");
+      states.push({ at: Date.now() - started, draining: e?.draining });
+      if (e === undefined) break;
+      await Bun.sleep(50);
+    }
+    const firstDraining = states.findIndex((s) => s.draining === true);
+    expect(firstDraining).toBeGreaterThanOrEqual(0);
+    expect(states[firstDraining]!.at).toBeLessThan(500); // reported at the signal, not at the next beat
+    expect(states.slice(firstDraining).every((s) => s.draining !== false)).toBe(true);
+    expect(states.at(-1)!.draining).toBeUndefined(); // gone once it exited
+    expect(await E.proc.exited).toBe(0);
+  });
 });
 
 describe("POST /api/broadcast across machines", () => {
