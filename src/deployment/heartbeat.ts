@@ -20,6 +20,7 @@ export class Heartbeat {
   private timer: ReturnType<typeof setInterval> | null = null;
   private failing = false;
   private inFlight: Promise<void> | null = null;
+  private next: Promise<void> | null = null;
 
   constructor(
     private readonly registry: DeploymentRegistry,
@@ -34,9 +35,20 @@ export class Heartbeat {
     this.timer.unref?.();
   }
 
-  /** Reports now; one report at a time (a slow Redis does not pile them up). Never rejects. */
+  /**
+   * Reports now, one report at a time (a slow Redis does not pile them up): a call while one is in
+   * flight reports once more right after it, so a change (draining) is never lost in the old one.
+   * Never rejects.
+   */
   beat(): Promise<void> {
-    this.inFlight ??= (async () => {
+    if (this.inFlight !== null) {
+      this.next ??= this.inFlight.then(() => {
+        this.next = null;
+        return this.beat();
+      });
+      return this.next;
+    }
+    this.inFlight = (async () => {
       try {
         const { status, topics } = this.snapshot();
         await this.registry.report(status, topics);
@@ -55,6 +67,7 @@ export class Heartbeat {
   async stop(id: string): Promise<void> {
     if (this.timer !== null) clearInterval(this.timer);
     this.timer = null;
+    await this.next;
     await this.inFlight;
     await this.registry.remove(id).catch(() => {});
   }
