@@ -39,7 +39,7 @@ export function createApp(deps: Deps): Hono<Env> {
   app.get("/ws", wsRoute(deps));
   app.route("/auth", authRoutes(deps));
   const key = apiKey(deps.config);
-  app.route("/api", apiRoutes(deps));
+  app.route("/api", apiRoutes(deps, key));
   app.route("/api", serverApiRoutes(deps, key));
   app.route("/", healthRoutes(deps));
   app.route("/", demoRoutes(deps));

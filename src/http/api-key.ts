@@ -1,9 +1,9 @@
 /**
- * The server API's credential: `Authorization: Bearer $API_KEY` (scheme case-insensitive),
- * compared in constant time. Without API_KEY the key-only routes do not exist (404).
+ * The server API's credential: `Authorization: Bearer $API_KEY` (auth/bearer.ts: scheme
+ * case-insensitive, compared in constant time). Without API_KEY the key-only routes do not exist (404).
  */
-import { timingSafeEqual } from "node:crypto";
 import type { MiddlewareHandler } from "hono";
+import { bearerOf, sameSecret } from "../auth/bearer.ts";
 import type { Config } from "../config.ts";
 import { ErrorCode, SwitchboardError } from "../protocol/codes.ts";
 import { notFound } from "./errors.ts";
@@ -19,18 +19,13 @@ export interface ApiKey {
 }
 
 export function apiKey(config: Config): ApiKey {
-  const expected = config.apiKey === undefined ? null : Buffer.from(config.apiKey);
-  const matches = (c: Ctx): boolean => {
-    const given = c.req.header("authorization")?.match(/^Bearer\s+(.+)$/i)?.[1];
-    if (expected === null || given === undefined) return false;
-    const buf = Buffer.from(given);
-    return buf.length === expected.length && timingSafeEqual(buf, expected);
-  };
+  const expected = config.apiKey;
+  const matches = (c: Ctx): boolean => expected !== undefined && sameSecret(bearerOf(c.req.header("authorization")), expected);
   return {
-    enabled: expected !== null,
+    enabled: expected !== undefined,
     matches,
     required: async (c, next) => {
-      if (expected === null) return notFound(c);
+      if (expected === undefined) return notFound(c);
       if (!matches(c)) throw new SwitchboardError(ErrorCode.unauthorized, "missing or wrong API key");
       await next();
     },
