@@ -1,7 +1,8 @@
 /**
  * SPEC §6 across machines: three Switchboard processes on one real Redis. Server-side subscribe,
  * unsubscribe and disconnect reach the user's sockets on every machine within 1 s and count them
- * all; `revoke` refuses every older credential everywhere; broadcast reaches every machine.
+ * all; `revoke` refuses every older credential everywhere, and is kept where Redis does not evict
+ * it; broadcast reaches every machine.
  * (The registry, unanswered calls and draining: server-api-registry.test.ts.)
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
@@ -181,6 +182,23 @@ describe("POST /api/broadcast across machines", () => {
     ]);
     expect((await s1.waitMessages(t1, 1))[0]).toMatchObject({ topic: t1, seq: 1, from: "server", data: { hi: 1 } });
     expect((await s2.waitMessages(t2, 1))[0]).toMatchObject({ topic: t2, seq: 1, from: "server", data: { hi: 1 } });
+  });
+});
+
+describe("revocations by user live where Redis does not evict them", () => {
+  test("a Redis whose maxmemory-policy may evict keys without TTL is reported at start with one error line", async () => {
+    expect(await cluster.redis.command("CONFIG", "SET", "maxmemory-policy", "allkeys-lru")).toBe("+OK");
+    try {
+      const F = await cluster.add("node-f");
+      const deadline = Date.now() + 3000;
+      while (!F.logs().includes("maxmemory-policy") && Date.now() < deadline) await Bun.sleep(50);
+      expect(F.faults()).toEqual([expect.stringContaining("Redis maxmemory-policy is allkeys-lru: under memory pressure Redis may evict revocations")]);
+      F.kill();
+    } finally {
+      await cluster.redis.command("CONFIG", "SET", "maxmemory-policy", "noeviction");
+    }
+    expect((await api(A, "POST", "/api/disconnect", { user: unique("u"), revoke: true })).status).toBe(200);
+    expect(await cluster.redis.command("TTL", "sb:{revocations}:users")).toBe(":-1"); // no TTL
   });
 });
 
