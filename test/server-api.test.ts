@@ -93,6 +93,9 @@ describe("bad input: a clear 400/403 and nothing published or changed", () => {
       expect(res.status).toBe(400);
       expect(res.body.error.code).toBe("bad_request");
     }
+    const big = await post("/api/broadcast", { topics: Array.from({ length: 1000 }, (_, i) => (i === 0 ? topic : `room:big${i}`)), data: "x".repeat(68_000) });
+    expect(big.status).toBe(413);
+    expect(big.body.error).toEqual({ code: "too_large", message: expect.stringContaining("split the broadcast") });
     expect((await post("/api/broadcast", { topics: [], data: 1 })).body.error.message).toContain("at least one");
     expect((await post("/api/broadcast", { topics: Array(1001).fill("room:a"), data: 1 })).body.error.message).toContain("1000");
     expect(await seqOf(topic)).toBe(0);

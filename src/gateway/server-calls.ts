@@ -24,11 +24,6 @@ export type { UserCall };
 
 export type CallMessage = Extract<ControlMessage, { type: "call" | "call-reply" }>;
 
-export interface CallAnswer extends SocketsAnswer {
-  /** Processes listed in the deployment that did not reply within the deadline (absent when all did). */
-  unanswered?: string[];
-}
-
 export interface ServerCallsOptions {
   broker: Broker;
   deployment: DeploymentRegistry;
@@ -60,7 +55,7 @@ export class ServerCalls {
   }
 
   /** Runs a call on every machine; rejects with `unavailable` when the control channel is down. */
-  async run(call: UserCall): Promise<CallAnswer> {
+  async run(call: UserCall): Promise<SocketsAnswer> {
     const { broker, deployment, instanceId } = this.options;
     const expected = new Set((await deployment.instances()).map((i) => i.id));
     expected.add(instanceId);

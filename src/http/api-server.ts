@@ -42,6 +42,12 @@ export const SERVER_API_PATHS = [
   "/api/info",
 ];
 
+/**
+ * A broadcast stores and sends its data once per topic: past this many bytes in all (data ×
+ * topics) it is refused whole with 413, so one request cannot make Redis hold gigabytes.
+ */
+export const BROADCAST_MAX_BYTES = 64 * 1024 * 1024;
+
 /** Publishes of one broadcast in flight at once (the broker pipelines them). */
 const BROADCAST_CONCURRENCY = 100;
 
@@ -58,6 +64,10 @@ export function serverApiRoutes(deps: Deps, key: ApiKey): Hono<Env> {
 
   app.post("/broadcast", guard, async (c) => {
     const body = await jsonBody(c, BroadcastBody);
+    const bytes = (JSON.stringify(body.data) ?? "null").length * body.topics.length;
+    if (bytes > BROADCAST_MAX_BYTES) {
+      throw new SwitchboardError(ErrorCode.tooLarge, `data × topics is ${bytes} bytes, over ${BROADCAST_MAX_BYTES}: split the broadcast`);
+    }
     const results: BroadcastAnswer["results"] = new Array(body.topics.length);
     const seen = new Set<string>();
     const jobs: (() => Promise<void>)[] = [];

@@ -116,6 +116,11 @@ export interface PresenceStatsAnswer {
 export interface SocketsAnswer {
   /** The sockets the call acted on, on every machine that answered in time. */
   sockets: number;
+  /**
+   * Processes the deployment lists that did not reply within 1 s (absent when all did): their
+   * sockets are not counted, and they act only if and when the call reaches them.
+   */
+  unanswered?: string[];
 }
 export interface TicketAnswer {
   ticket: string;
