@@ -5,7 +5,7 @@
  * API_KEY). The API acts as the server: client namespace rules do not apply, but a topic must be
  * valid (400) and inside a namespace (403). A body that fails validation acts on nothing.
  */
-import { Hono } from "hono";
+import { Hono, type MiddlewareHandler } from "hono";
 import type { ZodType } from "zod";
 import { newSessionId } from "../auth/sessions.ts";
 import {
@@ -16,7 +16,6 @@ import {
   TokenBody,
   TopicsQuery,
   UserTopicBody,
-  type BroadcastAnswer,
   type HistoryAnswer,
 } from "../protocol/api.ts";
 import { ErrorCode, SwitchboardError } from "../protocol/codes.ts";
@@ -24,6 +23,7 @@ import type { MessageFrame } from "../protocol/frames.ts";
 import { authorize } from "../protocol/topics.ts";
 import { describeZod } from "../protocol/parse.ts";
 import { readHistory } from "./history.ts";
+import { broadcast } from "./broadcast.ts";
 import { jsonBody } from "./errors.ts";
 import type { ApiKey } from "./api-key.ts";
 import type { Ctx, Deps, Env } from "./context.ts";
@@ -42,15 +42,6 @@ export const SERVER_API_PATHS = [
   "/api/info",
 ];
 
-/**
- * A broadcast stores and sends its data once per topic: past this many bytes in all (data ×
- * topics) it is refused whole with 413, so one request cannot make Redis hold gigabytes.
- */
-export const BROADCAST_MAX_BYTES = 64 * 1024 * 1024;
-
-/** Publishes of one broadcast in flight at once (the broker pipelines them). */
-const BROADCAST_CONCURRENCY = 100;
-
 function query<T>(c: Ctx, schema: ZodType<T>): T {
   const result = schema.safeParse(c.req.query());
   if (!result.success) throw new SwitchboardError(ErrorCode.badRequest, describeZod(result.error, "invalid query"));
@@ -58,43 +49,19 @@ function query<T>(c: Ctx, schema: ZodType<T>): T {
 }
 
 export function serverApiRoutes(deps: Deps, key: ApiKey): Hono<Env> {
-  const { config, gateway, services, signer } = deps;
   const app = new Hono<Env>();
-  const guard = key.required;
+  topicRoutes(app, deps, key.required);
+  userRoutes(app, deps, key.required);
+  return app;
+}
+
+/** Per topic and per deployment: broadcast, history, presence stats, topics, info. */
+function topicRoutes(app: Hono<Env>, deps: Deps, guard: MiddlewareHandler<Env>): void {
+  const { config, gateway, services } = deps;
 
   app.post("/broadcast", guard, async (c) => {
     const body = await jsonBody(c, BroadcastBody);
-    const bytes = (JSON.stringify(body.data) ?? "null").length * body.topics.length;
-    if (bytes > BROADCAST_MAX_BYTES) {
-      throw new SwitchboardError(ErrorCode.tooLarge, `data × topics is ${bytes} bytes, over ${BROADCAST_MAX_BYTES}: split the broadcast`);
-    }
-    const results: BroadcastAnswer["results"] = new Array(body.topics.length);
-    const seen = new Set<string>();
-    const jobs: (() => Promise<void>)[] = [];
-    body.topics.forEach((topic, i) => {
-      try {
-        authorize({ kind: "server" }, "publish", topic);
-        if (seen.has(topic)) throw new SwitchboardError(ErrorCode.badRequest, "topic listed twice; published once");
-        seen.add(topic);
-      } catch (error) {
-        const e = error as SwitchboardError;
-        results[i] = { topic, error: { code: e.code, message: e.message } };
-        return;
-      }
-      jobs.push(async () => {
-        try {
-          const r = await gateway.publish(topic, { from: "server", data: body.data, ts: Date.now(), key: body.key });
-          results[i] = { topic, seq: r.seq, epoch: r.epoch };
-        } catch (error) {
-          const e = error instanceof SwitchboardError ? error : new SwitchboardError(ErrorCode.internal, "internal error");
-          results[i] = { topic, error: { code: e.code, message: e.message } };
-        }
-      });
-    });
-    for (let i = 0; i < jobs.length; i += BROADCAST_CONCURRENCY) {
-      await Promise.all(jobs.slice(i, i + BROADCAST_CONCURRENCY).map((job) => job()));
-    }
-    return c.json({ results }, 202);
+    return c.json(await broadcast(body, (topic, input) => gateway.publish(topic, input)), 202);
   });
 
   app.get("/history/:topic", guard, async (c) => {
@@ -119,6 +86,18 @@ export function serverApiRoutes(deps: Deps, key: ApiKey): Hono<Env> {
     const members = await services.presence.members(topic);
     return c.json({ topic, users: members.length, connections: members.reduce((n, m) => n + m.connections, 0) });
   });
+
+  app.get("/topics", guard, async (c) => {
+    const q = query(c, TopicsQuery);
+    return c.json({ topics: await services.deployment.topics(q.prefix, q.limit) });
+  });
+
+  app.get("/info", guard, async (c) => c.json({ instances: await services.deployment.instances() }));
+}
+
+/** Per user: server-side subscribe, unsubscribe, disconnect (every machine), and minting credentials. */
+function userRoutes(app: Hono<Env>, deps: Deps, guard: MiddlewareHandler<Env>): void {
+  const { config, gateway, services, signer } = deps;
 
   app.post("/subscribe", guard, async (c) => {
     const body = await jsonBody(c, UserTopicBody);
@@ -152,13 +131,4 @@ export function serverApiRoutes(deps: Deps, key: ApiKey): Hono<Env> {
     const token = await signer.sign("token", body.user, newSessionId(), ttlS, body.caps);
     return c.json({ token, expiresIn: ttlS });
   });
-
-  app.get("/topics", guard, async (c) => {
-    const q = query(c, TopicsQuery);
-    return c.json({ topics: await services.deployment.topics(q.prefix, q.limit) });
-  });
-
-  app.get("/info", guard, async (c) => c.json({ instances: await services.deployment.instances() }));
-
-  return app;
 }
