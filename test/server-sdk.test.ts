@@ -127,6 +127,29 @@ describe("signToken and verifyWebhook", () => {
     await expect(signToken({ user: { id: "u" }, ttlS: 0 }, secret)).rejects.toThrow("ttlS");
   });
 
+  test("a token from signToken opens a socket on a server with AUTH_JWT_SECRET; disconnect with revoke refuses it afterwards", async () => {
+    const app = await startServer({ AUTH_JWT_SECRET: secret });
+    try {
+      const sb = new SwitchboardApi({ url: app.url, apiKey: TEST_API_KEY });
+      const user = { id: `auth0|${unique("app")}`, name: "App User" };
+      const jwt = await signToken({ user, ttlS: 60 }, secret);
+      const first = new TestClient(app.wsUrl);
+      clients.add(first);
+      await first.waitOpen();
+      first.send({ type: "auth", token: jwt });
+      expect((await first.welcome()).user).toEqual(user);
+      expect(await sb.disconnect({ user: user.id, revoke: true })).toEqual({ sockets: 1 });
+      expect((await first.waitClose()).code).toBe(4003);
+      const again = new TestClient(app.wsUrl);
+      clients.add(again);
+      await again.waitOpen();
+      again.send({ type: "auth", token: jwt });
+      expect((await again.waitClose()).code).toBe(4001);
+    } finally {
+      await app.stop();
+    }
+  });
+
   test("verifyWebhook: returns the event for a fresh signature; refuses a tampered body, another secret, an old t", () => {
     const event = { id: "evt_1", type: "presence.join", at: Date.now(), data: { topic: "room:a", user: { id: "u", name: "U" } } };
     const body = JSON.stringify(event);
