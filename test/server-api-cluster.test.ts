@@ -182,6 +182,10 @@ describe("POST /api/broadcast across machines", () => {
     ]);
     expect((await s1.waitMessages(t1, 1))[0]).toMatchObject({ topic: t1, seq: 1, from: "server", data: { hi: 1 } });
     expect((await s2.waitMessages(t2, 1))[0]).toMatchObject({ topic: t2, seq: 1, from: "server", data: { hi: 1 } });
+    // History in Redis, read on another machine: the broadcast's message, then after it nothing.
+    const history = await api(C, "GET", `/api/history/${t1}`);
+    expect(history.body).toEqual({ topic: t1, epoch: res.body.results[0].epoch, seq: 1, recovered: false, messages: [s1.messages.get(t1)![0]] });
+    expect((await api(A, "GET", `/api/history/${t1}?since=1&epoch=${res.body.results[0].epoch}`)).body).toMatchObject({ seq: 1, recovered: true, messages: [] });
   });
 });
 
