@@ -1,9 +1,9 @@
 /** The deployment registry suite on the embedded registry and on Redis (shared by every machine). */
-import { afterAll, beforeAll } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type Redis from "ioredis";
 import { closeConnection, connectWithin, createConnection } from "../src/redis/connection.ts";
 import { MemoryDeploymentRegistry } from "../src/deployment/memory.ts";
-import { RedisDeploymentRegistry } from "../src/deployment/redis.ts";
+import { RedisDeploymentRegistry, deploymentKeys } from "../src/deployment/redis.ts";
 import { startRedis, type TestRedis } from "./support/redis.ts";
 import { describeDeployment } from "./suites/deployment.suite.ts";
 
@@ -22,3 +22,16 @@ afterAll(async () => {
 });
 
 describeDeployment("Redis", (leaseMs) => new RedisDeploymentRegistry(client, leaseMs));
+
+describe("RedisDeploymentRegistry", () => {
+  test("an unchanged report rewrites the topics hash when Redis lost it (restart, eviction)", async () => {
+    const registry = new RedisDeploymentRegistry(client, 5000);
+    const status = { id: "lost-hash", region: "local", connections: 1, topics: 1, startedAt: 1, draining: false };
+    const topics = new Map([["room:lost-hash", 3]]);
+    await registry.report(status, topics);
+    await client.del(deploymentKeys.topics("lost-hash"));
+    expect(await registry.topics("room:lost-hash", 10)).toEqual([]);
+    await registry.report(status, topics);
+    expect(await registry.topics("room:lost-hash", 10)).toEqual([{ topic: "room:lost-hash", subscribers: 3 }]);
+  });
+});

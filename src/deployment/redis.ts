@@ -33,6 +33,12 @@ async function exec(batch: ReturnType<Redis["multi"]>): Promise<unknown[]> {
   return replies.map(([, value]) => value);
 }
 
+function sameCounts(a: ReadonlyMap<string, number>, b: ReadonlyMap<string, number>): boolean {
+  if (a.size !== b.size) return false;
+  for (const [topic, count] of b) if (a.get(topic) !== count) return false;
+  return true;
+}
+
 export class RedisDeploymentRegistry implements DeploymentRegistry {
   constructor(
     /** A command connection, shared and not closed here. */
@@ -40,16 +46,26 @@ export class RedisDeploymentRegistry implements DeploymentRegistry {
     private readonly leaseMs: number,
   ) {}
 
+  /** The topics of this process's last full report, to skip rewriting an unchanged hash. */
+  private lastTopics: { id: string; topics: Map<string, number> } | null = null;
+
+  /**
+   * Rewrites the topics hash only when the counts changed since the last report; otherwise only
+   * the leases are renewed. A hash that vanished meanwhile (Redis restarted) is written again.
+   */
   report(status: InstanceInfo, topics: ReadonlyMap<string, number>): Promise<void> {
     return guard(async () => {
       const topicsKey = deploymentKeys.topics(status.id);
-      const multi = this.redis
-        .multi()
-        .set(deploymentKeys.status(status.id), JSON.stringify(status), "PX", this.leaseMs)
-        .sadd(deploymentKeys.ids, status.id)
-        .del(topicsKey);
+      const base = () => this.redis.multi().set(deploymentKeys.status(status.id), JSON.stringify(status), "PX", this.leaseMs).sadd(deploymentKeys.ids, status.id);
+      const last = this.lastTopics;
+      if (topics.size > 0 && last !== null && last.id === status.id && sameCounts(last.topics, topics)) {
+        const [, , renewed] = await exec(base().pexpire(topicsKey, this.leaseMs));
+        if (Number(renewed) === 1) return;
+      }
+      const multi = base().del(topicsKey);
       if (topics.size > 0) multi.hset(topicsKey, Object.fromEntries(topics)).pexpire(topicsKey, this.leaseMs);
       await exec(multi);
+      this.lastTopics = { id: status.id, topics: new Map(topics) };
     });
   }
 

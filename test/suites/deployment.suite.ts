@@ -64,6 +64,17 @@ export function describeDeployment(name: string, factory: DeploymentFactory): vo
       expect(await r.topics(ns, 100)).toEqual([]);
     });
 
+    test("an unchanged report keeps the topics alive past the lease", async () => {
+      const r = await registry(400);
+      const [id, ns] = [unique("p"), unique("room")];
+      const topics = new Map([[`${ns}:a`, 2]]);
+      for (let i = 0; i < 8; i++) {
+        await r.report(status(id), topics);
+        await Bun.sleep(100);
+      }
+      expect(await r.topics(ns, 100)).toEqual([{ topic: `${ns}:a`, subscribers: 2 }]);
+    });
+
     test("a process that stops reporting is gone, with its topics, once its lease runs out", async () => {
       const r = await registry(400);
       const [quiet, alive, ns] = [unique("quiet"), unique("alive"), unique("room")];
