@@ -5,6 +5,7 @@
 import { ConfigError, loadConfig, type Config } from "./config.ts";
 import { createLogger, errorFields, type Logger } from "./log.ts";
 import { createServices } from "./create-services.ts";
+import type { Services } from "./services.ts";
 import { SessionSigner } from "./auth/sessions.ts";
 import { UserDirectory } from "./auth/users.ts";
 import { appIdentity, createCredentials } from "./auth/create-credentials.ts";
@@ -14,6 +15,7 @@ import { Metrics } from "./metrics.ts";
 import { createApp } from "./app.ts";
 import { Supervisor, joinSupervisor, workerIndex } from "./cluster.ts";
 import { Heartbeat } from "./deployment/heartbeat.ts";
+import { RevocationWatch } from "./gateway/revocation-watch.ts";
 
 export interface Running {
   config: Config;
@@ -21,6 +23,19 @@ export interface Running {
   gateway: Gateway;
   /** Drains (1012 spread over DRAIN_MS) and releases everything. */
   shutdown(): Promise<void>;
+}
+
+/**
+ * What keeps this process part of the deployment (SPEC §6): its heartbeat into the registry, and
+ * the watch that closes sockets of users revoked while a call to this machine may have been lost.
+ */
+function startDeploymentDuties(services: Services, gateway: Gateway, log: Logger) {
+  const warn = (message: string, fields: Record<string, unknown>) => log.warn(message, fields);
+  const heartbeat = new Heartbeat(services.deployment, () => gateway.snapshot(), warn);
+  const revocations = new RevocationWatch({ store: services.stores.userRevocations, socketsOf: (userId) => gateway.registry.withUser(userId), log: warn });
+  heartbeat.start();
+  revocations.start();
+  return { heartbeat, revocations };
 }
 
 export async function startSwitchboard(config: Config): Promise<Running> {
@@ -51,8 +66,7 @@ export async function startSwitchboard(config: Config): Promise<Running> {
   );
   gateway.server = server;
 
-  const heartbeat = new Heartbeat(services.deployment, () => gateway.snapshot(), (message, fields) => log.warn(message, fields));
-  heartbeat.start();
+  const { heartbeat, revocations } = startDeploymentDuties(services, gateway, log);
 
   const sweepMs = config.maxConnectionAgeS > 0 && config.maxConnectionAgeS < 10 ? 250 : 5000;
   const sweep = setInterval(() => gateway.sweep(Date.now()), sweepMs);
@@ -68,6 +82,7 @@ export async function startSwitchboard(config: Config): Promise<Running> {
     shutdown() {
       stopping ??= (async () => {
         clearInterval(sweep);
+        revocations.stop();
         gateway.draining = true;
         void heartbeat.beat();
         await gateway.drain();

@@ -163,6 +163,18 @@ describe("POST /api/disconnect closes the user's sockets on every machine with 4
     clients.add(cookieAgain);
     expect(cookieAgain.isOpen).toBe(true);
   });
+
+  test("a revoke whose call never reached a machine still closes that machine's sockets within ~2 s", async () => {
+    const user = unique("u");
+    const jwt = await token(user);
+    const onB = await socket(B, user, jwt);
+    // The revocation as /api/disconnect stores it, with no control message: as if B missed the call.
+    const atS = Math.floor(Date.now() / 1000);
+    expect(await cluster.redis.command("ZADD", "sb:{revocations}:users", "GT", String(atS), user)).toBe(":1");
+    const started = Date.now();
+    expect((await onB.waitClose(4000)).code).toBe(4003);
+    expect(Date.now() - started).toBeLessThan(3500);
+  });
 });
 
 describe("POST /api/broadcast across machines", () => {

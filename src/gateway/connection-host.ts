@@ -20,6 +20,8 @@ export interface Socket extends Member, Registered {
   readonly openedAt: number;
   /** The credential's expiry (epoch seconds), when it limits the socket's life. */
   readonly expiresAt: number | null;
+  /** When the socket's credential was issued (epoch seconds), when known: revocation by user compares it. */
+  readonly issuedAt: number | null;
   /** When the sweep retires this socket with 1012 (MAX_CONNECTION_AGE_S), or null. */
   readonly retireAt: number | null;
   close(code: number, reason: string): void;

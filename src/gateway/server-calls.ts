@@ -13,8 +13,8 @@
  * its sockets are just not counted. Pub/sub is at-most-once: a process whose link to Redis is
  * down when the call is published never hears it. For `disconnect` with `revoke` that is
  * covered anyway — the revocation is stored in Redis before the call goes out, so those sockets'
- * credentials are refused when they reconnect — but a server-side subscribe may have to be
- * repeated; `unanswered` says when.
+ * credentials are refused when they reconnect, and revocation-watch.ts closes the open ones — but
+ * a server-side subscribe may have to be repeated; `unanswered` says when.
  */
 import type { Broker, ControlMessage } from "../broker/broker.ts";
 import type { DeploymentRegistry } from "../deployment/registry.ts";

@@ -29,6 +29,12 @@ class ExpiringMap<V> {
     return this.entries.delete(key);
   }
 
+  /** Live entries as [key, value]. */
+  *live(): IterableIterator<[string, V]> {
+    const now = this.now();
+    for (const [key, entry] of this.entries) if (entry.expiresAt > now) yield [key, entry.value];
+  }
+
   sweep(): void {
     const now = this.now();
     for (const [key, entry] of this.entries) if (entry.expiresAt <= now) this.entries.delete(key);
@@ -75,6 +81,10 @@ export class MemoryUserRevocationStore implements UserRevocationStore {
   async isRevoked(userId: string, iatS: number): Promise<boolean> {
     const atS = this.map.get(userId)?.value;
     return atS !== undefined && iatS <= atS;
+  }
+
+  async revokedSince(sinceS: number): Promise<Map<string, number>> {
+    return new Map([...this.map.live()].filter(([, atS]) => atS >= sinceS));
   }
 }
 

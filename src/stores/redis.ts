@@ -91,6 +91,15 @@ export class RedisUserRevocationStore implements UserRevocationStore {
       return atS !== null && iatS <= Number(atS);
     });
   }
+
+  revokedSince(sinceS: number): Promise<Map<string, number>> {
+    return guard("revocation", async () => {
+      const flat = (await this.redis.zrangebyscore(storeKeys.revokedUsers, sinceS, "+inf", "WITHSCORES")) as string[];
+      const out = new Map<string, number>();
+      for (let i = 0; i + 1 < flat.length; i += 2) out.set(flat[i]!, Number(flat[i + 1]));
+      return out;
+    });
+  }
 }
 
 /**

@@ -40,6 +40,8 @@ export interface UserRevocationStore {
   revokeUser(userId: string, atS: number): Promise<void>;
   /** True when a credential of this user issued at `iatS` is refused. */
   isRevoked(userId: string, iatS: number): Promise<boolean>;
+  /** Users revoked at `sinceS` or later (epoch seconds), with the second of their latest revoke. */
+  revokedSince(sinceS: number): Promise<Map<string, number>>;
 }
 
 /**

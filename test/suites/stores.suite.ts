@@ -79,6 +79,18 @@ export function describeStores(name: string, factory: StoresFactory): void {
         expect(await userRevocations.isRevoked(user, 3_001)).toBe(false);
       });
 
+      test("revokedSince lists the users revoked at or after a second, with their latest revoke", async () => {
+        const { userRevocations } = await stores();
+        const base = 2_000_000_000 + Math.floor(Math.random() * 1_000_000);
+        const [early, late] = [unique("u"), unique("u")];
+        await userRevocations.revokeUser(early, base);
+        await userRevocations.revokeUser(late, base + 10);
+        const since = await userRevocations.revokedSince(base + 5);
+        expect(since.get(late)).toBe(base + 10);
+        expect(since.has(early)).toBe(false);
+        expect((await userRevocations.revokedSince(base)).get(early)).toBe(base);
+      });
+
       test("user ids of identity providers (auth0|…, e-mail) work", async () => {
         const { userRevocations } = await stores();
         const user = `auth0|${unique("x")}@example.com`;
