@@ -6,6 +6,8 @@ import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { authRoutes } from "./http/auth.ts";
 import { apiRoutes } from "./http/api.ts";
+import { SERVER_API_PATHS, serverApiRoutes } from "./http/api-server.ts";
+import { apiKey } from "./http/api-key.ts";
 import { healthRoutes } from "./http/health.ts";
 import { demoRoutes } from "./http/demo.ts";
 import { clientBundleRoutes } from "./http/client-bundle.ts";
@@ -36,13 +38,15 @@ export function createApp(deps: Deps): Hono<Env> {
   app.use("/auth/*", authCors(deps.config.allowedOrigins));
   app.get("/ws", wsRoute(deps));
   app.route("/auth", authRoutes(deps));
-  app.route("/api", apiRoutes(deps));
+  const key = apiKey(deps.config);
+  app.route("/api", apiRoutes(deps, key));
+  app.route("/api", serverApiRoutes(deps, key));
   app.route("/", healthRoutes(deps));
   app.route("/", demoRoutes(deps));
   app.route("/", clientBundleRoutes());
 
   app.onError(onError(deps.log));
-  // Without API_KEY the publish API does not exist (SPEC §2: 404), whatever the method.
-  app.notFound(routeNotFound(app.routes, deps.config.apiKey === undefined ? ["/api/publish"] : []));
+  // Without API_KEY the key-only API does not exist (SPEC §2: 404), whatever the method.
+  app.notFound(routeNotFound(app.routes, key.enabled ? [] : ["/api/publish", ...SERVER_API_PATHS]));
   return app;
 }

@@ -7,6 +7,8 @@ import { assemble, type Services } from "./services.ts";
 import { MemoryBroker } from "./broker/memory.ts";
 import { MemoryPresence } from "./presence/memory.ts";
 import { memoryStores } from "./stores/memory.ts";
+import { MemoryDeploymentRegistry } from "./deployment/memory.ts";
+import { LEASE_MS } from "./deployment/heartbeat.ts";
 
 export async function createServices(config: Config): Promise<Services> {
   if (config.redisUrl !== undefined) {
@@ -14,5 +16,5 @@ export async function createServices(config: Config): Promise<Services> {
     return createRedisServices(config);
   }
   const broker = new MemoryBroker({ historySize: config.historySize, historyTtlS: config.historyTtlS, historyMaxBytes: config.historyMaxBytes });
-  return assemble(broker, new MemoryPresence(), memoryStores());
+  return assemble(broker, new MemoryPresence(), memoryStores(), new MemoryDeploymentRegistry(LEASE_MS));
 }

@@ -5,6 +5,7 @@
 import { ConfigError, loadConfig, type Config } from "./config.ts";
 import { createLogger, errorFields, type Logger } from "./log.ts";
 import { createServices } from "./create-services.ts";
+import type { Services } from "./services.ts";
 import { SessionSigner } from "./auth/sessions.ts";
 import { UserDirectory } from "./auth/users.ts";
 import { appIdentity, createCredentials } from "./auth/create-credentials.ts";
@@ -13,6 +14,8 @@ import { websocketHandler, type SwitchboardServer } from "./gateway/socket.ts";
 import { Metrics } from "./metrics.ts";
 import { createApp } from "./app.ts";
 import { Supervisor, joinSupervisor, workerIndex } from "./cluster.ts";
+import { Heartbeat } from "./deployment/heartbeat.ts";
+import { RevocationWatch } from "./gateway/revocation-watch.ts";
 
 export interface Running {
   config: Config;
@@ -20,6 +23,19 @@ export interface Running {
   gateway: Gateway;
   /** Drains (1012 spread over DRAIN_MS) and releases everything. */
   shutdown(): Promise<void>;
+}
+
+/**
+ * What keeps this process part of the deployment (SPEC §6): its heartbeat into the registry, and
+ * the watch that closes sockets of users revoked while a call to this machine may have been lost.
+ */
+function startDeploymentDuties(services: Services, gateway: Gateway, log: Logger) {
+  const warn = (message: string, fields: Record<string, unknown>) => log.warn(message, fields);
+  const heartbeat = new Heartbeat(services.deployment, () => gateway.snapshot(), warn);
+  const revocations = new RevocationWatch({ store: services.stores.userRevocations, socketsOf: (userId) => gateway.registry.withUser(userId), log: warn });
+  heartbeat.start();
+  revocations.start();
+  return { heartbeat, revocations };
 }
 
 export async function startSwitchboard(config: Config): Promise<Running> {
@@ -50,6 +66,8 @@ export async function startSwitchboard(config: Config): Promise<Running> {
   );
   gateway.server = server;
 
+  const { heartbeat, revocations } = startDeploymentDuties(services, gateway, log);
+
   const sweepMs = config.maxConnectionAgeS > 0 && config.maxConnectionAgeS < 10 ? 250 : 5000;
   const sweep = setInterval(() => gateway.sweep(Date.now()), sweepMs);
   sweep.unref();
@@ -64,11 +82,15 @@ export async function startSwitchboard(config: Config): Promise<Running> {
     shutdown() {
       stopping ??= (async () => {
         clearInterval(sweep);
+        revocations.stop();
+        gateway.draining = true;
+        void heartbeat.beat();
         await gateway.drain();
         // Requests in flight (a publish awaiting Redis) may finish; whatever is left is cut.
         await Promise.race([server.stop(false), Bun.sleep(250)]);
         await server.stop(true);
         await gateway.close();
+        await heartbeat.stop(config.instanceId);
         // Presence entries removed (other processes hear the leaves), then the broker flushed and closed.
         await services.close();
       })();

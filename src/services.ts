@@ -5,11 +5,14 @@
 import type { Broker } from "./broker/broker.ts";
 import type { Presence } from "./presence/presence.ts";
 import type { Stores } from "./stores/stores.ts";
+import type { DeploymentRegistry } from "./deployment/registry.ts";
 
 export interface Services {
   broker: Broker;
   presence: Presence;
   stores: Stores;
+  /** Every live process of the deployment and its topics (`/api/topics`, `/api/info`). */
+  deployment: DeploymentRegistry;
   /** Stops everything started here (connections, timers). */
   close(): Promise<void>;
 }
@@ -19,15 +22,17 @@ export interface Services {
  * leaves still go out through the broker), then the broker, the stores, and `release` last
  * (connections the parts share).
  */
-export function assemble(broker: Broker, presence: Presence, stores: Stores, release?: () => Promise<void>): Services {
+export function assemble(broker: Broker, presence: Presence, stores: Stores, deployment: DeploymentRegistry, release?: () => Promise<void>): Services {
   return {
     broker,
     presence,
     stores,
+    deployment,
     async close() {
       await presence.close();
       await broker.close();
       await stores.close();
+      await deployment.close();
       await release?.();
     },
   };

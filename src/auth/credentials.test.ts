@@ -61,6 +61,30 @@ describe("Credentials.identify", () => {
     expect(await credentials.identify({ token })).toMatchObject({ ok: false, reason: "bad_token" });
   });
 
+  test("a revoked user (SPEC §6 revoke) is refused by every source for credentials issued up to the revoke's second", async () => {
+    const stores = memoryStores();
+    let nowMs = 1_800_000_000_000;
+    const signer = new SessionSigner(new Uint8Array(32).fill(7), () => nowMs);
+    const credentials = createCredentials(signer, stores);
+    const atS = nowMs / 1000;
+    const old = {
+      cookie: `${COOKIE_NAME}=${await signer.sign("session", alice, "s1", 600)}`,
+      token: await signer.sign("token", alice, "s2", 600),
+      ticket: await stores.tickets.issue({ user: alice, sid: "s1", iat: atS }, 30),
+    };
+    const undated = await stores.tickets.issue({ user: alice, sid: "s3" }, 30);
+    const bob = await signer.sign("token", { id: "bob", name: "bob" }, "s4", 600);
+    await stores.userRevocations.revokeUser("alice", atS);
+    for (const presented of [{ cookie: old.cookie }, { token: old.token }, { ticket: old.ticket }, { ticket: undated }]) {
+      expect({ presented, ok: (await credentials.identify(presented))?.ok }).toEqual({ presented, ok: false });
+    }
+    expect((await credentials.identify({ token: bob }))?.ok).toBe(true);
+    nowMs += 1000; // issued in the next second: accepted
+    expect((await credentials.identify({ token: await signer.sign("token", alice, "s5", 600) }))?.ok).toBe(true);
+    expect((await credentials.identify({ ticket: await stores.tickets.issue({ user: alice, sid: "s1", iat: atS + 1 }, 30) }))?.ok).toBe(true);
+    await stores.close();
+  });
+
   test("refused() reaches the hook without the credential", async () => {
     const { credentials, refused } = await setup();
     credentials.refused("origin");

@@ -5,6 +5,7 @@
  */
 import { SignJWT, jwtVerify } from "jose";
 import type { User } from "../protocol/frames.ts";
+import { Caps } from "./caps.ts";
 
 export type CredentialKind = "session" | "token";
 
@@ -15,6 +16,8 @@ export interface Claims {
   exp: number;
   /** Issue time, epoch seconds (every credential this signer makes has one). */
   iat: number | null;
+  /** Capabilities the credential carries (a token minted by `/api/tokens`); null: the default rules. */
+  caps: Caps | null;
 }
 
 /** The `iss` of every JWT this server signs. */
@@ -34,8 +37,9 @@ export class SessionSigner {
     if (secret.byteLength < 32) throw new Error("the session secret must be at least 32 bytes");
   }
 
-  async sign(kind: CredentialKind, user: User, sid: string, ttlS: number): Promise<string> {
-    return new SignJWT({ name: user.name, sid })
+  /** `caps` (SPEC §5) travel in the token as they are (minted by `/api/tokens`); absent: the default rules. */
+  async sign(kind: CredentialKind, user: User, sid: string, ttlS: number, caps?: Caps): Promise<string> {
+    return new SignJWT(caps === undefined ? { name: user.name, sid } : { name: user.name, sid, caps })
       .setProtectedHeader({ alg: "HS256", typ: "JWT" })
       .setSubject(user.id)
       .setIssuer(ISSUER)
@@ -57,7 +61,7 @@ export class SessionSigner {
   async verify(kind: CredentialKind, jwt: string): Promise<Claims | null> {
     const cached = this.verified.get(jwt);
     if (cached !== undefined) {
-      if (cached.kind === kind && cached.exp + CLOCK_TOLERANCE_S > this.now() / 1000) return { user: cached.user, sid: cached.sid, exp: cached.exp, iat: cached.iat };
+      if (cached.kind === kind && cached.exp + CLOCK_TOLERANCE_S > this.now() / 1000) return { user: cached.user, sid: cached.sid, exp: cached.exp, iat: cached.iat, caps: cached.caps };
       if (cached.kind === kind) this.verified.delete(jwt);
     }
     const claims = await this.check(kind, jwt);
@@ -78,9 +82,12 @@ export class SessionSigner {
         currentDate: new Date(this.now()),
         requiredClaims: ["sub", "exp", "sid"],
       });
-      const { sub, name, sid, exp, iat } = payload as { sub?: unknown; name?: unknown; sid?: unknown; exp?: unknown; iat?: unknown };
+      const { sub, name, sid, exp, iat, caps } = payload as { sub?: unknown; name?: unknown; sid?: unknown; exp?: unknown; iat?: unknown; caps?: unknown };
       if (typeof sub !== "string" || typeof sid !== "string" || typeof exp !== "number") return null;
-      return { user: { id: sub, name: typeof name === "string" ? name : sub }, sid, exp, iat: typeof iat === "number" ? iat : null };
+      // We signed it: caps that do not parse can only come from a bug; refuse rather than widen.
+      const parsedCaps = caps === undefined ? null : Caps.safeParse(caps);
+      if (parsedCaps !== null && !parsedCaps.success) return null;
+      return { user: { id: sub, name: typeof name === "string" ? name : sub }, sid, exp, iat: typeof iat === "number" ? iat : null, caps: parsedCaps?.data ?? null };
     } catch {
       // Malformed, forged, expired, wrong audience: all the same to the caller.
       return null;

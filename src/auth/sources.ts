@@ -21,7 +21,7 @@ export function ticketSource(tickets: TicketStore): IdentitySource {
       const grant = await tickets.redeem(ticket);
       if (grant === null) return null;
       // A ticket socket lives as long as it stays open (its session's revocation still closes it).
-      return { user: grant.user, sid: grant.sid, exp: null, iat: null, caps: grant.caps ?? null, via: "ticket" };
+      return { user: grant.user, sid: grant.sid, exp: null, iat: grant.iat ?? null, caps: grant.caps ?? null, via: "ticket" };
     },
     refusal: { reason: "bad_ticket", message: "unknown, expired or used ticket" },
   };
@@ -33,7 +33,7 @@ export function tokenSource(signer: SessionSigner): IdentitySource {
     async check(token) {
       if (token.length === 0 || token.length > MAX_TOKEN) return null;
       const claims = await signer.verify("token", token);
-      return claims === null ? null : { user: claims.user, sid: claims.sid, exp: claims.exp, iat: claims.iat, caps: null, via: "token" };
+      return claims === null ? null : { user: claims.user, sid: claims.sid, exp: claims.exp, iat: claims.iat, caps: claims.caps, via: "token" };
     },
     refusal: { reason: "bad_token", message: "invalid or expired token" },
   };
@@ -44,7 +44,7 @@ export function sessionCookieSource(signer: SessionSigner): IdentitySource {
     find: (presented) => readSessionCookie(presented.cookie),
     async check(jwt) {
       const claims = await signer.verify("session", jwt);
-      return claims === null ? null : { user: claims.user, sid: claims.sid, exp: claims.exp, iat: claims.iat, caps: null, via: "cookie" };
+      return claims === null ? null : { user: claims.user, sid: claims.sid, exp: claims.exp, iat: claims.iat, caps: claims.caps, via: "cookie" };
     },
     refusal: { reason: "bad_cookie", message: "invalid or revoked session" },
   };

@@ -9,6 +9,7 @@
  * test/suites/broker.suite.ts unchanged.
  */
 import type { Position } from "../protocol/frames.ts";
+import type { UserCall } from "../protocol/api.ts";
 
 export type { Position };
 
@@ -61,7 +62,10 @@ export interface HistoryResult {
 /** Messages between processes that are not topic traffic. At most once, every process. */
 export type ControlMessage =
   | { type: "revoke-session"; sid: string }
-  | { type: "canary"; instance: string; nonce: string };
+  | { type: "canary"; instance: string; nonce: string }
+  /** A server API call for a user's sockets on every machine, and each machine's reply (gateway/server-calls.ts). */
+  | { type: "call"; id: string; from: string; call: UserCall }
+  | { type: "call-reply"; id: string; to: string; instance: string; sockets: number };
 
 export interface BrokerEvents {
   /** A publication on a topic this process subscribed to, in the order the broker received it. */

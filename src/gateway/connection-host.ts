@@ -20,6 +20,8 @@ export interface Socket extends Member, Registered {
   readonly openedAt: number;
   /** The credential's expiry (epoch seconds), when it limits the socket's life. */
   readonly expiresAt: number | null;
+  /** When the socket's credential was issued (epoch seconds), when known: revocation by user compares it. */
+  readonly issuedAt: number | null;
   /** When the sweep retires this socket with 1012 (MAX_CONNECTION_AGE_S), or null. */
   readonly retireAt: number | null;
   close(code: number, reason: string): void;
@@ -27,6 +29,10 @@ export interface Socket extends Member, Registered {
   closeSlow(): void;
   /** Bytes queued for the peer and not yet sent. */
   bufferedAmount(): number;
+  /** `/api/subscribe`: joins as a client subscribe would and sends `subscribed`; true when subscribed afterwards. */
+  serverSubscribe(topic: string): Promise<boolean>;
+  /** `/api/unsubscribe`: leaves and sends `unsubscribed`; true when it was subscribed. */
+  serverUnsubscribe(topic: string): boolean;
 }
 
 /** The settings a Connection reads. */

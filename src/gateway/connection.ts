@@ -230,8 +230,12 @@ export class Connection implements Socket {
         this.sendJson({ type: "pong", ref: frame.ref });
         return;
       case "subscribe": {
-        authorize(actor, "subscribe", frame.topic);
-        await this.join(frame.topic, frame.since, frame.ref);
+        const { topic, since, ref } = frame;
+        authorize(actor, "subscribe", topic);
+        await this.join(topic, since, (ack) => {
+          if (since !== undefined) this.host.metrics.recoveries.inc({ recovered: String(ack.recovered) });
+          this.sendJson({ type: "ack", ref, topic, seq: ack.seq, epoch: ack.epoch, recovered: ack.recovered });
+        });
         return;
       }
       case "unsubscribe": {
@@ -269,19 +273,42 @@ export class Connection implements Socket {
    * holds the `ack` it is listed everywhere. The joiner itself is not subscribed yet when its own
    * `presence.join` goes out; it learns the members from a `presence` request.
    */
-  private async join(topic: string, since: Position | undefined, ref: number | undefined): Promise<void> {
+  private async join(topic: string, since: Position | undefined, onAck: (ack: Ack) => void): Promise<void> {
     this.topics.add(topic);
     await this.host.joinPresence(this, topic);
     if (this.state === "closed" || !this.topics.has(topic)) return;
     try {
-      await this.follow(topic, since, (ack) => {
-        if (since !== undefined) this.host.metrics.recoveries.inc({ recovered: String(ack.recovered) });
-        this.sendJson({ type: "ack", ref, topic, seq: ack.seq, epoch: ack.epoch, recovered: ack.recovered });
-      });
+      await this.follow(topic, since, onAck);
     } catch (error) {
       this.host.leave(this, topic);
       throw error;
     }
+  }
+
+  /**
+   * `/api/subscribe` (SPEC §6): joins the topic as a client's subscribe would (presence included)
+   * and sends `{type:"subscribed", topic, seq, epoch}`. No permission check: the server decided.
+   * True when the socket is subscribed afterwards (already was, or now is); false when it closed
+   * meanwhile or the broker was unreachable.
+   */
+  async serverSubscribe(topic: string): Promise<boolean> {
+    if (!this.isOpen) return false;
+    if (this.topics.has(topic)) return true;
+    try {
+      await this.join(topic, undefined, (ack) => this.sendJson({ type: "subscribed", topic, seq: ack.seq, epoch: ack.epoch }));
+    } catch (error) {
+      this.host.log.warn("server subscribe failed", { connectionId: this.id, topic, ...errorFields(error) });
+      return false;
+    }
+    return this.isOpen && this.topics.has(topic);
+  }
+
+  /** `/api/unsubscribe`: leaves the topic and sends `{type:"unsubscribed", topic, reason:"server"}`. True when it was subscribed. */
+  serverUnsubscribe(topic: string): boolean {
+    if (!this.isOpen || !this.topics.delete(topic)) return false;
+    this.host.leave(this, topic);
+    this.sendJson({ type: "unsubscribed", topic, reason: "server" });
+    return true;
   }
 
   /** The hub part of a join; `onAck` runs right before replayed frames and live delivery. */

@@ -18,6 +18,8 @@ import { PresenceLedger, type PresenceChange } from "./presence-ledger.ts";
 import type { ConnectionHost, Socket } from "./connection-host.ts";
 import type { SwitchboardServer } from "./socket.ts";
 import { Metrics, messageTs } from "../metrics.ts";
+import type { Snapshot } from "../deployment/heartbeat.ts";
+import { ServerCalls, type UserCall } from "./server-calls.ts";
 
 export interface GatewayDeps {
   config: Config;
@@ -34,6 +36,9 @@ export class Gateway implements ConnectionHost {
   readonly metrics: Metrics;
   readonly hub: Hub;
   readonly registry = new Registry<Socket>();
+  /** `/api/subscribe`, `/api/unsubscribe`, `/api/disconnect` on every machine. */
+  readonly calls: ServerCalls;
+  readonly startedAt = Date.now();
   private readonly credentials: Credentials;
   private readonly ledger: PresenceLedger;
   server: SwitchboardServer | null = null;
@@ -54,6 +59,13 @@ export class Gateway implements ConnectionHost {
       },
     });
     this.ledger = new PresenceLedger({ presence: deps.services.presence, announce: (topic, type, user) => this.announce(topic, type, user), log: this.log });
+    this.calls = new ServerCalls({
+      broker: deps.services.broker,
+      deployment: deps.services.deployment,
+      instanceId: deps.config.instanceId,
+      act: (call) => this.act(call),
+      log: (message, fields) => this.log.warn(message, fields),
+    });
     this.metrics.bind({
       connectionsByAuth: () => {
         const counts = new Map<string, number>();
@@ -120,6 +132,13 @@ export class Gateway implements ConnectionHost {
       this.log.warn("publish failed", { topic, ...errorFields(error) });
       throw new SwitchboardError(ErrorCode.unavailable, "the broker is unreachable; nothing was published, retry");
     }
+  }
+
+  /** This process as the deployment registry shows it (`/api/info`, `/api/topics`). */
+  snapshot(): Snapshot {
+    const topics = this.hub.memberCounts();
+    const { instanceId: id, region } = this.config;
+    return { status: { id, region, connections: this.registry.size, topics: topics.size, startedAt: this.startedAt, draining: this.draining }, topics };
   }
 
   // ── ConnectionHost ────────────────────────────────────────────────────────
@@ -190,6 +209,27 @@ export class Gateway implements ConnectionHost {
 
   private onControl(message: ControlMessage): void {
     if (message.type === "revoke-session") this.closeSession(message.sid);
+    else if (message.type === "call" || message.type === "call-reply") this.calls.onControl(message);
+  }
+
+  /**
+   * A server API call on this process's sockets of the user; resolves with how many it acted on:
+   * subscribe — the open sockets now subscribed (each newly subscribed one was sent `subscribed`);
+   * unsubscribe — those that were subscribed; disconnect — those closed with 4003.
+   */
+  private async act(call: UserCall): Promise<number> {
+    const conns = this.registry.withUser(call.user).filter((conn) => conn.isOpen);
+    switch (call.op) {
+      case "disconnect":
+        for (const conn of conns) conn.close(Close.serverDisconnect, call.revoke ? "disconnected and revoked by the server" : "disconnected by the server");
+        return conns.length;
+      case "subscribe": {
+        const done = await Promise.all(conns.map((conn) => conn.serverSubscribe(call.topic)));
+        return done.filter(Boolean).length;
+      }
+      case "unsubscribe":
+        return conns.filter((conn) => conn.serverUnsubscribe(call.topic)).length;
+    }
   }
 
   /**
@@ -239,6 +279,7 @@ export class Gateway implements ConnectionHost {
   }
 
   async close(): Promise<void> {
+    this.calls.close();
     this.ledger.close();
     this.hub.close();
   }

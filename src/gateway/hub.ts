@@ -95,6 +95,13 @@ export class Hub {
     return this.topics.size;
   }
 
+  /** Local members per topic this process follows (the deployment registry's report). */
+  memberCounts(): Map<string, number> {
+    const counts = new Map<string, number>();
+    for (const [topic, state] of this.topics) if (state.members.size > 0) counts.set(topic, state.members.size);
+    return counts;
+  }
+
   members(topic: string): Iterable<Member> {
     return this.topics.get(topic)?.members ?? [];
   }

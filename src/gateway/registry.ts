@@ -21,6 +21,7 @@ export class Registry<C extends Registered> {
   private readonly perIp = new Map<string, number>();
   private readonly perUser = new Map<string, number>();
   private readonly bySid = new Map<string, Set<C>>();
+  private readonly byUser = new Map<string, Set<C>>();
 
   get size(): number {
     return this.all.size;
@@ -66,7 +67,12 @@ export class Registry<C extends Registered> {
   remove(conn: C): void {
     if (!this.all.delete(conn)) return;
     bump(this.perIp, conn.ip, -1);
-    if (conn.userId !== null) bump(this.perUser, conn.userId, -1);
+    if (conn.userId !== null) {
+      bump(this.perUser, conn.userId, -1);
+      const set = this.byUser.get(conn.userId);
+      set?.delete(conn);
+      if (set?.size === 0) this.byUser.delete(conn.userId);
+    }
     if (conn.sid !== null) {
       const set = this.bySid.get(conn.sid);
       set?.delete(conn);
@@ -78,8 +84,15 @@ export class Registry<C extends Registered> {
     return [...(this.bySid.get(sid) ?? [])];
   }
 
+  withUser(userId: string): C[] {
+    return [...(this.byUser.get(userId) ?? [])];
+  }
+
   private indexUser(conn: C): void {
     bump(this.perUser, conn.userId!, 1);
+    let users = this.byUser.get(conn.userId!);
+    if (users === undefined) this.byUser.set(conn.userId!, (users = new Set()));
+    users.add(conn);
     if (conn.sid !== null) {
       let set = this.bySid.get(conn.sid);
       if (set === undefined) this.bySid.set(conn.sid, (set = new Set()));

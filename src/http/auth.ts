@@ -114,7 +114,7 @@ export function authRoutes(deps: Deps): Hono<Env> {
     if (token === undefined) assertSameOrigin(c, config);
     const identity = await identify(credentials, token === undefined ? { cookie: c.req.header("cookie") } : { token });
     if (identity === null) throw new SwitchboardError(ErrorCode.unauthorized, "sign in first");
-    const grant = { user: identity.user, sid: identity.sid, caps: identity.caps };
+    const grant = { user: identity.user, sid: identity.sid, caps: identity.caps, iat: Math.floor(Date.now() / 1000) };
     const ticket = await services.stores.tickets.issue(grant, config.ticketTtlS);
     return c.json({ ticket, expiresIn: config.ticketTtlS });
   });

@@ -16,6 +16,8 @@ export const Close = {
   overloaded: 1013,
   unauthorized: 4001,
   authTimeout: 4002,
+  /** Disconnected by the server API (`/api/disconnect`): do not reconnect on your own. */
+  serverDisconnect: 4003,
   rateLimited: 4008,
   slowConsumer: 4009,
 } as const;
@@ -37,6 +39,7 @@ export const reconnectAdvice: Record<number, ReconnectAdvice> = {
   [Close.overloaded]: "backoff",
   [Close.unauthorized]: "reauthenticate",
   [Close.authTimeout]: "now",
+  [Close.serverDisconnect]: "never",
   [Close.rateLimited]: "backoff",
   [Close.slowConsumer]: "now",
 };

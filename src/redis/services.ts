@@ -10,7 +10,9 @@ import { createLogger } from "../log.ts";
 import { RedisBroker } from "../broker/redis.ts";
 import { closeConnection, connectWithin, createConnection, type LogFn } from "./connection.ts";
 import { RedisPresence } from "../presence/redis.ts";
-import { redisStores } from "../stores/redis.ts";
+import { checkEvictionPolicy, redisStores } from "../stores/redis.ts";
+import { RedisDeploymentRegistry } from "../deployment/redis.ts";
+import { LEASE_MS } from "../deployment/heartbeat.ts";
 
 export async function createRedisServices(config: Config): Promise<Services> {
   const url = config.redisUrl;
@@ -38,11 +40,12 @@ export async function createRedisServices(config: Config): Promise<Services> {
   // start-up, not two in a row, so /healthz answers within ~3 s even with Redis down.
   void connectWithin(data, 3000).then((ready) => {
     if (!ready) log("warn", `Redis at ${redactUrl(url)} is not reachable yet: starting unready, retrying in the background`);
+    else void checkEvictionPolicy(data, log);
   });
   const presence = new RedisPresence({ redis: data, instanceId: config.instanceId, leaseMs: config.presenceLeaseMs, log });
   const stores = redisStores(data);
 
-  return assemble(broker, presence, stores, () => closeConnection(data));
+  return assemble(broker, presence, stores, new RedisDeploymentRegistry(data, LEASE_MS), () => closeConnection(data));
 }
 
 /** The URL without its password, for logs. */

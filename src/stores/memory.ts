@@ -1,5 +1,5 @@
 /** The embedded stores for a single process. Expired entries are dropped lazily and by a sweep. */
-import type { AttemptCounter, AttemptWindow, RevocationStore, Stores, TicketGrant, TicketStore } from "./stores.ts";
+import { USER_REVOCATION_RETENTION_S, type AttemptCounter, type AttemptWindow, type RevocationStore, type Stores, type TicketGrant, type TicketStore, type UserRevocationStore } from "./stores.ts";
 
 /** 32 random bytes, base64url: an unguessable single-use ticket. */
 export function newTicket(): string {
@@ -27,6 +27,12 @@ class ExpiringMap<V> {
 
   delete(key: string): boolean {
     return this.entries.delete(key);
+  }
+
+  /** Live entries as [key, value]. */
+  *live(): IterableIterator<[string, V]> {
+    const now = this.now();
+    for (const [key, entry] of this.entries) if (entry.expiresAt > now) yield [key, entry.value];
   }
 
   sweep(): void {
@@ -64,6 +70,24 @@ export class MemoryRevocationStore implements RevocationStore {
   }
 }
 
+export class MemoryUserRevocationStore implements UserRevocationStore {
+  constructor(private readonly map: ExpiringMap<number>) {}
+
+  async revokeUser(userId: string, atS: number): Promise<void> {
+    const previous = this.map.get(userId)?.value ?? -Infinity;
+    if (atS > previous) this.map.set(userId, atS, USER_REVOCATION_RETENTION_S);
+  }
+
+  async isRevoked(userId: string, iatS: number): Promise<boolean> {
+    const atS = this.map.get(userId)?.value;
+    return atS !== undefined && iatS <= atS;
+  }
+
+  async revokedSince(sinceS: number): Promise<Map<string, number>> {
+    return new Map([...this.map.live()].filter(([, atS]) => atS >= sinceS));
+  }
+}
+
 export class MemoryAttemptCounter implements AttemptCounter {
   constructor(
     private readonly map: ExpiringMap<number>,
@@ -91,15 +115,18 @@ export function memoryStores(now: () => number = Date.now): Stores {
   const tickets = new ExpiringMap<TicketGrant>(now);
   const revoked = new ExpiringMap<true>(now);
   const attempts = new ExpiringMap<number>(now);
+  const revokedUsers = new ExpiringMap<number>(now);
   const sweeper = setInterval(() => {
     tickets.sweep();
     revoked.sweep();
+    revokedUsers.sweep();
     attempts.sweep();
   }, 30_000);
   sweeper.unref?.();
   return {
     tickets: new MemoryTicketStore(tickets),
     revocations: new MemoryRevocationStore(revoked),
+    userRevocations: new MemoryUserRevocationStore(revokedUsers),
     attempts: new MemoryAttemptCounter(attempts, now),
     async close() {
       clearInterval(sweeper);

@@ -2,12 +2,18 @@
  * The auth layer's stores in Redis, shared by every machine of a deployment:
  * - tickets: `SET NX EX` at issue, `GETDEL` at redemption, so a ticket works once across all machines;
  * - revocations: `SET EX` for the session's remaining life;
+ * - user revocations: one sorted set (user id → the revoke's second, `ZADD GT`) with **no TTL**,
+ *   pruned of entries past USER_REVOCATION_RETENTION_S by each revoke. Under `noeviction` and the
+ *   `volatile-*` policies Redis never evicts a key without TTL, so a revoked user cannot come back
+ *   through memory pressure; an `allkeys-*` policy could, and `checkEvictionPolicy` says so in the
+ *   log at start. One key: every process reads the same answer, and a Redis restarted empty is the
+ *   only way to lose it (as with every other revocation);
  * - attempts: a fixed window that opens at the first failure (`SET NX EX` then `INCR`, in one
  *   MULTI, so the window never restarts while it runs).
  * A Redis failure surfaces as SwitchboardError `unavailable` (see redis/connection.ts).
  */
 import type Redis from "ioredis";
-import type { AttemptCounter, AttemptWindow, RevocationStore, Stores, TicketGrant, TicketStore } from "./stores.ts";
+import { USER_REVOCATION_RETENTION_S, type AttemptCounter, type AttemptWindow, type RevocationStore, type Stores, type TicketGrant, type TicketStore, type UserRevocationStore } from "./stores.ts";
 import { toSwitchboardError } from "../redis/connection.ts";
 import { newTicket } from "./memory.ts";
 
@@ -15,6 +21,7 @@ export const storeKeys = {
   ticket: (ticket: string) => `sb:ticket:${ticket}`,
   revoked: (sid: string) => `sb:revoked:${sid}`,
   attempts: (key: string) => `sb:attempts:${key}`,
+  revokedUsers: "sb:{revocations}:users",
 };
 
 async function guard<T>(what: string, run: () => Promise<T>): Promise<T> {
@@ -68,6 +75,50 @@ export class RedisRevocationStore implements RevocationStore {
   }
 }
 
+export class RedisUserRevocationStore implements UserRevocationStore {
+  constructor(private readonly redis: Redis) {}
+
+  revokeUser(userId: string, atS: number): Promise<void> {
+    return guard("revocation", async () => {
+      const key = storeKeys.revokedUsers;
+      await exec(this.redis.multi().zadd(key, "GT", atS, userId).zremrangebyscore(key, "-inf", `(${atS - USER_REVOCATION_RETENTION_S}`));
+    });
+  }
+
+  isRevoked(userId: string, iatS: number): Promise<boolean> {
+    return guard("revocation", async () => {
+      const atS = await this.redis.zscore(storeKeys.revokedUsers, userId);
+      return atS !== null && iatS <= Number(atS);
+    });
+  }
+
+  revokedSince(sinceS: number): Promise<Map<string, number>> {
+    return guard("revocation", async () => {
+      const flat = (await this.redis.zrangebyscore(storeKeys.revokedUsers, sinceS, "+inf", "WITHSCORES")) as string[];
+      const out = new Map<string, number>();
+      for (let i = 0; i + 1 < flat.length; i += 2) out.set(flat[i]!, Number(flat[i + 1]));
+      return out;
+    });
+  }
+}
+
+/**
+ * Warns when Redis may evict keys without TTL (`maxmemory-policy allkeys-*`): revocations would
+ * no longer be safe from memory pressure. Managed Redis that hides CONFIG is not judged.
+ */
+export async function checkEvictionPolicy(redis: Redis, log: (level: "warn" | "error", message: string) => void): Promise<void> {
+  let policy: string | undefined;
+  try {
+    const reply = (await redis.call("CONFIG", "GET", "maxmemory-policy")) as string[] | Record<string, string>;
+    policy = Array.isArray(reply) ? reply[1] : reply["maxmemory-policy"];
+  } catch {
+    return;
+  }
+  if (policy?.startsWith("allkeys-")) {
+    log("error", `Redis maxmemory-policy is ${policy}: under memory pressure Redis may evict revocations, and a revoked user or session could come back; use noeviction or a volatile-* policy`);
+  }
+}
+
 export class RedisAttemptCounter implements AttemptCounter {
   constructor(private readonly redis: Redis) {}
 
@@ -92,11 +143,12 @@ export class RedisAttemptCounter implements AttemptCounter {
   }
 }
 
-/** The three stores on one connection; `close()` is a no-op (the caller owns the connection). */
+/** The stores on one connection; `close()` is a no-op (the caller owns the connection). */
 export function redisStores(redis: Redis): Stores {
   return {
     tickets: new RedisTicketStore(redis),
     revocations: new RedisRevocationStore(redis),
+    userRevocations: new RedisUserRevocationStore(redis),
     attempts: new RedisAttemptCounter(redis),
     async close() {},
   };

@@ -14,6 +14,8 @@ export interface TicketGrant {
   /** Null when the credential has no session (nothing to revoke). */
   sid: string | null;
   caps?: Caps | null;
+  /** When the ticket was issued (epoch seconds), for revocation by issue time. */
+  iat?: number;
 }
 
 export interface TicketStore {
@@ -28,6 +30,26 @@ export interface RevocationStore {
   revoke(sid: string, ttlS: number): Promise<void>;
   isRevoked(sid: string): Promise<boolean>;
 }
+
+/**
+ * Revocation of every credential of a user issued up to a second (SPEC §6 `disconnect` with
+ * `revoke`): sessions, tickets, Switchboard tokens and app tokens, judged by their `iat`.
+ */
+export interface UserRevocationStore {
+  /** Refuses, from now on, the user's credentials with `iat` ≤ `atS` (epoch seconds). A later `atS` wins. */
+  revokeUser(userId: string, atS: number): Promise<void>;
+  /** True when a credential of this user issued at `iatS` is refused. */
+  isRevoked(userId: string, iatS: number): Promise<boolean>;
+  /** Users revoked at `sinceS` or later (epoch seconds), with the second of their latest revoke. */
+  revokedSince(sinceS: number): Promise<Map<string, number>>;
+}
+
+/**
+ * How long a user revocation is kept (90 days, the longest SESSION_TTL_S): every Switchboard
+ * credential issued before it has expired by then. An app token living longer than that is the
+ * app's choice and is not covered.
+ */
+export const USER_REVOCATION_RETENTION_S = 90 * 86_400;
 
 export interface AttemptWindow {
   /** Failures counted in the current window. */
@@ -45,6 +67,7 @@ export interface AttemptCounter {
 export interface Stores {
   tickets: TicketStore;
   revocations: RevocationStore;
+  userRevocations: UserRevocationStore;
   attempts: AttemptCounter;
   close(): Promise<void>;
 }

@@ -56,6 +56,49 @@ export function describeStores(name: string, factory: StoresFactory): void {
       });
     });
 
+    describe("user revocations", () => {
+      test("credentials issued at or before the revoke's second are refused; later ones and other users are not", async () => {
+        const { userRevocations } = await stores();
+        const [user, other] = [unique("u"), unique("u")];
+        expect(await userRevocations.isRevoked(user, 1_000)).toBe(false);
+        await userRevocations.revokeUser(user, 1_000);
+        expect(await userRevocations.isRevoked(user, 999)).toBe(true);
+        expect(await userRevocations.isRevoked(user, 1_000)).toBe(true);
+        expect(await userRevocations.isRevoked(user, 1_001)).toBe(false);
+        expect(await userRevocations.isRevoked(other, 999)).toBe(false);
+      });
+
+      test("a later revoke wins; an earlier one never shortens it", async () => {
+        const { userRevocations } = await stores();
+        const user = unique("u");
+        await userRevocations.revokeUser(user, 2_000);
+        await userRevocations.revokeUser(user, 1_500);
+        expect(await userRevocations.isRevoked(user, 1_800)).toBe(true);
+        await userRevocations.revokeUser(user, 3_000);
+        expect(await userRevocations.isRevoked(user, 2_500)).toBe(true);
+        expect(await userRevocations.isRevoked(user, 3_001)).toBe(false);
+      });
+
+      test("revokedSince lists the users revoked at or after a second, with their latest revoke", async () => {
+        const { userRevocations } = await stores();
+        const base = 2_000_000_000 + Math.floor(Math.random() * 1_000_000);
+        const [early, late] = [unique("u"), unique("u")];
+        await userRevocations.revokeUser(early, base);
+        await userRevocations.revokeUser(late, base + 10);
+        const since = await userRevocations.revokedSince(base + 5);
+        expect(since.get(late)).toBe(base + 10);
+        expect(since.has(early)).toBe(false);
+        expect((await userRevocations.revokedSince(base)).get(early)).toBe(base);
+      });
+
+      test("user ids of identity providers (auth0|…, e-mail) work", async () => {
+        const { userRevocations } = await stores();
+        const user = `auth0|${unique("x")}@example.com`;
+        await userRevocations.revokeUser(user, Math.floor(Date.now() / 1000));
+        expect(await userRevocations.isRevoked(user, Math.floor(Date.now() / 1000) - 60)).toBe(true);
+      });
+    });
+
     test("expiry: tickets and revocations end with their TTL; attempts keep a fixed window from the first failure", async () => {
       const { tickets, revocations, attempts } = await stores();
       const ticket = await tickets.issue(grant, 1);

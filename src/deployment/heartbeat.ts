@@ -1,0 +1,74 @@
+/**
+ * Reports this process to the deployment registry every `intervalMs` (and at once on `beat()`,
+ * e.g. when draining starts). A report that fails (Redis unreachable) is logged once per outage
+ * and tried again at the next beat; the process then drops out of `/api/info` after its lease,
+ * which is what an operator should see.
+ */
+import type { DeploymentRegistry, InstanceInfo } from "./registry.ts";
+
+/** How often a process reports, and how long a report lives: a dead process is gone within 3 s. */
+export const HEARTBEAT_MS = 1000;
+export const LEASE_MS = 3000;
+
+export interface Snapshot {
+  status: InstanceInfo;
+  /** Local sockets per topic. */
+  topics: ReadonlyMap<string, number>;
+}
+
+export class Heartbeat {
+  private timer: ReturnType<typeof setInterval> | null = null;
+  private failing = false;
+  private inFlight: Promise<void> | null = null;
+  private next: Promise<void> | null = null;
+
+  constructor(
+    private readonly registry: DeploymentRegistry,
+    private readonly snapshot: () => Snapshot,
+    private readonly log: (message: string, fields: Record<string, unknown>) => void,
+    private readonly intervalMs = HEARTBEAT_MS,
+  ) {}
+
+  start(): void {
+    void this.beat();
+    this.timer = setInterval(() => void this.beat(), this.intervalMs);
+    this.timer.unref?.();
+  }
+
+  /**
+   * Reports now, one report at a time (a slow Redis does not pile them up): a call while one is in
+   * flight reports once more right after it, so a change (draining) is never lost in the old one.
+   * Never rejects.
+   */
+  beat(): Promise<void> {
+    if (this.inFlight !== null) {
+      this.next ??= this.inFlight.then(() => {
+        this.next = null;
+        return this.beat();
+      });
+      return this.next;
+    }
+    this.inFlight = (async () => {
+      try {
+        const { status, topics } = this.snapshot();
+        await this.registry.report(status, topics);
+        this.failing = false;
+      } catch (error) {
+        if (!this.failing) this.log("deployment heartbeat failed; retrying", { error: error instanceof Error ? error.message : String(error) });
+        this.failing = true;
+      } finally {
+        this.inFlight = null;
+      }
+    })();
+    return this.inFlight;
+  }
+
+  /** Stops reporting and removes this process from the registry (best effort). */
+  async stop(id: string): Promise<void> {
+    if (this.timer !== null) clearInterval(this.timer);
+    this.timer = null;
+    await this.next;
+    await this.inFlight;
+    await this.registry.remove(id).catch(() => {});
+  }
+}

@@ -1,0 +1,45 @@
+/** The deployment registry of a single process (no REDIS_URL): reports held in memory with their lease. */
+import { sumTopics, type DeploymentRegistry, type InstanceInfo, type TopicCount } from "./registry.ts";
+
+interface Report {
+  status: InstanceInfo;
+  topics: ReadonlyMap<string, number>;
+  expiresAt: number;
+}
+
+export class MemoryDeploymentRegistry implements DeploymentRegistry {
+  private readonly reports = new Map<string, Report>();
+
+  constructor(
+    private readonly leaseMs: number,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  async report(status: InstanceInfo, topics: ReadonlyMap<string, number>): Promise<void> {
+    this.reports.set(status.id, { status: { ...status }, topics: new Map(topics), expiresAt: this.now() + this.leaseMs });
+  }
+
+  async remove(id: string): Promise<void> {
+    this.reports.delete(id);
+  }
+
+  async instances(): Promise<InstanceInfo[]> {
+    return this.live()
+      .map((r) => ({ ...r.status }))
+      .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  }
+
+  async topics(prefix: string, limit: number): Promise<TopicCount[]> {
+    return sumTopics(this.live().map((r) => r.topics), prefix, limit);
+  }
+
+  async close(): Promise<void> {
+    this.reports.clear();
+  }
+
+  private live(): Report[] {
+    const now = this.now();
+    for (const [id, r] of this.reports) if (r.expiresAt <= now) this.reports.delete(id);
+    return [...this.reports.values()];
+  }
+}

@@ -1,0 +1,51 @@
+/**
+ * The deployment registry (SPEC §6 `/api/topics`, `/api/info`): every process of the deployment
+ * reports itself and its topics' local subscriber counts every heartbeat; the registry answers
+ * with every live process and each topic's subscribers summed over them. A process that stops
+ * reporting (crashed, partitioned) is gone once its lease runs out. Readers may lag the truth by
+ * up to one heartbeat plus one lease (the SPEC allows 5 s).
+ *
+ * Implementations: MemoryDeploymentRegistry (one process), RedisDeploymentRegistry (every process
+ * on one Redis). Both pass test/suites/deployment.suite.ts.
+ */
+import type { InstanceInfo } from "../protocol/api.ts";
+
+export type { InstanceInfo };
+
+export interface TopicCount {
+  topic: string;
+  /** Sockets subscribed to the topic, summed over every live process. */
+  subscribers: number;
+}
+
+export interface DeploymentRegistry {
+  /**
+   * Replaces this process's report: its status and, per topic it has local subscribers on, how
+   * many sockets. The report lives `leaseMs` unless renewed by the next one.
+   */
+  report(status: InstanceInfo, topics: ReadonlyMap<string, number>): Promise<void>;
+  /** Forgets a process at once (a clean shutdown). */
+  remove(id: string): Promise<void>;
+  /** Every live process, ordered by id. */
+  instances(): Promise<InstanceInfo[]>;
+  /**
+   * Topics with at least one subscriber somewhere whose name starts with `prefix`, ordered by
+   * name, at most `limit`.
+   */
+  topics(prefix: string, limit: number): Promise<TopicCount[]>;
+  close(): Promise<void>;
+}
+
+/** Sums per-process topic counts, keeps those starting with `prefix`, sorts by name, cuts at `limit`. */
+export function sumTopics(reports: Iterable<ReadonlyMap<string, number>>, prefix: string, limit: number): TopicCount[] {
+  const sums = new Map<string, number>();
+  for (const topics of reports) {
+    for (const [topic, count] of topics) {
+      if (count > 0 && topic.startsWith(prefix)) sums.set(topic, (sums.get(topic) ?? 0) + count);
+    }
+  }
+  return [...sums.keys()]
+    .sort()
+    .slice(0, limit)
+    .map((topic) => ({ topic, subscribers: sums.get(topic)! }));
+}
