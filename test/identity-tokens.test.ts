@@ -4,6 +4,7 @@
  * the key set's behaviour under rotation, floods of unknown `kid`s and a provider that fails.
  * The clock is the verifier's own option, so "30 s later" takes no 30 s.
  */
+import { SignJWT } from "jose";
 import { afterAll, describe, expect, test } from "bun:test";
 import { exportSPKI } from "jose";
 import { AppTokenVerifier, MAX_TOKEN_CHARS } from "../src/auth/app-tokens.ts";
@@ -124,6 +125,22 @@ describe("§4 refusals that never pass", () => {
     expect(await verifier.verify(await signHsToken(SECRET, { sub: "u-7", claims: { name: "Seven" } }))).toMatchObject({ ok: true, identity: { user: { id: "u-7", name: "Seven" } } });
     expect(await verifier.verify(await signHsToken("another-secret-0123456789abcdef-0123456789", { sub: "u-7" }))).toEqual({ ok: false, reason: "bad signature" });
     expect(await verifier.verify(await signAppToken(await makeKey("RS256")))).toEqual({ ok: false, reason: "alg RS256 not accepted" });
+  });
+});
+
+describe("§4 + §6 revoke: a token without iat", () => {
+  test("has no issue time (iat null), so a revocation of its user refuses it (fail closed)", async () => {
+    const verifier = new AppTokenVerifier(settings({ authJwtSecret: SECRET, authIssuer: undefined, authAudience: undefined }), { log: recordingLog() });
+    const undated = await new SignJWT({})
+      .setProtectedHeader({ alg: "HS256", typ: "JWT" })
+      .setSubject("u-8")
+      .setExpirationTime(Math.floor(Date.now() / 1000) + 300)
+      .sign(new TextEncoder().encode(SECRET));
+    const result = await verifier.verify(undated);
+    expect(result.ok).toBe(true);
+    if (!result.ok) throw new Error("unreachable");
+    expect(result.identity.iat).toBeNull();
+    expect((await verifier.verify(await signHsToken(SECRET, { sub: "u-8" }))) ).toMatchObject({ ok: true, identity: { iat: expect.any(Number) } });
   });
 });
 

@@ -72,14 +72,15 @@ export class AppTokenVerifier {
     }
     const mapped = mapClaims(payload as Record<string, unknown>, this.claims);
     if ("error" in mapped) return { ok: false, reason: mapped.error };
-    const nowS = Math.floor(this.now() / 1000);
     return {
       ok: true,
       identity: {
         user: mapped.user,
         caps: mapped.caps,
         exp: payload.exp!,
-        iat: typeof payload.iat === "number" ? payload.iat : nowS,
+        // Without `iat` the token cannot show it came after a revocation of its user: null makes
+        // the revocation check fail closed (SPEC §6 `revoke`).
+        iat: typeof payload.iat === "number" ? payload.iat : null,
         sid: `app:${sessionOf(payload, jwt)}`,
         via,
       },

@@ -16,7 +16,8 @@ export interface AppIdentity {
   sid: string;
   /** null: no expiry (a connect answer without `expiresIn`), the socket lives as a cookie session does. */
   exp: number | null;
-  iat: number;
+  /** null: the token had no `iat`, so it counts as issued before any revocation of its user. */
+  iat: number | null;
   /** Capabilities (SPEC §5); undefined means the namespaces' defaults. */
   caps: Caps | undefined;
   via: AppVia;
