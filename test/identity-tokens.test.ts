@@ -4,9 +4,8 @@
  * the key set's behaviour under rotation, floods of unknown `kid`s and a provider that fails.
  * The clock is the verifier's own option, so "30 s later" takes no 30 s.
  */
-import { SignJWT } from "jose";
 import { afterAll, describe, expect, test } from "bun:test";
-import { exportSPKI } from "jose";
+import { SignJWT, exportSPKI } from "jose";
 import { AppTokenVerifier, MAX_TOKEN_CHARS } from "../src/auth/app-tokens.ts";
 import type { Logger } from "../src/log.ts";
 import { AUDIENCE, ISSUER, makeKey, serveJwks, signAppToken, signHsToken, unsignedToken, type JwksServer } from "./support/jwks.ts";
