@@ -58,10 +58,11 @@ const origins = z.string().transform((raw, ctx) => {
   return out;
 });
 
+/** One URL, or (with REDIS_CLUSTER=true, checked in loadConfig) comma-separated seed nodes. */
 const redisUrl = z
   .string()
-  .refine((v) => /^rediss?:\/\//.test(v), { error: "must start with redis:// or rediss://" })
-  .refine((v) => URL.canParse(v), { error: "is not a valid URL" });
+  .refine((v) => v.split(",").every((u) => /^rediss?:\/\//.test(u.trim())), { error: "must start with redis:// or rediss://" })
+  .refine((v) => v.split(",").every((u) => URL.canParse(u.trim())), { error: "is not a valid URL" });
 
 const httpUrl = z
   .string()
@@ -244,6 +245,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
   if (e.REDIS_CLUSTER && e.REDIS_URL === undefined) {
     throw new ConfigError("invalid configuration: REDIS_CLUSTER=true needs REDIS_URL (one or more seed nodes)");
+  }
+  if (!e.REDIS_CLUSTER && e.REDIS_URL?.includes(",")) {
+    throw new ConfigError("invalid configuration: REDIS_URL lists several nodes; that needs REDIS_CLUSTER=true (one Redis takes one URL)");
   }
 
   const onFly = e.FLY_MACHINE_ID !== undefined || e.FLY_REGION !== undefined;

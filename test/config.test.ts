@@ -34,6 +34,8 @@ describe("a bad value exits non-zero with one line naming the variable", () => {
     ["MAX_PAYLOAD_BYTES negative", { MAX_PAYLOAD_BYTES: "-1" }, "MAX_PAYLOAD_BYTES"],
     ["AUTH_TIMEOUT_MS not a number", { AUTH_TIMEOUT_MS: "soon" }, "AUTH_TIMEOUT_MS"],
     ["REDIS_URL with another scheme", { REDIS_URL: "http://127.0.0.1:6379" }, "REDIS_URL"],
+    ["REDIS_URL listing two nodes without REDIS_CLUSTER", { REDIS_URL: "redis://127.0.0.1:7000,redis://127.0.0.1:7001" }, "REDIS_CLUSTER"],
+    ["REDIS_COMMAND_TIMEOUT_MS below 50", { REDIS_URL: "redis://127.0.0.1:6379", REDIS_COMMAND_TIMEOUT_MS: "10" }, "REDIS_COMMAND_TIMEOUT_MS"],
     ["ALLOWED_ORIGINS with a path", { ALLOWED_ORIGINS: "https://app.example.com/" }, "ALLOWED_ORIGINS"],
     ["ALLOWED_ORIGINS with null", { ALLOWED_ORIGINS: "null" }, "ALLOWED_ORIGINS"],
     ["TRUST_PROXY not a boolean", { TRUST_PROXY: "maybe" }, "TRUST_PROXY"],

@@ -74,10 +74,11 @@ export interface BrokerEvents {
   onEphemeral(topic: string, frame: string): void;
   onControl(message: ControlMessage): void;
   /**
-   * The link to the other processes was lost and is back: publications may have been missed
-   * on any topic, so the hub re-reads every topic's history from its last delivered seq.
+   * The link to the other processes was lost and is back: publications may have been missed, so
+   * the hub re-reads history from its last delivered seq — for `topics` (the topics of the link
+   * that came back, e.g. one Redis Cluster shard), or for every topic when `topics` is absent.
    */
-  onReconnect(): void;
+  onReconnect(topics?: string[]): void;
 }
 
 export interface Broker {

@@ -1,81 +1,62 @@
 /**
- * RedisBroker: the Broker of a deployment of many processes (SPEC "Delivery").
+ * RedisBroker: the Broker of a deployment of many processes (SPEC "Delivery", §7), on one Redis or
+ * on a Redis Cluster (`cluster: true`).
  *
  * - One ordering point per topic: lua/publish.lua assigns the next seq, appends the frame to the
- *   topic's history stream, honours the idempotency key and PUBLISHes, atomically. The frame is
- *   serialized once, inside the script, from pre-serialized pieces.
- * - Interest-based delivery: a dedicated subscriber connection SUBSCRIBEs a topic's channel only
- *   between `subscribe` and `unsubscribe` (the hub reference-counts); no pattern subscriptions.
+ *   topic's history stream, honours the idempotency key and publishes, atomically. The frame is
+ *   serialized once, inside the script, from pre-serialized pieces. On a cluster the script runs on
+ *   the topic's primary and SPUBLISHes (sharded pub/sub): a publication touches one shard only.
+ * - Interest-based delivery: a topic's channel is subscribed only between `subscribe` and
+ *   `unsubscribe` (the hub reference-counts); no pattern subscriptions. Which connection carries
+ *   which topic is redis-subscriptions.ts; one connection's life is redis-link.ts.
  *   Publications travel as "p<seq>:<epoch>:<frame>", ephemeral frames as "e<frame>" on the same
  *   channel, so the receiver reads the position without parsing the frame.
- * - Redis pub/sub is at-most-once. Whenever the subscriber connection comes back (after a drop,
- *   or after the liveness canary found it deaf) this broker resubscribes every channel, waits for
- *   Redis to confirm, and only then calls `onReconnect`, so the hub re-reads history for every
- *   topic from its last delivered seq.
+ * - Redis pub/sub is at-most-once. Whenever a subscriber link comes back (a drop, a deaf link found
+ *   by its canary, a failover or slot migration that moved topics) its topics are resubscribed and
+ *   confirmed, and only then reported through `onReconnect(topics)`: the hub re-reads those topics'
+ *   history from their last delivered seq.
  * - Redis unreachable: commands fail after `commandTimeoutMs` (never queued, never resent after a
  *   reconnect), so `publish` rejects with `unavailable` instead of a false ack or a late publish.
  */
+import type { Cluster } from "ioredis";
 import type Redis from "ioredis";
 import { readFileSync } from "node:fs";
-import type {
-  Broker,
-  BrokerEvents,
-  ControlMessage,
-  HistoryResult,
-  Position,
-  Publication,
-  PublishInput,
-  PublishResult,
-} from "./broker.ts";
+import type { Broker, BrokerEvents, ControlMessage, HistoryResult, Position, Publication, PublishInput, PublishResult } from "./broker.ts";
 import { framePrefix, frameSuffix } from "./frame.ts";
-import {
-  closeConnection,
-  connectWithin,
-  createConnection,
-  randomEpoch,
-  toSwitchboardError,
-  unavailable,
-  type LogFn,
-} from "../redis/connection.ts";
+import { redisKeys, topicOfChannel } from "./redis-keys.ts";
+import { Subscriptions } from "./redis-subscriptions.ts";
+import { closeConnection, connectWithin, createClient, randomEpoch, toSwitchboardError, unavailable, type LogFn, type RedisClient } from "../redis/connection.ts";
+
+export { redisKeys };
 
 const PUBLISH_LUA = readFileSync(new URL("./lua/publish.lua", import.meta.url), "utf8");
 const HISTORY_LUA = readFileSync(new URL("./lua/history.lua", import.meta.url), "utf8");
 
 export interface RedisBrokerOptions {
+  /** REDIS_URL: one URL, or with `cluster` one or more comma-separated seed nodes. */
   url: string;
+  /** Redis Cluster with sharded pub/sub (REDIS_CLUSTER). Default false. */
+  cluster?: boolean;
   instanceId: string;
   /** Publications kept per topic for recovery (HISTORY_SIZE). */
   historySize: number;
   /** Seconds a topic's history (and epoch, and idempotency keys) outlive its last publication. */
   historyTtlS: number;
-  /** A Redis command without a reply after this long fails with `unavailable`. Default 500. */
+  /** A Redis command without a reply after this long fails with `unavailable` (REDIS_COMMAND_TIMEOUT_MS). Default 500. */
   commandTimeoutMs?: number;
-  /** How often the process publishes a canary to itself. Default 1000. */
+  /** How often each subscriber link publishes a canary to itself. Default 1000. */
   canaryIntervalMs?: number;
-  /** A canary not back after this long marks the subscriber connection deaf. Default 3000. */
+  /** A canary not back after this long marks its link deaf. Default 3000. */
   canaryTimeoutMs?: number;
   /** How long `start` waits for Redis before resolving unhealthy (it keeps retrying). Default 3000. */
   startTimeoutMs?: number;
   log?: LogFn;
 }
 
-/** Key and channel names. Every key of a topic shares the hash tag `{topic}` (Redis Cluster). */
-export const redisKeys = {
-  meta: (topic: string) => `sb:{${topic}}:meta`,
-  log: (topic: string) => `sb:{${topic}}:log`,
-  idempotency: (topic: string, key: string) => `sb:{${topic}}:key:${key}`,
-  channel: (topic: string) => `sb:{${topic}}:ch`,
-  control: "sb:control",
-  canary: (instance: string) => `sb:canary:${instance}`,
-};
-
-const CHANNEL_HEAD = "sb:{";
-const CHANNEL_TAIL = "}:ch";
-
 type PublishReply = [number, string, number];
 type HistoryReply = [number, string, number, ...string[]];
 
-interface ScriptedRedis extends Redis {
+interface Scripted {
   sbPublish(...args: (string | number)[]): Promise<PublishReply>;
   sbHistory(...args: (string | number)[]): Promise<HistoryReply>;
 }
@@ -88,24 +69,12 @@ const noEvents: BrokerEvents = {
 };
 
 export class RedisBroker implements Broker {
-  private readonly cmd: ScriptedRedis;
-  private readonly sub: Redis;
+  private readonly cmd: RedisClient & Scripted;
+  private readonly subs: Subscriptions;
   private readonly log: LogFn;
-  private readonly commandTimeoutMs: number;
-  private readonly canaryIntervalMs: number;
-  private readonly canaryTimeoutMs: number;
-  private readonly canaryChannel: string;
+  private readonly cluster: boolean;
   private events: BrokerEvents = noEvents;
-  /** Topics this process wants; the subscriber connection is brought in line on every ready. */
-  private readonly topics = new Set<string>();
-  /** True once the subscriber's channels were confirmed on its current connection. */
-  private subscribed = false;
-  private subReadyCount = 0;
   private canaryTimer: ReturnType<typeof setInterval> | undefined;
-  /** Canaries Redis accepted, oldest first, until they come back on the subscriber connection. */
-  private readonly canariesInFlight: { nonce: number; at: number }[] = [];
-  private canarySent = 0;
-  private canaryReceived = 0;
   private canaryFailures = 0;
   private cmdWasReady = false;
   private cmdUp = false;
@@ -113,22 +82,19 @@ export class RedisBroker implements Broker {
 
   constructor(private readonly options: RedisBrokerOptions) {
     this.log = options.log ?? (() => {});
-    this.commandTimeoutMs = options.commandTimeoutMs ?? 500;
-    this.canaryIntervalMs = options.canaryIntervalMs ?? 1000;
-    this.canaryTimeoutMs = options.canaryTimeoutMs ?? 3000;
-    // Unique per incarnation, so a restarted process never hears its predecessor's canaries.
-    this.canaryChannel = redisKeys.canary(`${options.instanceId}.${randomEpoch().slice(0, 8)}`);
+    this.cluster = options.cluster ?? false;
+    const commandTimeoutMs = options.commandTimeoutMs ?? 500;
     const name = `switchboard:${options.instanceId}`;
     let cmdErrorLogged = false;
-    this.cmd = createConnection(options.url, {
+    this.cmd = createClient(options.url, this.cluster, {
       name: `${name}:broker`,
-      commandTimeoutMs: this.commandTimeoutMs,
+      commandTimeoutMs,
       autoPipelining: true,
       onError: (error) => {
         if (!cmdErrorLogged) this.log("warn", `redis broker connection: ${error.message}`);
         cmdErrorLogged = true;
       },
-    }) as ScriptedRedis;
+    }) as RedisClient & Scripted;
     this.cmd.defineCommand("sbPublish", { numberOfKeys: 3, lua: PUBLISH_LUA });
     this.cmd.defineCommand("sbHistory", { numberOfKeys: 2, lua: HISTORY_LUA });
     this.cmd.on("ready", () => {
@@ -142,45 +108,40 @@ export class RedisBroker implements Broker {
       this.cmdUp = false;
     });
 
-    this.sub = createConnection(options.url, {
-      name: `${name}:subscriber`,
-      commandTimeoutMs: Math.max(this.commandTimeoutMs, 2000),
-      onError: () => {},
-    });
-    this.sub.on("ready", () => void this.onSubscriberReady());
-    this.sub.on("close", () => {
-      this.subscribed = false;
-      this.canariesInFlight.length = 0;
-    });
-    this.sub.on("message", (channel: string, payload: string) => this.onMessage(channel, payload));
+    // Unique per incarnation, so a restarted process never hears its predecessor's canaries.
+    const incarnation = `${options.instanceId}.${randomEpoch().slice(0, 8)}`;
+    this.subs = new Subscriptions(
+      {
+        url: options.url,
+        name,
+        incarnation,
+        commandTimeoutMs,
+        canaryTimeoutMs: options.canaryTimeoutMs ?? 3000,
+        ...(this.cluster ? { cluster: this.cmd as Cluster } : {}),
+      },
+      {
+        onMessage: (channel, payload) => this.onMessage(channel, payload),
+        onRestored: (topics) => this.onRestored(topics),
+        publishCanary: (channel, nonce) => this.publishRaw(channel, nonce, channel.startsWith("sb:{canary:")),
+        warn: (message) => this.log("warn", message),
+      },
+    );
   }
 
   get healthy(): boolean {
-    return !this.closed && this.cmd.status === "ready" && this.sub.status === "ready" && this.subscribed;
+    return !this.closed && this.cmd.status === "ready" && this.subs.healthy;
   }
 
-  /** Connects both connections; resolves within `startTimeoutMs` even when Redis is down (it keeps retrying). */
+  /** Connects; resolves within `startTimeoutMs` even when Redis is down (it keeps retrying). */
   async start(events: BrokerEvents): Promise<void> {
     this.events = events;
     const waitMs = this.options.startTimeoutMs ?? 3000;
-    const subscribedOnce = new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, waitMs);
-      this.whenSubscribed = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-    });
-    await Promise.all([connectWithin(this.cmd, waitMs), connectWithin(this.sub, waitMs), subscribedOnce]);
-    this.whenSubscribed = undefined;
-    this.canaryTimer = setInterval(() => this.checkCanary(), this.canaryIntervalMs);
+    await Promise.all([connectWithin(this.cmd, waitMs), this.subs.started(waitMs)]);
+    this.canaryTimer = setInterval(() => this.tick(), this.options.canaryIntervalMs ?? 1000);
   }
-
-  private whenSubscribed: (() => void) | undefined;
 
   async publish(topic: string, input: PublishInput): Promise<PublishResult> {
     if (this.closed || this.cmd.status !== "ready") throw unavailable("publish");
-    const head = framePrefix(topic);
-    const tail = frameSuffix(input);
     const key = input.key ?? "";
     try {
       const [seq, epoch, duplicate] = await this.cmd.sbPublish(
@@ -191,9 +152,10 @@ export class RedisBroker implements Broker {
         randomEpoch(),
         this.options.historySize,
         this.options.historyTtlS,
-        head,
-        tail,
+        framePrefix(topic),
+        frameSuffix(input),
         redisKeys.channel(topic),
+        this.cluster ? "SPUBLISH" : "PUBLISH",
       );
       return { seq: Number(seq), epoch: String(epoch), duplicate: Number(duplicate) === 1 };
     } catch (error) {
@@ -203,7 +165,7 @@ export class RedisBroker implements Broker {
 
   async broadcast(topic: string, frame: string): Promise<void> {
     if (this.closed || this.cmd.status !== "ready") return;
-    await this.cmd.publish(redisKeys.channel(topic), `e${frame}`).catch(() => {});
+    await this.publishRaw(redisKeys.channel(topic), `e${frame}`, this.cluster).catch(() => {});
   }
 
   async sendControl(message: ControlMessage): Promise<void> {
@@ -226,6 +188,7 @@ export class RedisBroker implements Broker {
         this.options.historyTtlS,
         since === undefined ? "" : since.seq,
         since === undefined ? "" : since.epoch,
+        this.options.historySize,
       );
     } catch (error) {
       throw toSwitchboardError(error, "history");
@@ -242,61 +205,45 @@ export class RedisBroker implements Broker {
     return { position: { seq, epoch }, publications, recovered };
   }
 
-  /**
-   * Idempotent. While the subscriber connection is down this only records the interest: the
-   * channel is subscribed when it is back, and `onReconnect` follows.
-   */
+  /** Idempotent. Resolves once the topic's channel is confirmed subscribed; rejects `unavailable` otherwise. */
   async subscribe(topic: string): Promise<void> {
-    if (this.closed || this.topics.has(topic)) return;
-    this.topics.add(topic);
-    if (this.sub.status !== "ready") return;
-    await this.sub.subscribe(redisKeys.channel(topic)).catch(() => {});
+    if (this.closed) throw unavailable("subscribe");
+    try {
+      await this.subs.add(topic);
+    } catch (error) {
+      throw toSwitchboardError(error, "subscribe");
+    }
   }
 
   async unsubscribe(topic: string): Promise<void> {
-    if (this.closed || !this.topics.delete(topic)) return;
-    if (this.sub.status !== "ready") return;
-    await this.sub.unsubscribe(redisKeys.channel(topic)).catch(() => {});
+    if (this.closed) return;
+    await this.subs.remove(topic);
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.canaryTimer);
-    this.whenSubscribed?.();
     this.events = noEvents;
-    await Promise.all([closeConnection(this.cmd), closeConnection(this.sub)]);
+    this.subs.close();
+    await closeConnection(this.cmd);
   }
 
-  /** Every (re)connection of the subscriber: subscribe every channel, then report the reconnect. */
-  private async onSubscriberReady(): Promise<void> {
-    const generation = ++this.subReadyCount;
-    const channels = [redisKeys.control, this.canaryChannel, ...[...this.topics].map(redisKeys.channel)];
-    try {
-      await this.sub.subscribe(...channels);
-    } catch (error) {
-      if (this.closed) return;
-      this.log("warn", `redis subscriber could not resubscribe: ${(error as Error).message}; reconnecting`);
-      this.sub.disconnect(true);
-      return;
-    }
-    if (this.closed || generation !== this.subReadyCount || this.sub.status !== "ready") return;
-    this.subscribed = true;
-    this.canariesInFlight.length = 0;
-    if (generation === 1) {
-      this.whenSubscribed?.();
-      // Topics registered while Redis was unreachable at start have a hub that wants repair too.
-      if (this.topics.size === 0) return;
-    } else {
-      this.log("info", `redis subscriber is back (${this.topics.size} topics resubscribed): repairing from history`);
-    }
-    this.emit(() => this.events.onReconnect());
+  /** PUBLISH, or SPUBLISH routed to the channel's shard. */
+  private publishRaw(channel: string, payload: string, sharded: boolean): Promise<unknown> {
+    if (!sharded) return this.cmd.publish(channel, payload);
+    return (this.cmd as Redis).spublish(channel, payload);
+  }
+
+  private onRestored(topics: string[]): void {
+    if (this.closed) return;
+    this.log("info", `redis subscriber link is back (${topics.length} topics resubscribed): repairing from history`);
+    this.emit(() => this.events.onReconnect(topics));
   }
 
   private onMessage(channel: string, payload: string): void {
-    if (channel.startsWith(CHANNEL_HEAD) && channel.endsWith(CHANNEL_TAIL)) {
-      const topic = channel.slice(CHANNEL_HEAD.length, channel.length - CHANNEL_TAIL.length);
-      if (!this.topics.has(topic)) return; // in flight while unsubscribing
+    const topic = topicOfChannel(channel);
+    if (topic !== undefined) {
       if (payload.charCodeAt(0) === 112 /* p */) {
         const seqEnd = payload.indexOf(":", 1);
         const epochEnd = payload.indexOf(":", seqEnd + 1);
@@ -314,10 +261,6 @@ export class RedisBroker implements Broker {
       }
       return;
     }
-    if (channel === this.canaryChannel) {
-      this.canaryReceived = Math.max(this.canaryReceived, Number(payload) || 0);
-      return;
-    }
     if (channel === redisKeys.control) {
       let message: ControlMessage;
       try {
@@ -332,40 +275,19 @@ export class RedisBroker implements Broker {
   }
 
   /**
-   * The liveness canary: publish to our own canary channel every interval. A canary that Redis
-   * accepted but that has not come back within `canaryTimeoutMs` means the subscriber connection
-   * claims to be up but is deaf: force it to reconnect (which resubscribes and repairs).
-   * Consecutive failures of the command connection force that one to reconnect too.
+   * Every canary interval: each subscriber link checks its canary (a deaf link is replaced and its
+   * topics repaired), and consecutive failures of the command connection force it to reconnect.
    */
-  private checkCanary(): void {
+  private tick(): void {
     if (this.closed || this.cmd.status !== "ready") return;
-    const now = Date.now();
-    while (this.canariesInFlight.length > 0 && this.canariesInFlight[0]!.nonce <= this.canaryReceived) {
-      this.canariesInFlight.shift();
-    }
-    const oldest = this.canariesInFlight[0];
-    if (this.subscribed && oldest !== undefined && now - oldest.at > this.canaryTimeoutMs) {
-      this.log("warn", "redis subscriber is deaf (canary not received): reconnecting");
-      this.canariesInFlight.length = 0;
-      this.subscribed = false;
-      this.sub.disconnect(true);
-      return;
-    }
-    if (!this.subscribed) return;
-    const nonce = ++this.canarySent;
-    this.cmd.publish(this.canaryChannel, String(nonce)).then(
+    this.subs.tick(Date.now());
+    this.cmd.ping().then(
+      () => (this.canaryFailures = 0),
       () => {
-        this.canaryFailures = 0;
-        // Redis accepted it; it must come back on the subscriber connection.
-        if (nonce > this.canaryReceived && this.canariesInFlight.length < 64) {
-          this.canariesInFlight.push({ nonce, at: now });
-        }
-      },
-      () => {
-        if (++this.canaryFailures >= 2 && !this.closed) {
+        if (++this.canaryFailures >= 2 && !this.closed && !this.cluster) {
           this.canaryFailures = 0;
           this.log("warn", "redis broker connection does not answer: reconnecting");
-          this.cmd.disconnect(true);
+          (this.cmd as Redis).disconnect(true);
         }
       },
     );

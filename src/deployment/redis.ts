@@ -7,8 +7,7 @@
  * Losing these keys (Redis restarted, evicted) costs at most one heartbeat: the next one rewrites
  * them.
  */
-import type Redis from "ioredis";
-import { toSwitchboardError } from "../redis/connection.ts";
+import { toSwitchboardError, type RedisClient } from "../redis/connection.ts";
 import { sumTopics, type DeploymentRegistry, type InstanceInfo, type TopicCount } from "./registry.ts";
 
 export const deploymentKeys = {
@@ -26,7 +25,7 @@ async function guard<T>(run: () => Promise<T>): Promise<T> {
 }
 
 /** Runs a MULTI or pipeline and returns its replies, throwing the first command error. */
-async function exec(batch: ReturnType<Redis["multi"]>): Promise<unknown[]> {
+async function exec(batch: ReturnType<RedisClient["multi"]>): Promise<unknown[]> {
   const replies = await batch.exec();
   if (replies === null) throw new Error("transaction aborted");
   for (const [error] of replies) if (error) throw error;
@@ -42,7 +41,7 @@ function sameCounts(a: ReadonlyMap<string, number>, b: ReadonlyMap<string, numbe
 export class RedisDeploymentRegistry implements DeploymentRegistry {
   constructor(
     /** A command connection, shared and not closed here. */
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly leaseMs: number,
   ) {}
 

@@ -83,10 +83,10 @@ export class Gateway implements ConnectionHost {
       onPublication: (p) => this.hub.onPublication(p),
       onEphemeral: (topic, frame) => this.hub.onEphemeral(topic, frame),
       onControl: (message) => this.onControl(message),
-      onReconnect: () => {
+      onReconnect: (topics) => {
         this.metrics.brokerReconnects.inc();
-        this.log.warn("broker link restored; re-reading history of every topic", { topics: this.hub.topicsCount() });
-        this.hub.onReconnect();
+        this.log.warn("broker link restored; re-reading history", { topics: topics?.length ?? this.hub.topicsCount() });
+        this.hub.onReconnect(topics);
       },
     });
     await presence.start({

@@ -84,10 +84,11 @@ export class Hub {
     if (this.topics.has(topic)) this.options.fanout(topic, frame);
   }
 
-  /** Broker event: the link came back; anything may have been missed on any topic. */
-  onReconnect(): void {
-    for (const state of this.topics.values()) {
-      if (state.position !== null && !state.repairing) this.repair(state);
+  /** Broker event: a link came back; anything may have been missed on its topics (all when absent). */
+  onReconnect(topics?: Iterable<string>): void {
+    const states = topics === undefined ? this.topics.values() : [...topics].map((t) => this.topics.get(t));
+    for (const state of states) {
+      if (state !== undefined && state.position !== null && !state.repairing) this.repair(state);
     }
   }
 
@@ -210,7 +211,10 @@ export class Hub {
       if (this.topics.get(state.topic) !== state) return;
       state.position = position;
     } catch (error) {
-      if (this.topics.get(state.topic) === state) this.topics.delete(state.topic);
+      if (this.topics.get(state.topic) === state) {
+        this.topics.delete(state.topic);
+        broker.unsubscribe(state.topic).catch(() => {}); // the subscribe may have succeeded before the read failed
+      }
       throw error instanceof SwitchboardError ? error : new SwitchboardError(ErrorCode.unavailable, "the broker is unreachable; retry");
     }
     this.drainBuffer(state);

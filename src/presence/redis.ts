@@ -12,12 +12,11 @@
  * - A process that finds its lease missing (Redis restarted empty, or it was swept while
  *   stalled) re-adds its own entries.
  */
-import type Redis from "ioredis";
 import { readFileSync } from "node:fs";
 import type { PresenceMember, User } from "../protocol/frames.ts";
 import type { Presence, PresenceEvents } from "./presence.ts";
 import { randomEpoch, toSwitchboardError, unavailable } from "../redis/connection.ts";
-import type { LogFn } from "../redis/connection.ts";
+import type { LogFn, RedisClient } from "../redis/connection.ts";
 
 const lua = (name: string) => readFileSync(new URL(`./lua/${name}.lua`, import.meta.url), "utf8");
 
@@ -28,7 +27,9 @@ export const presenceKeys = {
   topicsOf: (instance: string) => `sb:{presence}:inst:${instance}:topics`,
 };
 
-interface PresenceRedis extends Redis {
+type PresenceRedis = RedisClient & PresenceScripts;
+
+interface PresenceScripts {
   sbPresenceJoin(conns: string, users: string, connectionId: string, userId: string, entry: string): Promise<number>;
   sbPresenceLeave(conns: string, users: string, connectionId: string, userId: string): Promise<number>;
   sbPresenceSweep(conns: string, users: string, instance: string): Promise<string[]>;
@@ -37,8 +38,8 @@ interface PresenceRedis extends Redis {
 }
 
 export interface RedisPresenceOptions {
-  /** A command connection (see createConnection); shared, not closed by this class. */
-  redis: Redis;
+  /** The data connection (one Redis or a cluster, see createDataConnection); shared, not closed by this class. */
+  redis: RedisClient;
   instanceId: string;
   /** How long a process's entries outlive its last heartbeat. Default 15 000. */
   leaseMs?: number;

@@ -4,7 +4,7 @@
  * told `unavailable`), reconnect quickly, and always have an `error` handler (an unhandled
  * `'error'` event would crash the process).
  */
-import Redis, { type RedisOptions } from "ioredis";
+import Redis, { Cluster, type ClusterOptions, type RedisOptions } from "ioredis";
 import { ErrorCode, SwitchboardError } from "../protocol/codes.ts";
 
 /** How the Redis parts report what the operator should see; never carries credentials. */
@@ -26,9 +26,16 @@ export function retryDelay(times: number): number {
   return Math.min(50 * times, 1000);
 }
 
-/** A lazily connecting client; call `connect()` (errors are handled, retries continue). */
-export function createConnection(url: string, options: ConnectionOptions): Redis {
-  const redisOptions: RedisOptions = {
+/**
+ * "The data connection" in either mode: one Redis, or a Redis Cluster (REDIS_CLUSTER=true).
+ * Both speak the same commands; on a cluster, the keys of one command, MULTI or script must
+ * share a hash slot (put the part that ties them together in `{braces}`).
+ */
+export type RedisClient = Redis | Cluster;
+
+/** What the bus options look like on one node; the cluster applies them to every node it opens. */
+function nodeOptions(options: ConnectionOptions): RedisOptions {
+  return {
     lazyConnect: true,
     connectionName: options.name.replace(/[^A-Za-z0-9_.:-]/g, "_"),
     commandTimeout: options.commandTimeoutMs ?? 500,
@@ -41,13 +48,80 @@ export function createConnection(url: string, options: ConnectionOptions): Redis
     disableClientInfo: true,
     enableAutoPipelining: options.autoPipelining ?? false,
   };
-  const client = new Redis(url, redisOptions);
+}
+
+/** A lazily connecting client; call `connect()` (errors are handled, retries continue). */
+export function createConnection(url: string, options: ConnectionOptions): Redis {
+  const client = new Redis(url, nodeOptions(options));
   client.on("error", (error: Error) => options.onError?.(error));
   return client;
 }
 
+/** `redis://a:6379,redis://b:6379` → seed nodes; credentials and TLS come from the first URL. */
+export function parseSeeds(urls: string): { seeds: { host: string; port: number }[]; username?: string; password?: string; tls: boolean } {
+  const parsed = urls.split(",").map((u) => new URL(u.trim()));
+  const first = parsed[0]!;
+  return {
+    seeds: parsed.map((u) => ({ host: u.hostname, port: Number(u.port || 6379) })),
+    ...(first.username ? { username: decodeURIComponent(first.username) } : {}),
+    ...(first.password ? { password: decodeURIComponent(first.password) } : {}),
+    tls: first.protocol === "rediss:",
+  };
+}
+
+export interface ClusterConnectionOptions extends ConnectionOptions {
+  /** How often the slot map is re-read even when nothing failed (ioredis' default is never). Default 2000. */
+  slotsRefreshIntervalMs?: number;
+}
+
+/**
+ * A Redis Cluster client with the same fail-fast rules as `createConnection`: a command whose
+ * connection closed is failed, not resent to the next primary (a publish could land twice), and a
+ * cluster that is down fails at once (`unavailable`) instead of queueing. Redirections (MOVED, ASK,
+ * TRYAGAIN) are still followed: the command did not run where it was refused.
+ */
+export function createClusterConnection(urls: string, options: ClusterConnectionOptions): Cluster {
+  const { seeds, username, password, tls } = parseSeeds(urls);
+  const redisOptions = nodeOptions(options);
+  const clusterOptions: ClusterOptions = {
+    lazyConnect: true,
+    enableOfflineQueue: false,
+    enableReadyCheck: true,
+    enableAutoPipelining: options.autoPipelining ?? false,
+    retryDelayOnFailover: 0,
+    retryDelayOnClusterDown: 0,
+    retryDelayOnTryAgain: 50,
+    maxRedirections: 8,
+    slotsRefreshTimeout: Math.max(1000, options.commandTimeoutMs ?? 500),
+    slotsRefreshInterval: options.slotsRefreshIntervalMs ?? 2000,
+    clusterRetryStrategy: retryDelay,
+    redisOptions: {
+      connectionName: redisOptions.connectionName,
+      commandTimeout: redisOptions.commandTimeout,
+      connectTimeout: redisOptions.connectTimeout,
+      autoResendUnfulfilledCommands: false,
+      autoResubscribe: false,
+      maxRetriesPerRequest: 0,
+      disableClientInfo: true,
+      ...(username === undefined ? {} : { username }),
+      ...(password === undefined ? {} : { password }),
+      ...(tls ? { tls: {} } : {}),
+    },
+  };
+  const client = new Cluster(seeds, clusterOptions);
+  client.on("error", (error: Error) => options.onError?.(error));
+  // One error per failed node connection: while a primary is dead these come in bursts.
+  client.on("node error", (error: Error) => options.onError?.(error));
+  return client;
+}
+
+/** Either kind of client, by the deployment's REDIS_CLUSTER setting. */
+export function createClient(url: string, cluster: boolean, options: ClusterConnectionOptions): RedisClient {
+  return cluster ? createClusterConnection(url, options) : createConnection(url, options);
+}
+
 /** Starts connecting; resolves when ready or after `waitMs`, whichever comes first. Never rejects. */
-export async function connectWithin(client: Redis, waitMs: number): Promise<boolean> {
+export async function connectWithin(client: RedisClient, waitMs: number): Promise<boolean> {
   if (client.status === "ready") return true;
   const ready = new Promise<boolean>((resolve) => {
     const timer = setTimeout(() => {
@@ -65,7 +139,7 @@ export async function connectWithin(client: Redis, waitMs: number): Promise<bool
 }
 
 /** Closes a client for good: QUIT when it can, then drop the socket and any reconnect timer. */
-export async function closeConnection(client: Redis): Promise<void> {
+export async function closeConnection(client: RedisClient): Promise<void> {
   if (client.status === "ready") {
     await Promise.race([client.quit().catch(() => {}), Bun.sleep(300)]);
   }

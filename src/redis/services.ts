@@ -1,14 +1,16 @@
 /**
  * The services of a deployment over Redis (REDIS_URL set): RedisBroker (its own command and
  * subscriber connections, so a slow history read never delays a publish and pub/sub traffic
- * never shares a socket with commands), and one more connection shared by presence and the
- * auth stores. Loaded only when REDIS_URL is set (see create-services.ts).
+ * never shares a socket with commands), and one more connection — "the data connection",
+ * `createDataConnection` — shared by presence, the auth stores and any other store built on
+ * Redis. With REDIS_CLUSTER=true every one of them is a Redis Cluster client. Loaded only when
+ * REDIS_URL is set (see create-services.ts).
  */
 import type { Config } from "../config.ts";
 import { assemble, type Services } from "../services.ts";
 import { createLogger } from "../log.ts";
 import { RedisBroker } from "../broker/redis.ts";
-import { closeConnection, connectWithin, createConnection, type LogFn } from "./connection.ts";
+import { closeConnection, connectWithin, createClient, type LogFn, type RedisClient } from "./connection.ts";
 import { RedisPresence } from "../presence/redis.ts";
 import { checkEvictionPolicy, redisStores } from "../stores/redis.ts";
 import { RedisDeploymentRegistry } from "../deployment/redis.ts";
@@ -22,20 +24,14 @@ export async function createRedisServices(config: Config): Promise<Services> {
 
   const broker = new RedisBroker({
     url,
+    cluster: config.redisCluster,
     instanceId: config.instanceId,
     historySize: config.historySize,
     historyTtlS: config.historyTtlS,
+    commandTimeoutMs: config.redisCommandTimeoutMs,
     log,
   });
-  let dataErrorLogged = false;
-  const data = createConnection(url, {
-    name: `switchboard:${config.instanceId}:data`,
-    onError: (error) => {
-      if (!dataErrorLogged) log("warn", `redis data connection: ${error.message}`);
-      dataErrorLogged = true;
-    },
-  });
-  data.on("ready", () => (dataErrorLogged = false));
+  const data = createDataConnection(config, log);
   // Connects while the broker starts (it waits for its own connections): one bounded wait at
   // start-up, not two in a row, so /healthz answers within ~3 s even with Redis down.
   void connectWithin(data, 3000).then((ready) => {
@@ -48,8 +44,32 @@ export async function createRedisServices(config: Config): Promise<Services> {
   return assemble(broker, presence, stores, new RedisDeploymentRegistry(data, LEASE_MS), () => closeConnection(data));
 }
 
+/**
+ * The data connection: one Redis or a Redis Cluster client (REDIS_CLUSTER), lazily connecting,
+ * failing fast after REDIS_COMMAND_TIMEOUT_MS, logging its first error per outage only. On a
+ * cluster, keys used together in one command, MULTI or script must share a hash tag (`{…}`).
+ */
+export function createDataConnection(config: Config, log: LogFn, role = "data"): RedisClient {
+  if (config.redisUrl === undefined) throw new Error("createDataConnection needs REDIS_URL");
+  let errorLogged = false;
+  const data = createClient(config.redisUrl, config.redisCluster, {
+    name: `switchboard:${config.instanceId}:${role}`,
+    commandTimeoutMs: config.redisCommandTimeoutMs,
+    onError: (error) => {
+      if (!errorLogged) log("warn", `redis ${role} connection: ${error.message}`);
+      errorLogged = true;
+    },
+  });
+  data.on("ready", () => (errorLogged = false));
+  return data;
+}
+
 /** The URL without its password, for logs. */
-function redactUrl(url: string): string {
+function redactUrl(urls: string): string {
+  return urls.split(",").map((url) => redactOne(url.trim())).join(",");
+}
+
+function redactOne(url: string): string {
   try {
     const u = new URL(url);
     if (u.password) u.password = "***";

@@ -11,10 +11,10 @@
  * - attempts: a fixed window that opens at the first failure (`SET NX EX` then `INCR`, in one
  *   MULTI, so the window never restarts while it runs).
  * A Redis failure surfaces as SwitchboardError `unavailable` (see redis/connection.ts).
+ * Every command and MULTI touches one key, so the stores run unchanged on Redis Cluster.
  */
-import type Redis from "ioredis";
 import { USER_REVOCATION_RETENTION_S, type AttemptCounter, type AttemptWindow, type RevocationStore, type Stores, type TicketGrant, type TicketStore, type UserRevocationStore } from "./stores.ts";
-import { toSwitchboardError } from "../redis/connection.ts";
+import { toSwitchboardError, type RedisClient } from "../redis/connection.ts";
 import { newTicket } from "./memory.ts";
 
 export const storeKeys = {
@@ -33,7 +33,7 @@ async function guard<T>(what: string, run: () => Promise<T>): Promise<T> {
 }
 
 /** Runs a MULTI and returns its replies, throwing the first command error. */
-async function exec(multi: ReturnType<Redis["multi"]>): Promise<unknown[]> {
+async function exec(multi: ReturnType<RedisClient["multi"]>): Promise<unknown[]> {
   const replies = await multi.exec();
   if (replies === null) throw new Error("transaction aborted");
   for (const [error] of replies) if (error) throw error;
@@ -41,7 +41,7 @@ async function exec(multi: ReturnType<Redis["multi"]>): Promise<unknown[]> {
 }
 
 export class RedisTicketStore implements TicketStore {
-  constructor(private readonly redis: Redis) {}
+  constructor(private readonly redis: RedisClient) {}
 
   issue(grant: TicketGrant, ttlS: number): Promise<string> {
     return guard("ticket", async () => {
@@ -62,7 +62,7 @@ export class RedisTicketStore implements TicketStore {
 }
 
 export class RedisRevocationStore implements RevocationStore {
-  constructor(private readonly redis: Redis) {}
+  constructor(private readonly redis: RedisClient) {}
 
   revoke(sid: string, ttlS: number): Promise<void> {
     return guard("revocation", async () => {
@@ -76,7 +76,7 @@ export class RedisRevocationStore implements RevocationStore {
 }
 
 export class RedisUserRevocationStore implements UserRevocationStore {
-  constructor(private readonly redis: Redis) {}
+  constructor(private readonly redis: RedisClient) {}
 
   revokeUser(userId: string, atS: number): Promise<void> {
     return guard("revocation", async () => {
@@ -106,7 +106,7 @@ export class RedisUserRevocationStore implements UserRevocationStore {
  * Warns when Redis may evict keys without TTL (`maxmemory-policy allkeys-*`): revocations would
  * no longer be safe from memory pressure. Managed Redis that hides CONFIG is not judged.
  */
-export async function checkEvictionPolicy(redis: Redis, log: (level: "warn" | "error", message: string) => void): Promise<void> {
+export async function checkEvictionPolicy(redis: RedisClient, log: (level: "warn" | "error", message: string) => void): Promise<void> {
   let policy: string | undefined;
   try {
     const reply = (await redis.call("CONFIG", "GET", "maxmemory-policy")) as string[] | Record<string, string>;
@@ -120,7 +120,7 @@ export async function checkEvictionPolicy(redis: Redis, log: (level: "warn" | "e
 }
 
 export class RedisAttemptCounter implements AttemptCounter {
-  constructor(private readonly redis: Redis) {}
+  constructor(private readonly redis: RedisClient) {}
 
   get(key: string): Promise<AttemptWindow> {
     return guard("attempts", async () => {
@@ -143,8 +143,8 @@ export class RedisAttemptCounter implements AttemptCounter {
   }
 }
 
-/** The stores on one connection; `close()` is a no-op (the caller owns the connection). */
-export function redisStores(redis: Redis): Stores {
+/** The stores on one connection (one Redis or a cluster); `close()` is a no-op (the caller owns the connection). */
+export function redisStores(redis: RedisClient): Stores {
   return {
     tickets: new RedisTicketStore(redis),
     revocations: new RedisRevocationStore(redis),

@@ -2,30 +2,34 @@
   history.lua — a topic's position, and with `since` every publication after it, read
   atomically with respect to publish.lua.
 
-  KEYS[1]  sb:{<topic>}:meta   hash {seq, epoch} (see publish.lua)
+  KEYS[1]  sb:{<topic>}:meta   hash {seq, epoch, w} (see publish.lua)
   KEYS[2]  sb:{<topic>}:log    stream of message frames, entry id "<seq>-0", field "f"
 
-  ARGV[1]  a fresh random epoch, used only when the topic has no meta: the topic is then
-           created at seq 0 with that epoch (and ARGV[2]'s TTL), so that a reader and the next
-           publisher agree on the epoch
+  ARGV[1]  a fresh random epoch, used when the topic has no meta, or meta written by another
+           primary (see publish.lua): the topic then gets that epoch at seq 0 (and ARGV[2]'s TTL),
+           so that a reader and the next publisher agree on the epoch
   ARGV[2]  history TTL in seconds
   ARGV[3]  since.seq, or "" without since
   ARGV[4]  since.epoch, or "" without since
+  ARGV[5]  history size: at most this many publications are replayed (the stream is trimmed
+           approximately and may hold more)
 
   Returns {seq, epoch, recovered, frame1, frame2, ...}: recovered is 1 when since is in the
-  current epoch and every publication after since.seq is still in the stream (then the frames
-  of since.seq+1 .. seq follow, in order); 0 otherwise, with no frames. XRANGE silently starts
+  current epoch and every publication after since.seq is still kept (then the frames of
+  since.seq+1 .. seq follow, in order); 0 otherwise, with no frames. XRANGE silently starts
   at the oldest kept entry when since.seq+1 was trimmed, so the first id and the count are
   checked here.
 ]]
 
-local seq = tonumber(redis.call("HGET", KEYS[1], "seq"))
-local epoch = redis.call("HGET", KEYS[1], "epoch")
-if not epoch or not seq then
+local writer = string.match(redis.call("INFO", "replication"), "master_replid:(%x+)")
+local meta = redis.call("HMGET", KEYS[1], "seq", "epoch", "w")
+local seq = tonumber(meta[1])
+local epoch = meta[2]
+if not epoch or not seq or meta[3] ~= writer then
   epoch = ARGV[1]
   seq = 0
   redis.call("DEL", KEYS[2])
-  redis.call("HSET", KEYS[1], "epoch", epoch, "seq", 0)
+  redis.call("HSET", KEYS[1], "epoch", epoch, "seq", 0, "w", writer)
   redis.call("EXPIRE", KEYS[1], tonumber(ARGV[2]))
 end
 
@@ -37,7 +41,7 @@ local since = tonumber(ARGV[3])
 if since == seq then
   return { seq, epoch, 1 }
 end
-if since > seq then
+if since > seq or seq - since > tonumber(ARGV[5]) then
   return { seq, epoch, 0 }
 end
 

@@ -1,21 +1,29 @@
 --[[
   publish.lua — the one ordering point of a topic: assign the next seq, append the message
-  frame to the topic's history, honour the idempotency key and PUBLISH, in one atomic step.
+  frame to the topic's history, honour the idempotency key and publish, in one atomic step.
 
-  Every key of a topic carries the hash tag {<topic>} so the script runs on Redis Cluster too.
+  Every key of a topic carries the hash tag {<topic>}, and so does its channel: on Redis Cluster
+  the script and its SPUBLISH stay on the topic's shard.
 
-  KEYS[1]  sb:{<topic>}:meta       hash {seq = last seq, epoch = the topic's epoch}
+  KEYS[1]  sb:{<topic>}:meta       hash {seq = last seq, epoch = the topic's epoch, w = writer}
   KEYS[2]  sb:{<topic>}:log        stream of message frames, entry id "<seq>-0", field "f"
   KEYS[3]  sb:{<topic>}:key:<key>  idempotency key holding "<seq>:<epoch>" (unused when ARGV[1] is "")
 
   ARGV[1]  "1" when KEYS[3] is a real idempotency key, "" otherwise
-  ARGV[2]  a fresh random epoch, used only when the topic has no meta (new, expired, or Redis
-           restarted empty): seq then restarts at 1
-  ARGV[3]  history size: entries kept in the stream (0 keeps no history)
+  ARGV[2]  a fresh random epoch, used when the topic gets a new one (see below): seq restarts at 1
+  ARGV[3]  history size: entries kept in the stream (0 keeps no history); trimming is approximate
+           (MAXLEN ~), so the stream may hold a few dozen more; history.lua never reads past size
   ARGV[4]  history TTL in seconds: every key of the topic expires this long after its last publication
   ARGV[5]  frame head, pre-serialized: {"type":"message","topic":"<topic>","seq":
   ARGV[6]  frame tail, pre-serialized: ,"from":"<from>","data":<data>,"ts":<ts>}
-  ARGV[7]  the topic's pub/sub channel
+  ARGV[7]  the topic's channel
+  ARGV[8]  "PUBLISH" (one Redis) or "SPUBLISH" (Redis Cluster)
+
+  A new epoch starts when the topic has no meta (new, expired, Redis restarted empty) and when the
+  meta was written by another primary than this one (`w` is the replication id of the primary that
+  wrote it, `master_replid`): after a failover the promoted replica may lack acknowledged writes, and
+  reusing their seqs would make subscribers drop the new publications as duplicates. A failover that
+  lost nothing costs the same resync; that is the price of never guessing.
 
   The frame is ARGV[5] .. seq .. ',"epoch":"' .. epoch .. '"' .. ARGV[6] (epochs are hex, so they
   need no escaping). The channel payload is "p<seq>:<epoch>:<frame>": a receiver reads the
@@ -34,27 +42,30 @@ end
 
 local ttl = tonumber(ARGV[4])
 local size = tonumber(ARGV[3])
-local epoch = redis.call("HGET", KEYS[1], "epoch")
-if not epoch then
-  -- The topic's history is gone (or never existed): a new epoch, and no stale stream entries
-  -- whose ids would be above the restarted seq.
+local writer = string.match(redis.call("INFO", "replication"), "master_replid:(%x+)")
+local meta = redis.call("HMGET", KEYS[1], "epoch", "w")
+local epoch = meta[1]
+local seq
+if not epoch or meta[2] ~= writer then
+  -- A new epoch, and no stale stream entries whose ids would be above the restarted seq.
   epoch = ARGV[2]
+  seq = 1
   redis.call("DEL", KEYS[2])
-  redis.call("HSET", KEYS[1], "epoch", epoch, "seq", 0)
+  redis.call("HSET", KEYS[1], "epoch", epoch, "seq", 1, "w", writer)
+else
+  seq = redis.call("HINCRBY", KEYS[1], "seq", 1)
 end
-
-local seq = redis.call("HINCRBY", KEYS[1], "seq", 1)
 local seqText = string.format("%d", seq)
 local frame = ARGV[5] .. seqText .. ',"epoch":"' .. epoch .. '"' .. ARGV[6]
 
 redis.call("EXPIRE", KEYS[1], ttl)
 if size > 0 then
-  redis.call("XADD", KEYS[2], "MAXLEN", size, seqText .. "-0", "f", frame)
+  redis.call("XADD", KEYS[2], "MAXLEN", "~", size, seqText .. "-0", "f", frame)
   redis.call("EXPIRE", KEYS[2], ttl)
 end
 if ARGV[1] == "1" then
   redis.call("SET", KEYS[3], seqText .. ":" .. epoch, "EX", ttl)
 end
 
-redis.call("PUBLISH", ARGV[7], "p" .. seqText .. ":" .. epoch .. ":" .. frame)
+redis.call(ARGV[8], ARGV[7], "p" .. seqText .. ":" .. epoch .. ":" .. frame)
 return { seq, epoch, 0 }
