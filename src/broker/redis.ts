@@ -53,6 +53,8 @@ export interface RedisBrokerOptions {
   log?: LogFn;
 }
 
+const REDIRECTION = /^(MOVED|ASK|TRYAGAIN) /;
+
 type PublishReply = [number, string, number];
 type HistoryReply = [number, string, number, ...string[]];
 
@@ -144,7 +146,7 @@ export class RedisBroker implements Broker {
     if (this.closed || this.cmd.status !== "ready") throw unavailable("publish");
     const key = input.key ?? "";
     try {
-      const [seq, epoch, duplicate] = await this.cmd.sbPublish(
+      const [seq, epoch, duplicate] = await this.redirectable(() => this.cmd.sbPublish(
         redisKeys.meta(topic),
         redisKeys.log(topic),
         redisKeys.idempotency(topic, key),
@@ -156,7 +158,7 @@ export class RedisBroker implements Broker {
         frameSuffix(input),
         redisKeys.channel(topic),
         this.cluster ? "SPUBLISH" : "PUBLISH",
-      );
+      ));
       return { seq: Number(seq), epoch: String(epoch), duplicate: Number(duplicate) === 1 };
     } catch (error) {
       throw toSwitchboardError(error, "publish");
@@ -181,7 +183,7 @@ export class RedisBroker implements Broker {
     if (this.closed || this.cmd.status !== "ready") throw unavailable("history");
     let reply: HistoryReply;
     try {
-      reply = await this.cmd.sbHistory(
+      reply = await this.redirectable(() => this.cmd.sbHistory(
         redisKeys.meta(topic),
         redisKeys.log(topic),
         randomEpoch(),
@@ -189,7 +191,7 @@ export class RedisBroker implements Broker {
         since === undefined ? "" : since.seq,
         since === undefined ? "" : since.epoch,
         this.options.historySize,
-      );
+      ));
     } catch (error) {
       throw toSwitchboardError(error, "history");
     }
@@ -227,6 +229,23 @@ export class RedisBroker implements Broker {
     this.events = noEvents;
     this.subs.close();
     await closeConnection(this.cmd);
+  }
+
+  /**
+   * Runs a command again when the cluster refused it with a redirection (MOVED, ASK, TRYAGAIN: it did
+   * not run). ioredis follows redirections itself, except in an auto-pipeline whose commands were
+   * refused with different redirections (several slots of a primary that just failed over).
+   */
+  private async redirectable<T>(run: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await run();
+      } catch (error) {
+        if (!this.cluster || attempt >= 3 || !REDIRECTION.test((error as Error).message)) throw error;
+        if (attempt === 1) (this.cmd as Cluster).refreshSlotsCache();
+        await Bun.sleep(50 * attempt);
+      }
+    }
   }
 
   /** PUBLISH, or SPUBLISH routed to the channel's shard. */

@@ -151,7 +151,7 @@ export async function closeConnection(client: RedisClient): Promise<void> {
   client.disconnect();
 }
 
-const TRANSIENT_REPLY = /^(LOADING|READONLY|BUSY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|NOREPLICAS)\b/;
+const TRANSIENT_REPLY = /^(LOADING|READONLY|BUSY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|NOREPLICAS|MOVED|ASK)\b/;
 
 /**
  * Maps a failed Redis call to the error a client sees: `unavailable` (retry later) when Redis

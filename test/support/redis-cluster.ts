@@ -72,7 +72,7 @@ export async function startRedisCluster(): Promise<TestRedisCluster> {
   const waitHealthy = async (timeoutMs = 15_000) => {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const running = ports.filter((p) => children.get(p)?.exitCode === null);
+      const running = ports.filter((p) => children.get(p)?.exitCode === null && children.get(p)?.signalCode === null);
       const states = await Promise.all(running.map((p) => cli(p, "CLUSTER", "INFO").catch(() => "")));
       if (states.every((s) => s.includes("cluster_state:ok"))) return;
       if (Date.now() > deadline) throw new Error("the test Redis Cluster did not become healthy");
