@@ -183,7 +183,10 @@ describe("Redis Cluster faults under load", () => {
       await redis.nodes.find((n) => n.port === target.port)!.kill();
       const started = Date.now();
       while ((await redis.primaryOf(`sb:{${target.topic}}:ch`).catch(() => target.port)) === target.port) {
-        if (Date.now() - started > 15_000) throw new Error("the replica was not promoted within 15 s");
+        if (Date.now() - started > 15_000) {
+          const alive = redis.nodes.find((n) => n.port !== target.port)!.port;
+          throw new Error(`the replica was not promoted within 15 s:\n${await redis.cli(alive, "CLUSTER", "NODES")}`);
+        }
         await Bun.sleep(100);
       }
       console.log(`kill: replica promoted after ${Date.now() - started} ms`);

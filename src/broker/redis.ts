@@ -25,7 +25,7 @@ import type { Broker, BrokerEvents, ControlMessage, HistoryResult, Position, Pub
 import { framePrefix, frameSuffix } from "./frame.ts";
 import { redisKeys, topicOfChannel } from "./redis-keys.ts";
 import { Subscriptions } from "./redis-subscriptions.ts";
-import { closeConnection, connectWithin, createClient, randomEpoch, toSwitchboardError, unavailable, type LogFn, type RedisClient } from "../redis/connection.ts";
+import { closeConnection, connectWithin, createClient, errorReporter, randomEpoch, toSwitchboardError, unavailable, type LogFn, type RedisClient } from "../redis/connection.ts";
 
 export { redisKeys };
 
@@ -87,20 +87,17 @@ export class RedisBroker implements Broker {
     this.cluster = options.cluster ?? false;
     const commandTimeoutMs = options.commandTimeoutMs ?? 500;
     const name = `switchboard:${options.instanceId}`;
-    let cmdErrorLogged = false;
+    const errors = errorReporter(this.log, "redis broker connection");
     this.cmd = createClient(options.url, this.cluster, {
       name: `${name}:broker`,
       commandTimeoutMs,
       autoPipelining: true,
-      onError: (error) => {
-        if (!cmdErrorLogged) this.log("warn", `redis broker connection: ${error.message}`);
-        cmdErrorLogged = true;
-      },
+      onError: (error) => errors.report(error),
     }) as RedisClient & Scripted;
     this.cmd.defineCommand("sbPublish", { numberOfKeys: 3, lua: PUBLISH_LUA });
     this.cmd.defineCommand("sbHistory", { numberOfKeys: 2, lua: HISTORY_LUA });
     this.cmd.on("ready", () => {
-      cmdErrorLogged = false;
+      errors.reset();
       if (this.cmdWasReady) this.log("info", "redis broker connection is back");
       this.cmdWasReady = true;
       this.cmdUp = true;

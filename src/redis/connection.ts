@@ -21,6 +21,32 @@ export interface ConnectionOptions {
   autoPipelining?: boolean;
 }
 
+/**
+ * Reports a connection's errors without flooding the log: ioredis emits one per failed attempt,
+ * and a cluster whose primary died emits thousands in the seconds before its replica takes over.
+ * One line per `intervalMs` (with how many were left out), and again at once after `reset()`
+ * (the connection was ready in between).
+ */
+export function errorReporter(log: LogFn, what: string, intervalMs = 30_000): { report(error: Error): void; reset(): void } {
+  let last = -Infinity;
+  let suppressed = 0;
+  return {
+    report(error) {
+      const now = Date.now();
+      if (now - last < intervalMs) {
+        suppressed++;
+        return;
+      }
+      log("warn", `${what}: ${error.message}${suppressed > 0 ? ` (${suppressed} similar errors before)` : ""}`);
+      last = now;
+      suppressed = 0;
+    },
+    reset() {
+      last = -Infinity;
+    },
+  };
+}
+
 /** Reconnect delays: 50 ms, 100 ms, ... capped at 1 s, so a restarted Redis is back within ~1 s. */
 export function retryDelay(times: number): number {
   return Math.min(50 * times, 1000);

@@ -10,7 +10,7 @@ import type { Config } from "../config.ts";
 import { assemble, type Services } from "../services.ts";
 import { createLogger } from "../log.ts";
 import { RedisBroker } from "../broker/redis.ts";
-import { closeConnection, connectWithin, createClient, type LogFn, type RedisClient } from "./connection.ts";
+import { closeConnection, connectWithin, createClient, errorReporter, type LogFn, type RedisClient } from "./connection.ts";
 import { RedisPresence } from "../presence/redis.ts";
 import { checkEvictionPolicy, redisStores } from "../stores/redis.ts";
 import { RedisDeploymentRegistry } from "../deployment/redis.ts";
@@ -51,16 +51,13 @@ export async function createRedisServices(config: Config): Promise<Services> {
  */
 export function createDataConnection(config: Config, log: LogFn, role = "data"): RedisClient {
   if (config.redisUrl === undefined) throw new Error("createDataConnection needs REDIS_URL");
-  let errorLogged = false;
+  const errors = errorReporter(log, `redis ${role} connection`);
   const data = createClient(config.redisUrl, config.redisCluster, {
     name: `switchboard:${config.instanceId}:${role}`,
     commandTimeoutMs: config.redisCommandTimeoutMs,
-    onError: (error) => {
-      if (!errorLogged) log("warn", `redis ${role} connection: ${error.message}`);
-      errorLogged = true;
-    },
+    onError: (error) => errors.report(error),
   });
-  data.on("ready", () => (errorLogged = false));
+  data.on("ready", () => errors.reset());
   return data;
 }
 

@@ -8,6 +8,7 @@ import type { Subprocess } from "bun";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { slotOf } from "../../src/redis/slot.ts";
 
 export interface ClusterNode {
   port: number;
@@ -94,7 +95,7 @@ export async function startRedisCluster(): Promise<TestRedisCluster> {
   }
 
   const primaryOf = async (key: string) => {
-    const slot = Number(await cli(ports[0]!, "CLUSTER", "KEYSLOT", key));
+    const slot = slotOf(key);
     return ownerOfSlot(await clusterNodes(ports), slot);
   };
   const replicaOf = async (port: number) => {
