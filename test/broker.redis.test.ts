@@ -159,3 +159,50 @@ describe("RedisBroker when Redis fails", () => {
     }
   });
 });
+
+describe("RedisBroker on one Redis with a replica (a managed Redis failing over)", () => {
+  test("a failover that lost acknowledged writes moves the topic to a new epoch: no seq is reused", async () => {
+    const [primary, replica] = [await startRedis(), await startRedis()];
+    const proxy = await startProxy({ upstreams: [primary.port] });
+    const broker = new RedisBroker({ url: `redis://127.0.0.1:${proxy.port}`, instanceId: `failover-${process.pid}`, historySize: 100, historyTtlS: 60 });
+    const events = new Recorder();
+    try {
+      expect(await primary.command("CONFIG", "SET", "repl-diskless-sync-delay", "0")).toBe("+OK");
+      expect(await replica.command("REPLICAOF", "127.0.0.1", String(primary.port))).toBe("+OK");
+      await broker.start(events);
+      const topic = uniqueTopic();
+      await broker.subscribe(topic);
+      let before = { seq: 0, epoch: "" };
+      for (let i = 1; i <= 3; i++) before = await broker.publish(topic, { from: "u", data: i, ts: 1 });
+      // Seqs 1-3 reached the replica (its first sync may take a moment).
+      await waitUntil(async () => (await primary.command("WAIT", "1", "200")) === ":1", "the replica in sync", 5000);
+      // The replica is promoted; seqs 4 and 5, acknowledged by the old primary, never reach it.
+      expect(await replica.command("REPLICAOF", "NO", "ONE")).toBe("+OK");
+      for (let i = 4; i <= 5; i++) before = await broker.publish(topic, { from: "u", data: i, ts: 1 });
+      expect(before.seq).toBe(5);
+      await waitFor(() => events.on(topic).length === 5, "5 publications delivered");
+      // The service's address now leads to the promoted replica.
+      proxy.setUpstreams([replica.port]);
+      proxy.dropAll();
+      await waitFor(() => events.reconnects >= 1 && broker.healthy, "reconnected to the new primary", 5000);
+      const history = await broker.history(topic, before);
+      expect(history.recovered).toBe(false);
+      expect(history.position.epoch).not.toBe(before.epoch);
+      const after = await broker.publish(topic, { from: "u", data: 6, ts: 1 });
+      expect(after).toEqual({ seq: 1, epoch: history.position.epoch, duplicate: false });
+    } finally {
+      await broker.close();
+      await proxy.close();
+      await primary.stop();
+      await replica.stop();
+    }
+  });
+});
+
+async function waitUntil(condition: () => Promise<boolean>, what: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await Bun.sleep(50);
+  }
+}

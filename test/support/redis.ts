@@ -3,6 +3,9 @@
  * (SIGKILL), `restart()` brings it back on the same port, empty.
  */
 import type { Subprocess } from "bun";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { freePort } from "./server.ts";
 
 const BINARY = "redis-server";
@@ -27,11 +30,13 @@ export async function startRedis(): Promise<TestRedis> {
     throw new Error("redis-server is not installed: run `apt-get install -y redis-server`");
   }
   const port = freePort();
+  // Its own directory: a replica's full sync writes RDB files there, never in the repository.
+  const dir = mkdtempSync(join(tmpdir(), "sb-redis-"));
   let child: Subprocess | undefined;
 
   const spawn = async () => {
     child = Bun.spawn(
-      [BINARY, "--save", "", "--appendonly", "no", "--port", String(port), "--bind", "127.0.0.1", "--protected-mode", "no", "--loglevel", "warning"],
+      [BINARY, "--save", "", "--appendonly", "no", "--port", String(port), "--dir", dir, "--bind", "127.0.0.1", "--protected-mode", "no", "--loglevel", "warning"],
       { stdout: "ignore", stderr: "pipe" },
     );
     const deadline = Date.now() + 5000;
@@ -63,6 +68,7 @@ export async function startRedis(): Promise<TestRedis> {
     },
     async stop() {
       await kill();
+      rmSync(dir, { recursive: true, force: true });
     },
     command: (...args: string[]) => raw(port, args),
   };
