@@ -197,7 +197,37 @@ describe("RedisBroker on one Redis with a replica (a managed Redis failing over)
       await replica.stop();
     }
   });
-});
+
+  test("a primary that lost writes, resynced from the new primary and was promoted again starts a new epoch (its cached id is gone)", async () => {
+    const [x, y] = [await startRedis(), await startRedis()];
+    const proxy = await startProxy({ upstreams: [x.port] });
+    const broker = new RedisBroker({ url: `redis://127.0.0.1:${proxy.port}`, instanceId: `flip-${process.pid}`, historySize: 100, historyTtlS: 60 });
+    try {
+      for (const r of [x, y]) expect(await r.command("CONFIG", "SET", "repl-diskless-sync-delay", "0")).toBe("+OK");
+      expect(await y.command("REPLICAOF", "127.0.0.1", String(x.port))).toBe("+OK");
+      await broker.start(new Recorder());
+      const topic = uniqueTopic();
+      for (let i = 1; i <= 3; i++) await broker.publish(topic, { from: "u", data: i, ts: 1 });
+      await waitUntil(async () => (await x.command("WAIT", "1", "200")) === ":1", "y in sync", 5000);
+      expect(await y.command("REPLICAOF", "NO", "ONE")).toBe("+OK"); // y takes over
+      let lost = { seq: 0, epoch: "" };
+      for (let i = 4; i <= 5; i++) lost = await broker.publish(topic, { from: "u", data: i, ts: 1 }); // only x has these
+      // x rejoins as y's replica (a full resync: its history diverged), then is promoted again.
+      expect(await x.command("REPLICAOF", "127.0.0.1", String(y.port))).toBe("+OK");
+      await waitUntil(async () => (await y.command("WAIT", "1", "200")) === ":1", "x in sync with y", 5000);
+      expect(await x.command("REPLICAOF", "NO", "ONE")).toBe("+OK");
+      proxy.dropAll();
+      let after: { seq: number; epoch: string } | undefined;
+      await waitUntil(async () => (after = await broker.publish(topic, { from: "u", data: 6, ts: 1 }).catch(() => undefined)) !== undefined, "a publish after the reconnect", 5000);
+      expect(after!.epoch).not.toBe(lost.epoch);
+      expect(after!.seq).toBe(1);
+    } finally {
+      await broker.close();
+      await proxy.close();
+      await x.stop();
+      await y.stop();
+    }
+  });});
 
 async function waitUntil(condition: () => Promise<boolean>, what: string, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;

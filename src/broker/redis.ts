@@ -20,17 +20,15 @@
  */
 import type { Cluster } from "ioredis";
 import type Redis from "ioredis";
-import { readFileSync } from "node:fs";
 import type { Broker, BrokerEvents, ControlMessage, HistoryResult, Position, Publication, PublishInput, PublishResult } from "./broker.ts";
 import { framePrefix, frameSuffix } from "./frame.ts";
 import { redisKeys, topicOfChannel } from "./redis-keys.ts";
+import { ScriptRunner } from "./redis-scripts.ts";
 import { Subscriptions } from "./redis-subscriptions.ts";
 import { closeConnection, connectWithin, createClient, errorReporter, randomEpoch, toSwitchboardError, unavailable, type LogFn, type RedisClient } from "../redis/connection.ts";
 
 export { redisKeys };
 
-const PUBLISH_LUA = readFileSync(new URL("./lua/publish.lua", import.meta.url), "utf8");
-const HISTORY_LUA = readFileSync(new URL("./lua/history.lua", import.meta.url), "utf8");
 
 export interface RedisBrokerOptions {
   /** REDIS_URL: one URL, or with `cluster` one or more comma-separated seed nodes. */
@@ -58,11 +56,6 @@ const REDIRECTION = /^(MOVED|ASK|TRYAGAIN) /;
 type PublishReply = [number, string, number];
 type HistoryReply = [number, string, number, ...string[]];
 
-interface Scripted {
-  sbPublish(...args: (string | number)[]): Promise<PublishReply>;
-  sbHistory(...args: (string | number)[]): Promise<HistoryReply>;
-}
-
 const noEvents: BrokerEvents = {
   onPublication() {},
   onEphemeral() {},
@@ -71,7 +64,8 @@ const noEvents: BrokerEvents = {
 };
 
 export class RedisBroker implements Broker {
-  private readonly cmd: RedisClient & Scripted;
+  private readonly cmd: RedisClient;
+  private readonly scripts: ScriptRunner;
   private readonly subs: Subscriptions;
   private readonly log: LogFn;
   private readonly cluster: boolean;
@@ -93,11 +87,11 @@ export class RedisBroker implements Broker {
       commandTimeoutMs,
       autoPipelining: true,
       onError: (error) => errors.report(error),
-    }) as RedisClient & Scripted;
-    this.cmd.defineCommand("sbPublish", { numberOfKeys: 3, lua: PUBLISH_LUA });
-    this.cmd.defineCommand("sbHistory", { numberOfKeys: 2, lua: HISTORY_LUA });
+    });
+    this.scripts = new ScriptRunner(this.cmd, this.cluster);
     this.cmd.on("ready", () => {
       errors.reset();
+      void this.scripts.load();
       if (this.cmdWasReady) this.log("info", "redis broker connection is back");
       this.cmdWasReady = true;
       this.cmdUp = true;
@@ -143,19 +137,17 @@ export class RedisBroker implements Broker {
     if (this.closed || this.cmd.status !== "ready") throw unavailable("publish");
     const key = input.key ?? "";
     try {
-      const [seq, epoch, duplicate] = await this.redirectable(() => this.cmd.sbPublish(
-        redisKeys.meta(topic),
-        redisKeys.log(topic),
-        redisKeys.idempotency(topic, key),
-        key === "" ? "" : "1",
+      const [seq, epoch, duplicate] = (await this.redirectable(() => this.scripts.publish(
+        [redisKeys.meta(topic), redisKeys.log(topic), redisKeys.idempotency(topic, key)],
+        [key === "" ? "" : "1",
         randomEpoch(),
         this.options.historySize,
         this.options.historyTtlS,
         framePrefix(topic),
         frameSuffix(input),
         redisKeys.channel(topic),
-        this.cluster ? "SPUBLISH" : "PUBLISH",
-      ));
+        this.cluster ? "SPUBLISH" : "PUBLISH"],
+      ))) as PublishReply;
       return { seq: Number(seq), epoch: String(epoch), duplicate: Number(duplicate) === 1 };
     } catch (error) {
       throw toSwitchboardError(error, "publish");
@@ -180,15 +172,14 @@ export class RedisBroker implements Broker {
     if (this.closed || this.cmd.status !== "ready") throw unavailable("history");
     let reply: HistoryReply;
     try {
-      reply = await this.redirectable(() => this.cmd.sbHistory(
-        redisKeys.meta(topic),
-        redisKeys.log(topic),
-        randomEpoch(),
+      reply = (await this.redirectable(() => this.scripts.history(
+        [redisKeys.meta(topic), redisKeys.log(topic)],
+        [randomEpoch(),
         this.options.historyTtlS,
         since === undefined ? "" : since.seq,
         since === undefined ? "" : since.epoch,
-        this.options.historySize,
-      ));
+        this.options.historySize],
+      ))) as HistoryReply;
     } catch (error) {
       throw toSwitchboardError(error, "history");
     }

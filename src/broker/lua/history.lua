@@ -21,7 +21,7 @@
   checked here.
 ]]
 
-local writer = string.match(redis.call("INFO", "replication"), "master_replid:(%x+)")
+local writer = primaryId()
 local meta = redis.call("HMGET", KEYS[1], "seq", "epoch", "w")
 local seq = tonumber(meta[1])
 local epoch = meta[2]

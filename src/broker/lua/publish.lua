@@ -21,7 +21,7 @@
 
   A new epoch starts when the topic has no meta (new, expired, Redis restarted empty) and when the
   meta was written by another primary than this one (`w` is the replication id of the primary that
-  wrote it, `master_replid`): after a failover the promoted replica may lack acknowledged writes, and
+  wrote it, `master_replid`, from `primaryId()`: see redis-scripts.ts for how it is cached): after a failover the promoted replica may lack acknowledged writes, and
   reusing their seqs would make subscribers drop the new publications as duplicates. A failover that
   lost nothing costs the same resync; that is the price of never guessing.
 
@@ -42,7 +42,7 @@ end
 
 local ttl = tonumber(ARGV[4])
 local size = tonumber(ARGV[3])
-local writer = string.match(redis.call("INFO", "replication"), "master_replid:(%x+)")
+local writer = primaryId()
 local meta = redis.call("HMGET", KEYS[1], "epoch", "w")
 local epoch = meta[1]
 local seq
