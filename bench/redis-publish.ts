@@ -14,14 +14,14 @@
  */
 import Redis from "ioredis";
 import { parseArgs } from "node:util";
-import { readFileSync } from "node:fs";
 import { RedisBroker } from "../src/broker/redis.ts";
 import { framePrefix, frameSuffix } from "../src/broker/frame.ts";
+import { FUNCTION_NAMES, LIBRARY, PUBLISH_SCRIPT } from "../src/broker/redis-scripts.ts";
 import { startRedis } from "../test/support/redis.ts";
 import { startRedisCluster } from "../test/support/redis-cluster.ts";
 
 const { values } = parseArgs({
-  args: Bun.argv.slice(2).filter((a) => a !== "--scenario" && a !== "redis"),
+  args: Bun.argv.slice(2).filter((a) => a !== "--scenario" && a !== "redis" && a !== "--scenario=redis"),
   options: {
     topics: { type: "string", default: "1000" },
     publications: { type: "string", default: "40000" },
@@ -34,38 +34,43 @@ const PUBLICATIONS = Number(values.publications);
 const WINDOW = Number(values.window);
 const CALLS = Number(values.calls);
 
-const CURRENT = readFileSync(new URL("../src/broker/lua/publish.lua", import.meta.url), "utf8");
-const VARIANTS: Record<string, string> = {
-  current: CURRENT,
-  "current without the writer check (INFO replication)": CURRENT.replace(
-    'string.match(redis.call("INFO", "replication"), "master_replid:(%x+)")',
-    '"fixed"',
-  ),
-  "current with exact trimming (MAXLEN =)": CURRENT.replace('"MAXLEN", "~", size', '"MAXLEN", size'),
+const NO_CHECK = (lua: string) => lua.replace(/string\.match\(redis\.call\("INFO", "replication"\), "master_replid:\(%x\+\)"\)/g, '"fixed"');
+const APPROX = (lua: string) => lua.replace('"MAXLEN", size', '"MAXLEN", "~", size');
+/** [how it runs, source]: "eval" sources are scripts (EVALSHA), "function" sources are libraries (FCALL). */
+const VARIANTS: Record<string, ["eval" | "function", string]> = {
+  "EVALSHA, no writer check (≈ the script before this work)": ["eval", NO_CHECK(PUBLISH_SCRIPT)],
+  "EVALSHA, no writer check, MAXLEN ~": ["eval", APPROX(NO_CHECK(PUBLISH_SCRIPT))],
+  "EVALSHA, writer check by INFO per call (the Redis 6.2 path)": ["eval", PUBLISH_SCRIPT],
+  "FCALL, cached writer id (what runs on Redis 7)": ["function", LIBRARY],
+  "FCALL, cached writer id, MAXLEN ~": ["function", APPROX(LIBRARY)],
 };
 
-async function scriptCosts(): Promise<Record<string, number>> {
+/** Per variant: usec_per_call (wall time inside the command: inflated when the machine is busy) and
+ * the Redis process's CPU time per call (used_cpu_user+sys: preemption-proof, networking included). */
+async function scriptCosts(): Promise<Record<string, { usecPerCall: number; cpuUsPerCall: number }>> {
   const redis = await startRedis();
   const client = new Redis(redis.url, { enableAutoPipelining: true, lazyConnect: true });
   await client.connect();
-  const out: Record<string, number> = {};
+  const out: Record<string, { usecPerCall: number; cpuUsPerCall: number }> = {};
   try {
-    for (const [name, lua] of Object.entries(VARIANTS)) {
-      const sha = (await client.script("LOAD", lua)) as string;
+    for (const [name, [kind, lua]] of Object.entries(VARIANTS)) {
+      const sha = kind === "eval" ? ((await client.script("LOAD", lua)) as string) : "";
+      if (kind === "function") await client.call("FUNCTION", "LOAD", "REPLACE", lua);
       await client.flushall();
       await client.config("RESETSTAT");
+      const cpuBefore = await cpuOf([redis.port]);
       const pending: Promise<unknown>[] = [];
       for (let i = 0; i < CALLS; i++) {
         const topic = `room:cost-${i % TOPICS}`;
-        pending.push(
-          client.evalsha(sha, 3, `sb:{${topic}}:meta`, `sb:{${topic}}:log`, `sb:{${topic}}:key:`, "", "e0e0e0e0e0e0e0e0", 100, 300,
-            framePrefix(topic), frameSuffix({ from: "bench", data: { i, text: "hello" }, ts: 1 }), `sb:{${topic}}:ch`, "PUBLISH"),
-        );
+        const keys = [`sb:{${topic}}:meta`, `sb:{${topic}}:log`, `sb:{${topic}}:key:`];
+        const args = ["", "e0e0e0e0e0e0e0e0", 100, 300, framePrefix(topic), frameSuffix({ from: "bench", data: { i, text: "hello" }, ts: 1 }), `sb:{${topic}}:ch`, "PUBLISH"];
+        pending.push(kind === "eval" ? client.evalsha(sha, 3, ...keys, ...args) : client.fcall(FUNCTION_NAMES.publish, 3, ...keys, ...args));
         if (pending.length >= WINDOW) await Promise.all(pending.splice(0));
       }
       await Promise.all(pending);
       const stats = (await client.info("commandstats")) as string;
-      out[name] = Number(/cmdstat_evalsha:calls=\d+,usec=\d+,usec_per_call=([\d.]+)/.exec(stats)?.[1] ?? NaN);
+      const cpuUsPerCall = Number(((((await cpuOf([redis.port])) - cpuBefore) * 1e6) / CALLS).toFixed(2));
+      out[name] = { cpuUsPerCall, usecPerCall: Number(new RegExp(`cmdstat_${kind === "eval" ? "evalsha" : "fcall"}:calls=\\d+,usec=\\d+,usec_per_call=([\\d.]+)`).exec(stats)?.[1] ?? NaN) };
     }
   } finally {
     client.disconnect();
@@ -124,8 +129,8 @@ async function primaryPorts(cluster: { cli(port: number, ...args: string[]): Pro
 }
 
 const costs = await scriptCosts();
-console.log("publish script, Redis CPU per call (INFO commandstats usec_per_call, one Redis):");
-for (const [name, usec] of Object.entries(costs)) console.log(`  ${usec.toFixed(2).padStart(6)} µs  ${name}`);
+console.log(`publish script, ${CALLS} calls over ${TOPICS} topics on one Redis: usec_per_call (INFO commandstats) / Redis process CPU per call:`);
+for (const [name, c] of Object.entries(costs)) console.log(`  ${c.usecPerCall.toFixed(2).padStart(6)} µs / ${c.cpuUsPerCall.toFixed(2).padStart(6)} µs  ${name}`);
 
 const single = await startRedis();
 const cluster = await startRedisCluster();

@@ -13,6 +13,13 @@ import { procs } from "./lib/cluster.ts";
 import { median } from "./lib/histogram.ts";
 import { runConnect, runFanout, runIdle, runPublishPath, type Metrics, type RunOptions } from "./lib/scenarios.ts";
 
+// `--scenario redis` is a different comparison (one Redis vs a Redis Cluster, no targets): its own
+// script and flags (bench/redis-publish.ts).
+if (/--scenario[ =]redis\b/.test(Bun.argv.slice(2).join(" "))) {
+  await import("./redis-publish.ts");
+  process.exit(0);
+}
+
 const { values: f } = parseArgs({
   options: {
     scenario: { type: "string", default: "all" },

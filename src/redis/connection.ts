@@ -138,7 +138,7 @@ export function createClusterConnection(urls: string, options: ClusterConnection
   // Node connections are lazy, and a command meeting one that is still connecting fails at once
   // (no offline queue): connect each node as soon as the cluster knows it.
   client.on("+node", (node: Redis) => {
-    if (node.status === "wait") node.connect().catch(() => {});
+    if (node.status === "wait" && !node.options.readOnly) node.connect().catch(() => {});
   });
   client.on("error", (error: Error) => options.onError?.(error));
   // One error per failed node connection: while a primary is dead these come in bursts.

@@ -11,8 +11,8 @@
   ARGV[2]  history TTL in seconds
   ARGV[3]  since.seq, or "" without since
   ARGV[4]  since.epoch, or "" without since
-  ARGV[5]  history size: at most this many publications are replayed (the stream is trimmed
-           approximately and may hold more)
+  ARGV[5]  history size: at most this many publications are replayed (a stream written with a
+           larger size before a restart may hold more)
 
   Returns {seq, epoch, recovered, frame1, frame2, ...}: recovered is 1 when since is in the
   current epoch and every publication after since.seq is still kept (then the frames of
