@@ -22,7 +22,7 @@ import type { Cluster } from "ioredis";
 import type Redis from "ioredis";
 import type { Broker, BrokerEvents, ControlMessage, HistoryResult, Position, Publication, PublishInput, PublishResult } from "./broker.ts";
 import { framePrefix, frameSuffix } from "./frame.ts";
-import { redisKeys, topicOfChannel } from "./redis-keys.ts";
+import { decodePayload, redisKeys, topicOfChannel } from "./redis-keys.ts";
 import { ScriptRunner } from "./redis-scripts.ts";
 import { Subscriptions } from "./redis-subscriptions.ts";
 import { closeConnection, connectWithin, createClient, errorReporter, randomEpoch, toSwitchboardError, unavailable, type LogFn, type RedisClient } from "../redis/connection.ts";
@@ -251,21 +251,10 @@ export class RedisBroker implements Broker {
   private onMessage(channel: string, payload: string): void {
     const topic = topicOfChannel(channel);
     if (topic !== undefined) {
-      if (payload.charCodeAt(0) === 112 /* p */) {
-        const seqEnd = payload.indexOf(":", 1);
-        const epochEnd = payload.indexOf(":", seqEnd + 1);
-        if (seqEnd < 0 || epochEnd < 0) return;
-        const publication: Publication = {
-          topic,
-          seq: Number(payload.slice(1, seqEnd)),
-          epoch: payload.slice(seqEnd + 1, epochEnd),
-          frame: payload.slice(epochEnd + 1),
-        };
-        this.emit(() => this.events.onPublication(publication));
-      } else if (payload.charCodeAt(0) === 101 /* e */) {
-        const frame = payload.slice(1);
-        this.emit(() => this.events.onEphemeral(topic, frame));
-      }
+      const decoded = decodePayload(topic, payload);
+      if (decoded === undefined) return;
+      if ("seq" in decoded) this.emit(() => this.events.onPublication(decoded));
+      else this.emit(() => this.events.onEphemeral(topic, decoded.frame));
       return;
     }
     if (channel === redisKeys.control) {
