@@ -59,4 +59,35 @@ describe("RedisBroker on Redis Cluster: sharded pub/sub", () => {
       await b.close();
     }
   });
+
+  test("one shard's subscriber link dropped: only that shard's topics are resubscribed and repaired", async () => {
+    const repaired: (string[] | undefined)[] = [];
+    const events = new (class extends Recorder {
+      override onReconnect(topics?: string[]) {
+        super.onReconnect();
+        repaired.push(topics);
+      }
+    })();
+    const broker = makeBroker({ historySize: 100, historyTtlS: 60 });
+    try {
+      await broker.start(events);
+      const spread = new Map<number, string>();
+      while (spread.size < 2) {
+        const topic = uniqueTopic();
+        spread.set(await cluster.primaryOf(`sb:{${topic}}:ch`), topic);
+      }
+      const [port, other] = [[...spread.keys()][0]!, [...spread.values()][1]!];
+      const dropped = spread.get(port)!;
+      await broker.subscribe(dropped);
+      await broker.subscribe(other);
+      expect(await cluster.cli(port, "CLIENT", "KILL", "TYPE", "pubsub")).not.toBe("0");
+      await waitFor(() => repaired.length === 1, "the dropped link's repair", 5000);
+      expect(repaired).toEqual([[dropped]]);
+      await broker.publish(dropped, { from: "u", data: 1, ts: 1 });
+      await broker.publish(other, { from: "u", data: 1, ts: 1 });
+      await waitFor(() => events.on(dropped).length === 1 && events.on(other).length === 1, "live delivery on both shards");
+    } finally {
+      await broker.close();
+    }
+  });
 });
