@@ -160,6 +160,21 @@ describe("RedisBroker when Redis fails", () => {
   });
 });
 
+describe("RedisBroker across versions", () => {
+  test("a topic written by a version without the writer field keeps its epoch and seq (a rolling deploy resyncs nothing)", async () => {
+    const broker = makeBroker({ historySize: 100, historyTtlS: 60 });
+    try {
+      await broker.start(new Recorder());
+      const topic = uniqueTopic();
+      // What the previous publish script left: meta {seq, epoch}, no `w`.
+      expect(await redis.command("HSET", `sb:{${topic}}:meta`, "seq", "7", "epoch", "0123456789abcdef")).toBe(":2");
+      expect(await broker.publish(topic, { from: "u", data: 1, ts: 1 })).toEqual({ seq: 8, epoch: "0123456789abcdef", duplicate: false });
+    } finally {
+      await broker.close();
+    }
+  });
+});
+
 describe("RedisBroker on one Redis with a replica (a managed Redis failing over)", () => {
   test("a failover that lost acknowledged writes moves the topic to a new epoch: no seq is reused", async () => {
     const [primary, replica] = [await startRedis(), await startRedis()];

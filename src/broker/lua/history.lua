@@ -25,6 +25,10 @@ local writer = primaryId()
 local meta = redis.call("HMGET", KEYS[1], "seq", "epoch", "w")
 local seq = tonumber(meta[1])
 local epoch = meta[2]
+if epoch and seq and not meta[3] then
+  redis.call("HSET", KEYS[1], "w", writer) -- written before `w` existed: adopt it (see publish.lua)
+  meta[3] = writer
+end
 if not epoch or not seq or meta[3] ~= writer then
   epoch = ARGV[1]
   seq = 0

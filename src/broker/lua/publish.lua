@@ -47,6 +47,12 @@ local writer = primaryId()
 local meta = redis.call("HMGET", KEYS[1], "epoch", "w")
 local epoch = meta[1]
 local seq
+if epoch and not meta[2] then
+  -- Written by a version of Switchboard before `w` existed: adopt it (a rolling deploy must not
+  -- resync every topic).
+  redis.call("HSET", KEYS[1], "w", writer)
+  meta[2] = writer
+end
 if not epoch or meta[2] ~= writer then
   -- A new epoch, and no stale stream entries whose ids would be above the restarted seq.
   epoch = ARGV[2]
