@@ -160,6 +160,25 @@ describe("RedisBroker when Redis fails", () => {
   });
 });
 
+describe("RedisBroker.subscribe keeps its promise", () => {
+  test("a SUBSCRIBE that Redis never confirms rejects with unavailable instead of resolving", async () => {
+    const proxy = await startProxy({ upstreams: [redis.port] });
+    const broker = new RedisBroker({ url: `redis://127.0.0.1:${proxy.port}`, instanceId: `unconfirmed-${process.pid}`, historySize: 10, historyTtlS: 60 });
+    try {
+      await broker.start(new Recorder());
+      proxy.blackhole("toClient"); // the SUBSCRIBE arrives; its confirmation never comes back
+      const started = performance.now();
+      const failure = await broker.subscribe(uniqueTopic()).then(() => "resolved", (e: unknown) => e);
+      expect(failure).toBeInstanceOf(SwitchboardError);
+      expect((failure as SwitchboardError).code).toBe("unavailable");
+      expect(performance.now() - started).toBeLessThan(3000);
+    } finally {
+      await broker.close();
+      await proxy.close();
+    }
+  });
+});
+
 describe("RedisBroker across versions", () => {
   test("a topic written by a version without the writer field keeps its epoch and seq (a rolling deploy resyncs nothing)", async () => {
     const broker = makeBroker({ historySize: 100, historyTtlS: 60 });
