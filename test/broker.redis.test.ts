@@ -179,6 +179,26 @@ describe("RedisBroker.subscribe keeps its promise", () => {
   });
 });
 
+describe("REDIS_COMMAND_TIMEOUT_MS", () => {
+  test("a publish Redis does not answer fails after commandTimeoutMs (here 1500), not the old fixed 500", async () => {
+    const proxy = await startProxy({ upstreams: [redis.port] });
+    const broker = new RedisBroker({ url: `redis://127.0.0.1:${proxy.port}`, instanceId: `timeout-${process.pid}`, historySize: 10, historyTtlS: 60, commandTimeoutMs: 1500 });
+    try {
+      await broker.start(new Recorder());
+      proxy.blackhole("toClient");
+      const started = performance.now();
+      const failure = await broker.publish(uniqueTopic(), { from: "u", data: 1, ts: 1 }).catch((e: unknown) => e);
+      const elapsed = performance.now() - started;
+      expect((failure as SwitchboardError).code).toBe("unavailable");
+      expect(elapsed).toBeGreaterThan(1400);
+      expect(elapsed).toBeLessThan(2500);
+    } finally {
+      await broker.close();
+      await proxy.close();
+    }
+  });
+});
+
 describe("RedisBroker across versions", () => {
   test("a topic written by a version without the writer field keeps its epoch and seq (a rolling deploy resyncs nothing)", async () => {
     const broker = makeBroker({ historySize: 100, historyTtlS: 60 });
