@@ -53,6 +53,7 @@ export class SubscriberLink {
   private sent = 0;
   private received = 0;
   private closed = false;
+  private retry: ReturnType<typeof setTimeout> | undefined;
   private firstReady: (() => void) | undefined;
   readonly whenFirstSubscribed: Promise<void>;
 
@@ -173,6 +174,7 @@ export class SubscriberLink {
     if (this.closed) return;
     this.closed = true;
     this.subscribed = false;
+    clearTimeout(this.retry);
     this.firstReady?.();
     this.conn.disconnect();
   }
@@ -187,7 +189,8 @@ export class SubscriberLink {
       if (this.closed) return;
       this.host.warn(`${this.options.name}: could not resubscribe (${(error as Error).message}); reconnecting`);
       if (this.options.mode === "sharded") this.host.onMoved();
-      setTimeout(() => this.reconnect(), Math.min(1000, this.options.commandTimeoutMs));
+      clearTimeout(this.retry);
+      this.retry = setTimeout(() => this.reconnect(), Math.min(1000, this.options.commandTimeoutMs));
       return;
     }
     if (this.closed || generation !== this.generation || this.conn.status !== "ready") return;
