@@ -61,7 +61,8 @@ export class ScriptRunner {
     private readonly client: RedisClient,
     private readonly cluster: boolean,
   ) {
-    client.defineCommand("sbPublish", { numberOfKeys: 3, lua: PUBLISH_SCRIPT });
+    // The key count varies (the idempotency key only when there is one): see `publish`.
+    client.defineCommand("sbPublish", { lua: PUBLISH_SCRIPT });
     client.defineCommand("sbHistory", { numberOfKeys: 2, lua: HISTORY_SCRIPT });
   }
 
@@ -71,6 +72,11 @@ export class ScriptRunner {
     return this.loading;
   }
 
+  /**
+   * `keys` without the idempotency key when there is none: during a slot migration Redis answers
+   * TRYAGAIN for as long as some declared keys have moved and others do not exist, and that key
+   * usually does not exist.
+   */
   publish(keys: string[], args: (string | number)[]): Promise<Reply> {
     return this.run("publish", keys, args);
   }
@@ -80,10 +86,7 @@ export class ScriptRunner {
   }
 
   private async run(which: "publish" | "history", keys: string[], args: (string | number)[]): Promise<Reply> {
-    if (this.functions !== true) {
-      const scripted = this.client as RedisClient & Scripted;
-      return which === "publish" ? scripted.sbPublish(...keys, ...args) : scripted.sbHistory(...keys, ...args);
-    }
+    if (this.functions !== true) return this.evalsha(which, keys, args);
     try {
       return (await this.client.fcall(FUNCTION_NAMES[which], keys.length, ...keys, ...args)) as Reply;
     } catch (error) {
@@ -91,9 +94,13 @@ export class ScriptRunner {
       if (!/Function not found/i.test((error as Error).message)) throw error;
       this.functions = undefined;
       void this.load();
-      const scripted = this.client as RedisClient & Scripted;
-      return which === "publish" ? scripted.sbPublish(...keys, ...args) : scripted.sbHistory(...keys, ...args);
+      return this.evalsha(which, keys, args);
     }
+  }
+
+  private evalsha(which: "publish" | "history", keys: string[], args: (string | number)[]): Promise<Reply> {
+    const scripted = this.client as RedisClient & Scripted;
+    return which === "publish" ? scripted.sbPublish(keys.length, ...keys, ...args) : scripted.sbHistory(...keys, ...args);
   }
 
   private async loadEverywhere(): Promise<void> {

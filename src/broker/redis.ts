@@ -138,7 +138,7 @@ export class RedisBroker implements Broker {
     const key = input.key ?? "";
     try {
       const [seq, epoch, duplicate] = (await this.redirectable(() => this.scripts.publish(
-        [redisKeys.meta(topic), redisKeys.log(topic), redisKeys.idempotency(topic, key)],
+        key === "" ? [redisKeys.meta(topic), redisKeys.log(topic)] : [redisKeys.meta(topic), redisKeys.log(topic), redisKeys.idempotency(topic, key)],
         [key === "" ? "" : "1",
         randomEpoch(),
         this.options.historySize,

@@ -7,7 +7,8 @@
 
   KEYS[1]  sb:{<topic>}:meta       hash {seq = last seq, epoch = the topic's epoch, w = writer}
   KEYS[2]  sb:{<topic>}:log        stream of message frames, entry id "<seq>-0", field "f"
-  KEYS[3]  sb:{<topic>}:key:<key>  idempotency key holding "<seq>:<epoch>" (unused when ARGV[1] is "")
+  KEYS[3]  sb:{<topic>}:key:<key>  idempotency key holding "<seq>:<epoch>"; absent when ARGV[1] is ""
+           (a declared key that does not exist makes a migrating slot answer TRYAGAIN)
 
   ARGV[1]  "1" when KEYS[3] is a real idempotency key, "" otherwise
   ARGV[2]  a fresh random epoch, used when the topic gets a new one (see below): seq restarts at 1
