@@ -43,6 +43,10 @@ const VARIANTS: Record<string, ["eval" | "function", string]> = {
   "EVALSHA, writer check by INFO per call (the Redis 6.2 path)": ["eval", PUBLISH_SCRIPT],
   "FCALL, cached writer id (what runs on Redis 7)": ["function", LIBRARY],
   "FCALL, cached writer id, MAXLEN ~": ["function", APPROX(LIBRARY)],
+  // Diagnostics, not valid scripts: where the rest of the cost goes.
+  "(diagnostic) FCALL without the two EXPIREs": ["function", LIBRARY.replace(/redis\.call\("EXPIRE", KEYS\[[12]\], ttl\)/g, "")],
+  "(diagnostic) FCALL without the stream append": ["function", LIBRARY.replace(/redis\.call\("XADD"[^\n]*\n/, "\n")],
+  "(diagnostic) FCALL without the PUBLISH": ["function", LIBRARY.replace(/redis\.call\(ARGV\[8\][^\n]*\n/, "\n")],
 };
 
 /** Per variant: usec_per_call (wall time inside the command: inflated when the machine is busy) and
