@@ -111,6 +111,21 @@ describe("hub delivery", () => {
     expect(seqs(m.frames)).toEqual([1, 2, 3]);
   });
 
+  test("a reconnect that names its topics (one Redis Cluster shard's link) repairs only those", async () => {
+    const t = setup();
+    const [a, b] = [new t.TestMember(), new t.TestMember()];
+    await t.hub.subscribe(a, "room:a", undefined, () => {});
+    await t.hub.subscribe(b, "room:b", undefined, () => {});
+    t.mute(true);
+    await t.publish(2, "room:a");
+    await t.publish(2, "room:b");
+    t.mute(false);
+    t.hub.onReconnect(["room:a"]);
+    await settle();
+    expect(seqs(a.frames)).toEqual([1, 2]);
+    expect(seqs(b.frames)).toEqual([]);
+  });
+
   test("a gap history cannot fill is reported with resync, then delivery goes on", async () => {
     const t = setup({ historySize: 2 });
     const m = new t.TestMember();
