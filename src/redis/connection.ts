@@ -153,6 +153,17 @@ export function createClient(url: string, cluster: boolean, options: ClusterConn
 
 /** Starts connecting; resolves when ready or after `waitMs`, whichever comes first. Never rejects. */
 export async function connectWithin(client: RedisClient, waitMs: number): Promise<boolean> {
+  if (!(client instanceof Cluster)) return connectOne(client, waitMs);
+  // A cluster is ready once it has the slot map; its primaries' connections may still be opening,
+  // and a command meeting one of those fails at once. Wait for them too, within the same budget.
+  const deadline = Date.now() + waitMs;
+  if (!(await connectOne(client, waitMs))) return false;
+  const primaries = client.nodes("master");
+  const results = await Promise.all(primaries.map((node) => connectOne(node, Math.max(0, deadline - Date.now()))));
+  return results.every(Boolean);
+}
+
+async function connectOne(client: RedisClient, waitMs: number): Promise<boolean> {
   if (client.status === "ready") return true;
   const ready = new Promise<boolean>((resolve) => {
     const timer = setTimeout(() => {
