@@ -191,6 +191,7 @@ describe("REDIS_COMMAND_TIMEOUT_MS", () => {
       const elapsed = performance.now() - started;
       expect((failure as SwitchboardError).code).toBe("unavailable");
       expect(elapsed).toBeGreaterThan(1400);
+      console.log(`command timeout 1500: publish failed after ${Math.round(elapsed)} ms`);
       expect(elapsed).toBeLessThan(2500);
     } finally {
       await broker.close();

@@ -25,7 +25,7 @@ import { framePrefix, frameSuffix } from "./frame.ts";
 import { decodePayload, redisKeys, topicOfChannel } from "./redis-keys.ts";
 import { ScriptRunner } from "./redis-scripts.ts";
 import { Subscriptions } from "./redis-subscriptions.ts";
-import { closeConnection, connectWithin, createClient, errorReporter, randomEpoch, toSwitchboardError, unavailable, type LogFn, type RedisClient } from "../redis/connection.ts";
+import { closeConnection, connectWithin, createClient, errorReporter, randomEpoch, within, toSwitchboardError, unavailable, type LogFn, type RedisClient } from "../redis/connection.ts";
 
 export { redisKeys };
 
@@ -69,6 +69,7 @@ export class RedisBroker implements Broker {
   private readonly subs: Subscriptions;
   private readonly log: LogFn;
   private readonly cluster: boolean;
+  private readonly commandTimeoutMs: number;
   private events: BrokerEvents = noEvents;
   private canaryTimer: ReturnType<typeof setInterval> | undefined;
   private canaryFailures = 0;
@@ -79,7 +80,7 @@ export class RedisBroker implements Broker {
   constructor(private readonly options: RedisBrokerOptions) {
     this.log = options.log ?? (() => {});
     this.cluster = options.cluster ?? false;
-    const commandTimeoutMs = options.commandTimeoutMs ?? 500;
+    const commandTimeoutMs = (this.commandTimeoutMs = options.commandTimeoutMs ?? 500);
     const name = `switchboard:${options.instanceId}`;
     const errors = errorReporter(this.log, "redis broker connection");
     this.cmd = createClient(options.url, this.cluster, {
@@ -137,7 +138,7 @@ export class RedisBroker implements Broker {
     if (this.closed || this.cmd.status !== "ready") throw unavailable("publish");
     const key = input.key ?? "";
     try {
-      const [seq, epoch, duplicate] = (await this.redirectable(() => this.scripts.publish(
+      const [seq, epoch, duplicate] = (await this.redirectable(() => within(this.scripts.publish(
         key === "" ? [redisKeys.meta(topic), redisKeys.log(topic)] : [redisKeys.meta(topic), redisKeys.log(topic), redisKeys.idempotency(topic, key)],
         [key === "" ? "" : "1",
         randomEpoch(),
@@ -147,7 +148,7 @@ export class RedisBroker implements Broker {
         frameSuffix(input),
         redisKeys.channel(topic),
         this.cluster ? "SPUBLISH" : "PUBLISH"],
-      ))) as PublishReply;
+      ), this.commandTimeoutMs))) as PublishReply;
       return { seq: Number(seq), epoch: String(epoch), duplicate: Number(duplicate) === 1 };
     } catch (error) {
       throw toSwitchboardError(error, "publish");
@@ -172,14 +173,14 @@ export class RedisBroker implements Broker {
     if (this.closed || this.cmd.status !== "ready") throw unavailable("history");
     let reply: HistoryReply;
     try {
-      reply = (await this.redirectable(() => this.scripts.history(
+      reply = (await this.redirectable(() => within(this.scripts.history(
         [redisKeys.meta(topic), redisKeys.log(topic)],
         [randomEpoch(),
         this.options.historyTtlS,
         since === undefined ? "" : since.seq,
         since === undefined ? "" : since.epoch,
         this.options.historySize],
-      ))) as HistoryReply;
+      ), this.commandTimeoutMs))) as HistoryReply;
     } catch (error) {
       throw toSwitchboardError(error, "history");
     }

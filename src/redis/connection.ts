@@ -151,6 +151,20 @@ export function createClient(url: string, cluster: boolean, options: ClusterConn
   return cluster ? createClusterConnection(url, options) : createConnection(url, options);
 }
 
+/**
+ * Rejects after `ms` even if the command is still queued: with auto-pipelining, ioredis sends one
+ * pipeline at a time per connection, so while Redis stalls, a command queued behind a pipeline that
+ * is timing out waits for that one's timeout before its own starts (2× the deadline, measured). The
+ * command may still be sent and applied later (docs/protocol.md: retry with the same `key`).
+ */
+export function within<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error("Command timed out")), ms);
+  });
+  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
+}
+
 /** Starts connecting; resolves when ready or after `waitMs`, whichever comes first. Never rejects. */
 export async function connectWithin(client: RedisClient, waitMs: number): Promise<boolean> {
   if (!(client instanceof Cluster)) return connectOne(client, waitMs);
