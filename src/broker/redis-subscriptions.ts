@@ -29,6 +29,8 @@ export type SubscriptionsHost = Omit<LinkHost, "onMoved">;
 
 export class Subscriptions {
   private control: SubscriberLink;
+  /** `host:port` of the control link's node (cluster mode). */
+  private controlNode: string;
   private readonly shards = new Map<string, SubscriberLink>();
   private readonly linkOf = new Map<string, SubscriberLink>();
   private lastRefresh = 0;
@@ -40,6 +42,8 @@ export class Subscriptions {
     private readonly host: SubscriptionsHost,
   ) {
     this.control = this.controlLink(options.cluster === undefined ? options.url : firstSeed(options.url));
+    const seed = new URL(firstSeed(options.url));
+    this.controlNode = `${seed.hostname}:${seed.port || 6379}`;
     options.cluster?.on("refresh", this.onRefresh);
   }
 
@@ -154,10 +158,13 @@ export class Subscriptions {
       }
     }
     const primary = this.anyPrimary();
-    if (this.control.downForMs(Date.now()) > 3000 && primary !== undefined && this.control.topics.size === 0) {
+    const down = this.control.downForMs(Date.now());
+    const gone = down > 0 && !this.isPrimary(this.controlNode);
+    if ((down > 3000 || gone) && primary !== undefined && this.control.topics.size === 0) {
       // Its node may be gone for good (a seed that died): move to a primary of the current map.
       this.control.close();
       this.control = this.controlLink(this.urlOf(primary));
+      this.controlNode = primary;
     }
   }
 
@@ -177,6 +184,10 @@ export class Subscriptions {
 
   private ownerOf(slot: number): string | undefined {
     return this.options.cluster?.slots[slot]?.[0];
+  }
+
+  private isPrimary(node: string): boolean {
+    return this.options.cluster?.nodes("master").some((n) => `${n.options.host}:${n.options.port}` === node) ?? false;
   }
 
   private anyPrimary(): string | undefined {

@@ -47,6 +47,7 @@ export async function startRedisCluster(): Promise<TestRedisCluster> {
     const child = Bun.spawn(
       [BINARY, "--port", String(port), "--bind", "127.0.0.1", "--protected-mode", "no", "--save", "", "--appendonly", "no",
         "--cluster-enabled", "yes", "--cluster-config-file", `nodes-${port}.conf`, "--cluster-node-timeout", "2000",
+        "--repl-diskless-sync-delay", "0", // replicas in sync at once, so a failover right after start works
         "--dir", dir, "--loglevel", "warning"],
       { stdout: "ignore", stderr: "ignore" },
     );
