@@ -222,6 +222,32 @@ describe("Redis Cluster faults under load", () => {
   }, 60_000);
 });
 
+describe("Redis Cluster seeds", () => {
+  test("a process started while its first seed node is dead becomes ready and delivers", async () => {
+    const first = redis.nodes[0]!;
+    await first.kill();
+    await redis.waitHealthy(20_000); // a replica took over if it was a primary
+    const server = await startServer({ ...CLUSTER_ENV, REDIS_CLUSTER: "true", REDIS_URL: redis.url, INSTANCE_ID: "cl-late" });
+    try {
+      const started = Date.now();
+      while ((await readyz(server)) !== 200) {
+        if (Date.now() - started > 5000) throw new Error("not ready within 5 s with the first seed dead");
+        await Bun.sleep(100);
+      }
+      const client = await TestClient.connect(server.wsUrl, { cookie: session.cookie }, 5000);
+      clients.add(client);
+      const topic = `room:late-${Math.random().toString(36).slice(2, 8)}`;
+      await client.subscribe(topic);
+      expect((await apiPublish(nodes[0]!, { topic, data: "hello" })).status).toBe(202);
+      expect((await client.waitMessages(topic, 1, 5000)).map((m) => m.data)).toEqual(["hello"]);
+      expect(server.faults()).toEqual([]);
+    } finally {
+      server.kill();
+      await first.restart();
+    }
+  }, 60_000);
+});
+
 /** Moves the key's slot from one primary to another, keys and all, as `redis-cli --cluster reshard` does. */
 async function migrateSlot(key: string, from: number, to: number): Promise<void> {
   const slot = await redis.cli(from, "CLUSTER", "KEYSLOT", key);
