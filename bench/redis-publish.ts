@@ -47,6 +47,10 @@ const VARIANTS: Record<string, ["eval" | "function", string]> = {
   "(diagnostic) FCALL without the two EXPIREs": ["function", LIBRARY.replace(/redis\.call\("EXPIRE", KEYS\[[12]\], ttl\)/g, "")],
   "(diagnostic) FCALL without the stream append": ["function", LIBRARY.replace(/redis\.call\("XADD"[^\n]*\n/, "\n")],
   "(diagnostic) FCALL without the PUBLISH": ["function", LIBRARY.replace(/redis\.call\(ARGV\[8\][^\n]*\n/, "\n")],
+  "(diagnostic) FCALL that only returns (the floor of one call)": [
+    "function",
+    LIBRARY.replace(/redis\.register_function\("sb_publish_[0-9a-f]+", function\(KEYS, ARGV\)\n/, (m) => `${m}do return { 1, "e", 0 } end\n`),
+  ],
 };
 
 /** Per variant: usec_per_call (wall time inside the command: inflated when the machine is busy) and
