@@ -1,5 +1,5 @@
 /**
- * SPEC §7: the Broker, Stores and Presence conformance suites, unchanged, on a real Redis Cluster
+ * SPEC §7: the Broker, Stores, Presence and DeploymentRegistry conformance suites, unchanged, on a real Redis Cluster
  * (six local redis-servers: 3 primaries, 3 replicas), plus what only a cluster shows: topics spread
  * over the shards, each shard's traffic on its own sharded link.
  */
@@ -12,6 +12,8 @@ import { startRedisCluster, type TestRedisCluster } from "./support/redis-cluste
 import { describeBroker, Recorder, uniqueTopic, waitFor } from "./suites/broker.suite.ts";
 import { describePresence } from "./suites/presence.suite.ts";
 import { describeStores } from "./suites/stores.suite.ts";
+import { describeDeployment } from "./suites/deployment.suite.ts";
+import { RedisDeploymentRegistry } from "../src/deployment/redis.ts";
 
 let cluster: TestRedisCluster;
 const clients: RedisClient[] = [];
@@ -36,6 +38,7 @@ const makeBroker = (options: { historySize: number; historyTtlS: number }) =>
 describeBroker("RedisBroker on Redis Cluster", makeBroker);
 describeStores("Redis Cluster", async () => redisStores(await dataConnection()));
 describePresence("RedisPresence on Redis Cluster", async () => new RedisPresence({ redis: await dataConnection(), instanceId: `p-${++instances}` }));
+describeDeployment("Redis Cluster", async (leaseMs) => new RedisDeploymentRegistry(await dataConnection(), leaseMs));
 
 describe("RedisBroker on Redis Cluster: sharded pub/sub", () => {
   test("topics on every primary: each publication arrives once, in order, over SPUBLISH", async () => {
