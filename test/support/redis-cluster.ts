@@ -30,6 +30,8 @@ export interface TestRedisCluster {
   replicaOf(port: number): Promise<number>;
   /** Waits until every slot is served again (`cluster_state:ok` on every running node). */
   waitHealthy(timeoutMs?: number): Promise<void>;
+  /** Waits until the cluster marked the (killed) node on `port` as failed and moved its slots away. */
+  waitFailedOver(port: number, timeoutMs?: number): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -107,6 +109,20 @@ export async function startRedisCluster(): Promise<TestRedisCluster> {
     return replica.port;
   };
 
+  const waitFailedOver = async (port: number, timeoutMs = 15_000) => {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const nodes = await clusterNodes(ports.filter((p) => p !== port)).catch(() => []);
+      const dead = nodes.find((n) => n.port === port);
+      if (dead !== undefined && /(^|,)fail(,|$)/.test(dead.flags) && dead.slots.length === 0) {
+        await waitHealthy(Math.max(0, deadline - Date.now()));
+        return;
+      }
+      if (Date.now() > deadline) throw new Error(`the cluster did not fail over node ${port}: ${JSON.stringify(nodes)}`);
+      await Bun.sleep(100);
+    }
+  };
+
   return {
     url: ports.map((p) => `redis://127.0.0.1:${p}`).join(","),
     nodes: ports.map((port) => ({ port, kill: () => kill(port), restart: async () => { await kill(port); await spawn(port); } })),
@@ -114,6 +130,7 @@ export async function startRedisCluster(): Promise<TestRedisCluster> {
     primaryOf,
     replicaOf,
     waitHealthy,
+    waitFailedOver,
     stop,
   };
 }
