@@ -36,6 +36,8 @@ export interface TestRedisCluster {
 }
 
 const BINARY = "redis-server";
+/** `setpriv --pdeathsig KILL`: the kernel kills the node when the test process dies, however it dies. */
+const PDEATHSIG = Bun.which("setpriv") ? ["setpriv", "--pdeathsig", "KILL", "--"] : [];
 
 export async function startRedisCluster(): Promise<TestRedisCluster> {
   if (Bun.which(BINARY) === null || Bun.which("redis-cli") === null) {
@@ -47,7 +49,7 @@ export async function startRedisCluster(): Promise<TestRedisCluster> {
 
   const spawn = async (port: number) => {
     const child = Bun.spawn(
-      [BINARY, "--port", String(port), "--bind", "127.0.0.1", "--protected-mode", "no", "--save", "", "--appendonly", "no",
+      [...PDEATHSIG, BINARY, "--port", String(port), "--bind", "127.0.0.1", "--protected-mode", "no", "--save", "", "--appendonly", "no",
         "--cluster-enabled", "yes", "--cluster-config-file", `nodes-${port}.conf`, "--cluster-node-timeout", "2000",
         "--repl-diskless-sync-delay", "0", // replicas in sync at once, so a failover right after start works
         "--dir", dir, "--loglevel", "warning"],

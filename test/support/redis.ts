@@ -9,6 +9,8 @@ import { join } from "node:path";
 import { freePort } from "./server.ts";
 
 const BINARY = "redis-server";
+/** `setpriv --pdeathsig KILL`: the kernel kills redis-server when the test process dies, however it dies. */
+const PDEATHSIG = Bun.which("setpriv") ? ["setpriv", "--pdeathsig", "KILL", "--"] : [];
 
 export interface TestRedis {
   url: string;
@@ -36,7 +38,7 @@ export async function startRedis(): Promise<TestRedis> {
 
   const spawn = async () => {
     child = Bun.spawn(
-      [BINARY, "--save", "", "--appendonly", "no", "--port", String(port), "--dir", dir, "--bind", "127.0.0.1", "--protected-mode", "no", "--loglevel", "warning"],
+      [...PDEATHSIG, BINARY, "--save", "", "--appendonly", "no", "--port", String(port), "--dir", dir, "--bind", "127.0.0.1", "--protected-mode", "no", "--loglevel", "warning"],
       { stdout: "ignore", stderr: "pipe" },
     );
     const deadline = Date.now() + 5000;
