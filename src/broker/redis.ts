@@ -116,7 +116,7 @@ export class RedisBroker implements Broker {
       {
         onMessage: (channel, payload) => this.onMessage(channel, payload),
         onRestored: (topics) => this.onRestored(topics),
-        publishCanary: (channel, nonce) => this.publishRaw(channel, nonce, channel.startsWith("sb:{canary:")),
+        publishCanary: (channel, nonce) => this.publishCanary(channel, nonce),
         warn: (message) => this.log("warn", message),
       },
     );
@@ -271,23 +271,29 @@ export class RedisBroker implements Broker {
     }
   }
 
-  /**
-   * Every canary interval: each subscriber link checks its canary (a deaf link is replaced and its
-   * topics repaired), and consecutive failures of the command connection force it to reconnect.
-   */
+  /** Every canary interval, each subscriber link checks its canary (a deaf link is replaced and its topics repaired). */
   private tick(): void {
     if (this.closed || this.cmd.status !== "ready") return;
     this.subs.tick(Date.now());
-    this.cmd.ping().then(
-      () => (this.canaryFailures = 0),
-      () => {
-        if (++this.canaryFailures >= 2 && !this.closed && !this.cluster) {
-          this.canaryFailures = 0;
-          this.log("warn", "redis broker connection does not answer: reconnecting");
-          (this.cmd as Redis).disconnect(true);
-        }
-      },
-    );
+  }
+
+  /**
+   * Canaries go out through the command connection, so they watch it too: on one Redis, two
+   * consecutive failures make it reconnect (a cluster client replaces node connections itself).
+   */
+  private async publishCanary(channel: string, nonce: string): Promise<unknown> {
+    try {
+      const reply = await this.publishRaw(channel, nonce, channel.startsWith("sb:{canary:"));
+      this.canaryFailures = 0;
+      return reply;
+    } catch (error) {
+      if (++this.canaryFailures >= 2 && !this.closed && !this.cluster) {
+        this.canaryFailures = 0;
+        this.log("warn", "redis broker connection does not answer: reconnecting");
+        (this.cmd as Redis).disconnect(true);
+      }
+      throw error;
+    }
   }
 
   /** Events run user code; a throwing handler must not break the subscriber's message loop. */
