@@ -8,6 +8,7 @@ import { z } from "zod";
 import { newSessionId } from "../auth/sessions.ts";
 import { clearedCookie, sessionCookie } from "../auth/cookie.ts";
 import { bearerOf } from "../auth/bearer.ts";
+import { PasswordGate } from "../auth/password-gate.ts";
 import type { Identity, Presented } from "../auth/credentials.ts";
 import { isAllowedOrigin, isSecure, type OriginPolicy } from "../auth/origin.ts";
 import { ErrorCode, SwitchboardError } from "../protocol/codes.ts";
@@ -25,25 +26,39 @@ const Credentials = z.object({
  */
 export const LOGIN_WINDOW_S = 300;
 
-/** Checks both throttles (username+IP, then IP), then the password; counts failures in both. */
-async function checkPassword(c: Ctx, deps: Deps) {
+/**
+ * The login budget (SPEC §1, §8): the attempt is counted in both throttles (username+IP, then IP)
+ * before its password is verified, so parallel guesses cannot outrun the lockout; an attempt past
+ * either limit is 429 without a hash. The verification waits for a place in the password gate
+ * (503 past it). A successful attempt, or one never verified, gives its places back.
+ */
+async function checkPassword(c: Ctx, deps: Deps, gate: PasswordGate) {
   const { config, users, services, metrics, credentials } = deps;
   const { username, password } = await jsonBody(c, Credentials);
   const ip = clientIp(c, config);
-  const key = `login:${username}:${ip}`;
-  const ipKey = `login-ip:${ip}`;
-  const [window, ipWindow] = await Promise.all([services.stores.attempts.get(key), services.stores.attempts.get(ipKey)]);
-  const over = window.count >= config.loginMaxFailures ? window : ipWindow.count >= config.loginMaxFailuresPerIp ? ipWindow : null;
-  if (over !== null) {
+  const attempts = services.stores.attempts;
+  const keys = [`login:${username}:${ip}`, `login-ip:${ip}`];
+  const limits = [config.loginMaxFailures, config.loginMaxFailuresPerIp];
+  const release = () => Promise.all(keys.map((key) => attempts.release(key)));
+  const windows = await Promise.all(keys.map((key) => attempts.fail(key, LOGIN_WINDOW_S)));
+  const over = windows.find((window, i) => window.count > limits[i]!);
+  if (over !== undefined) {
+    await release();
     metrics.loginThrottled.inc();
     throw new SwitchboardError(ErrorCode.rateLimited, "too many failed attempts; try again later", over.resetInS);
   }
-  const user = await users.verify(username, password);
+  let user;
+  try {
+    user = await gate.run(ip, () => users.verify(username, password));
+  } catch (error) {
+    await release();
+    throw error;
+  }
   if (user === null) {
-    await Promise.all([services.stores.attempts.fail(key, LOGIN_WINDOW_S), services.stores.attempts.fail(ipKey, LOGIN_WINDOW_S)]);
     credentials.refused("bad_credentials");
     throw new SwitchboardError(ErrorCode.unauthorized, "wrong username or password");
   }
+  await release();
   return user;
 }
 
@@ -67,7 +82,8 @@ async function identify(credentials: Deps["credentials"], presented: Presented):
 export function authRoutes(deps: Deps): Hono<Env> {
   const { config, signer, gateway, services, credentials } = deps;
   const app = new Hono<Env>();
-  const checkCredentials = (c: Ctx) => checkPassword(c, deps);
+  const gate = new PasswordGate();
+  const checkCredentials = (c: Ctx) => checkPassword(c, deps, gate);
   const session = (c: Ctx) => identify(credentials, { cookie: c.req.header("cookie") });
 
   // Without users (production with USERS empty: identity comes from the app, SPEC §4) the

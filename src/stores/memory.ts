@@ -109,6 +109,11 @@ export class MemoryAttemptCounter implements AttemptCounter {
     entry.value += 1;
     return { count: entry.value, resetInS: Math.max(1, Math.ceil((entry.expiresAt - this.now()) / 1000)) };
   }
+
+  async release(key: string): Promise<void> {
+    const entry = this.map.get(key);
+    if (entry !== undefined && entry.value > 0) entry.value -= 1;
+  }
 }
 
 export function memoryStores(now: () => number = Date.now): Stores {

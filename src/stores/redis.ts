@@ -9,7 +9,7 @@
  *   log at start. One key: every process reads the same answer, and a Redis restarted empty is the
  *   only way to lose it (as with every other revocation);
  * - attempts: a fixed window that opens at the first failure (`SET NX EX` then `INCR`, in one
- *   MULTI, so the window never restarts while it runs).
+ *   MULTI, so the window never restarts while it runs); `release` decrements inside the window only.
  * A Redis failure surfaces as SwitchboardError `unavailable` (see redis/connection.ts).
  * Every command and MULTI touches one key, so the stores run unchanged on Redis Cluster.
  */
@@ -141,7 +141,17 @@ export class RedisAttemptCounter implements AttemptCounter {
       return { count, resetInS: Math.max(1, Math.ceil(pttl / 1000)) };
     });
   }
+
+  release(key: string): Promise<void> {
+    return guard("attempts", async () => {
+      // A plain DECR on a window that just expired would create a key without a TTL.
+      await this.redis.eval(RELEASE_SCRIPT, 1, storeKeys.attempts(key));
+    });
+  }
 }
+
+/** KEYS[1]: an attempts key. Decrements it only while it exists and is above 0 (its TTL stays). */
+const RELEASE_SCRIPT = `if (tonumber(redis.call('GET', KEYS[1]) or '0') > 0) then return redis.call('DECR', KEYS[1]) end return 0`;
 
 /** The stores on one connection (one Redis or a cluster); `close()` is a no-op (the caller owns the connection). */
 export function redisStores(redis: RedisClient): Stores {

@@ -58,10 +58,17 @@ export interface AttemptWindow {
   resetInS: number;
 }
 
-/** Fixed-window failure counter: the window opens at the first failure and lasts `windowS`. */
+/**
+ * Fixed-window attempt counter: the window opens at the first counted attempt and lasts `windowS`.
+ * Login counts an attempt before it verifies the password (`fail`) and gives the place back
+ * (`release`) when the attempt succeeded or was never verified, so parallel guesses cannot
+ * outrun the lockout (SPEC §8).
+ */
 export interface AttemptCounter {
   get(key: string): Promise<AttemptWindow>;
   fail(key: string, windowS: number): Promise<AttemptWindow>;
+  /** Takes back one counted attempt of a window that is still open (never below 0). */
+  release(key: string): Promise<void>;
 }
 
 export interface Stores {

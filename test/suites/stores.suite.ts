@@ -143,6 +143,23 @@ export function describeStores(name: string, factory: StoresFactory): void {
         await Promise.all(Array.from({ length: 30 }, () => attempts.fail(key, 60)));
         expect((await attempts.get(key)).count).toBe(30);
       });
+
+      test("release takes back one counted attempt inside the window, never below 0, never outside it", async () => {
+        const { attempts } = await stores();
+        const key = unique("release");
+        await attempts.release(key);
+        expect(await attempts.get(key)).toEqual({ count: 0, resetInS: 0 });
+        await attempts.fail(key, 60);
+        await attempts.fail(key, 60);
+        await attempts.release(key);
+        expect((await attempts.get(key)).count).toBe(1);
+        await attempts.release(key);
+        await attempts.release(key);
+        expect((await attempts.get(key)).count).toBe(0);
+        const next = await attempts.fail(key, 60);
+        expect(next.count).toBe(1);
+        expect(next.resetInS).toBeGreaterThanOrEqual(59); // the window kept its TTL through the releases
+      });
     });
   });
 }
