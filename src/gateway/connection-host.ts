@@ -36,12 +36,14 @@ export interface Socket extends Member, Registered {
 }
 
 /** The settings a Connection reads. */
-export type ConnectionConfig = Pick<Config, "rateLimitPerS" | "rateLimitBurst" | "authTimeoutMs" | "instanceId" | "region">;
+export type ConnectionConfig = Pick<Config, "rateLimitPerS" | "rateLimitBurst" | "authTimeoutMs" | "instanceId" | "region" | "maxSubscriptionsPerSocket">;
 
 export interface ConnectionHost {
   readonly config: ConnectionConfig;
   readonly metrics: Metrics;
   readonly log: Logger;
+  /** MAX_SUBSCRIPTIONS_PER_USER over the user's sockets here: `take` throws `limit_exceeded`. */
+  readonly subscriptions: { take(userId: string): void; give(userId: string): void };
   /** Checks a first-message token (auth/credentials.ts). Rejects when the stores are unreachable. */
   authenticate(token: string): Promise<Outcome | null>;
   /** Admits a socket that authenticated after its upgrade: false when its user is at its cap. */

@@ -48,6 +48,8 @@ export class Connection implements Socket {
   ws: ServerWebSocket<SocketData> | null = null;
   /** Topics this socket is a hub member of (subscribed, or being subscribed). */
   readonly topics = new Set<string>();
+  /** Its topics that count toward MAX_SUBSCRIPTIONS_PER_SOCKET / _PER_USER (all but the inbox). */
+  private readonly counted = new Set<string>();
   readonly openedAt = Date.now();
   readonly retireAt: number | null;
   private state: State;
@@ -149,6 +151,7 @@ export class Connection implements Socket {
     this.host.forget(this);
     for (const topic of this.topics) this.host.leave(this, topic);
     this.topics.clear();
+    for (const topic of [...this.counted]) this.uncount(topic);
   }
 
   // ── Member (hub) ─────────────────────────────────────────────────────────
@@ -232,6 +235,7 @@ export class Connection implements Socket {
       case "subscribe": {
         const { topic, since, ref } = frame;
         authorize(actor, "subscribe", topic);
+        this.count(topic);
         await this.join(topic, since, (ack) => {
           if (since !== undefined) this.host.metrics.recoveries.inc({ recovered: String(ack.recovered) });
           this.sendJson({ type: "ack", ref, topic, seq: ack.seq, epoch: ack.epoch, recovered: ack.recovered });
@@ -241,6 +245,7 @@ export class Connection implements Socket {
       case "unsubscribe": {
         if (!isValidTopic(frame.topic)) throw new SwitchboardError(ErrorCode.badRequest, TOPIC_RULE);
         if (this.topics.delete(frame.topic)) this.host.leave(this, frame.topic);
+        this.uncount(frame.topic);
         this.sendJson({ type: "ack", ref: frame.ref, topic: frame.topic });
         return;
       }
@@ -307,6 +312,7 @@ export class Connection implements Socket {
   serverUnsubscribe(topic: string): boolean {
     if (!this.isOpen || !this.topics.delete(topic)) return false;
     this.host.leave(this, topic);
+    this.uncount(topic);
     this.sendJson({ type: "unsubscribed", topic, reason: "server" });
     return true;
   }
@@ -318,8 +324,26 @@ export class Connection implements Socket {
       await this.host.follow(this, topic, since, onAck);
     } catch (error) {
       this.topics.delete(topic);
+      this.uncount(topic);
       throw error;
     }
+  }
+
+  /**
+   * Counts a subscription toward MAX_SUBSCRIPTIONS_PER_SOCKET and the user's
+   * MAX_SUBSCRIPTIONS_PER_USER, or throws `limit_exceeded`. A topic already held, and the
+   * socket's own inbox, count nothing.
+   */
+  private count(topic: string): void {
+    if (this.counted.has(topic) || topic === inboxOf(this.user!.id)) return;
+    const max = this.host.config.maxSubscriptionsPerSocket;
+    if (this.counted.size >= max) throw new SwitchboardError(ErrorCode.limitExceeded, `at most ${max} subscriptions per socket`);
+    this.host.subscriptions.take(this.user!.id);
+    this.counted.add(topic);
+  }
+
+  private uncount(topic: string): void {
+    if (this.counted.delete(topic)) this.host.subscriptions.give(this.user!.id);
   }
 
   private async authenticate(parsed: unknown): Promise<void> {

@@ -20,6 +20,7 @@ import type { SwitchboardServer } from "./socket.ts";
 import { Metrics, messageTs } from "../metrics.ts";
 import type { Snapshot } from "../deployment/heartbeat.ts";
 import { ServerCalls, type UserCall } from "./server-calls.ts";
+import { SubscriptionCounts, TopicCreations } from "./budgets.ts";
 
 export interface GatewayDeps {
   config: Config;
@@ -41,6 +42,9 @@ export class Gateway implements ConnectionHost {
   readonly startedAt = Date.now();
   private readonly credentials: Credentials;
   private readonly ledger: PresenceLedger;
+  /** MAX_SUBSCRIPTIONS_PER_USER, over the user's sockets of this process. */
+  readonly subscriptions: SubscriptionCounts;
+  private readonly creations: TopicCreations;
   server: SwitchboardServer | null = null;
   draining = false;
 
@@ -50,6 +54,8 @@ export class Gateway implements ConnectionHost {
     this.credentials = deps.credentials;
     this.log = deps.log;
     this.metrics = deps.metrics ?? new Metrics();
+    this.subscriptions = new SubscriptionCounts(deps.config.maxSubscriptionsPerUser);
+    this.creations = new TopicCreations(deps.config.topicCreationsPerMin);
     this.hub = new Hub({
       broker: deps.services.broker,
       fanout: (topic, frame) => this.fanout(topic, frame),
@@ -118,11 +124,22 @@ export class Gateway implements ConnectionHost {
     }
   }
 
-  /** Publishes at the broker; any failure there is `unavailable` (nothing was published). */
+  /**
+   * Publishes at the broker; any failure there is `unavailable` (nothing was published). A user's
+   * publish that may bring a topic into existence takes from its TOPIC_CREATIONS_PER_MIN budget.
+   */
   async publish(topic: string, input: PublishInput): Promise<PublishResult> {
     const started = performance.now();
     try {
-      const result = await this.services.broker.publish(topic, input);
+      const mayCreate = input.from !== "server" && this.hub.position(topic) === null;
+      const creation = mayCreate ? await this.creations.admit(input.from, () => this.exists(topic)) : TopicCreations.none();
+      let result: PublishResult;
+      try {
+        result = await this.services.broker.publish(topic, input);
+      } finally {
+        creation.settle();
+      }
+      if (mayCreate && result.seq === 1 && !result.duplicate) this.creations.created(input.from);
       this.metrics.publications.inc({ source: input.from === "server" ? "api" : "ws" });
       this.metrics.publishSeconds.observe((performance.now() - started) / 1000);
       return result;
@@ -139,6 +156,12 @@ export class Gateway implements ConnectionHost {
     const topics = this.hub.memberCounts();
     const { instanceId: id, region } = this.config;
     return { status: { id, region, connections: this.registry.size, topics: topics.size, startedAt: this.startedAt, draining: this.draining }, topics };
+  }
+
+  /** True when the topic has history or subscribers here. */
+  private async exists(topic: string): Promise<boolean> {
+    if (this.hub.position(topic) !== null) return true;
+    return (await this.services.broker.history(topic)).position.seq > 0;
   }
 
   // ── ConnectionHost ────────────────────────────────────────────────────────
@@ -239,6 +262,7 @@ export class Gateway implements ConnectionHost {
    */
   sweep(nowMs: number): void {
     const nowS = Math.floor(nowMs / 1000);
+    this.creations.sweep();
     for (const conn of this.registry.all) {
       if (!conn.isOpen) continue;
       if (conn.expiresAt !== null && conn.expiresAt < nowS) conn.close(Close.unauthorized, "session expired");
