@@ -68,7 +68,8 @@ export async function startSwitchboard(config: Config): Promise<Running> {
 
   const { heartbeat, revocations } = startDeploymentDuties(services, gateway, log);
 
-  const sweepMs = config.maxConnectionAgeS > 0 && config.maxConnectionAgeS < 10 ? 250 : 5000;
+  // Once a second: expired credentials (ticket sockets included) close within about a second.
+  const sweepMs = config.maxConnectionAgeS > 0 && config.maxConnectionAgeS < 10 ? 250 : 1000;
   const sweep = setInterval(() => gateway.sweep(Date.now()), sweepMs);
   sweep.unref();
 

@@ -20,8 +20,9 @@ export function ticketSource(tickets: TicketStore): IdentitySource {
       if (ticket.length === 0 || ticket.length > MAX_TICKET) return null;
       const grant = await tickets.redeem(ticket);
       if (grant === null) return null;
-      // A ticket socket lives as long as it stays open (its session's revocation still closes it).
-      return { user: grant.user, sid: grant.sid, exp: null, iat: grant.iat ?? null, caps: grant.caps ?? null, via: "ticket" };
+      // A ticket socket lives as long as the credential that minted it: it expires at that
+      // credential's expiry and closes with its session's revocation (SPEC §8).
+      return { user: grant.user, sid: grant.sid, exp: grant.exp ?? null, iat: grant.iat ?? null, caps: grant.caps ?? null, via: "ticket" };
     },
     refusal: { reason: "bad_ticket", message: "unknown, expired or used ticket" },
   };

@@ -9,6 +9,7 @@ import { newSessionId } from "../auth/sessions.ts";
 import { clearedCookie, sessionCookie } from "../auth/cookie.ts";
 import { bearerOf } from "../auth/bearer.ts";
 import { PasswordGate } from "../auth/password-gate.ts";
+import { SlidingWindow } from "../budgets/sliding-window.ts";
 import type { Identity, Presented } from "../auth/credentials.ts";
 import { isAllowedOrigin, isSecure, type OriginPolicy } from "../auth/origin.ts";
 import { ErrorCode, SwitchboardError } from "../protocol/codes.ts";
@@ -83,6 +84,9 @@ export function authRoutes(deps: Deps): Hono<Env> {
   const { config, signer, gateway, services, credentials } = deps;
   const app = new Hono<Env>();
   const gate = new PasswordGate();
+  const ticketBudget = new SlidingWindow(config.ticketsPerMin, 60_000);
+  const sweep = setInterval(() => ticketBudget.sweep(Date.now()), 60_000);
+  sweep.unref();
   const checkCredentials = (c: Ctx) => checkPassword(c, deps, gate);
   const session = (c: Ctx) => identify(credentials, { cookie: c.req.header("cookie") });
 
@@ -99,16 +103,18 @@ export function authRoutes(deps: Deps): Hono<Env> {
   });
 
   app.post("/logout", async (c) => {
+    // With a bearer token, that token's session is revoked (SPEC §8); otherwise the cookie's.
     // A cookie-authenticated write like the others: another origin (even another port of this
     // host, which is same-site and so gets the Lax cookie) must not revoke the user's session.
-    assertSameOrigin(c, config);
-    const identity = await session(c);
+    const token = bearerOf(c.req.header("authorization"));
+    if (token === undefined) assertSameOrigin(c, config);
+    const identity = await identify(credentials, token === undefined ? { cookie: c.req.header("cookie") } : { token });
     if (identity !== null && identity.sid !== null) {
       // Remembered until the session would have expired anyway, plus a minute of clock skew.
       const nowS = Math.floor(Date.now() / 1000);
       await gateway.revokeSession(identity.sid, (identity.exp ?? nowS + config.sessionTtlS) - nowS + 60);
     }
-    c.header("Set-Cookie", clearedCookie(isSecure(c.req.raw, config), config.cookieDomain));
+    if (token === undefined) c.header("Set-Cookie", clearedCookie(isSecure(c.req.raw, config), config.cookieDomain));
     return c.body(null, 204);
   });
 
@@ -130,7 +136,12 @@ export function authRoutes(deps: Deps): Hono<Env> {
     if (token === undefined) assertSameOrigin(c, config);
     const identity = await identify(credentials, token === undefined ? { cookie: c.req.header("cookie") } : { token });
     if (identity === null) throw new SwitchboardError(ErrorCode.unauthorized, "sign in first");
-    const grant = { user: identity.user, sid: identity.sid, caps: identity.caps, iat: Math.floor(Date.now() / 1000) };
+    // TICKETS_PER_MIN per session or token (per process): a ticket is cheap to ask for and is held until it expires.
+    const budgetKey = identity.sid ?? `user:${identity.user.id}`;
+    if (!ticketBudget.take(budgetKey, Date.now())) {
+      throw new SwitchboardError(ErrorCode.rateLimited, `at most ${config.ticketsPerMin} tickets per minute`, ticketBudget.retryAfterS(budgetKey, Date.now()));
+    }
+    const grant = { user: identity.user, sid: identity.sid, caps: identity.caps, exp: identity.exp, iat: Math.floor(Date.now() / 1000) };
     const ticket = await services.stores.tickets.issue(grant, config.ticketTtlS);
     return c.json({ ticket, expiresIn: config.ticketTtlS });
   });

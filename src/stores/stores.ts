@@ -16,6 +16,11 @@ export interface TicketGrant {
   caps?: Caps | null;
   /** When the ticket was issued (epoch seconds), for revocation by issue time. */
   iat?: number;
+  /**
+   * When the credential that asked for the ticket expires (epoch seconds): a socket opened with
+   * the ticket is closed then (SPEC §8). Absent or null: that credential does not expire.
+   */
+  exp?: number | null;
 }
 
 export interface TicketStore {
