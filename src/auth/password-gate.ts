@@ -16,7 +16,10 @@ import { ErrorCode, SwitchboardError } from "../protocol/codes.ts";
 export interface PasswordGateOptions {
   /** Verifications at once; default: the machine's cores. */
   concurrency?: number;
-  /** Waiting places behind them (at least 16); default max(16, 4 × concurrency). */
+  /**
+   * Waiting places behind them (at least 16); default max(16, 8 × concurrency). Fairness does not
+   * depend on it (a newcomer's key is served first); it bounds what a flood holds and waits for.
+   */
   queue?: number;
 }
 
@@ -41,7 +44,7 @@ export class PasswordGate {
 
   constructor(options: PasswordGateOptions = {}) {
     this.concurrency = Math.max(1, options.concurrency ?? availableParallelism());
-    this.queueSize = Math.max(16, options.queue ?? 4 * this.concurrency);
+    this.queueSize = Math.max(16, options.queue ?? 8 * this.concurrency);
   }
 
   /** Places taken now, running and waiting. */

@@ -36,7 +36,7 @@ export interface Socket extends Member, Registered {
 }
 
 /** The settings a Connection reads. */
-export type ConnectionConfig = Pick<Config, "rateLimitPerS" | "rateLimitBurst" | "authTimeoutMs" | "instanceId" | "region" | "maxSubscriptionsPerSocket">;
+export type ConnectionConfig = Pick<Config, "rateLimitPerS" | "rateLimitBurst" | "authTimeoutMs" | "instanceId" | "region" | "maxSubscriptionsPerSocket" | "backpressureLimitBytes">;
 
 export interface ConnectionHost {
   readonly config: ConnectionConfig;

@@ -19,7 +19,7 @@ const alice = { id: "alice", name: "alice" };
 const cookie: Identity = { user: alice, sid: "s1", exp: null, iat: null, caps: null, via: "cookie" };
 
 class FakeHost implements ConnectionHost {
-  readonly config = { rateLimitPerS: 1000, rateLimitBurst: 1000, authTimeoutMs: 5000, instanceId: "i-1", region: "test", maxSubscriptionsPerSocket: 256 };
+  readonly config = { rateLimitPerS: 1000, rateLimitBurst: 1000, authTimeoutMs: 5000, instanceId: "i-1", region: "test", maxSubscriptionsPerSocket: 256, backpressureLimitBytes: 1 << 20 };
   /** The per-user cap is the gateway's (tested black-box in test/budgets/subscriptions.test.ts). */
   readonly subscriptions = { take() {}, give() {} };
   readonly metrics = new Metrics();
@@ -53,7 +53,7 @@ class FakeHost implements ConnectionHost {
   async follow(_conn: Socket, topic: string, since: Position | undefined, onAck: (ack: Ack) => void): Promise<void> {
     if (this.followMs > 0) await Bun.sleep(this.followMs);
     this.calls.push(`follow ${topic}`);
-    onAck({ seq: 7, epoch: "e", recovered: since !== undefined });
+    onAck({ seq: 7, epoch: "e", recovered: since !== undefined, replayed: 0 });
   }
   async joinPresence(_conn: Socket, topic: string): Promise<void> {
     this.calls.push(`presence ${topic}`);

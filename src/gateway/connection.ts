@@ -20,6 +20,8 @@ import { FrameQueue } from "./frame-queue.ts";
 import { CredentialTimers } from "./expiry.ts";
 import { checkRefresh } from "./refresh.ts";
 import type { Caps } from "../auth/caps.ts";
+import { Pacer } from "./pacer.ts";
+import { MEMBERS_PER_TOKEN, REPLAYED_PER_TOKEN, sizeCost } from "../budgets/cost.ts";
 
 export interface SocketData {
   conn: Connection;
@@ -29,6 +31,8 @@ type State = "awaiting-auth" | "authenticating" | "open" | "closed";
 
 /** Publishes of one socket waiting for the broker before its queue waits for them too. */
 const MAX_PUBLISHES_IN_FLIGHT = 64;
+/** A replay waits this long for a peer to read before the socket is a slow consumer. */
+const REPLAY_STALL_MS = 5000;
 /** Rate-limited frames up to this size are parsed for their `ref`; larger ones are not. */
 const REF_PARSE_MAX = 1024;
 
@@ -65,6 +69,11 @@ export class Connection implements Socket {
   private publishesInFlight = 0;
   private readonly flood: FloodGuard;
   private authTimer: ReturnType<typeof setTimeout> | null = null;
+  private readonly pacer = new Pacer({
+    bufferedAmount: () => this.bufferedAmount(),
+    send: (frame) => this.send(frame),
+    live: () => this.ws !== null && this.state !== "closed",
+  });
   private killTimer: ReturnType<typeof setTimeout> | null = null;
   /** `expiring`, then 4001 at the credential's expiry (SPEC §4); never for built-in cookie sessions. */
   private readonly expiry = new CredentialTimers(
@@ -143,6 +152,7 @@ export class Connection implements Socket {
     if (this.state === "closed" && this.ws === null) return;
     this.state = "closed";
     this.queue.clear();
+    this.pacer.close();
     if (this.authTimer !== null) clearTimeout(this.authTimer);
     if (this.killTimer !== null) clearTimeout(this.killTimer);
     this.authTimer = this.killTimer = null;
@@ -161,6 +171,18 @@ export class Connection implements Socket {
     if (ws === null || this.state === "closed") return;
     this.host.metrics.frameOut(frame);
     if (ws.send(frame, false) === 0) this.closeSlow();
+  }
+
+  /** A replay, paced by the peer's reading (pacer.ts); a peer that stops reading is a slow consumer. */
+  async sendPaced(frames: string[]): Promise<boolean> {
+    const outcome = await this.pacer.send(frames, this.host.config.backpressureLimitBytes / 2, REPLAY_STALL_MS);
+    if (outcome === "stalled") this.closeSlow();
+    return outcome === "sent";
+  }
+
+  /** Bun `drain`. */
+  onDrain(): void {
+    this.pacer.onDrain();
   }
 
   subscribeLocal(topic: string): void {
@@ -238,6 +260,8 @@ export class Connection implements Socket {
         this.count(topic);
         await this.join(topic, since, (ack) => {
           if (since !== undefined) this.host.metrics.recoveries.inc({ recovered: String(ack.recovered) });
+          // A replay costs by its size (SPEC §8): one token per 10 messages; the frame paid one.
+          if (since !== undefined) this.flood.charge(sizeCost(ack.replayed, REPLAYED_PER_TOKEN) - 1, Date.now());
           this.sendJson({ type: "ack", ref, topic, seq: ack.seq, epoch: ack.epoch, recovered: ack.recovered });
         });
         return;
@@ -267,6 +291,7 @@ export class Connection implements Socket {
       case "presence": {
         authorize(actor, "subscribe", frame.topic);
         const members = await this.host.members(frame.topic);
+        this.flood.charge(sizeCost(members.length, MEMBERS_PER_TOKEN) - 1, Date.now());
         this.sendJson({ type: "presence", ref: frame.ref, topic: frame.topic, members });
         return;
       }

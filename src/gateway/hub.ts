@@ -18,6 +18,12 @@ export interface Member {
   /** Starts delivery of the topic's fan-out to this socket (Bun `ws.subscribe`). */
   subscribeLocal(topic: string): void;
   unsubscribeLocal(topic: string): void;
+  /**
+   * Sends frames as fast as the peer reads them (a replay, SPEC §8: paced by the socket's drain
+   * instead of overflowing its buffer); false when the member went away or stopped reading.
+   * Without it, frames are sent at once.
+   */
+  sendPaced?(frames: string[]): Promise<boolean>;
 }
 
 export interface HubOptions {
@@ -33,6 +39,8 @@ export interface Ack {
   seq: number;
   epoch: string;
   recovered: boolean;
+  /** Publications replayed for `since` (what the replay costs). */
+  replayed: number;
 }
 
 /** A socket reading history for `since`: it collects what the hub delivers meanwhile. */
@@ -136,24 +144,52 @@ export class Hub {
     }
     if (!state.members.has(member) || state.position === null) return; // left while subscribing
     if (since === undefined) {
-      this.goLive(state, member, onAck, { recovered: false, frames: [] });
+      const position = state.position;
+      onAck({ seq: position.seq, epoch: position.epoch, recovered: false, replayed: 0 });
+      member.subscribeLocal(topic);
       return;
     }
     const pending: PendingRecovery = { collected: [] };
     state.pending.add(pending);
-    let history;
     try {
-      history = await this.options.broker.history(topic, since);
+      const history = await this.options.broker.history(topic, since);
+      if (!state.members.has(member)) return; // left while reading history
+      const delivered = state.position!;
+      const merged = mergeRecovery(since, delivered, history, pending.collected);
+      pending.collected = [];
+      onAck({ seq: delivered.seq, epoch: delivered.epoch, recovered: merged.recovered, replayed: merged.frames.length });
+      await this.replay(state, member, pending, delivered, merged.frames);
     } catch (error) {
       this.leave(member, topic);
       throw error;
     } finally {
       state.pending.delete(pending);
     }
-    if (!state.members.has(member)) return; // left while reading history
-    const delivered = state.position!;
-    const merged = mergeRecovery(since, delivered, history, pending.collected);
-    this.goLive(state, member, onAck, merged);
+  }
+
+  /**
+   * Sends a replay paced by the member's drain, then what was delivered live meanwhile (collected
+   * by `pending`), until nothing is left; then, in the same synchronous step, subscribes the member
+   * locally: no gap, no duplicate. A member that stops reading is left.
+   */
+  private async replay(state: TopicState, member: Member, pending: PendingRecovery, from: Position, frames: string[]): Promise<void> {
+    let last = from;
+    while (frames.length > 0) {
+      if (member.sendPaced === undefined) for (const frame of frames) member.send(frame);
+      else if (!(await member.sendPaced(frames))) return this.leave(member, state.topic);
+      if (!state.members.has(member)) return;
+      frames = [];
+      for (const publication of pending.collected) {
+        if (publication.epoch !== last.epoch || publication.seq !== last.seq + 1) continue;
+        frames.push(publication.frame);
+        last = { seq: publication.seq, epoch: publication.epoch };
+      }
+      pending.collected = [];
+    }
+    const now = state.position!;
+    // A resync went out while the replay ran: this member, not yet subscribed, gets its own.
+    if (now.epoch !== last.epoch || now.seq !== last.seq) member.send(resyncFrame(state.topic, now));
+    member.subscribeLocal(state.topic);
   }
 
   /** Removes a member; the broker subscription ends with the last one. Idempotent. */
@@ -172,13 +208,6 @@ export class Hub {
   close(): void {
     for (const state of this.topics.values()) if (state.retry !== null) clearTimeout(state.retry);
     this.topics.clear();
-  }
-
-  private goLive(state: TopicState, member: Member, onAck: (ack: Ack) => void, replay: { recovered: boolean; frames: string[] }): void {
-    const position = state.position!;
-    onAck({ seq: position.seq, epoch: position.epoch, recovered: replay.recovered });
-    for (const frame of replay.frames) member.send(frame);
-    member.subscribeLocal(state.topic);
   }
 
   private ensure(topic: string): TopicState {

@@ -32,3 +32,14 @@ describe("sustained rejection closes with 4008", () => {
     expect(run.reject(5500)).toBe(true);
   });
 });
+
+describe("TokenBucket.charge", () => {
+  test("an answer's extra cost puts the bucket in debt (at most -burst) until refilled", () => {
+    const bucket = new TokenBucket(10, 5, 0);
+    expect(bucket.take(0)).toBe(true);
+    bucket.charge(20, 0); // 4 - 20 → floored at -5
+    expect(bucket.take(0)).toBe(false);
+    expect(bucket.take(500)).toBe(false); // -5 + 5 = 0
+    expect(bucket.take(600)).toBe(true); // 0 + 1
+  });
+});

@@ -18,14 +18,28 @@ export class TokenBucket {
 
   /** Takes one token; false when the bucket is empty (the frame must not be acted on). */
   take(now: number): boolean {
+    this.refill(now);
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
+
+  /**
+   * Takes `n` tokens for work already done (an answer as big as its cost, SPEC §8): the bucket
+   * may go into debt, down to -burst, and refuses frames until the debt is paid back.
+   */
+  charge(n: number, now: number): void {
+    if (n <= 0) return;
+    this.refill(now);
+    this.tokens = Math.max(-this.burst, this.tokens - n);
+  }
+
+  private refill(now: number): void {
     const elapsed = now - this.last;
     if (elapsed > 0) {
       this.tokens = Math.min(this.burst, this.tokens + (elapsed * this.perSecond) / 1000);
       this.last = now;
     }
-    if (this.tokens < 1) return false;
-    this.tokens -= 1;
-    return true;
   }
 }
 
@@ -60,5 +74,10 @@ export class FloodGuard {
   check(now: number): "accept" | "refuse" | "close" {
     if (this.bucket.take(now)) return "accept";
     return this.rejections.reject(now) ? "close" : "refuse";
+  }
+
+  /** Extra tokens for an answer bigger than one frame's worth (see TokenBucket.charge). */
+  charge(n: number, now: number): void {
+    this.bucket.charge(n, now);
   }
 }

@@ -23,6 +23,7 @@ export function websocketHandler(config: SocketConfig, metrics: Metrics, log: Lo
     publishToSelf: false,
     open: (ws) => ws.data.conn.opened(ws),
     message: (ws, message) => ws.data.conn.received(message),
+    drain: (ws) => ws.data.conn.onDrain(),
     close: (ws, code) => {
       metrics.wsClosed.inc({ code: String(code) });
       const conn = ws.data.conn;

@@ -9,10 +9,15 @@ import { authorize, type Actor } from "../protocol/topics.ts";
 import { jsonBody, notFound } from "./errors.ts";
 import type { ApiKey } from "./api-key.ts";
 import type { Deps, Env } from "./context.ts";
+import { KeyedBuckets } from "../budgets/buckets.ts";
+import { MEMBERS_PER_TOKEN, sizeCost } from "../budgets/cost.ts";
 
 export function apiRoutes(deps: Deps, key: ApiKey): Hono<Env> {
   const { gateway, services, credentials } = deps;
   const app = new Hono<Env>();
+  /** A signed-in user's presence reads, per session: the socket rate limit (RATE_LIMIT_PER_S / _BURST). */
+  const buckets = new KeyedBuckets(deps.config.rateLimitPerS, deps.config.rateLimitBurst);
+  setInterval(() => buckets.sweep(Date.now()), 60_000).unref();
 
   app.post("/publish", key.required, async (c) => {
     const body = await jsonBody(c, PublishBody);
@@ -24,6 +29,7 @@ export function apiRoutes(deps: Deps, key: ApiKey): Hono<Env> {
   app.get("/presence/:topic", async (c) => {
     const topic = c.req.param("topic");
     let actor: Actor;
+    let rateKey: string | null = null;
     if (key.matches(c)) {
       actor = { kind: "server" };
     } else {
@@ -33,9 +39,13 @@ export function apiRoutes(deps: Deps, key: ApiKey): Hono<Env> {
         throw new SwitchboardError(ErrorCode.unauthorized, "API key or session required");
       }
       actor = { kind: "user", userId: outcome.identity.user.id };
+      rateKey = outcome.identity.sid ?? `user:${outcome.identity.user.id}`;
+      if (!buckets.take(rateKey, Date.now())) throw new SwitchboardError(ErrorCode.rateLimited, "too many requests; slow down", 1);
     }
     authorize(actor, "subscribe", topic);
     const members = await services.presence.members(topic);
+    // A user's answer costs by its size, as a `presence` frame does (SPEC §8); the API key's does not.
+    if (rateKey !== null) buckets.charge(rateKey, sizeCost(members.length, MEMBERS_PER_TOKEN) - 1, Date.now());
     return c.json({ topic, members });
   });
 

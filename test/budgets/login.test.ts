@@ -5,6 +5,7 @@
  * Addresses come from X-Forwarded-For (TRUST_PROXY=true takes its last hop), one per test.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { availableParallelism } from "node:os";
 import { PASSWORDS, killAllServers, postJson, startServer, type TestServer } from "../support/server.ts";
 
 let locked: TestServer; // default LOGIN_MAX_FAILURES (10)
@@ -59,9 +60,11 @@ describe("parallel guesses cannot outrun the lockout", () => {
 
 describe("the password verification budget", () => {
   test("100 guesses at once from one address: the queue is bounded, the rest get 503 with Retry-After", async () => {
-    const answers = await Promise.all(Array.from({ length: 100 }, (_, i) => attempt(flooded, "10.2.0.1", `nobody${i}`, "guess")));
+    // One verification per core and max(16, 8 per core) places behind them: 18 on this 2-core machine.
+    const places = availableParallelism() + Math.max(16, 8 * availableParallelism());
+    const answers = await Promise.all(Array.from({ length: places + 60 }, (_, i) => attempt(flooded, "10.2.0.1", `nobody${i}`, "guess")));
     const refused = answers.filter((a) => a.status === 503);
-    expect(refused.length).toBeGreaterThan(50);
+    expect(refused.length).toBeGreaterThan(30);
     for (const a of refused) {
       expect(a.code).toBe("overloaded");
       expect(Number(a.retryAfter)).toBeGreaterThan(0);
@@ -91,7 +94,6 @@ describe("the password verification budget", () => {
     flooding = false;
     await Promise.all(flood);
     expect(sent).toBeGreaterThan(100);
-    console.log("bystander ms", timings.map(Math.round), "flood requests", sent);
     expect(Math.max(...timings)).toBeLessThan(1000);
     expect(flooded.faults()).toEqual([]);
   }, 20_000);

@@ -244,13 +244,24 @@ export async function loginSession(server: TestServer, user: string, password = 
   return { cookie: cookiePair(setCookie), user: body.user };
 }
 
-/** A cached session for `user` on this server (one login per user per server). */
+const loggingIn = new WeakMap<TestServer, Map<string, Promise<Session>>>();
+
+/**
+ * A cached session for `user` on this server (one login per user per server, also when many
+ * ask at once: parallel logins past LOGIN_MAX_FAILURES would be refused, SPEC §8).
+ */
 export async function session(server: TestServer, user: string): Promise<Session> {
-  let s = server.sessions.get(user);
-  if (!s) {
-    s = await loginSession(server, user);
-    server.sessions.set(user, s);
+  const cached = server.sessions.get(user);
+  if (cached) return cached;
+  let pending = loggingIn.get(server);
+  if (!pending) loggingIn.set(server, (pending = new Map()));
+  let login = pending.get(user);
+  if (!login) {
+    login = loginSession(server, user).finally(() => pending.delete(user));
+    pending.set(user, login);
   }
+  const s = await login;
+  server.sessions.set(user, s);
   return s;
 }
 
