@@ -21,6 +21,7 @@ import { Metrics, messageTs } from "../metrics.ts";
 import type { Snapshot } from "../deployment/heartbeat.ts";
 import { ServerCalls, type UserCall } from "./server-calls.ts";
 import { SubscriptionCounts, TopicCreations } from "./budgets.ts";
+import { Announcer } from "./announcer.ts";
 
 export interface GatewayDeps {
   config: Config;
@@ -45,6 +46,7 @@ export class Gateway implements ConnectionHost {
   /** MAX_SUBSCRIPTIONS_PER_USER, over the user's sockets of this process. */
   readonly subscriptions: SubscriptionCounts;
   private readonly creations: TopicCreations;
+  private readonly announcer = new Announcer((topic, type, user) => this.broadcastPresence(topic, type, user));
   server: SwitchboardServer | null = null;
   draining = false;
 
@@ -210,7 +212,12 @@ export class Gateway implements ConnectionHost {
     this.credentials.refused(reason, fields);
   }
 
+  /** Presence changes, at most one per user and topic per second (announcer.ts). */
   private announce(topic: string, type: PresenceChange, user: User): void {
+    this.announcer.announce(topic, type, user);
+  }
+
+  private broadcastPresence(topic: string, type: PresenceChange, user: User): void {
     const frame = JSON.stringify({ type, topic, user });
     this.services.broker.broadcast(topic, frame).catch((error) => {
       this.log.warn("presence announcement failed", { topic, ...errorFields(error) });
@@ -304,6 +311,7 @@ export class Gateway implements ConnectionHost {
 
   async close(): Promise<void> {
     this.calls.close();
+    this.announcer.close();
     this.ledger.close();
     this.hub.close();
   }
