@@ -41,9 +41,14 @@ export class Announcer {
     if (entry.timer === null) entry.timer = setTimeout(() => this.flush(topic, key), entry.lastAt + this.intervalMs - now);
   }
 
+  /** Sends every held change now (the process is going: other processes must hear its leaves), then stops. */
   close(): void {
     clearInterval(this.sweeper);
-    for (const entry of this.entries.values()) if (entry.timer !== null) clearTimeout(entry.timer);
+    for (const [key, entry] of this.entries) {
+      if (entry.timer === null) continue;
+      clearTimeout(entry.timer);
+      this.flush(key.slice(0, key.indexOf("\n")), key);
+    }
     this.entries.clear();
   }
 
