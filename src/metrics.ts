@@ -92,7 +92,23 @@ export class Metrics {
     if (sockets > 0) this.framesOut.inc({ type: frameType(frame) }, sockets);
   }
 
-  async render(): Promise<string> {
+  private rendered: { at: number; text: Promise<string> } | null = null;
+
+  /**
+   * The exposition, rendered at most once per second whatever the scrape rate (SPEC §8: one
+   * rendering costs milliseconds of CPU); scrapes within the second share it.
+   */
+  render(now = Date.now()): Promise<string> {
+    if (this.rendered !== null && now - this.rendered.at < RENDER_EVERY_MS) return this.rendered.text;
+    const text = this.renderNow();
+    this.rendered = { at: now, text };
+    text.catch(() => {
+      if (this.rendered?.text === text) this.rendered = null;
+    });
+    return text;
+  }
+
+  private async renderNow(): Promise<string> {
     if (this.aggregate !== null) {
       const machine = await this.aggregate();
       if (machine !== null) return machine;
@@ -111,6 +127,8 @@ export class Metrics {
     for (const [mode, count] of this.sources.connectionsByAuth()) this.connections.set({ auth: mode }, count);
   }
 }
+
+const RENDER_EVERY_MS = 1000;
 
 const TYPE_HEAD = '{"type":"';
 

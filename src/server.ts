@@ -13,6 +13,7 @@ import { Gateway } from "./gateway/gateway.ts";
 import { websocketHandler, type SwitchboardServer } from "./gateway/socket.ts";
 import { Metrics } from "./metrics.ts";
 import { createApp } from "./app.ts";
+import { metricsApp } from "./http/health.ts";
 import { Supervisor, joinSupervisor, workerIndex } from "./cluster.ts";
 import { Heartbeat } from "./deployment/heartbeat.ts";
 import { RevocationWatch } from "./gateway/revocation-watch.ts";
@@ -65,6 +66,7 @@ export async function startSwitchboard(config: Config): Promise<Running> {
     Promise.allSettled([gateway.close(), services.close()]),
   );
   gateway.server = server;
+  const metricsServer = listenMetrics(config, metrics, log);
 
   const { heartbeat, revocations } = startDeploymentDuties(services, gateway, log);
 
@@ -90,6 +92,7 @@ export async function startSwitchboard(config: Config): Promise<Running> {
         // Requests in flight (a publish awaiting Redis) may finish; whatever is left is cut.
         await Promise.race([server.stop(false), Bun.sleep(250)]);
         await server.stop(true);
+        await metricsServer?.stop(true);
         await gateway.close();
         await heartbeat.stop(config.instanceId);
         // Presence entries removed (other processes hear the leaves), then the broker flushed and closed.
@@ -98,6 +101,17 @@ export async function startSwitchboard(config: Config): Promise<Running> {
       return stopping;
     },
   };
+}
+
+/** METRICS_PORT (SPEC §8): `/metrics` alone on its own port (Fly's [metrics] scrapes it privately). */
+function listenMetrics(config: Config, metrics: Metrics, log: Logger): ReturnType<typeof Bun.serve> | null {
+  if (config.metricsPort === undefined) return null;
+  const app = metricsApp({ config, metrics, log });
+  try {
+    return Bun.serve({ port: config.metricsPort, hostname: config.host, reusePort: config.workers > 1, fetch: (req) => app.fetch(req) });
+  } catch (error) {
+    throw new Error(`cannot listen on HOST=${config.host} METRICS_PORT=${config.metricsPort}: ${error instanceof Error ? error.message : String(error)}`);
+  }
 }
 
 /**

@@ -50,7 +50,9 @@ describe("fly.toml", () => {
     expect(dockerfile).toMatch(new RegExp(`^EXPOSE ${port}$`, "m"));
     expect(fly.http_service.force_https).toBe(true);
     expect(fly.http_service.checks.map((c) => c.path).sort()).toEqual(["/healthz", "/readyz"]);
-    expect(fly.metrics).toEqual({ port, path: "/metrics" });
+    // /metrics is private (SPEC §8 METRICS_PORT): Fly scrapes the app's metrics port, not the public one.
+    expect(fly.metrics).toEqual({ port: Number(fly.env.METRICS_PORT), path: "/metrics" });
+    expect(fly.metrics!.port).not.toBe(port);
   });
 
   test("never stops a machine that holds sockets, keeps one running, counts connections", () => {
@@ -110,6 +112,7 @@ describe("Dockerfile and .dockerignore", () => {
 describe("the app started with fly.toml's [env]", () => {
   let redis: TestRedis;
   let machine: TestServer;
+  const metricsPort = freePort();
   const clients = new Set<TestClient>();
   beforeAll(async () => {
     redis = await startRedis();
@@ -119,6 +122,7 @@ describe("the app started with fly.toml's [env]", () => {
         // Local stand-ins: loopback instead of 0.0.0.0:8080, and what Fly and `fly secrets` provide.
         HOST: "127.0.0.1",
         PORT: String(freePort()),
+        METRICS_PORT: String(metricsPort),
         INSTANCE_ID: undefined,
         FLY_MACHINE_ID: "148e21ea7d4589",
         FLY_REGION: "syd",
@@ -136,7 +140,7 @@ describe("the app started with fly.toml's [env]", () => {
     await redis?.stop();
   });
 
-  test("answers every check path and the metrics path with 200; sockets land on its workers", async () => {
+  test("answers every check path with 200 and /metrics on METRICS_PORT only; sockets land on its workers", async () => {
     const deadline = Date.now() + 10_000;
     for (const check of fly.http_service.checks) {
       let status = 0;
@@ -148,8 +152,11 @@ describe("the app started with fly.toml's [env]", () => {
       }
       expect({ path: check.path, status }).toEqual({ path: check.path, status: 200 });
     }
-    const metrics = await scrape(machine);
+    const metrics = await scrape({ url: `http://127.0.0.1:${metricsPort}` });
     expect(metrics.value("switchboard_info", { region: "syd", broker: "redis" })).toBeGreaterThanOrEqual(1);
+    const publicMetrics = await fetch(`${machine.url}/metrics`);
+    expect(publicMetrics.status).toBe(404);
+    await publicMetrics.arrayBuffer();
 
     // Behind Fly's proxy (TRUST_PROXY): the https scheme gives the Secure __Host- cookie.
     const res = await fetch(`${machine.url}/auth/login`, {

@@ -48,8 +48,21 @@ export function parseMetrics(text: string): Scrape {
   return scrape;
 }
 
+const lastFetch = new Map<string, number>();
+
+/**
+ * GET `url` (a `/metrics` address) at least 1.05 s after the previous call for it: the server
+ * renders /metrics at most once per second (SPEC §8), so a scrape sooner would repeat the last.
+ */
+export async function fetchMetrics(url: string, init: RequestInit = {}): Promise<Response> {
+  const wait = (lastFetch.get(url) ?? 0) + 1050 - Date.now();
+  if (wait > 0) await Bun.sleep(wait);
+  lastFetch.set(url, Date.now());
+  return fetch(url, init);
+}
+
 export async function scrape(server: { url: string }, timeoutMs = 3000): Promise<Scrape> {
-  const res = await fetch(`${server.url}/metrics`, { signal: AbortSignal.timeout(timeoutMs) });
+  const res = await fetchMetrics(`${server.url}/metrics`, { signal: AbortSignal.timeout(timeoutMs) });
   const text = await res.text();
   if (res.status !== 200) throw new Error(`/metrics → ${res.status} ${text.slice(0, 200)}`);
   if (!(res.headers.get("content-type") ?? "").startsWith("text/plain")) throw new Error(`/metrics content-type ${res.headers.get("content-type")}`);
