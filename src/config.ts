@@ -17,6 +17,9 @@ const int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
     .min(min, { error: `must be at least ${min}` })
     .max(max, { error: `must be at most ${max}` });
 
+/** TRUST_PROXY: which proxy in front, if any, and so which of its headers to believe. */
+export type TrustProxy = false | true | "fly";
+
 const USER_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
 
 const users = z.string().transform((raw, ctx) => {
@@ -111,7 +114,15 @@ const Env = z.object({
   /** Failed logins per IP, across every username, in the same 5-minute window (password spraying). */
   LOGIN_MAX_FAILURES_PER_IP: int(1).default(100),
   DRAIN_MS: int(0, 300_000).default(3000),
-  TRUST_PROXY: bool.optional(),
+  /**
+   * Which proxy headers are read (SPEC §8): `false` none; `true` the scheme from X-Forwarded-Proto
+   * and the client IP from the last X-Forwarded-For hop; `fly` the client IP from Fly-Client-IP
+   * (and the scheme from X-Forwarded-Proto, which Fly's proxy sets). Default: `fly` on Fly.
+   */
+  TRUST_PROXY: z
+    .enum(["true", "false", "fly", "1", "0", "yes", "no"], { error: "must be false, true or fly" })
+    .transform((v): TrustProxy => (v === "fly" ? "fly" : v === "true" || v === "1" || v === "yes"))
+    .optional(),
   IDLE_TIMEOUT_S: int(0, 960).default(60),
   /** Close a socket with 1012 after about this many seconds (±10 % jitter) so clients rebalance; 0 = never. */
   MAX_CONNECTION_AGE_S: int(0, 30 * 86_400).default(0),
@@ -185,7 +196,7 @@ export type Config = Omit<Settings, "sessionSecret" | "allowedOrigins" | "users"
   users: { name: string; password: string }[];
   instanceId: string;
   region: string;
-  trustProxy: boolean;
+  trustProxy: TrustProxy;
 };
 
 export class ConfigError extends Error {
@@ -260,7 +271,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     users: e.USERS ?? (production ? [] : parseDemoUsers()),
     instanceId: e.INSTANCE_ID ?? e.FLY_MACHINE_ID ?? randomId(),
     region: e.REGION ?? e.FLY_REGION ?? "local",
-    trustProxy: e.TRUST_PROXY ?? onFly,
+    trustProxy: e.TRUST_PROXY ?? (onFly ? "fly" : false),
   };
 }
 

@@ -78,7 +78,7 @@ describe("fly.toml", () => {
     expect(() => loadConfig(fly.env)).toThrow("SESSION_SECRET is required when NODE_ENV=production");
     const config = loadConfig({ ...fly.env, SESSION_SECRET: TEST_SESSION_SECRET, REDIS_URL: "redis://127.0.0.1:6379", FLY_REGION: "iad", FLY_MACHINE_ID: "148e21ea7d4589" });
     expect(config.nodeEnv).toBe("production");
-    expect(config.trustProxy).toBe(true);
+    expect(config.trustProxy).toBe("fly");
     expect(config.workers).toBeGreaterThanOrEqual(2);
     expect([config.instanceId, config.region]).toEqual(["148e21ea7d4589", "iad"]);
   });

@@ -12,7 +12,7 @@ const AUTH_TIMEOUT_MS = 400;
 
 let server: TestServer;
 let strict: TestServer; // TICKET_TTL_S=1, MAX_CONNECTIONS_PER_IP=1, no TRUST_PROXY
-let proxied: TestServer; // TRUST_PROXY=true, MAX_CONNECTIONS_PER_IP=1
+let proxied: TestServer; // TRUST_PROXY=fly, MAX_CONNECTIONS_PER_IP=1
 const clients = new Set<TestClient>();
 
 function open(url: string, opts: ConstructorParameters<typeof TestClient>[1] = {}) {
@@ -25,7 +25,7 @@ beforeAll(async () => {
   [server, strict, proxied] = await Promise.all([
     startServer({ ALLOWED_ORIGINS: `${ALLOWED},http://other.example.test:8080`, AUTH_TIMEOUT_MS: String(AUTH_TIMEOUT_MS) }),
     startServer({ TICKET_TTL_S: "1", MAX_CONNECTIONS_PER_IP: "1" }),
-    startServer({ TRUST_PROXY: "true", MAX_CONNECTIONS_PER_IP: "1" }),
+    startServer({ TRUST_PROXY: "fly", MAX_CONNECTIONS_PER_IP: "1" }),
   ]);
 }, 30_000);
 afterAll(async () => {
@@ -254,7 +254,7 @@ describe("framing errors from the WebSocket engine", () => {
   });
 });
 
-describe("behind a trusted proxy (TRUST_PROXY=true)", () => {
+describe("behind Fly's proxy (TRUST_PROXY=fly)", () => {
   const https = { "X-Forwarded-Proto": "https" };
 
   async function loginVia(server: TestServer, headers: Record<string, string>) {

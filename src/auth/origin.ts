@@ -7,18 +7,22 @@
 
 export interface OriginPolicy {
   allowedOrigins: ReadonlySet<string>;
-  trustProxy: boolean;
+  /** TRUST_PROXY: `true` and `fly` take the scheme from X-Forwarded-Proto. */
+  trustProxy: false | true | "fly";
+}
+
+/** The scheme a trusted proxy reports, or null (no proxy trusted, or no usable header). */
+function forwardedProto(req: Request, policy: OriginPolicy): "http" | "https" | null {
+  if (policy.trustProxy === false) return null;
+  const forwarded = req.headers.get("x-forwarded-proto")?.split(",")[0]?.trim().toLowerCase();
+  return forwarded === "http" || forwarded === "https" ? forwarded : null;
 }
 
 /** This server's own origin as the client addressed it: scheme + Host header. */
 export function ownOrigin(req: Request, policy: OriginPolicy): string | null {
   const host = req.headers.get("host");
   if (host === null || host === "") return null;
-  let scheme = new URL(req.url).protocol.replace(":", "");
-  if (policy.trustProxy) {
-    const forwarded = req.headers.get("x-forwarded-proto")?.split(",")[0]?.trim().toLowerCase();
-    if (forwarded === "http" || forwarded === "https") scheme = forwarded;
-  }
+  const scheme = forwardedProto(req, policy) ?? new URL(req.url).protocol.replace(":", "");
   return `${scheme}://${host.toLowerCase()}`;
 }
 
@@ -31,9 +35,7 @@ export function isAllowedOrigin(origin: string, req: Request, policy: OriginPoli
 
 /** The request was made over https (directly, or behind a trusted proxy that says so). */
 export function isSecure(req: Request, policy: OriginPolicy): boolean {
-  if (policy.trustProxy) {
-    const forwarded = req.headers.get("x-forwarded-proto")?.split(",")[0]?.trim().toLowerCase();
-    if (forwarded !== undefined) return forwarded === "https";
-  }
+  const forwarded = forwardedProto(req, policy);
+  if (forwarded !== null) return forwarded === "https";
   return new URL(req.url).protocol === "https:";
 }

@@ -30,16 +30,13 @@ export type Env = { Bindings: { server: SwitchboardServer } };
 export type Ctx = Context<Env>;
 
 /**
- * The client's address: Fly-Client-IP (or the last X-Forwarded-For entry) behind a trusted proxy.
- * The last entry is the one the proxy appended; earlier ones are whatever the client sent, so
- * taking the first let a client pick a fresh address per request past the per-IP limits.
+ * The client's address (SPEC §8 TRUST_PROXY): `fly` reads Fly-Client-IP, `true` the last
+ * X-Forwarded-For hop, and neither reads the other's header — a header the setting does not name
+ * is whatever the client sent. The last hop is the one the proxy appended; earlier ones are the
+ * client's, so taking the first let a client pick a fresh address per request past the limits.
  */
 export function clientIp(c: Ctx, config: Config): string {
-  if (config.trustProxy) {
-    const fly = c.req.header("fly-client-ip")?.trim();
-    if (fly) return fly;
-    const forwarded = c.req.header("x-forwarded-for")?.split(",").at(-1)?.trim();
-    if (forwarded) return forwarded;
-  }
+  const header = config.trustProxy === "fly" ? c.req.header("fly-client-ip")?.trim() : config.trustProxy ? c.req.header("x-forwarded-for")?.split(",").at(-1)?.trim() : undefined;
+  if (header) return header;
   return c.env?.server?.requestIP(c.req.raw)?.address ?? "unknown";
 }

@@ -5,7 +5,7 @@
  * `switchboard_upgrades_rejected_total{reason}`; concurrent upgrades cannot race past a cap;
  * and clients from other addresses or of other users are admitted all along.
  *
- * Client addresses come from `Fly-Client-IP` (TRUST_PROXY=true, as on Fly), which is how one
+ * Client addresses come from `Fly-Client-IP` (TRUST_PROXY=fly, as on Fly), which is how one
  * test machine plays several addresses.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
@@ -26,8 +26,10 @@ const clients = new Set<TestClient>();
 
 beforeAll(async () => {
   [capped, full] = await Promise.all([
-    startServer({ TRUST_PROXY: "true", MAX_CONNECTIONS_PER_IP: String(PER_IP), MAX_CONNECTIONS_PER_USER: String(PER_USER), MAX_CONNECTIONS: "1000" }),
-    startServer({ TRUST_PROXY: "true", MAX_CONNECTIONS: String(TOTAL), MAX_CONNECTIONS_PER_IP: "1000", MAX_CONNECTIONS_PER_USER: "1000" }),
+    startServer({ TRUST_PROXY: "fly", MAX_CONNECTIONS_PER_IP: String(PER_IP), MAX_CONNECTIONS_PER_USER: String(PER_USER), MAX_CONNECTIONS: "1000" }),
+    // The hoarders must outlive this test's metric reads (each waits out /metrics's one-second
+    // rendering), not be released by the auth deadline halfway through.
+    startServer({ TRUST_PROXY: "fly", AUTH_TIMEOUT_MS: "30000", MAX_CONNECTIONS: String(TOTAL), MAX_CONNECTIONS_PER_IP: "1000", MAX_CONNECTIONS_PER_USER: "1000" }),
   ]);
   for (const s of [capped, full]) for (const user of ["alice", "bob", "carol"]) await session(s, user);
 }, 30_000);
@@ -104,8 +106,15 @@ describe("per-IP cap (MAX_CONNECTIONS_PER_IP), authenticated or not", () => {
   }, 15_000);
 });
 
-describe("behind a proxy that appends X-Forwarded-For (TRUST_PROXY, no Fly-Client-IP)", () => {
+describe("behind a proxy that appends X-Forwarded-For (TRUST_PROXY=true)", () => {
+  let appended: TestServer;
+  beforeAll(async () => {
+    appended = await startServer({ TRUST_PROXY: "true", MAX_CONNECTIONS_PER_IP: String(PER_IP) });
+  });
+  afterAll(() => appended?.kill());
+
   test("a client-supplied X-Forwarded-For entry does not buy a fresh address: the proxy's last entry counts", async () => {
+    const capped = appended;
     const real = "203.0.113.77";
     const opened: RawPeer[] = [];
     for (let i = 0; i < PER_IP; i++) {
@@ -160,7 +169,7 @@ describe("total cap (MAX_CONNECTIONS)", () => {
     await release(full, held.slice(0, 1));
     await bystanderChats(full, "carol", "198.51.100.20");
     await release(full, held.slice(1));
-  }, 15_000);
+  }, 25_000); // each metrics read waits out /metrics's one-second rendering (SPEC §8)
 });
 
 /** The body of a refused upgrade (Content-Length bytes after the head). */

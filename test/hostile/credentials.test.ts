@@ -5,7 +5,7 @@
  * and never logged; no cross-origin response carries Set-Cookie; security headers are on every
  * response; no route answers with credentialed CORS, preflights included.
  *
- * Addresses come from `Fly-Client-IP` (TRUST_PROXY=true, as on Fly).
+ * Addresses come from `Fly-Client-IP` (TRUST_PROXY=fly, as on Fly).
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { RawPeer } from "../support/raw-ws.ts";
@@ -25,7 +25,7 @@ const peers = new Set<RawPeer>();
 
 beforeAll(async () => {
   server = await startServer({
-    TRUST_PROXY: "true",
+    TRUST_PROXY: "fly",
     LOGIN_MAX_FAILURES: String(PER_USER_IP),
     LOGIN_MAX_FAILURES_PER_IP: String(PER_IP),
     TICKET_TTL_S: String(TICKET_TTL_S),
