@@ -15,6 +15,7 @@ import { authCors } from "./http/cors.ts";
 import { errorBody, onError, routeNotFound } from "./http/errors.ts";
 import { ErrorCode } from "./protocol/codes.ts";
 import { wsRoute } from "./http/ws.ts";
+import { isSecure } from "./auth/origin.ts";
 import type { Deps, Env } from "./http/context.ts";
 
 export function createApp(deps: Deps): Hono<Env> {
@@ -28,6 +29,9 @@ export function createApp(deps: Deps): Hono<Env> {
     c.header("X-Frame-Options", "DENY");
     // Every /auth response — refusals by the body limit included — is never cached.
     if (c.req.path.startsWith("/auth/")) c.header("Cache-Control", "no-store");
+    // Served over https: browsers must never come back over http (SPEC §8), where a network
+    // attacker could read or plant cookies. One year; includeSubDomains is the operator's call.
+    if (isSecure(c.req.raw, deps.config)) c.header("Strict-Transport-Security", "max-age=31536000");
   });
 
   // No body needs to be larger than the largest frame (a publish body is a publish frame). Without

@@ -17,8 +17,12 @@ export function clearedCookie(secure: boolean, domain?: string): string {
   return sessionCookie("", 0, secure, domain);
 }
 
-/** The session JWT from a Cookie header: the `__Host-` one first, then the plain one. */
-export function readSessionCookie(header: string | null | undefined): string | null {
+/**
+ * The session JWT from a Cookie header: the `__Host-` one first, then the plain one — or, with
+ * `hostOnly` (a request over https), the `__Host-` one alone: any page of a sibling subdomain,
+ * or of this host over http, can plant a plain cookie, but none can set a `__Host-` one.
+ */
+export function readSessionCookie(header: string | null | undefined, hostOnly = false): string | null {
   if (!header) return null;
   let plain: string | null = null;
   for (const part of header.split(";")) {
@@ -27,7 +31,7 @@ export function readSessionCookie(header: string | null | undefined): string | n
     const name = part.slice(0, eq).trim();
     const value = part.slice(eq + 1).trim();
     if (name === SECURE_COOKIE_NAME && value) return value;
-    if (name === COOKIE_NAME && value) plain = value;
+    if (name === COOKIE_NAME && value && !hostOnly) plain = value;
   }
   return plain;
 }

@@ -38,6 +38,11 @@ export interface Presented {
   token?: string;
   /** The whole Cookie header. */
   cookie?: string;
+  /**
+   * The request came over https (SPEC §8): only the `__Host-` session cookie is read, so a plain
+   * cookie planted from a sibling subdomain or over http is ignored.
+   */
+  secure?: boolean;
 }
 
 /** Why a presented credential was refused: a metric label and a sentence for the client. */

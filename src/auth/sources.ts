@@ -42,7 +42,7 @@ export function tokenSource(signer: SessionSigner): IdentitySource {
 
 export function sessionCookieSource(signer: SessionSigner): IdentitySource {
   return {
-    find: (presented) => readSessionCookie(presented.cookie),
+    find: (presented) => readSessionCookie(presented.cookie, presented.secure === true),
     async check(jwt) {
       const claims = await signer.verify("session", jwt);
       return claims === null ? null : { user: claims.user, sid: claims.sid, exp: claims.exp, iat: claims.iat, caps: claims.caps, via: "cookie" };

@@ -8,7 +8,7 @@ import { PublishBody } from "../protocol/api.ts";
 import { authorize, type Actor } from "../protocol/topics.ts";
 import { jsonBody, notFound } from "./errors.ts";
 import type { ApiKey } from "./api-key.ts";
-import type { Deps, Env } from "./context.ts";
+import { cookiesOf, type Deps, type Env } from "./context.ts";
 import { KeyedBuckets } from "../budgets/buckets.ts";
 import { MEMBERS_PER_TOKEN, sizeCost } from "../budgets/cost.ts";
 
@@ -33,7 +33,7 @@ export function apiRoutes(deps: Deps, key: ApiKey): Hono<Env> {
     if (key.matches(c)) {
       actor = { kind: "server" };
     } else {
-      const outcome = await credentials.identify({ cookie: c.req.header("cookie") });
+      const outcome = await credentials.identify({ ...cookiesOf(c, deps.config) });
       if (outcome?.ok !== true) {
         if (!key.enabled && outcome === null) return notFound(c);
         throw new SwitchboardError(ErrorCode.unauthorized, "API key or session required");

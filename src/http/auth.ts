@@ -14,7 +14,7 @@ import type { Identity, Presented } from "../auth/credentials.ts";
 import { isAllowedOrigin, isSecure, type OriginPolicy } from "../auth/origin.ts";
 import { ErrorCode, SwitchboardError } from "../protocol/codes.ts";
 import { jsonBody } from "./errors.ts";
-import { clientIp, type Ctx, type Deps, type Env } from "./context.ts";
+import { cookiesOf, clientIp, type Ctx, type Deps, type Env } from "./context.ts";
 
 const Credentials = z.object({
   username: z.string().min(1).max(128),
@@ -88,7 +88,7 @@ export function authRoutes(deps: Deps): Hono<Env> {
   const sweep = setInterval(() => ticketBudget.sweep(Date.now()), 60_000);
   sweep.unref();
   const checkCredentials = (c: Ctx) => checkPassword(c, deps, gate);
-  const session = (c: Ctx) => identify(credentials, { cookie: c.req.header("cookie") });
+  const session = (c: Ctx) => identify(credentials, { ...cookiesOf(c, config) });
 
   // Without users (production with USERS empty: identity comes from the app, SPEC §4) the
   // built-in login and token routes do not exist: 404.
@@ -108,7 +108,7 @@ export function authRoutes(deps: Deps): Hono<Env> {
     // host, which is same-site and so gets the Lax cookie) must not revoke the user's session.
     const token = bearerOf(c.req.header("authorization"));
     if (token === undefined) assertSameOrigin(c, config);
-    const identity = await identify(credentials, token === undefined ? { cookie: c.req.header("cookie") } : { token });
+    const identity = await identify(credentials, token === undefined ? { ...cookiesOf(c, config) } : { token });
     if (identity !== null && identity.sid !== null) {
       // Remembered until the session would have expired anyway, plus a minute of clock skew.
       const nowS = Math.floor(Date.now() / 1000);
@@ -134,7 +134,7 @@ export function authRoutes(deps: Deps): Hono<Env> {
     // A bearer token decides alone; only a cookie-authenticated request must be same-origin.
     const token = bearerOf(c.req.header("authorization"));
     if (token === undefined) assertSameOrigin(c, config);
-    const identity = await identify(credentials, token === undefined ? { cookie: c.req.header("cookie") } : { token });
+    const identity = await identify(credentials, token === undefined ? { ...cookiesOf(c, config) } : { token });
     if (identity === null) throw new SwitchboardError(ErrorCode.unauthorized, "sign in first");
     // TICKETS_PER_MIN per session or token (per process): a ticket is cheap to ask for and is held until it expires.
     const budgetKey = identity.sid ?? `user:${identity.user.id}`;

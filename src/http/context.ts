@@ -6,7 +6,8 @@ import type { Context } from "hono";
 import type { Config } from "../config.ts";
 import type { Gateway } from "../gateway/gateway.ts";
 import type { SwitchboardServer } from "../gateway/socket.ts";
-import type { Credentials } from "../auth/credentials.ts";
+import type { Credentials, Presented } from "../auth/credentials.ts";
+import { isSecure } from "../auth/origin.ts";
 import type { Services } from "../services.ts";
 import type { SessionSigner } from "../auth/sessions.ts";
 import type { UserDirectory } from "../auth/users.ts";
@@ -28,6 +29,15 @@ export interface Deps {
 
 export type Env = { Bindings: { server: SwitchboardServer } };
 export type Ctx = Context<Env>;
+
+/**
+ * The request's Cookie header as a credential, and whether it came over https (then only the
+ * `__Host-` session cookie counts, SPEC §8). With COOKIE_DOMAIN the session cookie is a Domain
+ * cookie without the prefix, so the plain name is read over https too.
+ */
+export function cookiesOf(c: Ctx, config: Config): Pick<Presented, "cookie" | "secure"> {
+  return { cookie: c.req.header("cookie"), secure: config.cookieDomain === undefined && isSecure(c.req.raw, config) };
+}
 
 /**
  * The client's address (SPEC §8 TRUST_PROXY): `fly` reads Fly-Client-IP, `true` the last

@@ -11,14 +11,14 @@ import type { Identity } from "../auth/credentials.ts";
 import { ErrorCode, SwitchboardError } from "../protocol/codes.ts";
 import { acceptUpgrade, checkCapacity, refuseUpgrade } from "../gateway/upgrade.ts";
 import { errorResponse } from "./errors.ts";
-import { clientIp, type Ctx, type Deps } from "./context.ts";
+import { cookiesOf, clientIp, type Ctx, type Deps } from "./context.ts";
 
 export function wsRoute(deps: Deps) {
   const { gateway, credentials, config } = deps;
 
   /** Who the upgrade is for; null: nobody yet (the first frame must be a token). */
   async function identify(c: Ctx): Promise<Identity | null> {
-    const outcome = await credentials.identify({ ticket: c.req.query("ticket"), cookie: c.req.header("cookie") });
+    const outcome = await credentials.identify({ ticket: c.req.query("ticket"), ...cookiesOf(c, config) });
     if (outcome === null || outcome.ok) return outcome?.identity ?? null;
     credentials.refused(outcome.reason);
     return refuseUpgrade(gateway, outcome.reason, ErrorCode.unauthorized, outcome.message);

@@ -5,8 +5,7 @@
  * socket from the same address gets 429, one from another address 101.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { upgradeStatus } from "../support/client.ts";
-import { RawPeer } from "../support/raw-ws.ts";
+import { RawPeer, upgradeStatus } from "../support/raw-ws.ts";
 import { killAllServers, session, startServer, type TestServer } from "../support/server.ts";
 import { loadConfig } from "../../src/config.ts";
 
