@@ -15,7 +15,10 @@ interface TopicLog {
   seq: number;
   /** Newest last; at most historySize. */
   entries: Publication[];
-  /** Characters of the frames in `entries`, counted against `historyMaxBytes`. */
+  /**
+   * What the topic really holds, counted against `historyMaxBytes` (see the COST_ constants): its
+   * bookkeeping, its frames and publication records, its idempotency keys.
+   */
   bytes: number;
   /** Idempotency key → the first publication's position and when it is forgotten. */
   keys: Map<string, { seq: number; epoch: string; expiresAt: number }>;
@@ -27,7 +30,8 @@ export interface MemoryBrokerOptions {
   historySize: number;
   historyTtlS: number;
   /**
-   * Budget for the history of all topics together (frame characters, ≈ bytes). Past it, the
+   * Budget for the history of all topics together: the heap they really hold (bookkeeping, frames,
+   * idempotency keys; subscribe-only topics too), estimated per item (COST_*). Past it, the
    * topics published least recently are forgotten whole — their epoch is lost, so their
    * subscribers get `resync` and a `since` into them `recovered:false`: a visible loss, never a
    * silent one. Default: unbounded.
@@ -37,6 +41,20 @@ export interface MemoryBrokerOptions {
   now?: () => number;
 }
 
+/**
+ * Heap bytes per item, measured on Bun 1.4 (README "Operations": heap vs counted): a topic's
+ * record with its maps, epoch and name; a publication's record besides its frame; an idempotency
+ * key's map entry and record besides its text.
+ */
+const COST_TOPIC = 440;
+const COST_PUBLICATION = 100;
+const COST_KEY = 250;
+
+/** Heap bytes of a string's characters: one each when all are Latin-1, two otherwise. */
+function textBytes(text: string): number {
+  return /[^\u0000-\u00ff]/.test(text) ? 2 * text.length : text.length;
+}
+
 export function newEpoch(): string {
   return crypto.randomUUID().replaceAll("-", "").slice(0, 8);
 }
@@ -44,7 +62,7 @@ export function newEpoch(): string {
 export class MemoryBroker implements Broker {
   /** Least recently published first (a publish moves its topic to the end). */
   private readonly logs = new Map<string, TopicLog>();
-  /** Frame characters kept over all topics. */
+  /** Heap bytes counted over all topics. */
   private bytes = 0;
   private readonly subscribed = new Set<string>();
   private events: BrokerEvents | null = null;
@@ -83,11 +101,14 @@ export class MemoryBroker implements Broker {
     };
     if (this.options.historySize > 0) {
       log.entries.push(publication);
-      this.account(log, publication.frame.length);
-      if (log.entries.length > this.options.historySize) this.account(log, -log.entries.shift()!.frame.length);
-      this.enforceBudget(topic);
+      this.account(log, publicationBytes(publication));
+      if (log.entries.length > this.options.historySize) this.account(log, -publicationBytes(log.entries.shift()!));
     }
-    if (input.key !== undefined) log.keys.set(input.key, { seq: log.seq, epoch: log.epoch, expiresAt: now + ttlMs });
+    if (input.key !== undefined) {
+      if (!log.keys.has(input.key)) this.account(log, keyBytes(input.key));
+      log.keys.set(input.key, { seq: log.seq, epoch: log.epoch, expiresAt: now + ttlMs });
+    }
+    this.enforceBudget(topic);
     if (this.subscribed.has(topic)) this.events?.onPublication(publication);
     return { seq: log.seq, epoch: log.epoch, duplicate: false };
   }
@@ -157,14 +178,17 @@ export class MemoryBroker implements Broker {
     }
   }
 
-  /** Frame characters kept over all topics (for tests and metrics). */
+  /** Heap bytes counted over all topics (for tests and metrics). */
   get historyBytes(): number {
     return this.bytes;
   }
 
+  /** A topic's log, new: a subscribe-only topic costs its bookkeeping too. */
   private create(topic: string, now: number): TopicLog {
     const log: TopicLog = { epoch: newEpoch(), seq: 0, entries: [], bytes: 0, keys: new Map(), expiresAt: now + this.options.historyTtlS * 1000 };
     this.logs.set(topic, log);
+    this.account(log, COST_TOPIC + textBytes(topic));
+    this.enforceBudget(topic);
     return log;
   }
 
@@ -175,7 +199,19 @@ export class MemoryBroker implements Broker {
         this.forget(topic, log);
         continue;
       }
-      for (const [key, seen] of log.keys) if (seen.expiresAt <= now) log.keys.delete(key);
+      for (const [key, seen] of log.keys) {
+        if (seen.expiresAt > now) continue;
+        log.keys.delete(key);
+        this.account(log, -keyBytes(key));
+      }
     }
   }
+}
+
+function publicationBytes(publication: Publication): number {
+  return COST_PUBLICATION + textBytes(publication.frame);
+}
+
+function keyBytes(key: string): number {
+  return COST_KEY + textBytes(key);
 }
