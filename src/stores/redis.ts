@@ -1,7 +1,10 @@
 /**
  * The auth layer's stores in Redis, shared by every machine of a deployment:
  * - tickets: `SET NX EX` at issue, `GETDEL` at redemption, so a ticket works once across all machines;
- * - revocations: `SET EX` for the session's remaining life;
+ * - revocations: a member of a sorted set (one of 16, by session id), scored with its expiry and
+ *   pruned by the server. The sets have no TTL, so a Redis that evicts volatile keys
+ *   (`volatile-*` policies) never drops one and a logged-out session never comes back (SPEC §8);
+ *   only `allkeys-*` policies could, which the README rules out;
  * - user revocations: one sorted set (user id → the revoke's second, `ZADD GT`) with **no TTL**,
  *   pruned of entries past USER_REVOCATION_RETENTION_S by each revoke. Under `noeviction` and the
  *   `volatile-*` policies Redis never evicts a key without TTL, so a revoked user cannot come back
@@ -19,7 +22,10 @@ import { newTicket } from "./memory.ts";
 
 export const storeKeys = {
   ticket: (ticket: string) => `sb:ticket:${ticket}`,
+  /** Written by earlier versions (a string with TTL): still read, never written. */
   revoked: (sid: string) => `sb:revoked:${sid}`,
+  /** The revocations of one shard of session ids; each key its own hash slot on a cluster. */
+  revocations: (sid: string) => `sb:revocations:{${shardOf(sid)}}`,
   attempts: (key: string) => `sb:attempts:${key}`,
   revokedUsers: "sb:{revocations}:users",
 };
@@ -61,17 +67,34 @@ export class RedisTicketStore implements TicketStore {
   }
 }
 
-export class RedisRevocationStore implements RevocationStore {
-  constructor(private readonly redis: RedisClient) {}
+const REVOCATION_SHARDS = 16;
 
+function shardOf(sid: string): number {
+  let h = 0;
+  for (let i = 0; i < sid.length; i++) h = (h * 31 + sid.charCodeAt(i)) >>> 0;
+  return h % REVOCATION_SHARDS;
+}
+
+export class RedisRevocationStore implements RevocationStore {
+  constructor(
+    private readonly redis: RedisClient,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Adds the session with its expiry, and drops the shard's revocations that ended. */
   revoke(sid: string, ttlS: number): Promise<void> {
     return guard("revocation", async () => {
-      await this.redis.set(storeKeys.revoked(sid), "1", "EX", Math.max(1, Math.ceil(ttlS)));
+      const key = storeKeys.revocations(sid);
+      const now = this.now();
+      await exec(this.redis.multi().zadd(key, now + Math.max(1, Math.ceil(ttlS)) * 1000, sid).zremrangebyscore(key, "-inf", now));
     });
   }
 
   isRevoked(sid: string): Promise<boolean> {
-    return guard("revocation", async () => (await this.redis.exists(storeKeys.revoked(sid))) === 1);
+    return guard("revocation", async () => {
+      const [until, legacy] = await Promise.all([this.redis.zscore(storeKeys.revocations(sid), sid), this.redis.exists(storeKeys.revoked(sid))]);
+      return legacy === 1 || (until !== null && Number(until) > this.now());
+    });
   }
 }
 
