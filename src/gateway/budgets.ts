@@ -5,6 +5,7 @@
  */
 import { ErrorCode, SwitchboardError } from "../protocol/codes.ts";
 import { SlidingWindow } from "../budgets/sliding-window.ts";
+import { inboxOf } from "../protocol/topics.ts";
 
 /** Subscriptions per user over all its sockets of this process (the inbox is never counted). */
 export class SubscriptionCounts {
@@ -27,6 +28,36 @@ export class SubscriptionCounts {
 
   of(userId: string): number {
     return this.counts.get(userId) ?? 0;
+  }
+}
+
+/**
+ * One socket's subscriptions that count toward MAX_SUBSCRIPTIONS_PER_SOCKET and the user's
+ * MAX_SUBSCRIPTIONS_PER_USER. A topic already held, and the socket's own inbox, count nothing.
+ */
+export class SocketSubscriptions {
+  private readonly counted = new Set<string>();
+
+  constructor(
+    private readonly max: number,
+    private readonly perUser: { take(userId: string): void; give(userId: string): void },
+  ) {}
+
+  /** Counts a client subscribe, or throws `limit_exceeded` counting nothing. */
+  count(topic: string, userId: string): void {
+    if (this.counted.has(topic) || topic === inboxOf(userId)) return;
+    if (this.counted.size >= this.max) throw new SwitchboardError(ErrorCode.limitExceeded, `at most ${this.max} subscriptions per socket`);
+    this.perUser.take(userId);
+    this.counted.add(topic);
+  }
+
+  uncount(topic: string, userId: string): void {
+    if (this.counted.delete(topic)) this.perUser.give(userId);
+  }
+
+  /** The socket closed: gives every place back. */
+  clear(userId: string): void {
+    for (const topic of [...this.counted]) this.uncount(topic, userId);
   }
 }
 

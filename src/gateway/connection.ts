@@ -21,6 +21,7 @@ import { CredentialTimers } from "./expiry.ts";
 import { checkRefresh } from "./refresh.ts";
 import type { Caps } from "../auth/caps.ts";
 import { Pacer } from "./pacer.ts";
+import { SocketSubscriptions } from "./budgets.ts";
 import { MEMBERS_PER_TOKEN, REPLAYED_PER_TOKEN, sizeCost } from "../budgets/cost.ts";
 
 export interface SocketData {
@@ -52,8 +53,8 @@ export class Connection implements Socket {
   ws: ServerWebSocket<SocketData> | null = null;
   /** Topics this socket is a hub member of (subscribed, or being subscribed). */
   readonly topics = new Set<string>();
-  /** Its topics that count toward MAX_SUBSCRIPTIONS_PER_SOCKET / _PER_USER (all but the inbox). */
-  private readonly counted = new Set<string>();
+  /** Its topics that count toward MAX_SUBSCRIPTIONS_PER_SOCKET / _PER_USER (budgets.ts). */
+  private readonly slots: SocketSubscriptions;
   readonly openedAt = Date.now();
   readonly retireAt: number | null;
   private state: State;
@@ -98,6 +99,7 @@ export class Connection implements Socket {
     this.state = identity === null ? "awaiting-auth" : "authenticating";
     this.flood = new FloodGuard(host.config.rateLimitPerS, host.config.rateLimitBurst, this.openedAt);
     this.retireAt = init.retireAt;
+    this.slots = new SocketSubscriptions(host.config.maxSubscriptionsPerSocket, host.subscriptions);
   }
 
   get isOpen(): boolean {
@@ -161,7 +163,7 @@ export class Connection implements Socket {
     this.host.forget(this);
     for (const topic of this.topics) this.host.leave(this, topic);
     this.topics.clear();
-    for (const topic of [...this.counted]) this.uncount(topic);
+    if (this.user !== null) this.slots.clear(this.user.id);
   }
 
   // ── Member (hub) ─────────────────────────────────────────────────────────
@@ -257,7 +259,7 @@ export class Connection implements Socket {
       case "subscribe": {
         const { topic, since, ref } = frame;
         authorize(actor, "subscribe", topic);
-        this.count(topic);
+        this.slots.count(topic, this.user!.id);
         await this.join(topic, since, (ack) => {
           if (since !== undefined) this.host.metrics.recoveries.inc({ recovered: String(ack.recovered) });
           // A replay costs by its size (SPEC §8): one token per 10 messages; the frame paid one.
@@ -269,7 +271,7 @@ export class Connection implements Socket {
       case "unsubscribe": {
         if (!isValidTopic(frame.topic)) throw new SwitchboardError(ErrorCode.badRequest, TOPIC_RULE);
         if (this.topics.delete(frame.topic)) this.host.leave(this, frame.topic);
-        this.uncount(frame.topic);
+        this.slots.uncount(frame.topic, this.user!.id);
         this.sendJson({ type: "ack", ref: frame.ref, topic: frame.topic });
         return;
       }
@@ -337,7 +339,7 @@ export class Connection implements Socket {
   serverUnsubscribe(topic: string): boolean {
     if (!this.isOpen || !this.topics.delete(topic)) return false;
     this.host.leave(this, topic);
-    this.uncount(topic);
+    this.slots.uncount(topic, this.user!.id);
     this.sendJson({ type: "unsubscribed", topic, reason: "server" });
     return true;
   }
@@ -349,26 +351,9 @@ export class Connection implements Socket {
       await this.host.follow(this, topic, since, onAck);
     } catch (error) {
       this.topics.delete(topic);
-      this.uncount(topic);
+      this.slots.uncount(topic, this.user!.id);
       throw error;
     }
-  }
-
-  /**
-   * Counts a subscription toward MAX_SUBSCRIPTIONS_PER_SOCKET and the user's
-   * MAX_SUBSCRIPTIONS_PER_USER, or throws `limit_exceeded`. A topic already held, and the
-   * socket's own inbox, count nothing.
-   */
-  private count(topic: string): void {
-    if (this.counted.has(topic) || topic === inboxOf(this.user!.id)) return;
-    const max = this.host.config.maxSubscriptionsPerSocket;
-    if (this.counted.size >= max) throw new SwitchboardError(ErrorCode.limitExceeded, `at most ${max} subscriptions per socket`);
-    this.host.subscriptions.take(this.user!.id);
-    this.counted.add(topic);
-  }
-
-  private uncount(topic: string): void {
-    if (this.counted.delete(topic)) this.host.subscriptions.give(this.user!.id);
   }
 
   private async authenticate(parsed: unknown): Promise<void> {
