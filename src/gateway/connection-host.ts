@@ -29,6 +29,8 @@ export interface Socket extends Member, Registered {
   closeSlow(): void;
   /** Bytes queued for the peer and not yet sent. */
   bufferedAmount(): number;
+  /** True when the topic's local fan-out reaches this socket (Bun `isSubscribed`). */
+  receives(topic: string): boolean;
   /** `/api/subscribe`: joins as a client subscribe would and sends `subscribed`; true when subscribed afterwards. */
   serverSubscribe(topic: string): Promise<boolean>;
   /** `/api/unsubscribe`: leaves and sends `unsubscribed`; true when it was subscribed. */

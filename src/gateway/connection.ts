@@ -168,11 +168,14 @@ export class Connection implements Socket {
 
   // ── Member (hub) ─────────────────────────────────────────────────────────
 
-  send(frame: string): void {
+  /** Sends one frame; returns Bun's status (bytes sent, -1 queued under backpressure, 0 dropped or not sent). */
+  send(frame: string): number {
     const ws = this.ws;
-    if (ws === null || this.state === "closed") return;
+    if (ws === null || this.state === "closed") return 0;
     this.host.metrics.frameOut(frame);
-    if (ws.send(frame, false) === 0) this.closeSlow();
+    const status = ws.send(frame, false);
+    if (status === 0) this.closeSlow();
+    return status;
   }
 
   /** A replay, paced by the peer's reading (pacer.ts); a peer that stops reading is a slow consumer. */
@@ -185,6 +188,10 @@ export class Connection implements Socket {
   /** Bun `drain`. */
   onDrain(): void {
     this.pacer.onDrain();
+  }
+
+  receives(topic: string): boolean {
+    return this.ws !== null && this.state !== "closed" && this.ws.isSubscribed(topic);
   }
 
   subscribeLocal(topic: string): void {

@@ -118,10 +118,12 @@ export class Gateway implements ConnectionHost {
       if (Number.isFinite(ts)) this.metrics.deliveryLag.observe(Math.max(0, Date.now() - ts) / 1000);
     }
     if (server.publish(topic, frame, false) === 0) {
-      // The hub's members are the sockets this gateway subscribed: every one is a Socket.
+      // The hub's members are the sockets this gateway subscribed: every one is a Socket. One still
+      // being sent its replay (paced by its drain) is not subscribed locally yet: this frame did not
+      // go to it, and it gets it after the replay.
       for (const member of this.hub.members(topic)) {
         const conn = member as Socket;
-        if (conn.bufferedAmount() >= this.config.backpressureLimitBytes) conn.closeSlow();
+        if (conn.receives(topic) && conn.bufferedAmount() >= this.config.backpressureLimitBytes) conn.closeSlow();
       }
     }
   }

@@ -113,7 +113,10 @@ describe("replays cost by size and are paced by the drain", () => {
       // Generous waits: 6 MB through a raw peer on a loaded 2-core machine (alone it takes ~1.3 s).
       await raw.waitJson((f) => f.type === "ack" && f.ref === 1, 20_000);
       expect((await apiPublish(narrow, { topic: "room:fat", data: "live" })).status).toBe(202);
-      await raw.waitJson((f) => f.type === "message" && f.seq === 101, 20_000, "the live message after the replay");
+      await raw.waitJson((f) => f.type === "message" && f.seq === 101, 20_000, "the live message after the replay").catch((error: Error) => {
+        const last = raw.json().filter((f) => f.type === "message").at(-1)?.seq;
+        throw new Error(`${error.message} (last message seq ${last}, close ${JSON.stringify(raw.closeFrame)})`);
+      });
       const seqs = raw.json().filter((f) => f.type === "message").map((f) => f.seq);
       expect(seqs).toEqual(Array.from({ length: 101 }, (_, i) => i + 1));
       expect(raw.closeFrame).toBeNull();
