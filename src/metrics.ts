@@ -7,7 +7,7 @@
  * Gauges that mirror state (open sockets, the broker link) are read at scrape time from the
  * sources given to `bind`, so they can never drift from the truth.
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { Counter, Gauge, Histogram, Registry, loadDefaultMetrics } from "./prom.ts";
 
 export interface MetricSources {
   /** Open sockets (upgraded, authenticated or not) per auth mode: cookie, ticket, token. */
@@ -77,9 +77,20 @@ export class Metrics {
   readonly rateLimited = new Counter({ name: "switchboard_rate_limited_frames_total", help: "Client frames refused by the rate limit", registers: [this.registry] });
   readonly loginThrottled = new Counter({ name: "switchboard_login_throttled_total", help: "Logins refused with 429", registers: [this.registry] });
 
+  private defaults: Promise<void> | null = null;
+
   constructor(info?: MetricsInfo) {
-    collectDefaultMetrics({ register: this.registry, prefix: "switchboard_" });
     if (info !== undefined) this.info.set({ instance: info.instance, region: info.region, broker: info.broker }, 1);
+  }
+
+  /**
+   * Registers the default process metrics (`switchboard_process_*`, `switchboard_nodejs_*`). Their
+   * module costs tens of ms, so the server calls this just after it listens rather than before;
+   * every render waits for it, so a scrape never sees the registry without them.
+   */
+  collectDefaults(): Promise<void> {
+    this.defaults ??= Promise.resolve().then(() => loadDefaultMetrics()({ register: this.registry, prefix: "switchboard_" }));
+    return this.defaults;
   }
 
   /** Where the state gauges read from at scrape time. */
@@ -97,6 +108,7 @@ export class Metrics {
       const machine = await this.aggregate();
       if (machine !== null) return machine;
     }
+    await this.collectDefaults();
     return this.registry.metrics();
   }
 

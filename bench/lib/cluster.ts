@@ -9,8 +9,8 @@ import type { Subprocess } from "bun";
 import { readFileSync } from "node:fs";
 import type { TargetName } from "./dialects.ts";
 
-const ROOT = new URL("../..", import.meta.url).pathname;
-const BENCH = new URL("..", import.meta.url).pathname;
+export const ROOT = new URL("../..", import.meta.url).pathname;
+export const BENCH = new URL("..", import.meta.url).pathname;
 
 export interface Endpoint {
   host: string;
