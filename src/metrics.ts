@@ -14,6 +14,8 @@ export interface MetricSources {
   connectionsByAuth(): Iterable<[string, number]>;
   /** True while the broker reaches its ordering point (always true for the embedded broker). */
   brokerUp(): boolean;
+  /** Session revocation checks answered from this process's view and from the store. */
+  revocationChecks?(): { local: number; store: number };
 }
 
 export interface MetricsInfo {
@@ -75,6 +77,25 @@ export class Metrics {
   readonly recoveries = new Counter({ name: "switchboard_recoveries_total", help: "Subscribes with since, by whether everything missed was replayed", labelNames: ["recovered"], registers: [this.registry] });
   readonly slowConsumers = new Counter({ name: "switchboard_slow_consumer_disconnects_total", help: "Sockets closed for passing the backpressure limit", registers: [this.registry] });
   readonly rateLimited = new Counter({ name: "switchboard_rate_limited_frames_total", help: "Client frames refused by the rate limit", registers: [this.registry] });
+  readonly revocationChecks = new Counter({
+    name: "switchboard_revocation_checks_total",
+    help: "Session revocation checks, by where the answer came from (local: this process's view kept by the control channel; store: a read)",
+    labelNames: ["answer"],
+    registers: [this.registry],
+    collect: () => {
+      const counts = this.sources?.revocationChecks?.();
+      if (counts === undefined) return;
+      this.revocationChecks.reset();
+      this.revocationChecks.inc({ answer: "local" }, counts.local);
+      this.revocationChecks.inc({ answer: "store" }, counts.store);
+    },
+  });
+  readonly historyReads = new Counter({
+    name: "switchboard_history_reads_total",
+    help: "History reads this process made at the broker, by why (start: a topic's first position; since: a subscribe with since; repair: a gap or reconnect)",
+    labelNames: ["reason"],
+    registers: [this.registry],
+  });
   readonly loginThrottled = new Counter({ name: "switchboard_login_throttled_total", help: "Logins refused with 429", registers: [this.registry] });
 
   private defaults: Promise<void> | null = null;

@@ -12,6 +12,7 @@ import type { ControlMessage, Position, PublishInput, PublishResult } from "../b
 import type { Credentials, Identity, Outcome } from "../auth/credentials.ts";
 import type { PresenceMember, User } from "../protocol/frames.ts";
 import { Close, ErrorCode, SwitchboardError } from "../protocol/codes.ts";
+import { inboxOf } from "../protocol/topics.ts";
 import { Hub, type Ack } from "./hub.ts";
 import { Registry } from "./registry.ts";
 import { PresenceLedger, type PresenceChange } from "./presence-ledger.ts";
@@ -20,6 +21,10 @@ import type { SwitchboardServer } from "./socket.ts";
 import { Metrics, messageTs } from "../metrics.ts";
 import type { Snapshot } from "../deployment/heartbeat.ts";
 import { ServerCalls, type UserCall } from "./server-calls.ts";
+
+/** How long a user's inbox stays followed after their last socket here closed. */
+const INBOX_LINGER_MS = 5000;
+const isInbox = (topic: string) => topic.startsWith(inboxOf(""));
 
 export interface GatewayDeps {
   config: Config;
@@ -43,6 +48,7 @@ export class Gateway implements ConnectionHost {
   private readonly ledger: PresenceLedger;
   server: SwitchboardServer | null = null;
   draining = false;
+  private rechecking = false;
 
   constructor(deps: GatewayDeps) {
     this.config = deps.config;
@@ -53,6 +59,9 @@ export class Gateway implements ConnectionHost {
     this.hub = new Hub({
       broker: deps.services.broker,
       fanout: (topic, frame) => this.fanout(topic, frame),
+      // A user's inbox outlives their last socket a little: a reconnect (a page load, a storm
+      // after a deploy) then joins it at once and gets welcome in the 101's write.
+      lingerMs: (topic) => (isInbox(topic) ? INBOX_LINGER_MS : 0),
       onRepair: (topic, outcome) => {
         this.metrics.repairs.inc({ outcome });
         if (outcome !== "repaired") this.log.warn("topic gap", { topic, outcome });
@@ -73,6 +82,7 @@ export class Gateway implements ConnectionHost {
         return counts;
       },
       brokerUp: () => deps.services.broker.healthy,
+      revocationChecks: () => ({ local: deps.services.revocations.hits, store: deps.services.revocations.reads }),
     });
   }
 
@@ -87,6 +97,9 @@ export class Gateway implements ConnectionHost {
         this.metrics.brokerReconnects.inc();
         this.log.warn("broker link restored; re-reading history", { topics: topics?.length ?? this.hub.topicsCount() });
         this.hub.onReconnect(topics);
+        // A subscriber link came back; if it was the control channel's, logouts may have gone
+        // unheard (the broker does not say which link it was: ask for every session).
+        void this.recheckSessions();
       },
     });
     await presence.start({
@@ -170,6 +183,10 @@ export class Gateway implements ConnectionHost {
     return this.hub.subscribe(conn, topic, since, onAck);
   }
 
+  followNow(conn: Socket, topic: string): boolean {
+    return this.hub.joinNow(conn, topic);
+  }
+
   joinPresence(conn: Socket, topic: string): Promise<void> {
     return this.ledger.join(conn, topic);
   }
@@ -207,9 +224,29 @@ export class Gateway implements ConnectionHost {
     for (const conn of this.registry.withSession(sid)) conn.close(Close.unauthorized, "session revoked");
   }
 
+  /**
+   * After a break of the control link a logout may have gone unheard here (Redis pub/sub is at
+   * most once): every open socket's session is asked again and the revoked ones close with 4001.
+   */
+  private async recheckSessions(): Promise<void> {
+    if (this.rechecking) return;
+    this.rechecking = true;
+    try {
+      await Promise.all(
+        this.registry.sessions().map(async (sid) => {
+          if (await this.services.revocations.isRevoked(sid).catch(() => false)) this.closeSession(sid);
+        }),
+      );
+    } finally {
+      this.rechecking = false;
+    }
+  }
+
   private onControl(message: ControlMessage): void {
-    if (message.type === "revoke-session") this.closeSession(message.sid);
-    else if (message.type === "call" || message.type === "call-reply") this.calls.onControl(message);
+    if (message.type === "revoke-session") {
+      this.services.revocations.heard(message.sid);
+      this.closeSession(message.sid);
+    } else if (message.type === "call" || message.type === "call-reply") this.calls.onControl(message);
   }
 
   /**

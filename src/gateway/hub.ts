@@ -27,6 +27,12 @@ export interface HubOptions {
   onRepair?(topic: string, outcome: "repaired" | "resync" | "failed"): void;
   /** Delay before retrying a repair that failed (broker unreachable). */
   retryMs?: number;
+  /**
+   * How long a topic stays followed after its last member left (default 0: at once). A member
+   * that comes back meanwhile (a reconnecting user's inbox) joins at once, without a broker
+   * subscribe and first history read.
+   */
+  lingerMs?(topic: string): number;
 }
 
 export interface Ack {
@@ -51,6 +57,8 @@ interface TopicState {
   buffer: Publication[];
   pending: Set<PendingRecovery>;
   retry: ReturnType<typeof setTimeout> | null;
+  /** Set while the topic lingers without members (see HubOptions.lingerMs). */
+  linger: ReturnType<typeof setTimeout> | null;
 }
 
 /** A buffer past this many publications is dropped; the repair then reads history instead. */
@@ -156,21 +164,51 @@ export class Hub {
     this.goLive(state, member, onAck, merged);
   }
 
-  /** Removes a member; the broker subscription ends with the last one. Idempotent. */
+  /**
+   * Joins a member without `since` synchronously when the topic is already followed with a known
+   * position: what `subscribe` does after its await, without the ack. False (nothing done) when
+   * the topic is new here, still starting, or the member is already in it.
+   */
+  joinNow(member: Member, topic: string): boolean {
+    const state = this.topics.get(topic);
+    if (state === undefined || state.position === null || state.members.has(member)) return false;
+    this.stayOn(state);
+    state.members.add(member);
+    member.subscribeLocal(topic);
+    return true;
+  }
+
+  /** Removes a member; the broker subscription ends with the last one (after its linger). Idempotent. */
   leave(member: Member, topic: string): void {
     const state = this.topics.get(topic);
     if (state === undefined || !state.members.delete(member)) return;
     member.unsubscribeLocal(topic);
     if (state.members.size > 0) return;
-    this.topics.delete(topic);
+    const lingerMs = this.options.lingerMs?.(topic) ?? 0;
+    if (lingerMs > 0 && state.position !== null) {
+      state.linger = setTimeout(() => {
+        state.linger = null;
+        if (state.members.size === 0 && this.topics.get(topic) === state) this.drop(state);
+      }, lingerMs);
+      state.linger.unref?.();
+      return;
+    }
+    this.drop(state);
+  }
+
+  private drop(state: TopicState): void {
+    this.topics.delete(state.topic);
     if (state.retry !== null) clearTimeout(state.retry);
-    this.options.broker.unsubscribe(topic).catch(() => {
+    this.options.broker.unsubscribe(state.topic).catch(() => {
       // The broker drops interest with the link anyway; nothing to undo here.
     });
   }
 
   close(): void {
-    for (const state of this.topics.values()) if (state.retry !== null) clearTimeout(state.retry);
+    for (const state of this.topics.values()) {
+      if (state.retry !== null) clearTimeout(state.retry);
+      if (state.linger !== null) clearTimeout(state.linger);
+    }
     this.topics.clear();
   }
 
@@ -181,9 +219,18 @@ export class Hub {
     member.subscribeLocal(state.topic);
   }
 
+  private stayOn(state: TopicState): void {
+    if (state.linger === null) return;
+    clearTimeout(state.linger);
+    state.linger = null;
+  }
+
   private ensure(topic: string): TopicState {
     const existing = this.topics.get(topic);
-    if (existing !== undefined) return existing;
+    if (existing !== undefined) {
+      this.stayOn(existing);
+      return existing;
+    }
     const state: TopicState = {
       topic,
       members: new Set(),
@@ -193,6 +240,7 @@ export class Hub {
       buffer: [],
       pending: new Set(),
       retry: null,
+      linger: null,
     };
     state.ready = this.start(state);
     state.ready.catch(() => {
