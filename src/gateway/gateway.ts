@@ -62,6 +62,8 @@ export class Gateway implements ConnectionHost {
       // A user's inbox outlives their last socket a little: a reconnect (a page load, a storm
       // after a deploy) then joins it at once and gets welcome in the 101's write.
       lingerMs: (topic) => (isInbox(topic) ? INBOX_LINGER_MS : 0),
+      replayCacheSize: () => this.config.historySize,
+      onHistoryRead: (_topic, reason) => this.metrics.historyReads.inc({ reason }),
       onRepair: (topic, outcome) => {
         this.metrics.repairs.inc({ outcome });
         if (outcome !== "repaired") this.log.warn("topic gap", { topic, outcome });

@@ -10,7 +10,8 @@
  */
 import type { Broker, Position, Publication } from "../broker/broker.ts";
 import { ErrorCode, SwitchboardError } from "../protocol/codes.ts";
-import { mergeRecovery } from "./recovery.ts";
+import { mergeRecovery, type Replay } from "./recovery.ts";
+import { TopicRecovery } from "./topic-recovery.ts";
 
 export interface Member {
   /** Sends one frame to this socket only. */
@@ -33,6 +34,10 @@ export interface HubOptions {
    * subscribe and first history read.
    */
   lingerMs?(topic: string): number;
+  /** Most frames a topic keeps in memory for `since` subscribes (default 100: the history size). */
+  replayCacheSize?(topic: string): number;
+  /** Every history read the hub makes, for metrics: a topic's start, a `since`, a repair. */
+  onHistoryRead?(topic: string, reason: "start" | "since" | "repair"): void;
 }
 
 export interface Ack {
@@ -57,6 +62,8 @@ interface TopicState {
   buffer: Publication[];
   pending: Set<PendingRecovery>;
   retry: ReturnType<typeof setTimeout> | null;
+  /** The replay cache, trimmed floor and read coalescing for `since` subscribes. */
+  recovery: TopicRecovery;
   /** Set while the topic lingers without members (see HubOptions.lingerMs). */
   linger: ReturnType<typeof setTimeout> | null;
 }
@@ -147,21 +154,46 @@ export class Hub {
       this.goLive(state, member, onAck, { recovered: false, frames: [] });
       return;
     }
+    try {
+      const replay = await this.recover(state, member, since);
+      if (replay !== null) this.goLive(state, member, onAck, replay);
+    } catch (error) {
+      this.leave(member, topic);
+      throw error;
+    }
+  }
+
+  /**
+   * The replay for `since`: from what the topic already knows, else after a read shared with the
+   * other sockets waiting (topic-recovery.ts); a `since` of another epoch reads alone. Null when
+   * the member left meanwhile.
+   */
+  private async recover(state: TopicState, member: Member, since: Position): Promise<Replay | null> {
+    for (let round = 0; round < 4; round++) {
+      if (!state.members.has(member) || this.topics.get(state.topic) !== state) return null;
+      const position = state.position!;
+      if (since.epoch !== position.epoch) break;
+      const known = state.recovery.local(since, position);
+      if (known !== null) return known;
+      await state.recovery.whenRead(since.seq, (seq) => this.readSince(state, { seq, epoch: since.epoch }).then((r) => state.recovery.learn(r.since, r.delivered, r.replay)));
+    }
+    const read = await this.readSince(state, since);
+    return state.members.has(member) ? read.replay : null;
+  }
+
+  /** Reads history after `since`, merged with what the hub delivered meanwhile. */
+  private async readSince(state: TopicState, since: Position): Promise<{ since: Position; delivered: Position; replay: Replay }> {
     const pending: PendingRecovery = { collected: [] };
     state.pending.add(pending);
     let history;
     try {
-      history = await this.options.broker.history(topic, since);
-    } catch (error) {
-      this.leave(member, topic);
-      throw error;
+      this.options.onHistoryRead?.(state.topic, "since");
+      history = await this.options.broker.history(state.topic, since);
     } finally {
       state.pending.delete(pending);
     }
-    if (!state.members.has(member)) return; // left while reading history
     const delivered = state.position!;
-    const merged = mergeRecovery(since, delivered, history, pending.collected);
-    this.goLive(state, member, onAck, merged);
+    return { since, delivered, replay: mergeRecovery(since, delivered, history, pending.collected) };
   }
 
   /**
@@ -241,6 +273,7 @@ export class Hub {
       pending: new Set(),
       retry: null,
       linger: null,
+      recovery: new TopicRecovery(this.options.replayCacheSize?.(topic) ?? 100),
     };
     state.ready = this.start(state);
     state.ready.catch(() => {
@@ -255,6 +288,7 @@ export class Hub {
     const { broker } = this.options;
     try {
       await broker.subscribe(state.topic);
+      this.options.onHistoryRead?.(state.topic, "start");
       const { position } = await broker.history(state.topic);
       if (this.topics.get(state.topic) !== state) return;
       state.position = position;
@@ -300,6 +334,7 @@ export class Hub {
 
   private emit(state: TopicState, publication: Publication): void {
     state.position = { seq: publication.seq, epoch: publication.epoch };
+    state.recovery.delivered(publication);
     for (const pending of state.pending) pending.collected.push(publication);
     this.options.fanout(state.topic, publication.frame);
   }
@@ -314,6 +349,7 @@ export class Hub {
     const { broker } = this.options;
     const from = state.position!;
     const run = async () => {
+      this.options.onHistoryRead?.(state.topic, "repair");
       let history = await broker.history(state.topic, from);
       if (this.topics.get(state.topic) !== state) return;
       if (history.recovered) {
@@ -323,6 +359,7 @@ export class Hub {
         let resyncAt = history.position;
         if (history.position.epoch !== from.epoch) {
           const fresh = { seq: 0, epoch: history.position.epoch };
+          this.options.onHistoryRead?.(state.topic, "repair");
           const replay = await broker.history(state.topic, fresh);
           if (this.topics.get(state.topic) !== state) return;
           if (replay.recovered && replay.position.epoch === fresh.epoch) {
@@ -331,6 +368,7 @@ export class Hub {
           }
         }
         state.position = resyncAt;
+        state.recovery.reset();
         this.options.fanout(state.topic, resyncFrame(state.topic, resyncAt));
         for (const publication of history.publications) if (publication.seq > state.position.seq) this.emit(state, publication);
         this.options.onRepair?.(state.topic, "resync");
