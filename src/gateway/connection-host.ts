@@ -77,4 +77,6 @@ export interface ConnectionInit {
   /** Null for a socket that authenticates with its first frame. */
   identity: Identity | null;
   retireAt: number | null;
+  /** Set when the process is shedding load: the socket is closed 1013 at once, with this retry hint. */
+  shedRetryMs?: number;
 }

@@ -61,6 +61,7 @@ export class Connection implements Socket {
     },
   });
   private publishesInFlight = 0;
+  private readonly shedRetryMs: number | null;
   private readonly flood: FloodGuard;
   private authTimer: ReturnType<typeof setTimeout> | null = null;
   private killTimer: ReturnType<typeof setTimeout> | null = null;
@@ -87,6 +88,7 @@ export class Connection implements Socket {
     this.state = identity === null ? "awaiting-auth" : "authenticating";
     this.flood = new FloodGuard(host.config.rateLimitPerS, host.config.rateLimitBurst, this.openedAt);
     this.retireAt = init.retireAt;
+    this.shedRetryMs = init.shedRetryMs ?? null;
   }
 
   get isOpen(): boolean {
@@ -103,6 +105,10 @@ export class Connection implements Socket {
     this.ws = ws;
     if (this.state === "closed") {
       ws.close(Close.restarting, "server restarting");
+      return;
+    }
+    if (this.shedRetryMs !== null) {
+      this.close(Close.overloaded, `overloaded; retry in ${this.shedRetryMs} ms`);
       return;
     }
     if (this.user !== null) {

@@ -15,6 +15,7 @@ import { Close, ErrorCode, SwitchboardError } from "../protocol/codes.ts";
 import { inboxOf } from "../protocol/topics.ts";
 import { Hub, type Ack } from "./hub.ts";
 import { Registry } from "./registry.ts";
+import { LoadGuard } from "./load-guard.ts";
 import { PresenceLedger, type PresenceChange } from "./presence-ledger.ts";
 import type { ConnectionHost, Socket } from "./connection-host.ts";
 import type { SwitchboardServer } from "./socket.ts";
@@ -49,6 +50,8 @@ export class Gateway implements ConnectionHost {
   server: SwitchboardServer | null = null;
   draining = false;
   private rechecking = false;
+  /** Event-loop lag: past SHED_LAG_MS new upgrades are shed with 1013 (upgrade.ts). */
+  readonly load: LoadGuard;
 
   constructor(deps: GatewayDeps) {
     this.config = deps.config;
@@ -56,6 +59,7 @@ export class Gateway implements ConnectionHost {
     this.credentials = deps.credentials;
     this.log = deps.log;
     this.metrics = deps.metrics ?? new Metrics();
+    this.load = new LoadGuard(deps.config.shedLagMs ?? 0);
     this.hub = new Hub({
       broker: deps.services.broker,
       fanout: (topic, frame) => this.fanout(topic, frame),
@@ -319,6 +323,7 @@ export class Gateway implements ConnectionHost {
 
   async close(): Promise<void> {
     this.calls.close();
+    this.load.stop();
     this.ledger.close();
     this.hub.close();
   }
