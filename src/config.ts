@@ -111,8 +111,8 @@ const Env = z.object({
   /** Failed logins per IP, across every username, in the same 5-minute window (password spraying). */
   LOGIN_MAX_FAILURES_PER_IP: int(1).default(100),
   DRAIN_MS: int(0, 300_000).default(3000),
-  /** New upgrades are shed (opened, then closed 1013 with a retry hint) while the event loop lags more than this; 0 = never. */
-  SHED_LAG_MS: int(0, 60_000).default(500),
+  /** During a storm of upgrades (≥ 100/s), new ones are shed (opened, then closed 1013 with a retry hint) while the event loop lags more than this; 0 = never. */
+  SHED_LAG_MS: int(0, 60_000).default(200),
   TRUST_PROXY: bool.optional(),
   IDLE_TIMEOUT_S: int(0, 960).default(60),
   /** Close a socket with 1012 after about this many seconds (±10 % jitter) so clients rebalance; 0 = never. */

@@ -38,7 +38,7 @@ export function checkCapacity(gw: Gateway, ip: string, user: User | null): void 
  * True when the request was shed (or Bun refused it).
  */
 export function shedUpgrade(gw: Gateway, server: SwitchboardServer, req: Request, ip: string): boolean {
-  if (!gw.load.overloaded) return false;
+  if (!gw.load.shouldShed()) return false;
   gw.metrics.upgradesRejected.inc({ reason: "overloaded" });
   acceptUpgrade(gw, server, req, ip, null, gw.load.retryAfterMs());
   return true;
