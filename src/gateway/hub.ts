@@ -10,16 +10,10 @@
  */
 import type { Broker, Position, Publication } from "../broker/broker.ts";
 import { ErrorCode, SwitchboardError } from "../protocol/codes.ts";
-import { mergeRecovery, type Replay } from "./recovery.ts";
 import { TopicRecovery } from "./topic-recovery.ts";
+import { recoverSince, type Member, type RecoverDeps, type TopicState } from "./hub-topic.ts";
 
-export interface Member {
-  /** Sends one frame to this socket only. */
-  send(frame: string): void;
-  /** Starts delivery of the topic's fan-out to this socket (Bun `ws.subscribe`). */
-  subscribeLocal(topic: string): void;
-  unsubscribeLocal(topic: string): void;
-}
+export type { Member } from "./hub-topic.ts";
 
 export interface HubOptions {
   broker: Broker;
@@ -46,28 +40,6 @@ export interface Ack {
   recovered: boolean;
 }
 
-/** A socket reading history for `since`: it collects what the hub delivers meanwhile. */
-interface PendingRecovery {
-  collected: Publication[];
-}
-
-interface TopicState {
-  topic: string;
-  members: Set<Member>;
-  /** Last delivered position; null until the broker subscription and first read are done. */
-  position: Position | null;
-  ready: Promise<void>;
-  repairing: boolean;
-  /** Publications that arrived before the position was known or during a repair. */
-  buffer: Publication[];
-  pending: Set<PendingRecovery>;
-  retry: ReturnType<typeof setTimeout> | null;
-  /** The replay cache, trimmed floor and read coalescing for `since` subscribes. */
-  recovery: TopicRecovery;
-  /** Set while the topic lingers without members (see HubOptions.lingerMs). */
-  linger: ReturnType<typeof setTimeout> | null;
-}
-
 /** A buffer past this many publications is dropped; the repair then reads history instead. */
 const MAX_BUFFER = 10_000;
 
@@ -79,8 +51,11 @@ export class Hub {
   private readonly topics = new Map<string, TopicState>();
   private readonly retryMs: number;
 
+  private readonly recoverDeps: RecoverDeps;
+
   constructor(private readonly options: HubOptions) {
     this.retryMs = options.retryMs ?? 500;
+    this.recoverDeps = { broker: options.broker, onHistoryRead: options.onHistoryRead, current: (state) => this.topics.get(state.topic) === state };
   }
 
   /** Broker event: a publication for a topic this process subscribed to. */
@@ -155,45 +130,12 @@ export class Hub {
       return;
     }
     try {
-      const replay = await this.recover(state, member, since);
+      const replay = await recoverSince(state, member, since, this.recoverDeps);
       if (replay !== null) this.goLive(state, member, onAck, replay);
     } catch (error) {
       this.leave(member, topic);
       throw error;
     }
-  }
-
-  /**
-   * The replay for `since`: from what the topic already knows, else after a read shared with the
-   * other sockets waiting (topic-recovery.ts); a `since` of another epoch reads alone. Null when
-   * the member left meanwhile.
-   */
-  private async recover(state: TopicState, member: Member, since: Position): Promise<Replay | null> {
-    for (let round = 0; round < 4; round++) {
-      if (!state.members.has(member) || this.topics.get(state.topic) !== state) return null;
-      const position = state.position!;
-      if (since.epoch !== position.epoch) break;
-      const known = state.recovery.local(since, position);
-      if (known !== null) return known;
-      await state.recovery.whenRead(since.seq, (seq) => this.readSince(state, { seq, epoch: since.epoch }).then((r) => state.recovery.learn(r.since, r.delivered, r.replay)));
-    }
-    const read = await this.readSince(state, since);
-    return state.members.has(member) ? read.replay : null;
-  }
-
-  /** Reads history after `since`, merged with what the hub delivered meanwhile. */
-  private async readSince(state: TopicState, since: Position): Promise<{ since: Position; delivered: Position; replay: Replay }> {
-    const pending: PendingRecovery = { collected: [] };
-    state.pending.add(pending);
-    let history;
-    try {
-      this.options.onHistoryRead?.(state.topic, "since");
-      history = await this.options.broker.history(state.topic, since);
-    } finally {
-      state.pending.delete(pending);
-    }
-    const delivered = state.position!;
-    return { since, delivered, replay: mergeRecovery(since, delivered, history, pending.collected) };
   }
 
   /**
