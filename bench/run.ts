@@ -12,6 +12,8 @@ import { TARGETS, type TargetName } from "./lib/dialects.ts";
 import { procs } from "./lib/cluster.ts";
 import { median } from "./lib/histogram.ts";
 import { runConnect, runFanout, runIdle, runPublishPath, type Metrics, type RunOptions } from "./lib/scenarios.ts";
+import { runStartup } from "./lib/startup.ts";
+import { runStorm } from "./lib/storm.ts";
 
 // `--scenario redis` is a different comparison (one Redis vs a Redis Cluster, no targets): its own
 // script and flags (bench/redis-publish.ts).
@@ -40,6 +42,11 @@ const { values: f } = parseArgs({
     "connect-concurrency": { type: "string", default: "32" },
     payload: { type: "string", default: "0" },
     publishers: { type: "string", default: "1" },
+    starts: { type: "string" },
+    "storm-conns": { type: "string" },
+    "storm-topics": { type: "string" },
+    "storm-bystanders": { type: "string" },
+    "storm-rate": { type: "string", default: "100" },
     quick: { type: "boolean", default: false },
     "cpu-prof": { type: "boolean", default: false },
     "max-minutes": { type: "string", default: "40" },
@@ -51,10 +58,11 @@ const { values: f } = parseArgs({
 });
 
 if (f.help) {
-  console.log(`bun run bench -- [--scenario fanout,rooms,idle,connect,publish|all] [--targets limit,socketio,switchboard]
+  console.log(`bun run bench -- [--scenario fanout,rooms,idle,connect,publish,startup,storm|all] [--targets limit,socketio,switchboard]
   [--subs 1000] [--procs 2] [--gen-procs 2] [--duration 10] [--warmup 2] [--repeat 3]
   [--rate max,500] [--window 64] [--lag-cap 500] [--rooms 100] [--room-size 10] [--room-rate 2000]
-  [--idle-conns 15000] [--connect-concurrency 32] [--payload 0] [--publishers 1] [--quick] [--cpu-prof] [--max-minutes 40]
+  [--idle-conns 15000] [--connect-concurrency 32] [--payload 0] [--publishers 1] [--starts 5]
+  [--storm-conns 2000] [--storm-topics 50] [--storm-bystanders 200] [--storm-rate 100] [--quick] [--cpu-prof] [--max-minutes 40]
   [--sb-env KEY=VALUE,...]   extra environment for the Switchboard processes
   [--sb-root DIR]            run Switchboard from DIR/src/server.ts (e.g. a checkout with a candidate fix)`);
   process.exit(0);
@@ -62,7 +70,7 @@ if (f.help) {
 
 const q = f.quick;
 const num = (v: string | undefined, full: number, quick: number) => (v === undefined ? (q ? quick : full) : Number(v));
-const SCENARIOS = ["fanout", "rooms", "idle", "connect", "publish"] as const;
+const SCENARIOS = ["fanout", "rooms", "idle", "connect", "publish", "startup", "storm"] as const;
 type Scenario = (typeof SCENARIOS)[number];
 const scenarios = (f.scenario === "all" ? [...SCENARIOS] : f.scenario!.split(",")) as Scenario[];
 const targets = f.targets!.split(",") as TargetName[];
@@ -76,6 +84,8 @@ const roomSize = Number(f["room-size"]);
 const rooms = num(f.rooms, 100, 20);
 const roomRate = num(f["room-rate"], 2000, 400);
 const idleConns = num(f["idle-conns"], 15000, 2000);
+const starts = num(f.starts, 5, 3);
+const storm = { conns: num(f["storm-conns"], 2000, 300), topics: num(f["storm-topics"], 50, 20), bystanders: num(f["storm-bystanders"], 200, 50), rate: Number(f["storm-rate"]) };
 const profDir = new URL("./profiles", import.meta.url).pathname;
 const opts: RunOptions = {
   procs: Number(f.procs),
@@ -137,6 +147,8 @@ for (const s of scenarios) {
   if (s === "idle") plan.push({ scenario: s, variant: `${idleConns} conns, 1 proc`, run: (t) => runIdle(t, opts, idleConns) });
   if (s === "connect") plan.push({ scenario: s, variant: `1 proc, ${Number(f["connect-concurrency"]) * opts.genProcs} in flight`, run: (t) => runConnect(t, opts, Number(f["connect-concurrency"])) });
   if (s === "publish") plan.push({ scenario: s, variant: "1 in flight", run: (t) => runPublishPath(t, opts) });
+  if (s === "storm") plan.push({ scenario: s, variant: `${storm.conns} SDK clients A→B, ${storm.topics} topics, ${storm.rate} msg/s`, run: (t) => runStorm(t, opts, storm) });
+  if (s === "startup") plan.push({ scenario: s, variant: `no Redis, ${starts} starts (limit: bare Bun.serve)`, run: (t) => runStartup(t, opts, starts) });
 }
 
 const began = Date.now();
@@ -165,6 +177,8 @@ const MAIN: Record<Scenario, { key: string; unit: string; higher: boolean }> = {
   idle: { key: "kbPerConn", unit: "KB/conn", higher: false },
   connect: { key: "handshakesPerS", unit: "handshakes/s", higher: true },
   publish: { key: "p50", unit: "ms ack p50", higher: false },
+  startup: { key: "readyMs", unit: "ms to ready", higher: false },
+  storm: { key: "allResumedMs", unit: "ms until all resumed", higher: false },
 };
 const SUMMED = new Set(["lost", "duplicated", "reordered", "closedDuring", "connectFailed", "failed"]);
 
@@ -239,6 +253,14 @@ if (idle?.switchboard) {
 }
 const conn = get("connect", () => true);
 if (conn?.switchboard) judge("≥ 5,000 cookie-authenticated handshakes/s on one process", conn.switchboard.handshakesPerS! >= 5000, `${fmt(conn.switchboard.handshakesPerS)}/s (limit ${fmt(conn.limit?.handshakesPerS)}, Socket.IO ${fmt(conn.socketio?.handshakesPerS)})`);
+const st = get("storm", () => true)?.switchboard;
+if (st) {
+  judge("storm: every client resumed with recovered:true, nothing lost", st.recoveredTrue === storm.conns && st.recoveredFalse === 0 && st.lost === 0 && st.duplicated === 0 && st.topicsBehind === 0, `${fmt(st.recoveredTrue)}/${fmt(storm.conns)} recovered:true, ${st.recoveredFalse} false, lost ${st.lost}, dup ${st.duplicated}, behind ${st.topicsBehind}; all resumed in ${fmt(st.allResumedMs)} ms, p99 ${fmt(st.p99)} ms`);
+  judge("storm: history reads per topic bounded (≤ 3)", st.historyReadsPerTopic! <= 3, `${st.historyReadsPerTopic} reads per topic for ${fmt(storm.conns)} sockets; ${st.shed1013} shed with 1013`);
+  judge("storm: sockets already on B keep p99 ≤ 1 s", st.bystanderP99! <= 1000, `${fmt(st.bystanderP99, 1)} ms p99 (max ${fmt(st.bystanderMax, 1)} ms)`);
+}
+const boot = get("startup", () => true);
+if (boot?.switchboard) judge("start-up to ready ≤ 150 ms without Redis", boot.switchboard.readyMs! <= 150, `${fmt(boot.switchboard.readyMs)} ms median, worst ${fmt(boot.switchboard.max)} ms, ${fmt(boot.switchboard.cpuMsToReady)} ms CPU (bare Bun.serve ${fmt(boot.limit?.readyMs)} ms)`);
 if (verdicts.length) console.log(`\nTargets (issue 7):\n${verdicts.map((v) => `  ${v}`).join("\n")}`);
 const failures = rows.filter((r) => r.error);
 if (failures.length) console.log(`\n${failures.length} run(s) failed:\n${failures.map((r) => `  ${r.scenario} ${r.target} #${r.repeat}: ${r.error}`).join("\n")}`);

@@ -16,7 +16,7 @@
  *   scrape of the shared port does not depend on which worker the kernel picked.
  */
 import type { Subprocess } from "bun";
-import { AggregatorRegistry } from "prom-client";
+import { aggregatorRegistry } from "./prom.ts";
 
 /** One worker's registry as `getMetricsAsJSON()` returns it (plain JSON over IPC). */
 type MetricsJson = object[];
@@ -172,7 +172,7 @@ export class Supervisor {
     clearTimeout(timer);
     this.collecting.delete(id);
     try {
-      return await AggregatorRegistry.aggregate(parts).metrics();
+      return await aggregatorRegistry().aggregate(parts).metrics();
     } catch (error) {
       this.options.log.warn("metrics aggregation failed", { err: error instanceof Error ? error.message : String(error) });
       return null;
@@ -199,7 +199,7 @@ export function joinSupervisor(metrics: Metrics, onOrphaned: () => void): void {
   process.on("disconnect", onOrphaned);
   process.on("message", (message: ToWorker) => {
     if (message.t === "collect") {
-      void metrics.registry.getMetricsAsJSON().then((data) => process.send?.({ t: "collect", id: message.id, data } satisfies FromWorker));
+      void metrics.collectDefaults().then(() => metrics.registry.getMetricsAsJSON()).then((data) => process.send?.({ t: "collect", id: message.id, data } satisfies FromWorker));
     } else if (message.t === "metrics") {
       waiting.get(message.id)?.(message.text);
       waiting.delete(message.id);

@@ -114,6 +114,8 @@ const Env = z.object({
   /** Failed logins per IP, across every username, in the same 5-minute window (password spraying). */
   LOGIN_MAX_FAILURES_PER_IP: int(1).default(100),
   DRAIN_MS: int(0, 300_000).default(3000),
+  /** During a storm of upgrades (≥ 100/s), new ones are shed (opened, then closed 1013 with a retry hint) while the event loop lags more than this; 0 = never. */
+  SHED_LAG_MS: int(0, 60_000).default(200),
   /**
    * Which proxy headers are read (SPEC §8): `false` none; `true` the scheme from X-Forwarded-Proto
    * and the client IP from the last X-Forwarded-For hop; `fly` the client IP from Fly-Client-IP

@@ -7,13 +7,15 @@
  * Gauges that mirror state (open sockets, the broker link) are read at scrape time from the
  * sources given to `bind`, so they can never drift from the truth.
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { Counter, Gauge, Histogram, Registry, loadDefaultMetrics } from "./prom.ts";
 
 export interface MetricSources {
   /** Open sockets (upgraded, authenticated or not) per auth mode: cookie, ticket, token. */
   connectionsByAuth(): Iterable<[string, number]>;
   /** True while the broker reaches its ordering point (always true for the embedded broker). */
   brokerUp(): boolean;
+  /** Session revocation checks answered from this process's view and from the store. */
+  revocationChecks?(): { local: number; store: number };
 }
 
 export interface MetricsInfo {
@@ -75,11 +77,41 @@ export class Metrics {
   readonly recoveries = new Counter({ name: "switchboard_recoveries_total", help: "Subscribes with since, by whether everything missed was replayed", labelNames: ["recovered"], registers: [this.registry] });
   readonly slowConsumers = new Counter({ name: "switchboard_slow_consumer_disconnects_total", help: "Sockets closed for passing the backpressure limit", registers: [this.registry] });
   readonly rateLimited = new Counter({ name: "switchboard_rate_limited_frames_total", help: "Client frames refused by the rate limit", registers: [this.registry] });
+  readonly revocationChecks = new Counter({
+    name: "switchboard_revocation_checks_total",
+    help: "Session revocation checks, by where the answer came from (local: this process's view kept by the control channel; store: a read)",
+    labelNames: ["answer"],
+    registers: [this.registry],
+    collect: () => {
+      const counts = this.sources?.revocationChecks?.();
+      if (counts === undefined) return;
+      this.revocationChecks.reset();
+      this.revocationChecks.inc({ answer: "local" }, counts.local);
+      this.revocationChecks.inc({ answer: "store" }, counts.store);
+    },
+  });
+  readonly historyReads = new Counter({
+    name: "switchboard_history_reads_total",
+    help: "History reads this process made at the broker, by why (start: a topic's first position; since: a subscribe with since; repair: a gap or reconnect)",
+    labelNames: ["reason"],
+    registers: [this.registry],
+  });
   readonly loginThrottled = new Counter({ name: "switchboard_login_throttled_total", help: "Logins refused with 429", registers: [this.registry] });
 
+  private defaults: Promise<void> | null = null;
+
   constructor(info?: MetricsInfo) {
-    collectDefaultMetrics({ register: this.registry, prefix: "switchboard_" });
     if (info !== undefined) this.info.set({ instance: info.instance, region: info.region, broker: info.broker }, 1);
+  }
+
+  /**
+   * Registers the default process metrics (`switchboard_process_*`, `switchboard_nodejs_*`). Their
+   * module costs tens of ms, so the server calls this just after it listens rather than before;
+   * every render waits for it, so a scrape never sees the registry without them.
+   */
+  collectDefaults(): Promise<void> {
+    this.defaults ??= Promise.resolve().then(() => loadDefaultMetrics()({ register: this.registry, prefix: "switchboard_" }));
+    return this.defaults;
   }
 
   /** Where the state gauges read from at scrape time. */
@@ -113,6 +145,7 @@ export class Metrics {
       const machine = await this.aggregate();
       if (machine !== null) return machine;
     }
+    await this.collectDefaults();
     return this.registry.metrics();
   }
 

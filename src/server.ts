@@ -47,7 +47,9 @@ export async function startSwitchboard(config: Config): Promise<Running> {
   const metrics = new Metrics({ instance: config.instanceId, region: config.region, broker: config.redisUrl ? "redis" : "memory" });
   const services = await createServices(config);
   const signer = new SessionSigner(config.sessionSecret);
-  const users = await UserDirectory.create(config.users);
+  // Hashing runs in the background (users.ts): a failure there is a broken process, said once.
+  const users = UserDirectory.create(config.users);
+  users.ready().catch((error) => log.error("hashing the built-in users' passwords failed", errorFields(error)));
   const identityFromApp = appIdentity(config, log);
   const credentials = createCredentials(
     signer,
@@ -67,6 +69,9 @@ export async function startSwitchboard(config: Config): Promise<Running> {
   );
   gateway.server = server;
   const metricsServer = listenMetrics(config, metrics, log);
+  // Off the path to ready: the default process metrics' module (~50–200 ms: it loads
+  // OpenTelemetry's API) is loaded a moment after the first probes; a scrape before that waits.
+  setTimeout(() => void metrics.collectDefaults().catch((error) => log.error("default metrics failed", errorFields(error))), 1000).unref();
 
   const { heartbeat, revocations } = startDeploymentDuties(services, gateway, log);
 

@@ -6,6 +6,7 @@ import type { Broker } from "./broker/broker.ts";
 import type { Presence } from "./presence/presence.ts";
 import type { Stores } from "./stores/stores.ts";
 import type { DeploymentRegistry } from "./deployment/registry.ts";
+import { RevocationView } from "./auth/revocation-view.ts";
 
 export interface Services {
   broker: Broker;
@@ -13,6 +14,8 @@ export interface Services {
   stores: Stores;
   /** Every live process of the deployment and its topics (`/api/topics`, `/api/info`). */
   deployment: DeploymentRegistry;
+  /** `stores.revocations` itself: revoked sessions known here, kept current by the control channel. */
+  revocations: RevocationView;
   /** Stops everything started here (connections, timers). */
   close(): Promise<void>;
 }
@@ -23,11 +26,13 @@ export interface Services {
  * (connections the parts share).
  */
 export function assemble(broker: Broker, presence: Presence, stores: Stores, deployment: DeploymentRegistry, release?: () => Promise<void>): Services {
+  const revocations = new RevocationView(stores.revocations);
   return {
     broker,
     presence,
-    stores,
+    stores: { ...stores, revocations },
     deployment,
+    revocations,
     async close() {
       await presence.close();
       await broker.close();

@@ -9,8 +9,8 @@ import type { Subprocess } from "bun";
 import { readFileSync } from "node:fs";
 import type { TargetName } from "./dialects.ts";
 
-const ROOT = new URL("../..", import.meta.url).pathname;
-const BENCH = new URL("..", import.meta.url).pathname;
+export const ROOT = new URL("../..", import.meta.url).pathname;
+export const BENCH = new URL("..", import.meta.url).pathname;
 
 export interface Endpoint {
   host: string;
@@ -225,12 +225,12 @@ export interface Worker {
   on(ev: string, fn: (m: any) => void): void;
 }
 
-export function spawnWorker(): Worker {
+export function spawnWorker(entry = "worker.ts"): Worker {
   const waiting = new Map<string, ((m: any) => void)[]>();
   const queued = new Map<string, any[]>();
   const listeners = new Map<string, (m: any) => void>();
   const proc = procs.add(
-    Bun.spawn(["bun", `${BENCH}worker.ts`], {
+    Bun.spawn(["bun", `${BENCH}${entry}`], {
       cwd: ROOT,
       stdio: ["ignore", "inherit", "inherit"],
       serialization: "json",

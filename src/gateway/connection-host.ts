@@ -58,6 +58,11 @@ export interface ConnectionHost {
   forget(conn: Socket): void;
   /** Joins the topic's local fan-out and the broker (hub); `onAck` runs before replay and live frames. */
   follow(conn: Socket, topic: string, since: Position | undefined, onAck: (ack: Ack) => void): Promise<void>;
+  /**
+   * Joins the topic's local fan-out at once when this process already follows it with a known
+   * position (no ack, no replay: the auto-joined inbox); false when a `follow` is needed.
+   */
+  followNow(conn: Socket, topic: string): boolean;
   /** Lists the socket in the topic's presence (retried in the background when the write fails). */
   joinPresence(conn: Socket, topic: string): Promise<void>;
   /** Leaves the topic's fan-out and, when it was listed, its presence. Never throws. */
@@ -76,4 +81,6 @@ export interface ConnectionInit {
   /** Null for a socket that authenticates with its first frame. */
   identity: Identity | null;
   retireAt: number | null;
+  /** Set when the process is shedding load: the socket is closed 1013 at once, with this retry hint. */
+  shedRetryMs?: number;
 }

@@ -55,6 +55,13 @@ class FakeHost implements ConnectionHost {
     this.calls.push(`follow ${topic}`);
     onAck({ seq: 7, epoch: "e", recovered: since !== undefined, replayed: 0 });
   }
+  /** Topics followNow() joins at once (as the hub does for a topic it already follows). */
+  followedNow = new Set<string>();
+  followNow(_conn: Socket, topic: string): boolean {
+    if (!this.followedNow.has(topic)) return false;
+    this.calls.push(`followNow ${topic}`);
+    return true;
+  }
   async joinPresence(_conn: Socket, topic: string): Promise<void> {
     this.calls.push(`presence ${topic}`);
   }
@@ -124,6 +131,14 @@ describe("Connection", () => {
     await Bun.sleep(5);
     expect(ws.frames).toEqual([{ type: "welcome", user: alice, connectionId: "c1", instance: "i-1", region: "test" }]);
     expect(host.calls).toEqual(["follow user:alice", "opened cookie"]);
+  });
+
+  test("when the inbox is already followed here, welcome is sent inside open (same write as the 101)", () => {
+    const host = new FakeHost();
+    host.followedNow.add("user:alice");
+    const { ws } = connect(cookie, host);
+    expect(ws.frames).toEqual([{ type: "welcome", user: alice, connectionId: "c1", instance: "i-1", region: "test" }]);
+    expect(host.calls).toEqual(["followNow user:alice", "opened cookie"]);
   });
 
   test("first-message auth: a good token is admitted and welcomed; the socket counts as token", async () => {

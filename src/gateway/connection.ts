@@ -68,6 +68,7 @@ export class Connection implements Socket {
     },
   });
   private publishesInFlight = 0;
+  private readonly shedRetryMs: number | null;
   private readonly flood: FloodGuard;
   private authTimer: ReturnType<typeof setTimeout> | null = null;
   private readonly pacer = new Pacer({
@@ -100,6 +101,7 @@ export class Connection implements Socket {
     this.flood = new FloodGuard(host.config.rateLimitPerS, host.config.rateLimitBurst, this.openedAt);
     this.retireAt = init.retireAt;
     this.slots = new SocketSubscriptions(host.config.maxSubscriptionsPerSocket, host.subscriptions);
+    this.shedRetryMs = init.shedRetryMs ?? null;
   }
 
   get isOpen(): boolean {
@@ -116,6 +118,10 @@ export class Connection implements Socket {
     this.ws = ws;
     if (this.state === "closed") {
       ws.close(Close.restarting, "server restarting");
+      return;
+    }
+    if (this.shedRetryMs !== null) {
+      this.close(Close.overloaded, `overloaded; retry in ${this.shedRetryMs} ms`);
       return;
     }
     if (this.user !== null) {
@@ -378,10 +384,22 @@ export class Connection implements Socket {
     await this.welcome();
   }
 
-  /** Joins the personal inbox, then greets: a client that has `welcome` can receive DMs. */
-  private async welcome(): Promise<void> {
-    const user = this.user!;
-    const inbox = inboxOf(user.id);
+  /**
+   * Joins the personal inbox, then greets: a client that has `welcome` can receive DMs. When
+   * this process already follows the inbox (another socket of the user), the join is immediate
+   * and the welcome leaves in the same write as the 101 (Bun corks sends made inside `open`).
+   */
+  private welcome(): Promise<void> {
+    const inbox = inboxOf(this.user!.id);
+    if (this.host.followNow(this, inbox)) {
+      this.topics.add(inbox);
+      this.greet();
+      return Promise.resolve();
+    }
+    return this.joinInboxThenGreet(inbox);
+  }
+
+  private async joinInboxThenGreet(inbox: string): Promise<void> {
     try {
       await this.follow(inbox, undefined, () => {});
     } catch (error) {
@@ -390,6 +408,11 @@ export class Connection implements Socket {
       return;
     }
     if ((this.state as State) === "closed") return;
+    this.greet();
+  }
+
+  private greet(): void {
+    const user = this.user!;
     this.state = "open";
     if (this.via !== "cookie") this.expiry.set(this.issuedAt, this.expiresAt);
     this.sendJson({ type: "welcome", user, connectionId: this.id, instance: this.host.config.instanceId, region: this.host.config.region });

@@ -12,8 +12,10 @@ import type { ControlMessage, Position, PublishInput, PublishResult } from "../b
 import type { Credentials, Identity, Outcome } from "../auth/credentials.ts";
 import type { PresenceMember, User } from "../protocol/frames.ts";
 import { Close, ErrorCode, SwitchboardError } from "../protocol/codes.ts";
+import { inboxOf } from "../protocol/topics.ts";
 import { Hub, type Ack } from "./hub.ts";
 import { Registry } from "./registry.ts";
+import { LoadGuard } from "./load-guard.ts";
 import { PresenceLedger, type PresenceChange } from "./presence-ledger.ts";
 import type { ConnectionHost, Socket } from "./connection-host.ts";
 import type { SwitchboardServer } from "./socket.ts";
@@ -22,6 +24,10 @@ import type { Snapshot } from "../deployment/heartbeat.ts";
 import { ServerCalls, type UserCall } from "./server-calls.ts";
 import { SubscriptionCounts, TopicCreations } from "./budgets.ts";
 import { Announcer } from "./announcer.ts";
+
+/** How long a user's inbox stays followed after their last socket here closed. */
+const INBOX_LINGER_MS = 5000;
+const isInbox = (topic: string) => topic.startsWith(inboxOf(""));
 
 export interface GatewayDeps {
   config: Config;
@@ -49,6 +55,9 @@ export class Gateway implements ConnectionHost {
   private readonly announcer = new Announcer((topic, type, user) => this.broadcastPresence(topic, type, user));
   server: SwitchboardServer | null = null;
   draining = false;
+  private rechecking = false;
+  /** Event-loop lag: past SHED_LAG_MS new upgrades are shed with 1013 (upgrade.ts). */
+  readonly load: LoadGuard;
 
   constructor(deps: GatewayDeps) {
     this.config = deps.config;
@@ -58,9 +67,15 @@ export class Gateway implements ConnectionHost {
     this.metrics = deps.metrics ?? new Metrics();
     this.subscriptions = new SubscriptionCounts(deps.config.maxSubscriptionsPerUser);
     this.creations = new TopicCreations(deps.config.topicCreationsPerMin);
+    this.load = new LoadGuard(deps.config.shedLagMs ?? 0);
     this.hub = new Hub({
       broker: deps.services.broker,
       fanout: (topic, frame) => this.fanout(topic, frame),
+      // A user's inbox outlives their last socket a little: a reconnect (a page load, a storm
+      // after a deploy) then joins it at once and gets welcome in the 101's write.
+      lingerMs: (topic) => (isInbox(topic) ? INBOX_LINGER_MS : 0),
+      replayCacheSize: () => this.config.historySize,
+      onHistoryRead: (_topic, reason) => this.metrics.historyReads.inc({ reason }),
       onRepair: (topic, outcome) => {
         this.metrics.repairs.inc({ outcome });
         if (outcome !== "repaired") this.log.warn("topic gap", { topic, outcome });
@@ -81,6 +96,7 @@ export class Gateway implements ConnectionHost {
         return counts;
       },
       brokerUp: () => deps.services.broker.healthy,
+      revocationChecks: () => ({ local: deps.services.revocations.hits, store: deps.services.revocations.reads }),
     });
   }
 
@@ -95,6 +111,9 @@ export class Gateway implements ConnectionHost {
         this.metrics.brokerReconnects.inc();
         this.log.warn("broker link restored; re-reading history", { topics: topics?.length ?? this.hub.topicsCount() });
         this.hub.onReconnect(topics);
+        // A subscriber link came back; if it was the control channel's, logouts may have gone
+        // unheard (the broker does not say which link it was: ask for every session).
+        void this.recheckSessions();
       },
     });
     await presence.start({
@@ -197,6 +216,10 @@ export class Gateway implements ConnectionHost {
     return this.hub.subscribe(conn, topic, since, onAck);
   }
 
+  followNow(conn: Socket, topic: string): boolean {
+    return this.hub.joinNow(conn, topic);
+  }
+
   joinPresence(conn: Socket, topic: string): Promise<void> {
     return this.ledger.join(conn, topic);
   }
@@ -239,9 +262,29 @@ export class Gateway implements ConnectionHost {
     for (const conn of this.registry.withSession(sid)) conn.close(Close.unauthorized, "session revoked");
   }
 
+  /**
+   * After a break of the control link a logout may have gone unheard here (Redis pub/sub is at
+   * most once): every open socket's session is asked again and the revoked ones close with 4001.
+   */
+  private async recheckSessions(): Promise<void> {
+    if (this.rechecking) return;
+    this.rechecking = true;
+    try {
+      await Promise.all(
+        this.registry.sessions().map(async (sid) => {
+          if (await this.services.revocations.isRevoked(sid).catch(() => false)) this.closeSession(sid);
+        }),
+      );
+    } finally {
+      this.rechecking = false;
+    }
+  }
+
   private onControl(message: ControlMessage): void {
-    if (message.type === "revoke-session") this.closeSession(message.sid);
-    else if (message.type === "call" || message.type === "call-reply") this.calls.onControl(message);
+    if (message.type === "revoke-session") {
+      this.services.revocations.heard(message.sid);
+      this.closeSession(message.sid);
+    } else if (message.type === "call" || message.type === "call-reply") this.calls.onControl(message);
   }
 
   /**
@@ -314,6 +357,7 @@ export class Gateway implements ConnectionHost {
   async close(): Promise<void> {
     this.calls.close();
     this.announcer.close();
+    this.load.stop();
     this.ledger.close();
     this.hub.close();
   }

@@ -10,21 +10,11 @@
  */
 import type { Broker, Position, Publication } from "../broker/broker.ts";
 import { ErrorCode, SwitchboardError } from "../protocol/codes.ts";
-import { mergeRecovery } from "./recovery.ts";
+import { TopicRecovery } from "./topic-recovery.ts";
+import { recoverSince, replayPaced, resyncFrame, type Member, type PendingRecovery, type RecoverDeps, type TopicState } from "./hub-topic.ts";
 
-export interface Member {
-  /** Sends one frame to this socket only. */
-  send(frame: string): void;
-  /** Starts delivery of the topic's fan-out to this socket (Bun `ws.subscribe`). */
-  subscribeLocal(topic: string): void;
-  unsubscribeLocal(topic: string): void;
-  /**
-   * Sends frames as fast as the peer reads them (a replay, SPEC §8: paced by the socket's drain
-   * instead of overflowing its buffer); false when the member went away or stopped reading.
-   * Without it, frames are sent at once.
-   */
-  sendPaced?(frames: string[]): Promise<boolean>;
-}
+export type { Member } from "./hub-topic.ts";
+export { resyncFrame } from "./hub-topic.ts";
 
 export interface HubOptions {
   broker: Broker;
@@ -33,47 +23,39 @@ export interface HubOptions {
   onRepair?(topic: string, outcome: "repaired" | "resync" | "failed"): void;
   /** Delay before retrying a repair that failed (broker unreachable). */
   retryMs?: number;
+  /**
+   * How long a topic stays followed after its last member left (default 0: at once). A member
+   * that comes back meanwhile (a reconnecting user's inbox) joins at once, without a broker
+   * subscribe and first history read.
+   */
+  lingerMs?(topic: string): number;
+  /** Most frames a topic keeps in memory for `since` subscribes (default 100: the history size). */
+  replayCacheSize?(topic: string): number;
+  /** Every history read the hub makes, for metrics: a topic's start, a `since`, a repair. */
+  onHistoryRead?(topic: string, reason: "start" | "since" | "repair"): void;
 }
 
 export interface Ack {
   seq: number;
   epoch: string;
   recovered: boolean;
-  /** Publications replayed for `since` (what the replay costs). */
+  /** Publications replayed for `since` (what the replay costs, SPEC §8). */
   replayed: number;
-}
-
-/** A socket reading history for `since`: it collects what the hub delivers meanwhile. */
-interface PendingRecovery {
-  collected: Publication[];
-}
-
-interface TopicState {
-  topic: string;
-  members: Set<Member>;
-  /** Last delivered position; null until the broker subscription and first read are done. */
-  position: Position | null;
-  ready: Promise<void>;
-  repairing: boolean;
-  /** Publications that arrived before the position was known or during a repair. */
-  buffer: Publication[];
-  pending: Set<PendingRecovery>;
-  retry: ReturnType<typeof setTimeout> | null;
 }
 
 /** A buffer past this many publications is dropped; the repair then reads history instead. */
 const MAX_BUFFER = 10_000;
 
-export function resyncFrame(topic: string, position: Position): string {
-  return JSON.stringify({ type: "resync", topic, seq: position.seq, epoch: position.epoch });
-}
 
 export class Hub {
   private readonly topics = new Map<string, TopicState>();
   private readonly retryMs: number;
 
+  private readonly recoverDeps: RecoverDeps;
+
   constructor(private readonly options: HubOptions) {
     this.retryMs = options.retryMs ?? 500;
+    this.recoverDeps = { broker: options.broker, onHistoryRead: options.onHistoryRead, current: (state) => this.topics.get(state.topic) === state };
   }
 
   /** Broker event: a publication for a topic this process subscribed to. */
@@ -144,75 +126,100 @@ export class Hub {
     }
     if (!state.members.has(member) || state.position === null) return; // left while subscribing
     if (since === undefined) {
-      const position = state.position;
-      onAck({ seq: position.seq, epoch: position.epoch, recovered: false, replayed: 0 });
-      member.subscribeLocal(topic);
+      await this.goLive(state, member, onAck, { recovered: false, frames: [] });
       return;
     }
-    const pending: PendingRecovery = { collected: [] };
-    state.pending.add(pending);
     try {
-      const history = await this.options.broker.history(topic, since);
-      if (!state.members.has(member)) return; // left while reading history
-      const delivered = state.position!;
-      const merged = mergeRecovery(since, delivered, history, pending.collected);
-      pending.collected = [];
-      onAck({ seq: delivered.seq, epoch: delivered.epoch, recovered: merged.recovered, replayed: merged.frames.length });
-      await this.replay(state, member, pending, delivered, merged.frames);
+      const replay = await recoverSince(state, member, since, this.recoverDeps);
+      if (replay !== null) await this.goLive(state, member, onAck, replay);
     } catch (error) {
       this.leave(member, topic);
       throw error;
-    } finally {
-      state.pending.delete(pending);
     }
   }
 
   /**
-   * Sends a replay paced by the member's drain, then what was delivered live meanwhile (collected
-   * by `pending`), until nothing is left; then, in the same synchronous step, subscribes the member
-   * locally: no gap, no duplicate. A member that stops reading is left.
+   * Joins a member without `since` synchronously when the topic is already followed with a known
+   * position: what `subscribe` does after its await, without the ack. False (nothing done) when
+   * the topic is new here, still starting, or the member is already in it.
    */
-  private async replay(state: TopicState, member: Member, pending: PendingRecovery, from: Position, frames: string[]): Promise<void> {
-    let last = from;
-    while (frames.length > 0) {
-      if (member.sendPaced === undefined) for (const frame of frames) member.send(frame);
-      else if (!(await member.sendPaced(frames))) return this.leave(member, state.topic);
-      if (!state.members.has(member)) return;
-      frames = [];
-      for (const publication of pending.collected) {
-        if (publication.epoch !== last.epoch || publication.seq !== last.seq + 1) continue;
-        frames.push(publication.frame);
-        last = { seq: publication.seq, epoch: publication.epoch };
-      }
-      pending.collected = [];
-    }
-    const now = state.position!;
-    // A resync went out while the replay ran: this member, not yet subscribed, gets its own.
-    if (now.epoch !== last.epoch || now.seq !== last.seq) member.send(resyncFrame(state.topic, now));
-    member.subscribeLocal(state.topic);
+  joinNow(member: Member, topic: string): boolean {
+    const state = this.topics.get(topic);
+    if (state === undefined || state.position === null || state.members.has(member)) return false;
+    this.stayOn(state);
+    state.members.add(member);
+    member.subscribeLocal(topic);
+    return true;
   }
 
-  /** Removes a member; the broker subscription ends with the last one. Idempotent. */
+  /** Removes a member; the broker subscription ends with the last one (after its linger). Idempotent. */
   leave(member: Member, topic: string): void {
     const state = this.topics.get(topic);
     if (state === undefined || !state.members.delete(member)) return;
     member.unsubscribeLocal(topic);
     if (state.members.size > 0) return;
-    this.topics.delete(topic);
+    const lingerMs = this.options.lingerMs?.(topic) ?? 0;
+    if (lingerMs > 0 && state.position !== null) {
+      state.linger = setTimeout(() => {
+        state.linger = null;
+        if (state.members.size === 0 && this.topics.get(topic) === state) this.drop(state);
+      }, lingerMs);
+      state.linger.unref?.();
+      return;
+    }
+    this.drop(state);
+  }
+
+  private drop(state: TopicState): void {
+    this.topics.delete(state.topic);
     if (state.retry !== null) clearTimeout(state.retry);
-    this.options.broker.unsubscribe(topic).catch(() => {
+    this.options.broker.unsubscribe(state.topic).catch(() => {
       // The broker drops interest with the link anyway; nothing to undo here.
     });
   }
 
   close(): void {
-    for (const state of this.topics.values()) if (state.retry !== null) clearTimeout(state.retry);
+    for (const state of this.topics.values()) {
+      if (state.retry !== null) clearTimeout(state.retry);
+      if (state.linger !== null) clearTimeout(state.linger);
+    }
     this.topics.clear();
+  }
+
+  /**
+   * Acks, replays and subscribes the member locally. A short replay (or a member that cannot pace)
+   * goes out in this synchronous step; a longer one is paced by the member's drain (SPEC §8), with
+   * what the hub delivers meanwhile collected and sent after it: no gap, no duplicate.
+   */
+  private async goLive(state: TopicState, member: Member, onAck: (ack: Ack) => void, replay: { recovered: boolean; frames: string[] }): Promise<void> {
+    const position = state.position!;
+    onAck({ seq: position.seq, epoch: position.epoch, recovered: replay.recovered, replayed: replay.frames.length });
+    if (replay.frames.length === 0 || member.sendPaced === undefined) {
+      for (const frame of replay.frames) member.send(frame);
+      member.subscribeLocal(state.topic);
+      return;
+    }
+    const pending: PendingRecovery = { collected: [] };
+    state.pending.add(pending);
+    try {
+      if (!(await replayPaced(state, member, pending, position, replay.frames))) this.leave(member, state.topic);
+    } finally {
+      state.pending.delete(pending);
+    }
+  }
+
+  private stayOn(state: TopicState): void {
+    if (state.linger === null) return;
+    clearTimeout(state.linger);
+    state.linger = null;
   }
 
   private ensure(topic: string): TopicState {
     const existing = this.topics.get(topic);
-    if (existing !== undefined) return existing;
+    if (existing !== undefined) {
+      this.stayOn(existing);
+      return existing;
+    }
     const state: TopicState = {
       topic,
       members: new Set(),
@@ -222,6 +229,8 @@ export class Hub {
       buffer: [],
       pending: new Set(),
       retry: null,
+      linger: null,
+      recovery: new TopicRecovery(this.options.replayCacheSize?.(topic) ?? 100),
     };
     state.ready = this.start(state);
     state.ready.catch(() => {
@@ -236,6 +245,7 @@ export class Hub {
     const { broker } = this.options;
     try {
       await broker.subscribe(state.topic);
+      this.options.onHistoryRead?.(state.topic, "start");
       const { position } = await broker.history(state.topic);
       if (this.topics.get(state.topic) !== state) return;
       state.position = position;
@@ -281,6 +291,7 @@ export class Hub {
 
   private emit(state: TopicState, publication: Publication): void {
     state.position = { seq: publication.seq, epoch: publication.epoch };
+    state.recovery.delivered(publication);
     for (const pending of state.pending) pending.collected.push(publication);
     this.options.fanout(state.topic, publication.frame);
   }
@@ -295,6 +306,7 @@ export class Hub {
     const { broker } = this.options;
     const from = state.position!;
     const run = async () => {
+      this.options.onHistoryRead?.(state.topic, "repair");
       let history = await broker.history(state.topic, from);
       if (this.topics.get(state.topic) !== state) return;
       if (history.recovered) {
@@ -304,6 +316,7 @@ export class Hub {
         let resyncAt = history.position;
         if (history.position.epoch !== from.epoch) {
           const fresh = { seq: 0, epoch: history.position.epoch };
+          this.options.onHistoryRead?.(state.topic, "repair");
           const replay = await broker.history(state.topic, fresh);
           if (this.topics.get(state.topic) !== state) return;
           if (replay.recovered && replay.position.epoch === fresh.epoch) {
@@ -312,6 +325,7 @@ export class Hub {
           }
         }
         state.position = resyncAt;
+        state.recovery.reset();
         this.options.fanout(state.topic, resyncFrame(state.topic, resyncAt));
         for (const publication of history.publications) if (publication.seq > state.position.seq) this.emit(state, publication);
         this.options.onRepair?.(state.topic, "resync");

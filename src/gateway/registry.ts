@@ -80,6 +80,11 @@ export class Registry<C extends Registered> {
     }
   }
 
+  /** The session ids of the open sockets. */
+  sessions(): string[] {
+    return [...this.bySid.keys()];
+  }
+
   withSession(sid: string): C[] {
     return [...(this.bySid.get(sid) ?? [])];
   }

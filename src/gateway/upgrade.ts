@@ -32,12 +32,25 @@ export function checkCapacity(gw: Gateway, ip: string, user: User | null): void 
 }
 
 /**
+ * While the process cannot keep up (gateway.load), a new upgrade is taken only to be closed
+ * with 1013 and a retry hint in the reason: the client backs off instead of piling onto a
+ * process whose sockets already wait. Before the credential check: a shed socket costs no read.
+ * True when the request was shed (or Bun refused it).
+ */
+export function shedUpgrade(gw: Gateway, server: SwitchboardServer, req: Request, ip: string): boolean {
+  if (!gw.load.shouldShed()) return false;
+  gw.metrics.upgradesRejected.inc({ reason: "overloaded" });
+  acceptUpgrade(gw, server, req, ip, null, gw.load.retryAfterMs());
+  return true;
+}
+
+/**
  * Upgrades the request to a socket for `identity` (null: it authenticates with its first frame)
  * and counts it from now on. False when Bun refused the upgrade.
  */
-export function acceptUpgrade(gw: Gateway, server: SwitchboardServer, req: Request, ip: string, identity: Identity | null): boolean {
+export function acceptUpgrade(gw: Gateway, server: SwitchboardServer, req: Request, ip: string, identity: Identity | null, shedRetryMs?: number): boolean {
   const openedAt = Date.now();
-  const conn = new Connection(gw, { id: crypto.randomUUID(), ip, identity, retireAt: gw.retireAt(openedAt) });
+  const conn = new Connection(gw, { id: crypto.randomUUID(), ip, identity, retireAt: gw.retireAt(openedAt), shedRetryMs });
   if (!server.upgrade(req, { data: { conn } })) return false;
   gw.registry.add(conn);
   return true;

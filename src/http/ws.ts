@@ -9,7 +9,7 @@
 import { isAllowedOrigin } from "../auth/origin.ts";
 import type { Identity } from "../auth/credentials.ts";
 import { ErrorCode, SwitchboardError } from "../protocol/codes.ts";
-import { acceptUpgrade, checkCapacity, refuseUpgrade } from "../gateway/upgrade.ts";
+import { acceptUpgrade, checkCapacity, refuseUpgrade, shedUpgrade } from "../gateway/upgrade.ts";
 import { errorResponse } from "./errors.ts";
 import { cookiesOf, clientIp, type Ctx, type Deps } from "./context.ts";
 
@@ -37,6 +37,7 @@ export function wsRoute(deps: Deps) {
       }
       const ip = clientIp(c, config);
       checkCapacity(gateway, ip, null);
+      if (shedUpgrade(gateway, c.env.server, c.req.raw, ip)) return new Response(null);
       const identity = await identify(c);
       checkCapacity(gateway, ip, identity?.user ?? null);
       if (!acceptUpgrade(gateway, c.env.server, c.req.raw, ip, identity)) {

@@ -17,7 +17,7 @@
  * Every command and MULTI touches one key, so the stores run unchanged on Redis Cluster.
  */
 import { USER_REVOCATION_RETENTION_S, type AttemptCounter, type AttemptWindow, type RevocationStore, type Stores, type TicketGrant, type TicketStore, type UserRevocationStore } from "./stores.ts";
-import { toSwitchboardError, type RedisClient } from "../redis/connection.ts";
+import { toSwitchboardError, within, type RedisClient } from "../redis/connection.ts";
 import { newTicket } from "./memory.ts";
 
 export const storeKeys = {
@@ -67,6 +67,20 @@ export class RedisTicketStore implements TicketStore {
   }
 }
 
+/**
+ * Where the checks of every handshake read (a session's and a user's revocation): by default the
+ * data connection; with `reads`, an auto-pipelined connection of their own (redis/services.ts), so
+ * that the checks of one tick leave in one write, each still bounded by `deadlineMs` (behind a
+ * pipeline that is timing out a command would otherwise wait for that one first: within()).
+ */
+export interface RevocationReads {
+  reads: RedisClient;
+  deadlineMs: number;
+}
+
+const read = <T>(from: RevocationReads | undefined, run: (redis: RedisClient) => Promise<T>, fallback: RedisClient): Promise<T> =>
+  from === undefined ? run(fallback) : within(run(from.reads), from.deadlineMs);
+
 const REVOCATION_SHARDS = 16;
 
 function shardOf(sid: string): number {
@@ -78,6 +92,7 @@ function shardOf(sid: string): number {
 export class RedisRevocationStore implements RevocationStore {
   constructor(
     private readonly redis: RedisClient,
+    private readonly reads?: RevocationReads,
     private readonly now: () => number = Date.now,
   ) {}
 
@@ -92,14 +107,17 @@ export class RedisRevocationStore implements RevocationStore {
 
   isRevoked(sid: string): Promise<boolean> {
     return guard("revocation", async () => {
-      const [until, legacy] = await Promise.all([this.redis.zscore(storeKeys.revocations(sid), sid), this.redis.exists(storeKeys.revoked(sid))]);
+      const [until, legacy] = await read(this.reads, (r) => Promise.all([r.zscore(storeKeys.revocations(sid), sid), r.exists(storeKeys.revoked(sid))]), this.redis);
       return legacy === 1 || (until !== null && Number(until) > this.now());
     });
   }
 }
 
 export class RedisUserRevocationStore implements UserRevocationStore {
-  constructor(private readonly redis: RedisClient) {}
+  constructor(
+    private readonly redis: RedisClient,
+    private readonly reads?: RevocationReads,
+  ) {}
 
   revokeUser(userId: string, atS: number): Promise<void> {
     return guard("revocation", async () => {
@@ -110,7 +128,7 @@ export class RedisUserRevocationStore implements UserRevocationStore {
 
   isRevoked(userId: string, iatS: number): Promise<boolean> {
     return guard("revocation", async () => {
-      const atS = await this.redis.zscore(storeKeys.revokedUsers, userId);
+      const atS = await read(this.reads, (r) => r.zscore(storeKeys.revokedUsers, userId), this.redis);
       return atS !== null && iatS <= Number(atS);
     });
   }
@@ -177,11 +195,11 @@ export class RedisAttemptCounter implements AttemptCounter {
 const RELEASE_SCRIPT = `if (tonumber(redis.call('GET', KEYS[1]) or '0') > 0) then return redis.call('DECR', KEYS[1]) end return 0`;
 
 /** The stores on one connection (one Redis or a cluster); `close()` is a no-op (the caller owns the connection). */
-export function redisStores(redis: RedisClient): Stores {
+export function redisStores(redis: RedisClient, reads?: RevocationReads): Stores {
   return {
     tickets: new RedisTicketStore(redis),
-    revocations: new RedisRevocationStore(redis),
-    userRevocations: new RedisUserRevocationStore(redis),
+    revocations: new RedisRevocationStore(redis, reads),
+    userRevocations: new RedisUserRevocationStore(redis, reads),
     attempts: new RedisAttemptCounter(redis),
     async close() {},
   };

@@ -1,0 +1,133 @@
+/**
+ * The `storm` scenario (issue 17): `--storm-conns` SDK clients (bench/storm-worker.ts, in
+ * `--gen-procs` processes) on process A, subscribed to `--storm-topics` topics, plus
+ * `--storm-bystanders` clients on B. A publisher posts `--storm-rate` msg/s in total to the
+ * topics through B's HTTP API all along. A is killed with SIGKILL; the clients reconnect to B as
+ * the SDK does (its own jittered backoff) and resume with `since`.
+ *
+ * Reported: time from the kill until every client resumed, the p50/p99 of each client's link
+ * drop → resumed, how many resumed with recovered:true, messages lost / duplicated (per client,
+ * by seq), closes with 1013 (shed), B's history reads per topic for the whole storm
+ * (switchboard_history_reads_total{reason="since"}), and the delivery latency p99 of the
+ * bystanders (already on B) during the storm. Switchboard only (Socket.IO's row is not built).
+ */
+import { procs, spawnWorker, startRedis, startServers, SWITCHBOARD_API_KEY, type Worker } from "./cluster.ts";
+import type { TargetName } from "./dialects.ts";
+import type { Metrics, RunOptions } from "./scenarios.ts";
+import { Histogram } from "./histogram.ts";
+
+export interface StormOptions {
+  conns: number;
+  topics: number;
+  bystanders: number;
+  rate: number;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function historyReads(url: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const line = text.split("\n").find((l) => l.startsWith('switchboard_history_reads_total{reason="since"}'));
+  return line ? Number(line.split(" ").at(-1)) : 0;
+}
+
+/** Posts `rate` msg/s round-robin over the topics until stopped; each carries its send time. */
+function publisher(url: string, topics: number, rate: number): { stop(): Promise<number>; lastSeq: Map<string, number> } {
+  let running = true;
+  let sent = 0;
+  const lastSeq = new Map<string, number>();
+  const loop = (async () => {
+    const started = performance.now();
+    while (running) {
+      const due = Math.floor(((performance.now() - started) / 1000) * rate);
+      const batch: Promise<unknown>[] = [];
+      for (; sent < due; sent++) {
+        const topic = `room:storm-${sent % topics}`;
+        const body = JSON.stringify({ topic, data: { t: Date.now() } });
+        const posted = fetch(`${url}/api/publish`, { method: "POST", headers: { "Content-Type": "application/json", Authorization: `Bearer ${SWITCHBOARD_API_KEY}` }, body });
+        batch.push(posted.then((r) => r.json()).then((j: { seq?: number }) => lastSeq.set(topic, Math.max(lastSeq.get(topic) ?? 0, j.seq ?? 0))).catch(() => {}));
+      }
+      await Promise.all(batch);
+      await sleep(10);
+    }
+  })();
+  return { stop: async () => ((running = false), await loop, sent), lastSeq };
+}
+
+export async function runStorm(target: TargetName, o: RunOptions, s: StormOptions): Promise<Metrics> {
+  if (target !== "switchboard") return { note: "n/a" };
+  const redis = await startRedis();
+  const servers = await startServers("switchboard", 2, redis.url, o.start);
+  const [a, b] = servers.endpoints.map((e) => `http://${e.host}:${e.port}`) as [string, string];
+  const ws = (http: string) => `${http.replace("http", "ws")}/ws`;
+  const workers: Worker[] = [];
+  let bystanderProc: Worker["proc"] | undefined;
+  try {
+    const per = Math.ceil(s.conns / o.genProcs);
+    for (let first = 0; first < s.conns; first += per) {
+      const w = spawnWorker("storm-worker.ts");
+      w.send({ cmd: "init", init: { role: "storm", url: ws(a), cookie: servers.cookie, first, count: Math.min(per, s.conns - first), topics: s.topics } });
+      workers.push(w);
+    }
+    const bystander = spawnWorker("storm-worker.ts");
+    bystanderProc = bystander.proc;
+    bystander.send({ cmd: "init", init: { role: "bystander", url: ws(b), cookie: servers.cookie, first: 0, count: s.bystanders, topics: s.topics } });
+    const ready = await Promise.all([...workers, bystander].map((w) => w.next("ready", 120_000)));
+    const failed = ready.reduce((n, r) => n + r.failed, 0);
+    const pub = publisher(b, s.topics, s.rate);
+    await sleep(2000);
+    const readsBefore = await historyReads(b);
+    for (const w of workers) w.send({ cmd: "target", url: ws(b) });
+    await sleep(50);
+    const killedAt = performance.now();
+    procs.kill(servers.procs[0]!);
+    let reports: any[] = [];
+    let allResumedMs = NaN;
+    while (performance.now() - killedAt < 60_000) {
+      await sleep(200);
+      for (const w of workers) w.send({ cmd: "report" });
+      reports = await Promise.all(workers.map((w) => w.next("report", 30_000)));
+      if (reports.reduce((n, r) => n + r.resumed, 0) >= s.conns - failed) {
+        allResumedMs = performance.now() - killedAt;
+        break;
+      }
+    }
+    await sleep(1500); // live traffic after the resume, to count what is lost
+    const published = await pub.stop();
+    await sleep(1000);
+    const readsAfter = await historyReads(b);
+    for (const w of [...workers, bystander]) w.send({ cmd: "report" });
+    reports = await Promise.all(workers.map((w) => w.next("report", 30_000)));
+    const by = await bystander.next("report", 30_000);
+    const resume = reports.flatMap((r) => r.resumeMs as number[]).sort((x, y) => x - y);
+    const q = (f: number) => (resume.length ? Math.round(resume[Math.min(resume.length - 1, Math.floor(f * resume.length))]!) : NaN);
+    const codes: Record<string, number> = {};
+    for (const r of reports) for (const [k, v] of Object.entries(r.closeCodes as Record<string, number>)) codes[k] = (codes[k] ?? 0) + v;
+    const lat = new Histogram().merge(by.latency).summaryMs();
+    // Tail loss: a client whose last seq is short of its topic's last publication.
+    let behind = 0;
+    for (const r of [...reports, by]) for (const [topic, last] of Object.entries(r.minLast as Record<string, number>)) if (last < (pub.lastSeq.get(topic) ?? 0)) behind++;
+    return {
+      conns: s.conns, topics: s.topics, connectFailed: failed, published,
+      allResumedMs: Math.round(allResumedMs),
+      p50: q(0.5), p99: q(0.99), max: resume.at(-1) === undefined ? NaN : Math.round(resume.at(-1)!),
+      resumed: reports.reduce((n, r) => n + r.resumed, 0),
+      recoveredTrue: reports.reduce((n, r) => n + r.recoveredTrue, 0),
+      recoveredFalse: reports.reduce((n, r) => n + r.recoveredFalse, 0),
+      lost: reports.reduce((n, r) => n + r.lost, 0) + by.lost,
+      duplicated: reports.reduce((n, r) => n + r.duplicated, 0) + by.duplicated,
+      shed1013: codes["1013"] ?? 0,
+      topicsBehind: behind,
+      historyReadsPerTopic: Math.round(((readsAfter - readsBefore) / s.topics) * 100) / 100,
+      bystanderP99: lat.p99, bystanderMax: lat.max,
+      closeCodes: JSON.stringify(codes),
+    };
+  } finally {
+    for (const w of workers) w.send({ cmd: "exit" });
+    await sleep(100);
+    for (const w of workers) procs.kill(w.proc);
+    procs.kill(bystanderProc);
+    for (const p of servers.procs) procs.kill(p);
+    procs.kill(redis.proc);
+  }
+}

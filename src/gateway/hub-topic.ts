@@ -1,0 +1,113 @@
+/**
+ * One topic's state in the hub (hub.ts), and the `since` side of a subscribe: the replay from
+ * what the topic already knows (topic-recovery.ts), or after a history read shared with the other
+ * sockets waiting, merged with what the hub delivered meanwhile (recovery.ts).
+ */
+import type { Broker, Position, Publication } from "../broker/broker.ts";
+import { mergeRecovery, type Replay } from "./recovery.ts";
+import type { TopicRecovery } from "./topic-recovery.ts";
+
+export interface Member {
+  /** Sends one frame to this socket only. */
+  send(frame: string): void;
+  /** Starts delivery of the topic's fan-out to this socket (Bun `ws.subscribe`). */
+  subscribeLocal(topic: string): void;
+  unsubscribeLocal(topic: string): void;
+  /**
+   * Sends frames as fast as the peer reads them (a replay, SPEC §8: paced by the socket's drain
+   * instead of overflowing its buffer); false when the member went away or stopped reading.
+   * Without it, frames are sent at once.
+   */
+  sendPaced?(frames: string[]): Promise<boolean>;
+}
+
+export function resyncFrame(topic: string, position: Position): string {
+  return JSON.stringify({ type: "resync", topic, seq: position.seq, epoch: position.epoch });
+}
+
+/** A socket reading history for `since`: it collects what the hub delivers meanwhile. */
+export interface PendingRecovery {
+  collected: Publication[];
+}
+
+export interface TopicState {
+  topic: string;
+  members: Set<Member>;
+  /** Last delivered position; null until the broker subscription and first read are done. */
+  position: Position | null;
+  ready: Promise<void>;
+  repairing: boolean;
+  /** Publications that arrived before the position was known or during a repair. */
+  buffer: Publication[];
+  pending: Set<PendingRecovery>;
+  retry: ReturnType<typeof setTimeout> | null;
+  /** The replay cache, trimmed floor and read coalescing for `since` subscribes. */
+  recovery: TopicRecovery;
+  /** Set while the topic lingers without members (see HubOptions.lingerMs). */
+  linger: ReturnType<typeof setTimeout> | null;
+}
+
+export interface RecoverDeps {
+  broker: Broker;
+  onHistoryRead?(topic: string, reason: "start" | "since" | "repair"): void;
+  /** False once the hub dropped this state (the topic was left meanwhile). */
+  current(state: TopicState): boolean;
+}
+
+/**
+ * The replay for `since`: from what the topic already knows, else after a read shared with the
+ * other sockets waiting (topic-recovery.ts); a `since` of another epoch reads alone. Null when
+ * the member left meanwhile.
+ */
+export async function recoverSince(state: TopicState, member: Member, since: Position, deps: RecoverDeps): Promise<Replay | null> {
+  for (let round = 0; round < 4; round++) {
+    if (!state.members.has(member) || !deps.current(state)) return null;
+    const position = state.position!;
+    if (since.epoch !== position.epoch) break;
+    const known = state.recovery.local(since, position);
+    if (known !== null) return known;
+    await state.recovery.whenRead(since.seq, (seq) => readSince(state, { seq, epoch: since.epoch }, deps).then((r) => state.recovery.learn(r.since, r.delivered, r.replay)));
+  }
+  const read = await readSince(state, since, deps);
+  return state.members.has(member) ? read.replay : null;
+}
+
+/** Reads history after `since`, merged with what the hub delivered meanwhile. */
+async function readSince(state: TopicState, since: Position, deps: RecoverDeps): Promise<{ since: Position; delivered: Position; replay: Replay }> {
+  const pending: PendingRecovery = { collected: [] };
+  state.pending.add(pending);
+  let history;
+  try {
+    deps.onHistoryRead?.(state.topic, "since");
+    history = await deps.broker.history(state.topic, since);
+  } finally {
+    state.pending.delete(pending);
+  }
+  const delivered = state.position!;
+  return { since, delivered, replay: mergeRecovery(since, delivered, history, pending.collected) };
+}
+
+/**
+ * Sends a replay paced by the member's drain, then what the hub delivered meanwhile (collected by
+ * `pending`), until nothing is left; then, in the same synchronous step, subscribes the member
+ * locally. False when the member stopped reading (the caller leaves it); true otherwise.
+ */
+export async function replayPaced(state: TopicState, member: Member, pending: PendingRecovery, from: Position, frames: string[]): Promise<boolean> {
+  let last = from;
+  while (frames.length > 0) {
+    if (!(await member.sendPaced!(frames))) return false;
+    if (!state.members.has(member)) return true;
+    frames = [];
+    for (const publication of pending.collected) {
+      if (publication.epoch !== last.epoch || publication.seq !== last.seq + 1) continue;
+      frames.push(publication.frame);
+      last = { seq: publication.seq, epoch: publication.epoch };
+    }
+    pending.collected = [];
+  }
+  const now = state.position!;
+  // A resync went out while the replay ran: this member, not yet subscribed, gets its own.
+  if (now.epoch !== last.epoch || now.seq !== last.seq) member.send(resyncFrame(state.topic, now));
+  member.subscribeLocal(state.topic);
+  return true;
+}

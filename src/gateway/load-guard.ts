@@ -1,0 +1,61 @@
+/**
+ * Whether this process is keeping up, from the lag of its own event loop: a timer due every
+ * `intervalMs` that fires late by more than `thresholdMs` means everything queued behind it (a
+ * reconnect storm's handshakes and history reads, the fan-out to the sockets already here) is
+ * late too. While that is so the gateway sheds new upgrades (1013 with a retry hint) instead of
+ * letting every socket's latency collapse. Threshold 0: never overloaded.
+ *
+ * Only a storm is shed: the process must also have taken at least `minUpgradesPerS` upgrades in
+ * the last second. A lone pause (a GC, a busy neighbour on the machine) sheds nobody.
+ */
+export class LoadGuard {
+  private lagMs = 0;
+  private lastSampleAt = performance.now();
+  private readonly timer: ReturnType<typeof setInterval> | null;
+  /** Upgrades counted in the current and the previous 1 s window. */
+  private upgrades = 0;
+  private upgradesBefore = 0;
+  private windowStart = performance.now();
+
+  constructor(
+    private readonly thresholdMs: number,
+    private readonly intervalMs = 50,
+    private readonly minUpgradesPerS = 100,
+  ) {
+    this.timer = thresholdMs > 0 ? setInterval(() => this.sample(), intervalMs) : null;
+    (this.timer as { unref?(): void } | null)?.unref?.();
+  }
+
+  /**
+   * Counts one upgrade and says whether to shed it: true while the last sample (or the time since
+   * it) says the loop is late past the threshold and upgrades come in at a storm's rate.
+   */
+  shouldShed(): boolean {
+    if (this.timer === null) return false;
+    const now = performance.now();
+    if (now - this.windowStart >= 1000) {
+      this.upgradesBefore = now - this.windowStart < 2000 ? this.upgrades : 0;
+      this.upgrades = 0;
+      this.windowStart = now;
+    }
+    this.upgrades++;
+    const rate = this.upgrades + this.upgradesBefore * Math.max(0, 1 - (now - this.windowStart) / 1000);
+    if (rate < this.minUpgradesPerS) return false;
+    return Math.max(this.lagMs, now - this.lastSampleAt - this.intervalMs) > this.thresholdMs;
+  }
+
+  /** A retry hint for a shed client: 1–3 s, jittered so that the retries do not come back together. */
+  retryAfterMs(): number {
+    return 1000 + Math.floor(Math.random() * 2000);
+  }
+
+  stop(): void {
+    if (this.timer !== null) clearInterval(this.timer);
+  }
+
+  private sample(): void {
+    const now = performance.now();
+    this.lagMs = Math.max(0, now - this.lastSampleAt - this.intervalMs);
+    this.lastSampleAt = now;
+  }
+}
