@@ -196,11 +196,14 @@ export class SubscriberLink {
     if (this.closed || generation !== this.generation || this.conn.status !== "ready") return;
     this.subscribed = true;
     this.inFlight.length = 0;
-    const restored = this.everSubscribed ? [...this.topics] : topics;
+    const again = this.everSubscribed;
+    const restored = again ? [...this.topics] : topics;
     this.everSubscribed = true;
     this.firstReady?.();
     this.firstReady = undefined;
-    if (restored.length > 0) this.host.onRestored(restored);
+    // A link back after a loss is reported even without topics: it may carry the control channel,
+    // whose messages (logouts) went unheard meanwhile, and operators count reconnects.
+    if (again || restored.length > 0) this.host.onRestored(restored);
   }
 
   /** Sharded links subscribe one slot per call; plain links everything at once. */
