@@ -1,11 +1,12 @@
 /**
  * The SDK's reconnection policy as pure functions (src/client/backoff.ts): full-jitter backoff
- * and the decision per close code (SPEC "Close codes"), plus the seq judgement that drops
- * duplicates and finds gaps (src/client/subscription.ts).
+ * and the decision per close code (SPEC "Close codes", the one table in protocol/codes.ts, quoted
+ * by docs/protocol.md), plus the seq judgement that drops duplicates and finds gaps
+ * (src/client/subscription.ts).
  */
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
-import { backoffDelay, classify, decideReconnect, DEFAULT_RECONNECT, type ReconnectOptions } from "../src/client/index.ts";
+import { backoffDelay, classify, closeRule, closeRules, decideReconnect, DEFAULT_RECONNECT, type CloseRule, type ReconnectOptions } from "../src/client/index.ts";
 
 const opts: ReconnectOptions = { baseMs: 500, capMs: 30_000, restartJitterMs: 1000, overloadedMinMs: 5000, stableMs: 10_000 };
 
@@ -119,5 +120,43 @@ describe("classify: duplicates are dropped by seq, gaps are found", () => {
   test("a skipped seq, or another epoch, is a gap", () => {
     expect(classify(last, { seq: 12, epoch: "e1" })).toBe("gap");
     expect(classify(last, { seq: 1, epoch: "e2" })).toBe("gap");
+  });
+});
+
+describe("the one reconnect table (protocol/codes.ts closeRules)", () => {
+  /** The docs' wording of each advice. */
+  function advice(rule: CloseRule): string {
+    switch (rule.reconnect) {
+      case "now":
+        return rule.spread ? "**at once**, spread over `reconnect.restartJitterMs`; resume with `since`" : "**at once**; resume with `since`";
+      case "backoff":
+        return rule.slowDown ? "**with backoff**, plus `reconnect.overloadedMinMs`" : "**with backoff**";
+      case "reauthenticate":
+        return "**re-authenticate first**: the SDK asks `getToken` for a new token; without `getToken` it stops";
+      case "never":
+        return "**not at all**";
+    }
+  }
+
+  test("docs/protocol.md quotes every row of it", async () => {
+    const docs = await Bun.file(new URL("../docs/protocol.md", import.meta.url)).text();
+    const rows = Object.entries(closeRules).map(([code, rule]) => `| ${code} | ${rule.meaning} | ${advice(rule)} |`);
+    rows.push(`| other | ${closeRule(1006).meaning} | ${advice(closeRule(1006))} |`);
+    for (const row of rows) expect(docs).toContain(`\n${row}\n`);
+  });
+
+  test("the SDK does what the table says for every code, on a socket that opened", () => {
+    for (const [code, rule] of Object.entries(closeRules)) {
+      const decision = decideReconnect({ code: Number(code), opened: true, byClient: false }, 0, opts, () => 0.5);
+      if (rule.reconnect === "never") expect(decision).toEqual({ reconnect: false, stop: "never" });
+      else if (rule.reconnect === "reauthenticate") expect(decision).toEqual({ reconnect: false, stop: "unauthorized" });
+      else if (rule.reconnect === "now") expect(decision).toEqual({ reconnect: true, delay: rule.spread ? 500 : 0 });
+      else expect(decision).toEqual({ reconnect: true, delay: 250 + (rule.slowDown ? opts.overloadedMinMs : 0) });
+    }
+  });
+
+  test("SPEC §6: 4003 is in it and says not at all; a code not in it backs off", () => {
+    expect(closeRule(4003).reconnect).toBe("never");
+    for (const code of [1005, 1006, 4000, 4999]) expect(closeRule(code).reconnect).toBe("backoff");
   });
 });
