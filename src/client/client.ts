@@ -118,18 +118,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
    */
   subscribe(topic: string, handler: ((message: Message) => void) | SubscriptionHandlers, options: { since?: Position } = {}): Promise<Subscription> {
     const handlers = typeof handler === "function" ? { onMessage: handler } : handler;
-    const existing = this.#topics.get(topic);
-    if (existing?.byServer) {
-      existing.adopt(handlers);
-      return Promise.resolve(existing);
-    }
-    if (existing) {
-      return Promise.reject(new SwitchboardClientError("bad_request", `already subscribed to ${topic}: use that Subscription, or unsubscribe first`, topic));
-    }
-    if (this.#state === "closed") return Promise.reject(this.#closedError(topic));
-    const sub = this.#topics.add(topic, handlers, options.since);
-    if (this.#state === "open") this.#topics.subscribe(sub);
-    return sub.ready;
+    return this.#topics.open(topic, handlers, options.since, this.#state === "closed" ? this.#closedError(topic) : null, this.#state === "open");
   }
 
   /**
@@ -191,8 +180,9 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
   }
 
   #credentialsFailed(error: SwitchboardClientError): void {
+    const gen = this.#link.generation;
     this.emit("error", error);
-    if (this.#state !== "connecting") return; // a listener called close()
+    if (!this.#link.isCurrent(gen)) return; // a listener called close() or connect()
     if (error.code === "unauthorized") this.#lost(4001, error.message, false, true);
     else this.#lost(1006, "credentials unavailable");
   }

@@ -5,7 +5,7 @@
  * (`message`, `resync`, presence, `subscribed`, `unsubscribed`) are routed here.
  */
 import type { ClientFrame, Position, ServerFrame } from "../protocol/frames.ts";
-import type { SwitchboardClientError } from "./errors.ts";
+import { SwitchboardClientError } from "./errors.ts";
 import type { Emit } from "./events.ts";
 import type { Outgoing, Request } from "./requests.ts";
 import { Subscription, type Message, type PresenceEvent, type ResyncInfo, type SubscriptionHandlers } from "./subscription.ts";
@@ -30,15 +30,25 @@ export class Topics {
     return [...this.#subs.keys()];
   }
 
-  get(topic: string): Subscription | undefined {
-    return this.#subs.get(topic);
-  }
-
-  /** Registers a new Subscription of the application's; the caller sends it when connected. */
-  add(topic: string, handlers: SubscriptionHandlers, since: Position | undefined): Subscription {
+  /**
+   * The application's subscribe(): takes a server-made subscription over (its handlers from now
+   * on, nothing sent), refuses a second one for the topic, or starts one — refused with `closed`
+   * when the client is, sent now when `connected`, else on the next welcome.
+   */
+  open(topic: string, handlers: SubscriptionHandlers, since: Position | undefined, closed: SwitchboardClientError | null, connected: boolean): Promise<Subscription> {
+    const existing = this.#subs.get(topic);
+    if (existing?.byServer) {
+      existing.adopt(handlers);
+      return Promise.resolve(existing);
+    }
+    if (existing) {
+      return Promise.reject(new SwitchboardClientError("bad_request", `already subscribed to ${topic}: use that Subscription, or unsubscribe first`, topic));
+    }
+    if (closed) return Promise.reject(closed);
     const sub = new Subscription(topic, handlers, this.#subscriptionHost(), since);
     this.#subs.set(topic, sub);
-    return sub;
+    if (connected) this.subscribe(sub);
+    return sub.ready;
   }
 
   /** Forgets `topic`; returns its Subscription when there was one. */
