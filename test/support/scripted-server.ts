@@ -44,6 +44,8 @@ export interface ScriptedServer {
   peers: Peer[];
   /** performance.now() of each socket's open. */
   opens: number[];
+  /** The URL of each upgrade request (path and query), in order. */
+  urls: string[];
   /** Per topic: its epoch and last seq. */
   positions: Map<string, { seq: number; epoch: string }>;
   /** Publishes on `topic` (next seq) to every subscribed peer; returns the frame. */
@@ -105,6 +107,7 @@ class PeerImpl implements Peer {
 export function scriptedServer(script: Script = {}): ScriptedServer {
   const peers: PeerImpl[] = [];
   const opens: number[] = [];
+  const urls: string[] = [];
   const positions = new Map<string, { seq: number; epoch: string }>();
   const position = (topic: string) => {
     let p = positions.get(topic);
@@ -140,6 +143,8 @@ export function scriptedServer(script: Script = {}): ScriptedServer {
     hostname: "127.0.0.1",
     port: 0,
     fetch(req, srv) {
+      const url = new URL(req.url);
+      urls.push(url.pathname + url.search);
       if (srv.upgrade(req, { data: { peer: undefined as never } })) return undefined;
       return new Response("scripted switchboard", { status: 426 });
     },
@@ -170,6 +175,7 @@ export function scriptedServer(script: Script = {}): ScriptedServer {
     url: `ws://127.0.0.1:${bun.port}/ws`,
     peers,
     opens,
+    urls,
     positions,
     publish(topic, data) {
       const p = position(topic);
