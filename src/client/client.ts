@@ -12,6 +12,7 @@
  * dead link), or when the browser goes offline. A token nearing its expiry is refreshed on the
  * same socket (refresh.ts).
  */
+import { Close } from "../protocol/codes.ts";
 import type { Position, PresenceMember, ServerFrame } from "../protocol/frames.ts";
 import { decideReconnect, type StopReason } from "./backoff.ts";
 import { Emitter } from "./emitter.ts";
@@ -24,7 +25,6 @@ import { Requests, topicOf, type Outgoing, type Request } from "./requests.ts";
 import type { Message, Subscription, SubscriptionHandlers } from "./subscription.ts";
 import { Topics } from "./topics.ts";
 import { NetworkWatch, randomKey, stringOrUndefined } from "./util.ts";
-
 
 export class SwitchboardClient extends Emitter<ClientEvents> {
   readonly #o: ResolvedOptions;
@@ -107,7 +107,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
       this.#stop(new SwitchboardClientError("closed", "the client was closed"));
       return;
     }
-    this.#lost(1000, "client closed", true);
+    this.#lost(Close.normal, "client closed", true);
   }
 
   /**
@@ -183,7 +183,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     const gen = this.#link.generation;
     this.emit("error", error);
     if (!this.#link.isCurrent(gen)) return; // a listener called close() or connect()
-    if (error.code === "unauthorized") this.#lost(4001, error.message, false, true);
+    if (error.code === "unauthorized") this.#lost(Close.unauthorized, error.message, false, true);
     else this.#lost(1006, "credentials unavailable");
   }
 
@@ -194,8 +194,8 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
   #lost(code: number, reason: string, byClient = false, refusedByApp = false): void {
     const opened = this.#link.opened;
     const canReauthenticate = this.#o.getToken !== undefined && !this.#refused && !refusedByApp;
-    if (code === 4001) this.#refused = true;
-    this.#teardown(byClient ? 1000 : undefined);
+    if (code === Close.unauthorized) this.#refused = true;
+    this.#teardown(byClient ? Close.normal : undefined);
     const decision = decideReconnect({ code, opened, byClient, canReauthenticate }, this.#attempt, this.#o.reconnect, this.#o.random);
     if (!decision.reconnect) return this.#ended(code, reason, decision.stop);
     const gen = this.#link.generation;
@@ -217,7 +217,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     const error =
       stop === "unauthorized"
         ? new SwitchboardClientError("unauthorized", `the server refused the credentials (${what})`)
-        : code === 4003 && stop === "never"
+        : code === Close.serverDisconnect && stop === "never"
           ? new SwitchboardClientError("closed", `the server disconnected this client (${what})`)
           : new SwitchboardClientError("closed", `the connection closed with ${what}`);
     this.#stop(error);
@@ -225,7 +225,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     this.emit("closed", { code, reason, reconnect: false });
     if (!this.#link.isCurrent(gen)) return; // a listener called connect()
     if (stop === "unauthorized") this.emit("unauthorized", { code, reason });
-    else if (code === 4003 && stop === "never") this.emit("disconnected", { code, reason });
+    else if (code === Close.serverDisconnect && stop === "never") this.emit("disconnected", { code, reason });
   }
 
   /** Forgets the current socket: timers, handlers, and what was in flight on it. */
