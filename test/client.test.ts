@@ -223,6 +223,26 @@ describe("close codes", () => {
   }, 30_000);
 });
 
+describe("1009: a frame over MAX_PAYLOAD_BYTES", () => {
+  test("the oversized publish fails with too_large instead of being resent on every reconnect; the others are published once", async () => {
+    const topic = room();
+    const alice = await aliceVia(server.wsUrl);
+    await alice.client.subscribe(topic, alice.handlers(topic));
+    const before = alice.client.publish(topic, "before");
+    const big = alice.client.publish(topic, "x".repeat(70_000)); // MAX_PAYLOAD_BYTES is 65536
+    const after = alice.client.publish(topic, "after");
+    const refused = await big.catch((e) => e);
+    expect(refused).toBeInstanceOf(SwitchboardClientError);
+    expect(refused).toMatchObject({ code: "too_large", topic });
+    await Promise.all([before, after]);
+    await waitFor(() => alice.seqs(topic).length === 2, 3000, "the two small publications");
+    await Bun.sleep(500);
+    expect(alice.messages.get(topic)!.map((m) => m.data)).toEqual(["before", "after"]);
+    expect(alice.events.filter((e) => e.name === "closed").map((e) => (e.payload as { code: number }).code)).toEqual([1009]);
+    expect(alice.client.state).toBe("open");
+  }, 15_000);
+});
+
 describe("a silently dead link", () => {
   test("is noticed within the ping timeout, replaced, and what was missed is recovered exactly once", async () => {
     const topic = room();

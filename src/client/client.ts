@@ -195,6 +195,9 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     const opened = this.#link.opened;
     const canReauthenticate = this.#o.getToken !== undefined && !this.#refused && !refusedByApp;
     if (code === Close.unauthorized) this.#refused = true;
+    if (code === Close.tooLarge && opened) {
+      this.#requests.failLargestSent((topic) => new SwitchboardClientError("too_large", "the request is larger than the server accepts (close 1009)", topic));
+    }
     this.#teardown(byClient ? Close.normal : undefined);
     const decision = decideReconnect({ code, opened, byClient, canReauthenticate }, this.#attempt, this.#o.reconnect, this.#o.random);
     if (!decision.reconnect) return this.#ended(code, reason, decision.stop);
