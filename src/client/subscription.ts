@@ -201,7 +201,7 @@ export class Subscription {
   }
 
   /** @internal Made by the server's `subscribed` frame: acknowledged already, tracked from `position`. */
-  static byServer(topic: string, handlers: SubscriptionHandlers, host: Host, position: Position | null): Subscription {
+  static fromServer(topic: string, handlers: SubscriptionHandlers, host: Host, position: Position | null): Subscription {
     const sub = new Subscription(topic, handlers, host);
     sub.#origin = "server";
     sub.#position = position;

@@ -146,7 +146,7 @@ export class Topics {
     if (!this.#subs.has(frame.topic)) {
       const position = seq !== undefined && epoch !== undefined ? { seq, epoch } : null;
       const handlers = { onMessage: (m: Message) => this.host.emit("message", m) };
-      this.#subs.set(frame.topic, Subscription.byServer(frame.topic, handlers, this.#subscriptionHost(), position));
+      this.#subs.set(frame.topic, Subscription.fromServer(frame.topic, handlers, this.#subscriptionHost(), position));
     }
     this.host.emit("subscribed", { topic: frame.topic, seq, epoch });
   }
