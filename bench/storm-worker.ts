@@ -52,6 +52,7 @@ function track(init: Init, i: number): Promise<unknown> {
   });
   return client.subscribe(topic, {
     onMessage(m) {
+      if (m.seq === undefined) return; // room topics are ordered: every message carries its seq
       if (t.last >= 0 && m.seq <= t.last) t.duplicated++;
       else if (t.last >= 0 && m.seq > t.last + 1) t.lost += m.seq - t.last - 1;
       t.last = Math.max(t.last, m.seq);

@@ -1,13 +1,14 @@
 /**
  * The SDK's reconnection policy as pure functions (src/client/backoff.ts): full-jitter backoff
- * and the decision per close code (SPEC "Close codes"), plus the seq judgement that drops
- * duplicates and finds gaps (src/client/subscription.ts).
+ * and the decision per close code (SPEC "Close codes", the one table in protocol/codes.ts, quoted
+ * by docs/protocol.md), plus the seq judgement that drops duplicates and finds gaps
+ * (src/client/subscription.ts).
  */
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
-import { backoffDelay, classify, decideReconnect, DEFAULT_RECONNECT, type ReconnectOptions } from "../src/client/index.ts";
+import { backoffDelay, classify, closeRule, closeRules, decideReconnect, DEFAULT_RECONNECT, type CloseRule, type ReconnectOptions } from "../src/client/index.ts";
 
-const opts: ReconnectOptions = { baseMs: 500, capMs: 30_000, restartJitterMs: 1000, overloadedMinMs: 5000 };
+const opts: ReconnectOptions = { baseMs: 500, capMs: 30_000, restartJitterMs: 1000, overloadedMinMs: 5000, stableMs: 10_000 };
 
 describe("backoffDelay: full jitter", () => {
   test("every delay lies in [0, min(cap, base·2^n)] (property)", () => {
@@ -46,7 +47,7 @@ describe("backoffDelay: full jitter", () => {
     expect(Math.min(...samples)).toBeGreaterThanOrEqual(0);
   });
 
-  test("defaults are base 500 ms, cap 30 s, restart jitter 1 s, overloaded floor 5 s", () => {
+  test("defaults are base 500 ms, cap 30 s, restart jitter 1 s, overloaded floor 5 s, stable after 10 s", () => {
     expect(DEFAULT_RECONNECT).toEqual(opts);
   });
 });
@@ -55,17 +56,29 @@ describe("decideReconnect: what each close code makes the client do", () => {
   const opened = (code: number, attempt = 0, r = 0.5) => decideReconnect({ code, opened: true, byClient: false }, attempt, opts, () => r);
 
   test("the client's own close (1000) stops", () => {
-    expect(decideReconnect({ code: 1000, opened: true, byClient: true }, 0, opts)).toEqual({ reconnect: false, unauthorized: false });
+    expect(decideReconnect({ code: 1000, opened: true, byClient: true }, 0, opts)).toEqual({ reconnect: false, stop: "client" });
   });
 
-  test("4001 stops and reports unauthorized, opened or not", () => {
-    expect(opened(4001)).toEqual({ reconnect: false, unauthorized: true });
-    expect(decideReconnect({ code: 4001, opened: false, byClient: false }, 3, opts)).toEqual({ reconnect: false, unauthorized: true });
+  test("4001 without a way to get new credentials stops and reports unauthorized, opened or not", () => {
+    expect(opened(4001)).toEqual({ reconnect: false, stop: "unauthorized" });
+    expect(decideReconnect({ code: 4001, opened: false, byClient: false }, 3, opts)).toEqual({ reconnect: false, stop: "unauthorized" });
+    expect(decideReconnect({ code: 4001, opened: true, byClient: false, canReauthenticate: false }, 0, opts)).toEqual({ reconnect: false, stop: "unauthorized" });
   });
 
-  test("1012 reconnects within the restart jitter window, then backs off if that fails", () => {
+  test("4001 with new credentials to fetch (getToken) reconnects at once, then backs off if that fails", () => {
+    const reauth = (attempt: number) => decideReconnect({ code: 4001, opened: true, byClient: false, canReauthenticate: true }, attempt, opts, () => 0.5);
+    expect(reauth(0)).toEqual({ reconnect: true, delay: 0 });
+    expect(reauth(2)).toEqual({ reconnect: true, delay: 1000 });
+  });
+
+  test("4003 (disconnected by the server) stops", () => {
+    expect(opened(4003)).toEqual({ reconnect: false, stop: "never" });
+  });
+
+  test("1012 reconnects within the restart jitter window, or the backoff window once that is wider", () => {
     expect(opened(1012, 0, 0)).toEqual({ reconnect: true, delay: 0 });
     expect(opened(1012, 0, 0.999999)).toEqual({ reconnect: true, delay: 1000 });
+    expect(opened(1012, 1, 0.999999)).toEqual({ reconnect: true, delay: 1000 });
     expect(opened(1012, 2, 0.999999)).toEqual({ reconnect: true, delay: 2000 });
   });
 
@@ -81,11 +94,11 @@ describe("decideReconnect: what each close code makes the client do", () => {
   });
 
   test("protocol misuse (1002, 1003, 1007, 1008) on an opened socket stops: retrying repeats it", () => {
-    for (const code of [1002, 1003, 1007, 1008]) expect(opened(code)).toEqual({ reconnect: false, unauthorized: false });
+    for (const code of [1002, 1003, 1007, 1008]) expect(opened(code)).toEqual({ reconnect: false, stop: "never" });
   });
 
   test("a failed upgrade (never opened) always backs off, whatever code the runtime reports", () => {
-    for (const code of [1006, 1002, 1008, 1012]) {
+    for (const code of [1006, 1002, 1008, 1012, 4003]) {
       expect(decideReconnect({ code, opened: false, byClient: false }, 2, opts, () => 0.5)).toEqual({ reconnect: true, delay: 1000 });
     }
   });
@@ -107,5 +120,43 @@ describe("classify: duplicates are dropped by seq, gaps are found", () => {
   test("a skipped seq, or another epoch, is a gap", () => {
     expect(classify(last, { seq: 12, epoch: "e1" })).toBe("gap");
     expect(classify(last, { seq: 1, epoch: "e2" })).toBe("gap");
+  });
+});
+
+describe("the one reconnect table (protocol/codes.ts closeRules)", () => {
+  /** The docs' wording of each advice. */
+  function advice(rule: CloseRule): string {
+    switch (rule.reconnect) {
+      case "now":
+        return rule.spread ? "**at once**, spread over `reconnect.restartJitterMs`; resume with `since`" : "**at once**; resume with `since`";
+      case "backoff":
+        return rule.slowDown ? "**with backoff**, plus `reconnect.overloadedMinMs`" : "**with backoff**";
+      case "reauthenticate":
+        return "**re-authenticate first**: the SDK asks `getToken` for a new token; without `getToken` it stops";
+      case "never":
+        return "**not at all**";
+    }
+  }
+
+  test("docs/protocol.md quotes every row of it", async () => {
+    const docs = await Bun.file(new URL("../docs/protocol.md", import.meta.url)).text();
+    const rows = Object.entries(closeRules).map(([code, rule]) => `| ${code} | ${rule.meaning} | ${advice(rule)} |`);
+    rows.push(`| other | ${closeRule(1006).meaning} | ${advice(closeRule(1006))} |`);
+    for (const row of rows) expect(docs).toContain(`\n${row}\n`);
+  });
+
+  test("the SDK does what the table says for every code, on a socket that opened", () => {
+    for (const [code, rule] of Object.entries(closeRules)) {
+      const decision = decideReconnect({ code: Number(code), opened: true, byClient: false }, 0, opts, () => 0.5);
+      if (rule.reconnect === "never") expect(decision).toEqual({ reconnect: false, stop: "never" });
+      else if (rule.reconnect === "reauthenticate") expect(decision).toEqual({ reconnect: false, stop: "unauthorized" });
+      else if (rule.reconnect === "now") expect(decision).toEqual({ reconnect: true, delay: rule.spread ? 500 : 0 });
+      else expect(decision).toEqual({ reconnect: true, delay: 250 + (rule.slowDown ? opts.overloadedMinMs : 0) });
+    }
+  });
+
+  test("SPEC §6: 4003 is in it and says not at all; a code not in it backs off", () => {
+    expect(closeRule(4003).reconnect).toBe("never");
+    for (const code of [1005, 1006, 4000, 4999]) expect(closeRule(code).reconnect).toBe("backoff");
   });
 });

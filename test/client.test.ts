@@ -136,8 +136,8 @@ describe("publishing across reconnects happens exactly once", () => {
     await watcher.waitMessages(topic, 1);
     await waitFor(() => alice.seqs(topic).length === 1, 3000, "own copy");
     await Bun.sleep(200);
-    expect(watcher.messages.get(topic)!.map((m) => m.seq)).toEqual([ack.seq]);
-    expect(alice.seqs(topic)).toEqual([ack.seq]);
+    expect(watcher.messages.get(topic)!.map((m) => m.seq)).toEqual([ack.seq as number]);
+    expect(alice.seqs(topic)).toEqual([ack.seq as number]);
   }, 15_000);
 
   test("a publish whose ack was lost is resent with the same key after the reconnect and not duplicated", async () => {
@@ -181,12 +181,65 @@ describe("close codes", () => {
     expect(await r.client.publish(topic, 1).catch((e) => e.code)).toBe("closed");
   }, 15_000);
 
-  test("a bad first-message token gets 4001: unauthorized, no retry", async () => {
-    const r = recordedClient({ url: server.wsUrl, getToken: async () => "not-a-token" });
+  test("a bad first-message token gets 4001: getToken is asked once more (not a blind retry), then unauthorized and no retry", async () => {
+    const asked: string[] = [];
+    const r = recordedClient({ url: server.wsUrl, getToken: async ({ reason }) => (asked.push(reason), "not-a-token") });
     track(r.client);
     await waitFor(() => r.count("unauthorized") === 1, 3000, "unauthorized");
-    expect(r.count("connecting")).toBe(1);
-    expect(r.count("reconnecting")).toBe(0);
+    expect(asked).toEqual(["connect", "unauthorized"]);
+    expect(r.count("connecting")).toBe(2);
+    expect(r.count("reconnecting")).toBe(1);
+    await Bun.sleep(300);
+    expect(r.count("connecting")).toBe(2);
+    expect(r.client.state).toBe("closed");
+  }, 15_000);
+
+  test("a token socket closed with 4001 at its token's expiry asks getToken again, reconnects and resumes with since", async () => {
+    const short = await startServer({ TOKEN_TTL_S: "10" }); // the shortest token the server issues
+    cleanup.push(() => short.kill());
+    const asked: string[] = [];
+    // An app that cannot refresh in-band (where the server sends `expiring`): the socket runs to its expiry.
+    const r = recordedClient({
+      url: short.wsUrl,
+      getToken: async ({ reason }) => {
+        asked.push(reason);
+        if (reason === "expiring") throw new Error("no refresh in this test");
+        return getToken(short, "alice");
+      },
+    });
+    track(r.client);
+    const topic = room();
+    await r.client.subscribe(topic, r.handlers(topic));
+    await apiPublish(short, { topic, data: "before" });
+    await waitFor(() => r.count("closed") === 1, 20_000, "the 4001 at the token's expiry");
+    expect(r.last("closed")).toMatchObject({ code: 4001, reconnect: true });
+    await waitFor(() => r.count("open") === 2, 5000, "reopened");
+    expect(asked.filter((reason) => reason !== "expiring")).toEqual(["connect", "unauthorized"]);
+    expect(r.count("unauthorized")).toBe(0);
+    await apiPublish(short, { topic, data: "after" });
+    await waitFor(() => r.seqs(topic).length === 2, 3000, "the message after the reconnect");
+    expect(r.messages.get(topic)!.map((m) => m.data)).toEqual(["before", "after"]);
+    expect(r.recovered).toEqual([{ topic, recovered: true }]);
+  }, 30_000);
+});
+
+describe("1009: a frame over MAX_PAYLOAD_BYTES", () => {
+  test("the oversized publish fails with too_large instead of being resent on every reconnect; the others are published once", async () => {
+    const topic = room();
+    const alice = await aliceVia(server.wsUrl);
+    await alice.client.subscribe(topic, alice.handlers(topic));
+    const before = alice.client.publish(topic, "before");
+    const big = alice.client.publish(topic, "x".repeat(70_000)); // MAX_PAYLOAD_BYTES is 65536
+    const after = alice.client.publish(topic, "after");
+    const refused = await big.catch((e) => e);
+    expect(refused).toBeInstanceOf(SwitchboardClientError);
+    expect(refused).toMatchObject({ code: "too_large", topic });
+    await Promise.all([before, after]);
+    await waitFor(() => alice.seqs(topic).length === 2, 3000, "the two small publications");
+    await Bun.sleep(500);
+    expect(alice.messages.get(topic)!.map((m) => m.data)).toEqual(["before", "after"]);
+    expect(alice.events.filter((e) => e.name === "closed").map((e) => (e.payload as { code: number }).code)).toEqual([1009]);
+    expect(alice.client.state).toBe("open");
   }, 15_000);
 });
 

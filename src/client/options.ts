@@ -1,5 +1,6 @@
 /** The client's options, their defaults, and the checks that turn a mistake into one clear sentence. */
 import { DEFAULT_RECONNECT, type ReconnectOptions } from "./backoff.ts";
+import type { TokenRequest } from "./events.ts";
 
 export interface ClientOptions {
   /**
@@ -13,10 +14,13 @@ export interface ClientOptions {
    */
   getTicket?: () => Promise<string>;
   /**
-   * Token auth (mobile, servers, Bun): called before every attempt; the token is sent as the first
-   * frame `{type:"auth", token}`. Reject with code `unauthorized` to stop reconnecting.
+   * Token auth (mobile, servers, Bun, the application's own identity — SPEC §4): called before
+   * every attempt, the token sent as the first frame `{type:"auth", token}`; called again on the
+   * server's `expiring` frame, the new token sent as `{type:"refresh", token}` on the same socket;
+   * and after a 4001, before reconnecting (`reason: "unauthorized"`: do not return a cached token).
+   * Reject with code `unauthorized` to stop reconnecting.
    */
-  getToken?: () => Promise<string>;
+  getToken?: (request: TokenRequest) => Promise<string>;
   /** Backoff and jitter; see backoff.ts. */
   reconnect?: Partial<ReconnectOptions>;
   /** How often an application-level ping is sent on an open connection. Default 25 000. */
@@ -54,7 +58,7 @@ export interface ClientOptions {
 export interface ResolvedOptions {
   url: string;
   getTicket: (() => Promise<string>) | undefined;
-  getToken: (() => Promise<string>) | undefined;
+  getToken: ((request: TokenRequest) => Promise<string>) | undefined;
   reconnect: ReconnectOptions;
   pingIntervalMs: number;
   pingTimeoutMs: number;
@@ -106,6 +110,7 @@ export function resolveOptions(options: ClientOptions): ResolvedOptions {
     capMs: positive("reconnect.capMs", r.capMs, DEFAULT_RECONNECT.capMs),
     restartJitterMs: positive("reconnect.restartJitterMs", r.restartJitterMs, DEFAULT_RECONNECT.restartJitterMs, true),
     overloadedMinMs: positive("reconnect.overloadedMinMs", r.overloadedMinMs, DEFAULT_RECONNECT.overloadedMinMs, true),
+    stableMs: positive("reconnect.stableMs", r.stableMs, DEFAULT_RECONNECT.stableMs, true),
   };
   if (reconnect.capMs < reconnect.baseMs) throw new TypeError("options.reconnect.capMs must be at least options.reconnect.baseMs");
   const browserWindow = (globalThis as { window?: EventTarget }).window;

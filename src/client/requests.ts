@@ -20,6 +20,8 @@ export interface Request {
   /** On a lost connection: send it again on the next one, forget it, or fail it with `closed`. */
   onLost: "resend" | "forget" | "fail";
   sent: boolean;
+  /** Length of the frame's JSON text (what the server's MAX_PAYLOAD_BYTES counts, near enough). */
+  size: number;
   timer: ReturnType<typeof setTimeout> | undefined;
   ok(reply: Reply): void;
   fail(error: SwitchboardClientError): void;
@@ -41,7 +43,8 @@ export class Requests {
       fail(new SwitchboardClientError("overloaded", `${this.maxQueued} requests already wait for a connection`, topicOf(frame as ClientFrame)));
       return;
     }
-    const req: Request = { ref, frame: { ...frame, ref } as ClientFrame, onLost, sent: false, timer: undefined, ok, fail };
+    const full = { ...frame, ref } as ClientFrame;
+    const req: Request = { ref, frame: full, onLost, sent: false, size: JSON.stringify(full).length, timer: undefined, ok, fail };
     this.#pending.set(ref, req);
     if (connected) this.#dispatch(req);
   }
@@ -81,6 +84,21 @@ export class Requests {
       this.#pending.delete(req.ref);
       if (req.onLost === "fail") req.fail(lost);
     }
+  }
+
+  /**
+   * The server closed with 1009 (a frame over its MAX_PAYLOAD_BYTES): the request in flight with
+   * the largest frame fails with `error`. It is at least as large as the frame that was refused, so
+   * it is over the limit itself — never an innocent one — and resending it would only repeat the
+   * close. The others are resent as usual; another culprit in flight costs another 1009.
+   */
+  failLargestSent(error: (topic: string | undefined) => SwitchboardClientError): void {
+    let largest: Request | undefined;
+    for (const req of this.#pending.values()) if (req.sent && (!largest || req.size > largest.size)) largest = req;
+    if (!largest) return;
+    clearTimeout(largest.timer);
+    this.#pending.delete(largest.ref);
+    largest.fail(error(topicOf(largest.frame)));
   }
 
   /** The client stopped: every request (but forgotten subscribes) fails with `error`. */

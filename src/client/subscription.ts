@@ -3,11 +3,16 @@
  * the application. The position is what makes reconnection lossless and duplicate-free — every
  * (re)subscription asks for `since` it, and every message is judged against it.
  */
-import type { MessageFrame, Position, User } from "../protocol/frames.ts";
+import type { EphemeralMessageFrame, MessageFrame, Position, User } from "../protocol/frames.ts";
 import { safeCall } from "./emitter.ts";
 import { SwitchboardClientError } from "./errors.ts";
 
-export type Message = Omit<MessageFrame, "type">;
+/**
+ * A publication as the application gets it. On an ordered topic it carries its position
+ * (`seq`, `epoch`); on an ephemeral one (SPEC §5 `delivery: "ephemeral"`) it has neither, and the
+ * SDK hands it on as it comes: no duplicate or gap detection, no recovery.
+ */
+export type Message = Omit<MessageFrame, "type"> | Omit<EphemeralMessageFrame, "type">;
 
 /** Why the application must reload its state for a topic. */
 export interface ResyncInfo {
@@ -38,6 +43,14 @@ export interface SubscriptionHandlers {
   onPresence?(event: PresenceEvent): void;
   /** The server refused a resubscription (e.g. `forbidden`); the subscription has ended. */
   onError?(error: SwitchboardClientError): void;
+  /** The server removed this socket from the topic (SPEC §6 `POST /api/unsubscribe`); the subscription has ended. */
+  onUnsubscribed?(info: UnsubscribedInfo): void;
+}
+
+export interface UnsubscribedInfo {
+  topic: string;
+  /** `server`: the application's backend removed the user (`POST /api/unsubscribe`). */
+  reason: string;
 }
 
 export type Verdict = "deliver" | "duplicate" | "gap";
@@ -68,6 +81,9 @@ interface Host {
 
 export class Subscription {
   #state: SubscriptionState = "pending";
+  #handlers: SubscriptionHandlers;
+  /** `server`: made by a `subscribed` frame, not by the application's subscribe(). */
+  #origin: "client" | "server" = "client";
   #position: Position | null;
   #acknowledged = false;
   #settle: { resolve(sub: Subscription): void; reject(error: SwitchboardClientError): void } | null = null;
@@ -76,10 +92,11 @@ export class Subscription {
 
   constructor(
     readonly topic: string,
-    private readonly handlers: SubscriptionHandlers,
+    handlers: SubscriptionHandlers,
     private readonly host: Host,
     since?: Position,
   ) {
+    this.#handlers = handlers;
     this.#position = since ? { seq: since.seq, epoch: since.epoch } : null;
     this.ready = new Promise((resolve, reject) => (this.#settle = { resolve, reject }));
   }
@@ -121,7 +138,7 @@ export class Subscription {
     this.#state = "active";
     if (since) {
       const recovered = ack.recovered === true;
-      safeCall((r: boolean) => this.handlers.onRecovered?.(r, this.topic), recovered);
+      safeCall((r: boolean) => this.#handlers.onRecovered?.(r, this.topic), recovered);
       // Recovered: the replay follows the ack, judged against the position we already hold.
       if (!recovered && now) this.#resync({ topic: this.topic, reason: "not_recovered", ...now });
     } else if (now) {
@@ -135,14 +152,20 @@ export class Subscription {
   }
 
   /** @internal Returns "gap" when the caller must repair the topic with a resubscription. */
-  receive(frame: MessageFrame): Verdict {
+  receive(frame: MessageFrame | EphemeralMessageFrame): Verdict {
     if (this.#state === "closed" || this.#state === "pending") return "duplicate";
+    if (frame.seq === undefined || typeof frame.epoch !== "string") {
+      // Ephemeral: nothing to judge it against, nothing to recover.
+      const { type: _type, ...message } = frame;
+      safeCall((m: Message) => this.#handlers.onMessage?.(m), message as Message);
+      return "deliver";
+    }
     if (this.#position === null) return "duplicate"; // before the first ack: the app asked for "from now"
     const verdict = classify(this.#position, frame);
     if (verdict === "deliver") {
       this.#position = { seq: frame.seq, epoch: frame.epoch };
       const { type: _type, ...message } = frame;
-      safeCall((m: Message) => this.handlers.onMessage?.(m), message);
+      safeCall((m: Message) => this.#handlers.onMessage?.(m), message);
     }
     // While a (re)subscription is in flight, its replay will fill any gap: do not start another.
     if (verdict === "gap" && this.#state === "subscribing") return "duplicate";
@@ -157,7 +180,7 @@ export class Subscription {
 
   /** @internal */
   receivePresence(event: PresenceEvent): void {
-    if (this.#state === "active" || this.#state === "subscribing") safeCall((e: PresenceEvent) => this.handlers.onPresence?.(e), event);
+    if (this.#state === "active" || this.#state === "subscribing") safeCall((e: PresenceEvent) => this.#handlers.onPresence?.(e), event);
   }
 
   /** @internal Ends the subscription: rejects `ready` if it was never acknowledged, else calls onError. */
@@ -168,13 +191,43 @@ export class Subscription {
       this.#settle?.reject(error);
       this.#settle = null;
     } else if (notify) {
-      safeCall((e: SwitchboardClientError) => this.handlers.onError?.(e), error);
+      safeCall((e: SwitchboardClientError) => this.#handlers.onError?.(e), error);
     }
+  }
+
+  /** True when the server made it (`subscribed` frame) and the application has not subscribed itself. */
+  get byServer(): boolean {
+    return this.#origin === "server";
+  }
+
+  /** @internal Made by the server's `subscribed` frame: acknowledged already, tracked from `position`. */
+  static fromServer(topic: string, handlers: SubscriptionHandlers, host: Host, position: Position | null): Subscription {
+    const sub = new Subscription(topic, handlers, host);
+    sub.#origin = "server";
+    sub.#position = position;
+    sub.#state = "active";
+    sub.#acknowledged = true;
+    sub.#settle?.resolve(sub);
+    sub.#settle = null;
+    return sub;
+  }
+
+  /** @internal The application subscribed to a topic the server had subscribed it to: its handlers from now on. */
+  adopt(handlers: SubscriptionHandlers): void {
+    this.#handlers = handlers;
+    this.#origin = "client";
+  }
+
+  /** @internal The server removed the socket from the topic: ends it and tells onUnsubscribed. */
+  end(info: UnsubscribedInfo): void {
+    if (this.#state === "closed") return;
+    this.fail(new SwitchboardClientError("cancelled", `the server unsubscribed this client from ${this.topic}`, this.topic), false);
+    safeCall((i: UnsubscribedInfo) => this.#handlers.onUnsubscribed?.(i), info);
   }
 
   #resync(info: ResyncInfo): void {
     this.#position = { seq: info.seq, epoch: info.epoch };
-    safeCall((i: ResyncInfo) => this.handlers.onResync?.(i), info);
+    safeCall((i: ResyncInfo) => this.#handlers.onResync?.(i), info);
     this.host.resync(info);
   }
 }

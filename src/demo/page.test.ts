@@ -12,8 +12,8 @@ const USERS = [
   { name: "bob", password: "b<o>b&\"pw'" },
 ];
 
-function routes(nodeEnv: "development" | "production" | "test") {
-  return demoRoutes({ config: { nodeEnv, users: USERS } satisfies Partial<Deps["config"]> } as unknown as Deps);
+function routes(env: "development" | "production" | "test") {
+  return demoRoutes({ config: { nodeEnv: env, users: USERS } } as unknown as Deps);
 }
 
 describe("GET /", () => {

@@ -23,26 +23,64 @@ export const Close = {
 } as const;
 export type CloseCode = (typeof Close)[keyof typeof Close];
 
-/** What a client should do after each close code: reconnect at once, with backoff, or not at all. */
+/**
+ * What a client does after a close:
+ * - `now`: reconnect at once and resume with `since`;
+ * - `backoff`: reconnect after a full-jitter backoff, then resume with `since`;
+ * - `reauthenticate`: get new credentials first (the SDK calls `getToken` again); without a way to
+ *   get them, stop and let the application sign in again — never retry the same credentials;
+ * - `never`: stop; reconnecting would repeat the mistake, or the server said so (4003).
+ */
 export type ReconnectAdvice = "now" | "backoff" | "reauthenticate" | "never";
 
-export const reconnectAdvice: Record<number, ReconnectAdvice> = {
-  [Close.normal]: "never",
-  [Close.goingAway]: "backoff",
-  [Close.protocolError]: "never",
-  [Close.unsupportedData]: "never",
-  [Close.invalidPayload]: "never",
-  [Close.policy]: "never",
-  [Close.tooLarge]: "backoff",
-  [Close.internal]: "backoff",
-  [Close.restarting]: "now",
-  [Close.overloaded]: "backoff",
-  [Close.unauthorized]: "reauthenticate",
-  [Close.authTimeout]: "now",
-  [Close.serverDisconnect]: "never",
-  [Close.rateLimited]: "backoff",
-  [Close.slowConsumer]: "now",
+export interface CloseRule {
+  /** What the code means, in the words of docs/protocol.md. */
+  meaning: string;
+  reconnect: ReconnectAdvice;
+  /**
+   * `now`, spread over a short window (the SDK's `reconnect.restartJitterMs`): every client of a
+   * restarting machine leaves it at once, and must not reach the next machine in the same millisecond.
+   */
+  spread?: true;
+  /** `backoff` plus a floor (the SDK's `reconnect.overloadedMinMs`): the server asked for less load. */
+  slowDown?: true;
+}
+
+/**
+ * The one reconnect table: the SDK follows it (client/backoff.ts) and docs/protocol.md quotes it
+ * (test/client-backoff.test.ts checks the quote). A code not listed — 1005, 1006 (no close frame:
+ * a dead link, a refused upgrade), a proxy's own codes — means `backoff`. The advice is for a
+ * socket that opened: a failed upgrade always backs off (browsers report 401, 403, 429 and 503
+ * alike as 1006).
+ *
+ * A server-sent 1000 backs off: Switchboard never sends it (4003 is how the server tells a client
+ * to stay away), so a 1000 comes from something in between — a proxy or load balancer ending an
+ * idle or old connection — and is no reason to stay offline.
+ */
+export const closeRules: Record<CloseCode, CloseRule> = {
+  [Close.normal]: { meaning: "normal closure (from the server's side: a proxy in between)", reconnect: "backoff" },
+  [Close.goingAway]: { meaning: "going away (a proxy or the server shutting down)", reconnect: "backoff" },
+  [Close.protocolError]: { meaning: "WebSocket framing error", reconnect: "never" },
+  [Close.unsupportedData]: { meaning: "binary frame", reconnect: "never" },
+  [Close.invalidPayload]: { meaning: "invalid UTF-8", reconnect: "never" },
+  [Close.policy]: { meaning: "policy violation (protocol misuse)", reconnect: "never" },
+  [Close.tooLarge]: { meaning: "frame larger than `MAX_PAYLOAD_BYTES`", reconnect: "backoff" },
+  [Close.internal]: { meaning: "internal error", reconnect: "backoff" },
+  [Close.restarting]: { meaning: "server restarting (deploy, drain, connection age)", reconnect: "now", spread: true },
+  [Close.overloaded]: { meaning: "overloaded, try again later", reconnect: "backoff", slowDown: true },
+  [Close.unauthorized]: { meaning: "bad token, session expired or revoked", reconnect: "reauthenticate" },
+  [Close.authTimeout]: { meaning: "authentication timeout", reconnect: "now" },
+  [Close.serverDisconnect]: { meaning: "disconnected by the server (`POST /api/disconnect`)", reconnect: "never" },
+  [Close.rateLimited]: { meaning: "rate limited: too many frames", reconnect: "backoff", slowDown: true },
+  [Close.slowConsumer]: { meaning: "slow consumer: backpressure limit exceeded", reconnect: "now" },
 };
+
+const unlisted: CloseRule = { meaning: "any other code (1005, 1006: no close frame)", reconnect: "backoff" };
+
+/** The rule for `code`; `backoff` for a code not in the table. */
+export function closeRule(code: number): CloseRule {
+  return (closeRules as Record<number, CloseRule>)[code] ?? unlisted;
+}
 
 export const ErrorCode = {
   badRequest: "bad_request",

@@ -42,14 +42,24 @@ export interface PresenceMember {
   connections: number;
 }
 
+/** A publication on an ordered topic: `seq` rises by 1 within `epoch` (SPEC §3 "Delivery"). */
+export type MessageFrame = { type: "message"; topic: string; seq: number; epoch: string; from: string; data: unknown; ts: number };
+/** A publication on an ephemeral topic (SPEC §5 `delivery: "ephemeral"`): no position, no history. */
+export type EphemeralMessageFrame = { type: "message"; topic: string; seq?: undefined; epoch?: undefined; from: string; data: unknown; ts: number };
+
 export type ServerFrame =
   | { type: "welcome"; user: User; connectionId: string; instance: string; region: string }
-  | { type: "message"; topic: string; seq: number; epoch: string; from: string; data: unknown; ts: number }
+  | MessageFrame
+  | EphemeralMessageFrame
   | { type: "presence.join" | "presence.leave"; topic: string; user: User }
   | { type: "resync"; topic: string; seq: number; epoch: string }
   | { type: "presence"; ref?: number; topic: string; members: PresenceMember[] }
   | { type: "pong"; ref?: number }
+  /** The credential expires at `expiresAt` (epoch seconds): answer with `refresh` (SPEC §4). */
+  | { type: "expiring"; expiresAt: number }
+  /** The server subscribed this socket (SPEC §6 `POST /api/subscribe`); `seq`/`epoch`: the topic's position now. */
+  | { type: "subscribed"; topic: string; seq?: number; epoch?: string }
+  /** The server removed this socket from `topic` (SPEC §6 `POST /api/unsubscribe`). */
+  | { type: "unsubscribed"; topic: string; reason: string }
   | ({ type: "ack"; ref?: number } & Record<string, unknown>)
   | { type: "error"; ref?: number; code: string; message: string };
-
-export type MessageFrame = Extract<ServerFrame, { type: "message" }>;

@@ -56,7 +56,7 @@ export function record(client: SwitchboardClient): Recorder {
         r.recovered.push({ topic, recovered });
       },
     }),
-    seqs: (topic) => (r.messages.get(topic) ?? []).map((m) => m.seq),
+    seqs: (topic) => (r.messages.get(topic) ?? []).flatMap((m) => (m.seq === undefined ? [] : [m.seq])),
   };
   for (const name of ["connecting", "open", "closed", "reconnecting", "unauthorized", "resync", "error"] as const) {
     client.on(name, (payload: unknown) => r.events.push({ at: performance.now() - start, name, payload }));

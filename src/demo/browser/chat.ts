@@ -5,11 +5,14 @@
  * Rooms are `room:<name>` subscriptions. Direct messages arrive on the user's inbox `user:<me>`,
  * which the server joins at welcome; the demo also subscribes to it through the SDK so that the
  * inbox keeps a position and is resumed with `since` after a reconnect, like the rooms. A direct
- * message is a publish to the peer's inbox `user:<peer>`.
+ * message is a publish to the peer's inbox `user:<peer>`. A room the server adds this user to
+ * (`POST /api/subscribe`) appears in the sidebar; one it removes the user from says so.
+ * What the page shows about the connection itself is connection.ts.
  */
 import { createClient, type Message, type PresenceEvent, type SwitchboardClient, type SwitchboardClientError, type User } from "../../client/index.ts";
-import { addMessage, addSent, addSystem, dmConversation, randomId, roomConversation, NAME, type ChatData, type Conversation } from "./model.ts";
-import { currentUser } from "./auth.ts";
+import { ConnectionStatus } from "./connection.ts";
+import { addMessage, addSent, addSystem, dmConversation, randomId, roomConversation, type ChatData, type Conversation } from "./model.ts";
+import { savedRooms, saveRooms } from "./saved-rooms.ts";
 import type { StatusView } from "./status.ts";
 import { ChatView } from "./view.ts";
 
@@ -22,8 +25,6 @@ export interface ChatOptions {
   onSessionEnded(): void;
 }
 
-const DEFAULT_ROOMS = ["lobby"];
-
 export class Chat {
   readonly client: SwitchboardClient;
   readonly #me: User;
@@ -31,23 +32,30 @@ export class Chat {
   readonly #view: ChatView;
   readonly #conversations = new Map<string, Conversation>();
   readonly #known = new Set<string>();
+  readonly #connection: ConnectionStatus;
   #active: string | null = null;
-  #opens = 0;
-  /** After a reconnect: topics whose resubscription has not reported yet, and whether all recovered. */
-  #recovering: { topics: Set<string>; lost: boolean } | null = null;
   #presenceTimers = new Map<string, ReturnType<typeof setTimeout>>();
   #inboxJoined = false;
-  #attemptOpened = false;
-  #lastSessionCheck = 0;
   #stopped = false;
 
-  constructor(private readonly options: ChatOptions) {
+  constructor(options: ChatOptions) {
     this.#me = options.me;
     this.#status = options.status;
     this.#view = new ChatView(this.#me);
     for (const u of options.knownUsers) this.#known.add(u);
     this.client = createClient({ autoConnect: false });
-    this.#wireClient();
+    this.#connection = new ConnectionStatus(this.client, {
+      me: this.#me,
+      status: this.#status,
+      stopped: () => this.#stopped,
+      stop: () => this.stop(),
+      sessionEnded: () => options.onSessionEnded(),
+      resumingTopics: () => this.#resumingTopics(),
+    });
+    this.client.on("subscribed", ({ topic }) => {
+      if (topic.startsWith("room:")) this.joinRoom(topic.slice(5));
+    });
+    this.client.on("unsubscribed", ({ topic }) => this.#removed(topic));
   }
 
   start(): void {
@@ -56,14 +64,14 @@ export class Chat {
     void this.client
       .subscribe(`user:${this.#me.id}`, {
         onMessage: (m) => this.#onInbox(m),
-        onRecovered: (ok, topic) => this.#onRecovered(topic, ok),
+        onRecovered: (ok, topic) => this.#connection.recovered(topic, ok),
         onResync: (info) => this.#onResync(info.topic, info.reason),
       })
       .then(
         () => (this.#inboxJoined = true),
         (e: SwitchboardClientError) => this.#status.log(`Inbox unavailable: ${e.message}`, "warn"),
       );
-    for (const name of this.#savedRooms()) this.joinRoom(name);
+    for (const name of savedRooms(this.#me.id)) this.joinRoom(name);
     this.select([...this.#conversations.keys()][0] ?? null);
   }
 
@@ -90,7 +98,7 @@ export class Chat {
         onMessage: (m) => this.#receive(conv, m),
         onPresence: (e) => this.#onPresence(conv, e),
         onRecovered: (ok, topic) => {
-          this.#onRecovered(topic, ok);
+          this.#connection.recovered(topic, ok);
           this.#refreshPresence(conv);
         },
         onResync: (info) => this.#onResync(info.topic, info.reason),
@@ -168,79 +176,6 @@ export class Chat {
   // ------------------------------------------------------------------------------------------
   // Events
 
-  #wireClient(): void {
-    const c = this.client;
-    c.on("connecting", ({ attempt }) => {
-      this.#attemptOpened = false;
-      this.#status.set("connecting", attempt > 0 ? `Connecting… (attempt ${attempt + 1})` : "Connecting…");
-    });
-    c.on("open", (welcome) => {
-      if (welcome.user.id !== this.#me.id) {
-        // The cookie now belongs to someone else (signed in as another user in another tab).
-        this.stop();
-        location.reload();
-        return;
-      }
-      this.#opens++;
-      this.#attemptOpened = true;
-      this.#status.where(welcome.instance, welcome.region);
-      if (this.#opens === 1) {
-        this.#status.set("open", "Connected");
-        this.#status.log(`Connected to ${welcome.instance} (${welcome.region})`, "good");
-        return;
-      }
-      this.#status.set("open", "Reconnected · recovering missed messages…");
-      this.#status.log(`Reconnected to ${welcome.instance} (${welcome.region})`, "good");
-      // Subscriptions acknowledged before: each reports through onRecovered once resubscribed.
-      const topics = [...this.#conversations.values()].filter((conv) => conv.kind === "room" && conv.joined).map((conv) => conv.topic);
-      if (this.#inboxJoined) topics.push(`user:${this.#me.id}`);
-      this.#recovering = { topics: new Set(topics), lost: false };
-      if (this.#recovering.topics.size === 0) this.#finishRecovery();
-    });
-    c.on("closed", ({ code, reconnect }) => {
-      if (this.#stopped) return;
-      this.#recovering = null;
-      // An attempt that never got `welcome`: a refused upgrade (a page sees only 1006) or, with the
-      // cookie gone, an unauthenticated socket closed with 4002. If the session is over (revoked
-      // while this tab was away, cleared by a sign-out elsewhere) the SDK would retry forever.
-      if (reconnect && !this.#attemptOpened) this.#checkSession();
-      if (!reconnect) {
-        if (code === 4001) return; // "unauthorized" follows
-        this.#status.set("closed", "Disconnected");
-        this.#status.log(`Connection closed (${code}); reload the page to try again`, "warn");
-        return;
-      }
-      // Failed attempts are shown by the pill's attempt count; log only the loss of a working socket.
-      if (this.#attemptOpened) this.#status.log(`Connection lost (${code})`, "warn");
-    });
-    c.on("reconnecting", ({ delay, attempt }) => {
-      if (this.#stopped) return;
-      const when = delay < 1000 ? "" : ` in ${Math.round(delay / 1000)} s`;
-      this.#status.set("reconnecting", `Reconnecting${when}${attempt > 1 ? ` (attempt ${attempt})` : ""}…`);
-    });
-    c.on("unauthorized", () => {
-      if (this.#stopped) return;
-      this.stop();
-      this.options.onSessionEnded();
-    });
-    c.on("error", (e) => this.#status.log(`Server said: ${e.message}`, "warn"));
-  }
-
-  /** At most every 3 s: a 401 from /auth/me ends the chat; an unreachable server lets the SDK keep trying. */
-  #checkSession(): void {
-    if (Date.now() - this.#lastSessionCheck < 3000) return;
-    this.#lastSessionCheck = Date.now();
-    currentUser().then(
-      (user) => {
-        if (this.#stopped || user?.id === this.#me.id) return;
-        this.stop();
-        if (user === null) this.options.onSessionEnded();
-        else location.reload(); // the cookie now belongs to another user (signed in elsewhere)
-      },
-      () => {}, // the server is unreachable: keep reconnecting
-    );
-  }
-
   #receive(conv: Conversation, m: Message): void {
     addMessage(conv, m, this.#me);
     this.#known.add(m.from);
@@ -285,20 +220,21 @@ export class Chat {
     );
   }
 
-  #onRecovered(topic: string, recovered: boolean): void {
-    const r = this.#recovering;
-    if (!r || !r.topics.has(topic)) return;
-    r.topics.delete(topic);
-    if (!recovered) r.lost = true;
-    if (r.topics.size === 0) this.#finishRecovery();
+  /** Acknowledged subscriptions: after a reconnect each reports through onRecovered. */
+  #resumingTopics(): string[] {
+    const topics = [...this.#conversations.values()].filter((conv) => conv.kind === "room" && conv.joined).map((conv) => conv.topic);
+    if (this.#inboxJoined) topics.push(`user:${this.#me.id}`);
+    return topics;
   }
 
-  #finishRecovery(): void {
-    const lost = this.#recovering?.lost ?? false;
-    this.#recovering = null;
-    if (lost) return; // #onResync already said so
-    this.#status.set("recovered", "Reconnected · nothing missed");
-    this.#status.log("Every room and the inbox replayed what was missed", "good");
+  /** The server removed this user from a room (SPEC §6): the room stays, marked as left. */
+  #removed(topic: string): void {
+    const conv = this.#conversations.get(topic);
+    if (!conv || conv.kind !== "room") return;
+    conv.joined = false;
+    addSystem(conv, `You were removed from ${conv.title}.`, "warn");
+    this.#added(conv);
+    this.#status.log(`Removed from ${conv.title} by the server`, "warn");
   }
 
   #onResync(topic: string, reason: "resync" | "not_recovered"): void {
@@ -345,22 +281,7 @@ export class Chat {
     this.#view.sidebar(this.#conversations.values(), this.#active, (key) => this.select(key));
   }
 
-  #storageKey(): string {
-    return `switchboard-demo:rooms:${this.#me.id}`;
-  }
-
-  #savedRooms(): string[] {
-    try {
-      const saved = JSON.parse(localStorage.getItem(this.#storageKey()) ?? "null") as unknown;
-      if (Array.isArray(saved)) return saved.filter((n): n is string => typeof n === "string" && NAME.test(n));
-    } catch {}
-    return DEFAULT_ROOMS;
-  }
-
   #saveRooms(): void {
-    const names = [...this.#conversations.values()].filter((c) => c.kind === "room").map((c) => c.key.slice(5));
-    try {
-      localStorage.setItem(this.#storageKey(), JSON.stringify(names));
-    } catch {}
+    saveRooms(this.#me.id, [...this.#conversations.values()].filter((c) => c.kind === "room").map((c) => c.key.slice(5)));
   }
 }

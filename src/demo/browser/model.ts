@@ -68,7 +68,7 @@ export function idOf(data: unknown): string | null {
 export function addMessage(conv: Conversation, m: Message, me: User): void {
   const id = idOf(m.data);
   if (id !== null && m.from === me.id) conv.pending.delete(id);
-  push(conv, { kind: "message", seq: m.seq, from: m.from, text: textOf(m.data), ts: m.ts, mine: m.from === me.id });
+  push(conv, { kind: "message", seq: m.seq ?? null, from: m.from, text: textOf(m.data), ts: m.ts, mine: m.from === me.id });
 }
 
 /** A direct message I sent to someone else, filed once the server acknowledged it. */
