@@ -1,0 +1,247 @@
+/**
+ * WebhookSender: takes entries from the outbox and POSTs them to WEBHOOK_URL (SPEC §6).
+ *
+ * - Each attempt is signed when it is sent (`Switchboard-Signature`, a fresh `t` on every retry).
+ * - A 2xx ends an event. Anything else — another status (redirects included), no answer within
+ *   `attemptTimeoutMs`, a refused connection — is retried with the same body after
+ *   `retryDelayMs` (1 s doubling to 60 s, jittered), until the event is WEBHOOK_MAX_AGE_S old; it is
+ *   then dropped, counted as failed and logged.
+ * - Events of one ordering key go one at a time, in outbox order: a failing event holds back the
+ *   later events of its key only. Different keys are sent concurrently, up to `concurrency`.
+ * - At most `maxHeld` taken entries wait in memory; past that, taking pauses until some are done
+ *   (keys blocked behind a failing event keep their entries here, not in Redis' cursor).
+ */
+import type { Counter } from "prom-client";
+import { SIGNATURE_HEADER, signatureHeader } from "../auth/signature.ts";
+import { errorFields, type Logger } from "../log.ts";
+import { DEFAULT_BACKOFF, retryDelayMs, type BackoffOptions } from "./backoff.ts";
+import type { Outbox, OutboxEntry } from "./outbox.ts";
+
+export interface SenderCounters {
+  webhooksSent: Pick<Counter, "inc">;
+  webhooksFailed: Pick<Counter, "inc">;
+  webhooksRetried: Pick<Counter, "inc">;
+}
+
+export interface WebhookSenderOptions {
+  outbox: Outbox;
+  url: string;
+  secret: string;
+  /** Events older than this are dropped instead of retried (WEBHOOK_MAX_AGE_S). */
+  maxAgeS: number;
+  log: Logger;
+  counters?: SenderCounters;
+  /** Default 10 000. */
+  attemptTimeoutMs?: number;
+  backoff?: BackoffOptions;
+  /** Attempts in flight at once, over all keys. Default 32. */
+  concurrency?: number;
+  /** Taken entries held in memory at most. Default 10 000. */
+  maxHeld?: number;
+}
+
+interface KeyQueue {
+  key: string;
+  entries: OutboxEntry[];
+  failures: number;
+  inFlight: boolean;
+  retry: ReturnType<typeof setTimeout> | null;
+}
+
+type Outcome = { ok: true } | { ok: false; reason: string };
+
+export class WebhookSender {
+  private readonly o: Required<Omit<WebhookSenderOptions, "counters">> & { counters: SenderCounters | undefined };
+  private readonly queues = new Map<string, KeyQueue>();
+  /** Keys whose first entry may be attempted now. */
+  private readonly ready = new Set<string>();
+  private held = 0;
+  private inFlight = 0;
+  private readonly aborts = new Set<AbortController>();
+  private readonly unacked: OutboxEntry[] = [];
+  private running: Promise<void> | null = null;
+  private closed = false;
+  private wakeLoop: (() => void) | null = null;
+
+  constructor(options: WebhookSenderOptions) {
+    this.o = {
+      attemptTimeoutMs: 10_000,
+      backoff: DEFAULT_BACKOFF,
+      concurrency: 32,
+      maxHeld: 10_000,
+      ...options,
+      counters: options.counters,
+    };
+  }
+
+  start(): void {
+    this.running ??= this.loop();
+  }
+
+  /** Entries taken and not yet done (delivered or given up). */
+  get pending(): number {
+    return this.held;
+  }
+
+  /** Stops taking, aborts attempts in flight (their events stay in the outbox) and waits for them. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const q of this.queues.values()) if (q.retry !== null) clearTimeout(q.retry);
+    for (const abort of this.aborts) abort.abort();
+    this.wakeLoop?.();
+    await this.running;
+    while (this.inFlight > 0) await Bun.sleep(5);
+  }
+
+  private async loop(): Promise<void> {
+    while (!this.closed) {
+      try {
+        await this.flushAcks();
+        if (this.held >= this.o.maxHeld) {
+          await new Promise<void>((resolve) => (this.wakeLoop = resolve));
+          this.wakeLoop = null;
+          continue;
+        }
+        const entries = await this.o.outbox.take(Math.min(500, this.o.maxHeld - this.held), 1000);
+        for (const entry of entries) this.enqueue(entry);
+        this.pump();
+      } catch (error) {
+        this.o.log.warn("webhooks: reading the outbox failed", errorFields(error));
+        await Bun.sleep(500);
+      }
+    }
+  }
+
+  private enqueue(entry: OutboxEntry): void {
+    let q = this.queues.get(entry.key);
+    if (q === undefined) {
+      q = { key: entry.key, entries: [], failures: 0, inFlight: false, retry: null };
+      this.queues.set(entry.key, q);
+    }
+    q.entries.push(entry);
+    this.held++;
+    if (!q.inFlight && q.retry === null) this.ready.add(entry.key);
+  }
+
+  /** Starts attempts for ready keys while there is room. */
+  private pump(): void {
+    for (const key of this.ready) {
+      if (this.closed || this.inFlight >= this.o.concurrency) return;
+      this.ready.delete(key);
+      const q = this.queues.get(key);
+      if (q !== undefined) void this.attempt(q);
+    }
+  }
+
+  private async attempt(q: KeyQueue): Promise<void> {
+    this.dropLost(q);
+    const entry = q.entries[0];
+    if (entry === undefined) return this.forget(q);
+    if (Date.now() - entry.event.at > this.o.maxAgeS * 1000) {
+      await this.giveUp(q, entry, "older than WEBHOOK_MAX_AGE_S");
+      return this.after(q);
+    }
+    q.inFlight = true;
+    this.inFlight++;
+    const outcome = await this.post(entry);
+    this.inFlight--;
+    q.inFlight = false;
+    if (this.closed) return;
+    if (outcome.ok) {
+      this.o.counters?.webhooksSent.inc();
+      q.failures = 0;
+      await this.finish(q, entry);
+      return this.after(q);
+    }
+    q.failures++;
+    const delay = retryDelayMs(q.failures, this.o.backoff);
+    if (Date.now() + delay - entry.event.at > this.o.maxAgeS * 1000) {
+      await this.giveUp(q, entry, outcome.reason);
+      return this.after(q);
+    }
+    this.o.counters?.webhooksRetried.inc();
+    this.o.log.debug("webhook attempt failed; retrying", { event: entry.event.id, type: entry.event.type, reason: outcome.reason, failures: q.failures, retryInMs: delay });
+    q.retry = setTimeout(() => {
+      q.retry = null;
+      this.ready.add(q.key);
+      this.pump();
+    }, delay);
+  }
+
+  /** One signed POST; never throws. */
+  private async post(entry: OutboxEntry): Promise<Outcome> {
+    const abort = new AbortController();
+    this.aborts.add(abort);
+    const timer = setTimeout(() => abort.abort(new Error("timeout")), this.o.attemptTimeoutMs);
+    try {
+      const res = await fetch(this.o.url, {
+        method: "POST",
+        headers: {
+          "Content-Type": "application/json",
+          "User-Agent": "Switchboard-Webhooks/1",
+          [SIGNATURE_HEADER]: signatureHeader(this.o.secret, entry.body),
+        },
+        body: entry.body,
+        redirect: "manual",
+        signal: abort.signal,
+      });
+      await res.body?.cancel().catch(() => {});
+      return res.status >= 200 && res.status < 300 ? { ok: true } : { ok: false, reason: `status ${res.status}` };
+    } catch (error) {
+      const reason = abort.signal.aborted ? `no answer within ${this.o.attemptTimeoutMs} ms` : error instanceof Error ? error.message : String(error);
+      return { ok: false, reason };
+    } finally {
+      clearTimeout(timer);
+      this.aborts.delete(abort);
+    }
+  }
+
+  private async giveUp(q: KeyQueue, entry: OutboxEntry, reason: string): Promise<void> {
+    this.o.counters?.webhooksFailed.inc();
+    this.o.log.warn("webhook dropped after WEBHOOK_MAX_AGE_S", { event: entry.event.id, type: entry.event.type, key: entry.key, at: entry.event.at, maxAgeS: this.o.maxAgeS, reason });
+    q.failures = 0;
+    await this.finish(q, entry);
+  }
+
+  /** Removes the first entry of `q` from memory and from the outbox. */
+  private async finish(q: KeyQueue, entry: OutboxEntry): Promise<void> {
+    q.entries.shift();
+    this.held--;
+    this.wakeLoop?.();
+    try {
+      await this.o.outbox.done(entry);
+    } catch {
+      // Retried by the loop; if this process loses the lane first, the next holder sends it
+      // again (at least once).
+      this.unacked.push(entry);
+    }
+  }
+
+  private async flushAcks(): Promise<void> {
+    while (this.unacked.length > 0) {
+      const entry = this.unacked[0]!;
+      if (this.o.outbox.holds(entry)) await this.o.outbox.done(entry);
+      this.unacked.shift();
+    }
+  }
+
+  /** Entries of a lane this process no longer holds go: the lane's new holder sends them. */
+  private dropLost(q: KeyQueue): void {
+    const kept = q.entries.filter((e) => this.o.outbox.holds(e));
+    this.held -= q.entries.length - kept.length;
+    if (kept.length !== q.entries.length) this.wakeLoop?.();
+    q.entries = kept;
+  }
+
+  private after(q: KeyQueue): void {
+    if (q.entries.length > 0) this.ready.add(q.key);
+    else this.forget(q);
+    this.pump();
+  }
+
+  private forget(q: KeyQueue): void {
+    if (q.entries.length === 0 && !q.inFlight && q.retry === null) this.queues.delete(q.key);
+    this.pump();
+  }
+}
