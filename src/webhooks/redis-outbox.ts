@@ -192,7 +192,7 @@ export class RedisOutbox implements Outbox {
       await Promise.all([...this.tenures.values()].map((t) => this.renew(t)));
       const target = Math.ceil(SHARDS / Math.max(1, Number(live)));
       if (this.tenures.size < target) await this.acquire(target);
-      else if (this.tenures.size > target) await this.releaseOneIdle();
+      else if (this.tenures.size > target) await this.releaseIdle(this.tenures.size - target);
       this.warned = false;
     } catch (error) {
       if (!this.warned) this.log("warn", `webhook outbox: lease renewal failed: ${(error as Error).message}`);
@@ -222,12 +222,11 @@ export class RedisOutbox implements Outbox {
     }
   }
 
-  /** Gives up one shard with nothing in flight, so that a newly started process gets its share. */
-  private async releaseOneIdle(): Promise<void> {
-    const idle = [...this.tenures.values()].find((t) => t.outstanding === 0 && t.claimFrom === null);
-    if (idle === undefined) return;
-    this.tenures.delete(idle.shard);
-    await this.redis.sbWebhookLease(outboxKeys.lease(idle.shard), "release", this.consumer, this.leaseMs);
+  /** Gives up surplus shards with nothing taken and not done, so that a newly started process gets its share. */
+  private async releaseIdle(surplus: number): Promise<void> {
+    const idle = [...this.tenures.values()].filter((t) => t.outstanding === 0).slice(0, surplus);
+    for (const tenure of idle) this.tenures.delete(tenure.shard);
+    await Promise.all(idle.map((t) => this.redis.sbWebhookLease(outboxKeys.lease(t.shard), "release", this.consumer, this.leaseMs)));
   }
 
   private async createGroup(shard: number): Promise<void> {

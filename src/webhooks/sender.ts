@@ -44,7 +44,8 @@ interface KeyQueue {
   key: string;
   entries: OutboxEntry[];
   failures: number;
-  inFlight: boolean;
+  /** A turn is running (an attempt, or giving up): no other may start. */
+  busy: boolean;
   retry: ReturnType<typeof setTimeout> | null;
 }
 
@@ -103,7 +104,8 @@ export class WebhookSender {
           this.wakeLoop = null;
           continue;
         }
-        const entries = await this.o.outbox.take(Math.min(500, this.o.maxHeld - this.held), 1000);
+        const entries = await this.o.outbox.take(Math.min(500, this.o.maxHeld - this.held), 200);
+        if (this.closed) break;
         for (const entry of entries) this.enqueue(entry);
         this.pump();
       } catch (error) {
@@ -116,12 +118,12 @@ export class WebhookSender {
   private enqueue(entry: OutboxEntry): void {
     let q = this.queues.get(entry.key);
     if (q === undefined) {
-      q = { key: entry.key, entries: [], failures: 0, inFlight: false, retry: null };
+      q = { key: entry.key, entries: [], failures: 0, busy: false, retry: null };
       this.queues.set(entry.key, q);
     }
     q.entries.push(entry);
     this.held++;
-    if (!q.inFlight && q.retry === null) this.ready.add(entry.key);
+    if (!q.busy && q.retry === null) this.ready.add(entry.key);
   }
 
   /** Starts attempts for ready keys while there is room. */
@@ -130,36 +132,38 @@ export class WebhookSender {
       if (this.closed || this.inFlight >= this.o.concurrency) return;
       this.ready.delete(key);
       const q = this.queues.get(key);
-      if (q !== undefined) void this.attempt(q);
+      if (q !== undefined && !q.busy) void this.attempt(q);
     }
   }
 
+  /** One turn of a key: its first entry is attempted, given up, or found gone. */
   private async attempt(q: KeyQueue): Promise<void> {
+    q.busy = true;
+    try {
+      await this.step(q);
+    } finally {
+      q.busy = false;
+    }
+    if (!this.closed && q.retry === null) this.after(q);
+  }
+
+  private async step(q: KeyQueue): Promise<void> {
     this.dropLost(q);
     const entry = q.entries[0];
-    if (entry === undefined) return this.forget(q);
-    if (Date.now() - entry.event.at > this.o.maxAgeS * 1000) {
-      await this.giveUp(q, entry, "older than WEBHOOK_MAX_AGE_S");
-      return this.after(q);
-    }
-    q.inFlight = true;
+    if (entry === undefined) return;
+    if (Date.now() - entry.event.at > this.o.maxAgeS * 1000) return this.giveUp(q, entry, "older than WEBHOOK_MAX_AGE_S");
     this.inFlight++;
     const outcome = await this.post(entry);
     this.inFlight--;
-    q.inFlight = false;
     if (this.closed) return;
     if (outcome.ok) {
       this.o.counters?.webhooksSent.inc();
       q.failures = 0;
-      await this.finish(q, entry);
-      return this.after(q);
+      return this.finish(q, entry);
     }
     q.failures++;
     const delay = retryDelayMs(q.failures, this.o.backoff);
-    if (Date.now() + delay - entry.event.at > this.o.maxAgeS * 1000) {
-      await this.giveUp(q, entry, outcome.reason);
-      return this.after(q);
-    }
+    if (Date.now() + delay - entry.event.at > this.o.maxAgeS * 1000) return this.giveUp(q, entry, outcome.reason);
     this.o.counters?.webhooksRetried.inc();
     this.o.log.debug("webhook attempt failed; retrying", { event: entry.event.id, type: entry.event.type, reason: outcome.reason, failures: q.failures, retryInMs: delay });
     q.retry = setTimeout(() => {
@@ -234,14 +238,10 @@ export class WebhookSender {
     q.entries = kept;
   }
 
+  /** After a turn: the key's next entry is ready, or the key is forgotten. */
   private after(q: KeyQueue): void {
     if (q.entries.length > 0) this.ready.add(q.key);
-    else this.forget(q);
-    this.pump();
-  }
-
-  private forget(q: KeyQueue): void {
-    if (q.entries.length === 0 && !q.inFlight && q.retry === null) this.queues.delete(q.key);
+    else this.queues.delete(q.key);
     this.pump();
   }
 }

@@ -1,0 +1,5 @@
+/** MemoryOutbox: the shared Outbox suite. */
+import { MemoryOutbox } from "../src/webhooks/memory-outbox.ts";
+import { describeOutbox } from "./suites/outbox.suite.ts";
+
+describeOutbox("MemoryOutbox", () => new MemoryOutbox());
