@@ -162,6 +162,10 @@ const Env = z.object({
   /** Signs webhooks, AUTH_CONNECT_URL and AUTHZ_URL calls (≥ 32 bytes). */
   WEBHOOK_SECRET: secret32.optional(),
   WEBHOOK_MAX_AGE_S: int(1, 7 * 86_400).default(3600),
+  /** Extension: the first retry's delay; doubles up to 60 s. For tests and impatient receivers. */
+  WEBHOOK_RETRY_BASE_MS: int(10, 60_000).default(1000),
+  /** Extension, with Redis: how long a crashed sender's outbox shards stay locked (taken over within ×1.25). */
+  WEBHOOK_LEASE_MS: int(500, 20_000).default(10_000),
 
   // ── SPEC §7: Redis Cluster ──
   REDIS_CLUSTER: bool.default(false),

@@ -9,6 +9,7 @@ import { MemoryPresence } from "./presence/memory.ts";
 import { memoryStores } from "./stores/memory.ts";
 import { MemoryDeploymentRegistry } from "./deployment/memory.ts";
 import { LEASE_MS } from "./deployment/heartbeat.ts";
+import { MemoryOutbox } from "./webhooks/memory-outbox.ts";
 
 export async function createServices(config: Config): Promise<Services> {
   if (config.redisUrl !== undefined) {
@@ -16,5 +17,5 @@ export async function createServices(config: Config): Promise<Services> {
     return createRedisServices(config);
   }
   const broker = new MemoryBroker({ historySize: config.historySize, historyTtlS: config.historyTtlS, historyMaxBytes: config.historyMaxBytes });
-  return assemble(broker, new MemoryPresence(), memoryStores(), new MemoryDeploymentRegistry(LEASE_MS));
+  return assemble(broker, new MemoryPresence(), memoryStores(), new MemoryDeploymentRegistry(LEASE_MS), undefined, config.webhookUrl === undefined ? null : new MemoryOutbox());
 }

@@ -97,6 +97,30 @@ export class Metrics {
     registers: [this.registry],
   });
   readonly loginThrottled = new Counter({ name: "switchboard_login_throttled_total", help: "Logins refused with 429", registers: [this.registry] });
+  readonly webhooksSent = new Counter({ name: "switchboard_webhooks_sent_total", help: "Webhook events delivered by this process (answered 2xx)", registers: [this.registry] });
+  readonly webhooksRetried = new Counter({ name: "switchboard_webhooks_retried_total", help: "Webhook attempts that failed (not 2xx, no answer within 10 s, no connection) and will be retried", registers: [this.registry] });
+  readonly webhooksFailed = new Counter({
+    name: "switchboard_webhooks_failed_total",
+    help: "Webhook events given up: still failing at WEBHOOK_MAX_AGE_S (max_age), or never stored because the outbox was unreachable (outbox)",
+    labelNames: ["reason"],
+    registers: [this.registry],
+  });
+  readonly webhookOutboxLength = new Gauge({
+    name: "switchboard_webhook_outbox_length",
+    help: "Webhook events stored and not yet delivered or given up, in the whole deployment (the same on every process)",
+    registers: [this.registry],
+    aggregator: "max",
+    collect: () => this.collectWebhookOutbox(),
+  });
+  readonly webhookOutboxOldestAge = new Gauge({
+    name: "switchboard_webhook_outbox_oldest_age_seconds",
+    help: "Age of the oldest webhook event not yet delivered or given up (0 when none), in the whole deployment",
+    registers: [this.registry],
+    aggregator: "max",
+    collect: () => this.collectWebhookOutbox(),
+  });
+  private webhookStats: (() => Promise<{ length: number; oldestAt: number | null }>) | null = null;
+  private webhookCollect: Promise<void> | null = null;
 
   private defaults: Promise<void> | null = null;
 
@@ -117,6 +141,12 @@ export class Metrics {
   /** Where the state gauges read from at scrape time. */
   bind(sources: MetricSources): void {
     this.sources = sources;
+  }
+
+  /** Where the webhook outbox gauges read from at scrape time (only when webhooks are on). */
+  bindWebhooks(stats: () => Promise<{ length: number; oldestAt: number | null }>): void {
+    this.webhookStats = stats;
+    for (const reason of ["max_age", "outbox"]) this.webhooksFailed.inc({ reason }, 0);
   }
 
   /** One frame sent to `sockets` sockets (a fan-out passes the local subscriber count). */
@@ -151,6 +181,24 @@ export class Metrics {
 
   get contentType(): string {
     return this.registry.contentType;
+  }
+
+  /** Both outbox gauges wait for one read of the outbox per scrape (prom-client collects them concurrently). */
+  private collectWebhookOutbox(): Promise<void> {
+    this.webhookCollect ??= this.readWebhookOutbox().finally(() => (this.webhookCollect = null));
+    return this.webhookCollect;
+  }
+
+  private async readWebhookOutbox(): Promise<void> {
+    if (this.webhookStats === null) return;
+    try {
+      const { length, oldestAt } = await this.webhookStats();
+      this.webhookOutboxLength.set(length);
+      this.webhookOutboxOldestAge.set(oldestAt === null ? 0 : Math.max(0, Date.now() - oldestAt) / 1000);
+    } catch {
+      // The outbox is unreachable (Redis down): the gauges keep their last values; the broker's
+      // own gauge says Redis is down.
+    }
   }
 
   private collectConnections(): void {

@@ -17,6 +17,8 @@ import { metricsApp } from "./http/health.ts";
 import { Supervisor, joinSupervisor, workerIndex } from "./cluster.ts";
 import { Heartbeat } from "./deployment/heartbeat.ts";
 import { RevocationWatch } from "./gateway/revocation-watch.ts";
+import { Webhooks } from "./webhooks/webhooks.ts";
+import type { Outbox } from "./webhooks/outbox.ts";
 
 export interface Running {
   config: Config;
@@ -46,6 +48,8 @@ export async function startSwitchboard(config: Config): Promise<Running> {
   }
   const metrics = new Metrics({ instance: config.instanceId, region: config.region, broker: config.redisUrl ? "redis" : "memory" });
   const services = await createServices(config);
+  const webhooks = createWebhooks(config, services.outbox, log, metrics);
+  await webhooks?.start();
   const signer = new SessionSigner(config.sessionSecret);
   // Hashing runs in the background (users.ts): a failure there is a broken process, said once.
   const users = UserDirectory.create(config.users);
@@ -65,7 +69,7 @@ export async function startSwitchboard(config: Config): Promise<Running> {
   const app = createApp({ config, gateway, services, credentials, signer, users, log, metrics });
 
   const server = await listen(config, { fetch: (req, srv) => app.fetch(req, { server: srv }), websocket: websocketHandler(config, metrics, log), log }, () =>
-    Promise.allSettled([gateway.close(), services.close()]),
+    Promise.allSettled([webhooks?.stop(), gateway.close(), services.close()]),
   );
   gateway.server = server;
   const metricsServer = listenMetrics(config, metrics, log);
@@ -100,6 +104,8 @@ export async function startSwitchboard(config: Config): Promise<Running> {
         await metricsServer?.stop(true);
         await gateway.close();
         await heartbeat.stop(config.instanceId);
+        // The in-process outbox dies with the process: give its last events (leaves) a moment.
+        await webhooks?.stop(config.redisUrl === undefined ? Math.min(500, config.drainMs) : 0);
         // Presence entries removed (other processes hear the leaves), then the broker flushed and closed.
         await services.close();
       })();
@@ -144,6 +150,19 @@ async function listen(
     await Promise.race([release(), Bun.sleep(1000)]);
     throw new Error(`cannot listen on HOST=${config.host} PORT=${config.port}: ${error instanceof Error ? error.message : String(error)}`);
   }
+}
+
+function createWebhooks(config: Config, outbox: Outbox | null, log: Logger, metrics: Metrics): Webhooks | null {
+  if (outbox === null || config.webhookUrl === undefined || config.webhookSecret === undefined) return null;
+  return new Webhooks({
+    outbox,
+    url: config.webhookUrl,
+    secret: config.webhookSecret,
+    maxAgeS: config.webhookMaxAgeS,
+    log: log.child({ component: "webhooks" }),
+    metrics,
+    backoff: { baseMs: config.webhookRetryBaseMs, maxMs: 60_000 },
+  });
 }
 
 async function main(): Promise<void> {

@@ -7,6 +7,7 @@ import type { Presence } from "./presence/presence.ts";
 import type { Stores } from "./stores/stores.ts";
 import type { DeploymentRegistry } from "./deployment/registry.ts";
 import { RevocationView } from "./auth/revocation-view.ts";
+import type { Outbox } from "./webhooks/outbox.ts";
 
 export interface Services {
   broker: Broker;
@@ -16,16 +17,18 @@ export interface Services {
   deployment: DeploymentRegistry;
   /** `stores.revocations` itself: revoked sessions known here, kept current by the control channel. */
   revocations: RevocationView;
+  /** The webhook outbox (SPEC §6): null unless WEBHOOK_URL is set. */
+  outbox: Outbox | null;
   /** Stops everything started here (connections, timers). */
   close(): Promise<void>;
 }
 
 /**
  * Services from their parts. `close` releases them in dependency order — presence first (its
- * leaves still go out through the broker), then the broker, the stores, and `release` last
- * (connections the parts share).
+ * leaves still go out through the broker and the outbox), the outbox, then the broker, the stores,
+ * and `release` last (connections the parts share).
  */
-export function assemble(broker: Broker, presence: Presence, stores: Stores, deployment: DeploymentRegistry, release?: () => Promise<void>): Services {
+export function assemble(broker: Broker, presence: Presence, stores: Stores, deployment: DeploymentRegistry, release?: () => Promise<void>, outbox: Outbox | null = null): Services {
   const revocations = new RevocationView(stores.revocations);
   return {
     broker,
@@ -33,8 +36,10 @@ export function assemble(broker: Broker, presence: Presence, stores: Stores, dep
     stores: { ...stores, revocations },
     deployment,
     revocations,
+    outbox,
     async close() {
       await presence.close();
+      await outbox?.close();
       await broker.close();
       await stores.close();
       await deployment.close();

@@ -20,7 +20,12 @@ function recordingLogger(lines: { level: string; msg: string; fields?: Record<st
   return logger;
 }
 
-const counter = () => ({ n: 0, inc() { this.n++; } });
+const counter = () => ({
+  n: 0,
+  inc() {
+    this.n++;
+  },
+});
 
 interface Rig {
   receiver: WebhookReceiver;

@@ -15,6 +15,7 @@ import { RedisPresence } from "../presence/redis.ts";
 import { checkEvictionPolicy, redisStores } from "../stores/redis.ts";
 import { RedisDeploymentRegistry } from "../deployment/redis.ts";
 import { LEASE_MS } from "../deployment/heartbeat.ts";
+import { RedisOutbox } from "../webhooks/redis-outbox.ts";
 
 export async function createRedisServices(config: Config): Promise<Services> {
   const url = config.redisUrl;
@@ -44,10 +45,18 @@ export async function createRedisServices(config: Config): Promise<Services> {
   void connectWithin(reads, 3000);
   const presence = new RedisPresence({ redis: data, instanceId: config.instanceId, leaseMs: config.presenceLeaseMs, log });
   const stores = redisStores(data, { reads, deadlineMs: config.redisCommandTimeoutMs });
+  const outbox = config.webhookUrl === undefined ? null : new RedisOutbox({ redis: data, instanceId: config.instanceId, leaseMs: config.webhookLeaseMs, log });
 
-  return assemble(broker, presence, stores, new RedisDeploymentRegistry(data, LEASE_MS), async () => {
-    await Promise.all([closeConnection(data), closeConnection(reads)]);
-  });
+  return assemble(
+    broker,
+    presence,
+    stores,
+    new RedisDeploymentRegistry(data, LEASE_MS),
+    async () => {
+      await Promise.all([closeConnection(data), closeConnection(reads)]);
+    },
+    outbox,
+  );
 }
 
 /**

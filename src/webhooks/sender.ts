@@ -11,16 +11,16 @@
  * - At most `maxHeld` taken entries wait in memory; past that, taking pauses until some are done
  *   (keys blocked behind a failing event keep their entries here, not in Redis' cursor).
  */
-import type { Counter } from "prom-client";
 import { SIGNATURE_HEADER, signatureHeader } from "../auth/signature.ts";
 import { errorFields, type Logger } from "../log.ts";
 import { DEFAULT_BACKOFF, retryDelayMs, type BackoffOptions } from "./backoff.ts";
 import type { Outbox, OutboxEntry } from "./outbox.ts";
 
 export interface SenderCounters {
-  webhooksSent: Pick<Counter, "inc">;
-  webhooksFailed: Pick<Counter, "inc">;
-  webhooksRetried: Pick<Counter, "inc">;
+  webhooksSent: { inc(): void };
+  /** Labelled by why: "max_age" here. */
+  webhooksFailed: { inc(labels: { reason: string }): void };
+  webhooksRetried: { inc(): void };
 }
 
 export interface WebhookSenderOptions {
@@ -104,8 +104,11 @@ export class WebhookSender {
           this.wakeLoop = null;
           continue;
         }
+        const asked = performance.now();
         const entries = await this.o.outbox.take(Math.min(500, this.o.maxHeld - this.held), 200);
         if (this.closed) break;
+        // An outbox that answers at once with nothing (closed under us) must not spin this loop.
+        if (entries.length === 0 && performance.now() - asked < 20) await Bun.sleep(100);
         for (const entry of entries) this.enqueue(entry);
         this.pump();
       } catch (error) {
@@ -202,7 +205,7 @@ export class WebhookSender {
   }
 
   private async giveUp(q: KeyQueue, entry: OutboxEntry, reason: string): Promise<void> {
-    this.o.counters?.webhooksFailed.inc();
+    this.o.counters?.webhooksFailed.inc({ reason: "max_age" });
     this.o.log.warn("webhook dropped after WEBHOOK_MAX_AGE_S", { event: entry.event.id, type: entry.event.type, key: entry.key, at: entry.event.at, maxAgeS: this.o.maxAgeS, reason });
     q.failures = 0;
     await this.finish(q, entry);
