@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type Redis from "ioredis";
 import { closeConnection, connectWithin, createConnection } from "../src/redis/connection.ts";
-import { RedisOutbox, SHARDS } from "../src/webhooks/redis-outbox.ts";
+import { RedisOutbox, SHARDS, outboxKeys, shardOf } from "../src/webhooks/redis-outbox.ts";
 import { startRedis, type TestRedis } from "./support/redis.ts";
 import { waitFor } from "./suites/broker.suite.ts";
 import { describeOutbox, numbered, takeAll } from "./suites/outbox.suite.ts";
@@ -111,6 +111,27 @@ describe("RedisOutbox across processes", () => {
     } finally {
       holder.kill("SIGKILL");
       await survivor.close();
+    }
+  });
+
+  test("entries stranded with a consumer that read them after losing its shard are claimed by the holder after a lease", async () => {
+    await redis.command("FLUSHALL");
+    const leaseMs = 800;
+    const a = await outbox(leaseMs);
+    await a.start();
+    const raw = await connection();
+    try {
+      expect(await a.take(10, 100)).toEqual([]); // its takeover pass is over
+      const event = numbered(1, "room:ghost");
+      await a.append("t:room:ghost", event);
+      // A stalled process that had held the shard reads the entry with its old consumer name.
+      const read = await raw.xreadgroup("GROUP", "senders", "ghost", "COUNT", 10, "STREAMS", outboxKeys.events(shardOf("t:room:ghost")), ">");
+      expect(read).not.toBeNull();
+      expect(await a.take(10, 300)).toEqual([]);
+      const taken = await takeAll(a, 1, 4000);
+      expect(taken.map((e) => e.event)).toEqual([event]);
+    } finally {
+      await a.close();
     }
   });
 

@@ -3,11 +3,9 @@
  *
  * - Ordering keys are hashed onto `shards` (16) streams `sb:{wh:<n>}:events`; an event is one
  *   XADD (fields `k` = ordering key, `e` = the body). Each stream has one consumer group.
- * - Each shard is sent by one process at a time: the holder of its lease `sb:{wh:<n>}:lease`
- *   (lua/lease.lua), renewed every lease/4. Processes share the shards: each holds about
- *   shards ÷ live senders (`sb:{wh}:senders`, lua/senders.lua) and gives up its surplus when
- *   another process starts. So two processes never send one key's events at once, and a key's
- *   events come out of one stream in append order.
+ * - Each shard is sent by one process at a time, the holder of its lease (shard-leases.ts). So
+ *   two processes never send one key's events at once, and a key's events come out of one stream
+ *   in append order.
  * - A new holder first takes over what the previous holder had read but not finished (its
  *   pending entries, XAUTOCLAIM), oldest first, then reads new entries (XREADGROUP `>`).
  *   A crashed holder's lease runs out after `leaseMs` (default 10 s): its shards are taken within
@@ -15,21 +13,18 @@
  * - `done` is XACK + XDEL: a stream holds exactly the events not yet delivered or given up.
  */
 import type Redis from "ioredis";
-import { readFileSync } from "node:fs";
 import type { LogFn } from "../redis/connection.ts";
 import { randomEpoch } from "../redis/connection.ts";
 import type { WebhookEvent } from "./events.ts";
 import type { Outbox, OutboxEntry, OutboxStats } from "./outbox.ts";
-
-const lua = (name: string) => readFileSync(new URL(`./lua/${name}.lua`, import.meta.url), "utf8");
+import { ShardLeases, leaseKeys, type Tenure } from "./shard-leases.ts";
 
 export const SHARDS = 16;
 const GROUP = "senders";
 
 export const outboxKeys = {
   events: (shard: number) => `sb:{wh:${shard}}:events`,
-  lease: (shard: number) => `sb:{wh:${shard}}:lease`,
-  senders: "sb:{wh}:senders",
+  ...leaseKeys,
 };
 
 /** The shard of an ordering key (FNV-1a), the same on every machine. */
@@ -37,23 +32,6 @@ export function shardOf(key: string, shards = SHARDS): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193);
   return (h >>> 0) % shards;
-}
-
-interface OutboxRedis extends Redis {
-  sbWebhookLease(lease: string, op: "acquire" | "renew" | "release", consumer: string, leaseMs: number): Promise<number>;
-  sbWebhookSenders(senders: string, op: "beat" | "leave", consumer: string, leaseMs: number): Promise<number>;
-}
-
-/** This process's hold on one shard. */
-interface Tenure {
-  shard: number;
-  gen: number;
-  /** performance.now() when the last successful renewal was sent. */
-  renewedAt: number;
-  /** Where XAUTOCLAIM goes on; null once the previous holders' entries are all taken. */
-  claimFrom: string | null;
-  /** Entries taken under this tenure and not done. */
-  outstanding: number;
 }
 
 type StreamEntry = [id: string, fields: string[]];
@@ -70,42 +48,50 @@ export interface RedisOutboxOptions {
 }
 
 export class RedisOutbox implements Outbox {
-  private readonly redis: OutboxRedis;
+  private readonly redis: Redis;
   /** The consumer name: one per process incarnation. */
   readonly consumer: string;
   private readonly leaseMs: number;
   private readonly pollMs: number;
   private readonly log: LogFn;
-  private readonly tenures = new Map<number, Tenure>();
-  private gen = 0;
-  private timer: ReturnType<typeof setInterval> | null = null;
-  private ticking = false;
+  private readonly leases: ShardLeases;
   private closed = false;
-  private warned = false;
   private wake: (() => void) | null = null;
+  private reading: Promise<unknown> | null = null;
+  /** Entries claimed from stalled consumers, handed out by the next take. */
+  private readonly stragglers: OutboxEntry[] = [];
 
   constructor(options: RedisOutboxOptions) {
-    this.redis = options.redis as OutboxRedis;
+    this.redis = options.redis;
     this.consumer = `${options.instanceId}.${randomEpoch().slice(0, 8)}`;
     this.leaseMs = options.leaseMs ?? 10_000;
     this.pollMs = options.pollMs ?? 250;
     this.log = options.log ?? (() => {});
-    const define = (name: string, file: string) => {
-      if (!(name in this.redis)) this.redis.defineCommand(name, { numberOfKeys: 1, lua: lua(file) });
-    };
-    define("sbWebhookLease", "lease");
-    define("sbWebhookSenders", "senders");
+    this.leases = new ShardLeases({
+      redis: this.redis,
+      consumer: this.consumer,
+      shards: SHARDS,
+      leaseMs: this.leaseMs,
+      log: this.log,
+      hooks: {
+        acquired: async (shard) => {
+          await this.createGroup(shard);
+          setTimeout(() => this.wake?.(), 0);
+        },
+        quiet: async () => void (await this.reading?.catch(() => {})),
+        everyLease: async (tenures) => void (await Promise.all(tenures.filter((t) => t.claimFrom === null).map((t) => this.claimStragglers(t)))),
+      },
+    });
   }
 
   async start(): Promise<void> {
-    await this.tick();
-    this.timer = setInterval(() => void this.tick(), Math.max(50, Math.floor(this.leaseMs / 4)));
+    await this.leases.start();
   }
 
   async append(key: string, event: WebhookEvent): Promise<void> {
     const shard = shardOf(key);
     await this.redis.xadd(outboxKeys.events(shard), "*", "k", key, "e", JSON.stringify(event));
-    if (this.tenures.has(shard)) this.wake?.();
+    if (this.leases.current(shard) !== undefined) this.wake?.();
   }
 
   async take(max: number, waitMs: number): Promise<OutboxEntry[]> {
@@ -127,8 +113,7 @@ export class RedisOutbox implements Outbox {
 
   holds(entry: OutboxEntry): boolean {
     const [shard, gen] = entry.lane.split("/").map(Number) as [number, number];
-    const tenure = this.tenures.get(shard);
-    return !this.closed && tenure !== undefined && tenure.gen === gen && this.fresh(tenure);
+    return !this.closed && this.leases.current(shard)?.gen === gen;
   }
 
   async done(entry: OutboxEntry): Promise<void> {
@@ -137,7 +122,7 @@ export class RedisOutbox implements Outbox {
     const replies = await this.redis.multi().xack(stream, GROUP, entry.id).xdel(stream, entry.id).exec();
     const failed = replies?.find(([error]) => error !== null);
     if (replies === null || failed !== undefined) throw failed?.[0] ?? new Error("webhook outbox: XACK/XDEL transaction aborted");
-    const tenure = this.tenures.get(shard);
+    const tenure = this.leases.tenures.get(shard);
     if (tenure?.gen === gen) tenure.outstanding--;
   }
 
@@ -156,77 +141,31 @@ export class RedisOutbox implements Outbox {
 
   /** Shards this process holds now (for tests and logs). */
   get held(): number[] {
-    return [...this.tenures.keys()].sort((a, b) => a - b);
+    return [...this.leases.tenures.keys()].sort((a, b) => a - b);
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    if (this.timer !== null) clearInterval(this.timer);
     this.wake?.();
-    while (this.ticking) await Bun.sleep(5);
-    if (this.redis.status !== "ready") return;
-    try {
-      await Promise.all([...this.tenures.keys()].map((shard) => this.redis.sbWebhookLease(outboxKeys.lease(shard), "release", this.consumer, this.leaseMs)));
-      await this.redis.sbWebhookSenders(outboxKeys.senders, "leave", this.consumer, this.leaseMs);
-    } catch (error) {
-      this.log("warn", `webhook outbox: could not give up its shards: ${(error as Error).message}`);
-    }
-    this.tenures.clear();
+    await this.reading?.catch(() => {});
+    await this.leases.close();
   }
 
-  private fresh(tenure: Tenure): boolean {
-    // Renewals are timed from when they were sent, and a margin is kept: this process stops
-    // sending before Redis lets another process take the shard.
-    return performance.now() - tenure.renewedAt < this.leaseMs * 0.9;
-  }
-
-  /** Heartbeat, lease renewals, and taking or giving up shards toward an even share. */
-  private async tick(): Promise<void> {
-    if (this.closed || this.ticking) return;
-    this.ticking = true;
-    try {
-      for (const [shard, tenure] of this.tenures) if (!this.fresh(tenure)) this.tenures.delete(shard);
-      if (this.redis.status !== "ready") return;
-      const live = await this.redis.sbWebhookSenders(outboxKeys.senders, "beat", this.consumer, this.leaseMs);
-      await Promise.all([...this.tenures.values()].map((t) => this.renew(t)));
-      const target = Math.ceil(SHARDS / Math.max(1, Number(live)));
-      if (this.tenures.size < target) await this.acquire(target);
-      else if (this.tenures.size > target) await this.releaseIdle(this.tenures.size - target);
-      this.warned = false;
-    } catch (error) {
-      if (!this.warned) this.log("warn", `webhook outbox: lease renewal failed: ${(error as Error).message}`);
-      this.warned = true;
-    } finally {
-      this.ticking = false;
-    }
-  }
-
-  private async renew(tenure: Tenure): Promise<void> {
-    const sentAt = performance.now();
-    const held = await this.redis.sbWebhookLease(outboxKeys.lease(tenure.shard), "renew", this.consumer, this.leaseMs);
-    if (Number(held) === 1) tenure.renewedAt = sentAt;
-    else this.tenures.delete(tenure.shard);
-  }
-
-  private async acquire(target: number): Promise<void> {
-    const start = Math.floor(Math.random() * SHARDS);
-    for (let i = 0; i < SHARDS && this.tenures.size < target && !this.closed; i++) {
-      const shard = (start + i) % SHARDS;
-      if (this.tenures.has(shard)) continue;
-      const sentAt = performance.now();
-      if (Number(await this.redis.sbWebhookLease(outboxKeys.lease(shard), "acquire", this.consumer, this.leaseMs)) !== 1) continue;
-      await this.createGroup(shard);
-      this.tenures.set(shard, { shard, gen: ++this.gen, renewedAt: sentAt, claimFrom: "0-0", outstanding: 0 });
-      this.wake?.();
-    }
-  }
-
-  /** Gives up surplus shards with nothing taken and not done, so that a newly started process gets its share. */
-  private async releaseIdle(surplus: number): Promise<void> {
-    const idle = [...this.tenures.values()].filter((t) => t.outstanding === 0).slice(0, surplus);
-    for (const tenure of idle) this.tenures.delete(tenure.shard);
-    await Promise.all(idle.map((t) => this.redis.sbWebhookLease(outboxKeys.lease(t.shard), "release", this.consumer, this.leaseMs)));
+  /**
+   * Entries pending for other consumers of a shard this process holds, idle longer than a lease:
+   * read by a holder that had already lost the shard (a stalled process). They are claimed and
+   * sent from here (late, so possibly after later events of their key: the price of not losing them).
+   */
+  private async claimStragglers(tenure: Tenure): Promise<void> {
+    const stream = outboxKeys.events(tenure.shard);
+    const pending = (await this.redis.xpending(stream, GROUP, "IDLE", this.leaseMs, "-", "+", 100)) as [string, string, number, number][];
+    const ids = pending.filter(([, consumer]) => consumer !== this.consumer).map(([id]) => id);
+    if (ids.length === 0 || this.leases.tenures.get(tenure.shard) !== tenure) return;
+    const claimed = (await this.redis.xclaim(stream, GROUP, this.consumer, this.leaseMs, ...ids)) as (StreamEntry | null)[];
+    if (this.leases.tenures.get(tenure.shard) !== tenure) return;
+    this.stragglers.push(...this.toEntries(tenure, claimed.filter((e): e is StreamEntry => e !== null)));
+    this.wake?.();
   }
 
   private async createGroup(shard: number): Promise<void> {
@@ -238,10 +177,17 @@ export class RedisOutbox implements Outbox {
   }
 
   private async read(max: number): Promise<OutboxEntry[]> {
-    if (this.closed || this.tenures.size === 0 || this.redis.status !== "ready") return [];
-    const count = Math.max(1, Math.floor(max / this.tenures.size));
-    const batches = await Promise.all([...this.tenures.values()].map((t) => this.readShard(t, count)));
-    return batches.flat();
+    const tenures = [...this.leases.tenures.values()];
+    if (this.closed || tenures.length === 0 || this.redis.status !== "ready") return [];
+    const count = Math.max(1, Math.floor(max / tenures.length));
+    const reading = Promise.all(tenures.map((t) => this.readShard(t, count)));
+    this.reading = reading;
+    try {
+      const batches = await reading;
+      return [...this.stragglers.splice(0), ...batches.flat()];
+    } finally {
+      if (this.reading === reading) this.reading = null;
+    }
   }
 
   /** The previous holders' unfinished entries first (XAUTOCLAIM), then new ones (XREADGROUP). */
@@ -264,7 +210,7 @@ export class RedisOutbox implements Outbox {
       else throw error;
       return [];
     }
-    if (this.tenures.get(tenure.shard) !== tenure) return [];
+    if (this.leases.tenures.get(tenure.shard) !== tenure) return [];
     return this.toEntries(tenure, raw);
   }
 
