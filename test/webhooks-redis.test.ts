@@ -77,6 +77,7 @@ describe("several senders on one Redis", () => {
       expect(new Set(got.map((r) => r.sender)).size).toBe(1);
     }
     expect(new Set(delivered.map((r) => r.sender)).size).toBe(3);
+    expect(delivered.every((r) => r.signatureValid === true)).toBe(true);
   });
 
   test("a receiver outage: every event is retried with its id until it recovers, nothing is lost, order is kept", async () => {

@@ -1,7 +1,9 @@
 /**
  * MemoryOutbox: the outbox of a deployment without Redis, which is one process. One lane, held
  * for the process's lifetime; entries live in memory, so whatever is not delivered when the
- * process exits is lost (the Redis outbox is the durable one).
+ * process exits is lost (the Redis outbox is the durable one). At most `maxEntries` (default
+ * 100 000) wait at once: past that, `append` refuses (the event is counted as lost), so a receiver
+ * that is down for an hour cannot grow the process without bound.
  */
 import type { WebhookEvent } from "./events.ts";
 import type { Outbox, OutboxEntry, OutboxStats } from "./outbox.ts";
@@ -9,6 +11,8 @@ import type { Outbox, OutboxEntry, OutboxStats } from "./outbox.ts";
 const LANE = "memory";
 
 export class MemoryOutbox implements Outbox {
+  constructor(private readonly maxEntries = 100_000) {}
+
   /** Stored and not done, in append order (Map keeps insertion order). */
   private readonly entries = new Map<string, OutboxEntry>();
   /** Appended and not yet taken. */
@@ -21,6 +25,7 @@ export class MemoryOutbox implements Outbox {
 
   async append(key: string, event: WebhookEvent): Promise<void> {
     if (this.closed) throw new Error("webhook outbox is closed");
+    if (this.entries.size >= this.maxEntries) throw new Error(`webhook outbox is full (${this.maxEntries} events waiting)`);
     const entry: OutboxEntry = { id: String(++this.next), lane: LANE, key, event, body: JSON.stringify(event) };
     this.entries.set(entry.id, entry);
     this.queue.push(entry);

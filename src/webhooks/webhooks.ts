@@ -28,6 +28,8 @@ export class Webhooks {
   private readonly metrics: Metrics | undefined;
   /** Appends not yet answered, so `stop` can wait for them. */
   private readonly appending = new Set<Promise<void>>();
+  private lost = 0;
+  private lostLoggedAt = 0;
 
   constructor(options: WebhooksOptions) {
     this.outbox = options.outbox;
@@ -58,7 +60,12 @@ export class Webhooks {
     const event = newEvent(type, data);
     const appended = this.outbox.append(key, event).catch((error) => {
       this.metrics?.webhooksFailed.inc({ reason: "outbox" });
-      this.log.error("webhook event lost: the outbox could not store it", { event: event.id, type, key, ...errorFields(error) });
+      // One line per 10 s at most: an outage would otherwise log every event.
+      this.lost++;
+      if (Date.now() - this.lostLoggedAt < 10_000) return;
+      this.log.error("webhook events lost: the outbox could not store them", { lost: this.lost, event: event.id, type, key, ...errorFields(error) });
+      this.lost = 0;
+      this.lostLoggedAt = Date.now();
     });
     this.appending.add(appended);
     void appended.finally(() => this.appending.delete(appended));

@@ -9,6 +9,8 @@ export interface ReceivedWebhook {
   raw: string;
   event: { id: string; type: string; at: number; data: any };
   signature: string | null;
+  /** With a secret given to startReceiver: whether verifySignature accepted it (if not, the answer was 401). */
+  signatureValid: boolean | null;
   /** The `sender` query parameter of the URL it was posted to (tests give each sender its own). */
   sender: string | null;
   receivedAt: number;
@@ -52,10 +54,18 @@ export function startReceiver(secret?: string): WebhookReceiver {
     async fetch(req) {
       const raw = await req.text();
       const signature = req.headers.get("switchboard-signature");
-      if (secret !== undefined) verifySignature(raw, signature, secret);
+      let signatureValid: boolean | null = null;
+      if (secret !== undefined) {
+        try {
+          verifySignature(raw, signature, secret);
+          signatureValid = true;
+        } catch {
+          signatureValid = false;
+        }
+      }
       const event = JSON.parse(raw) as ReceivedWebhook["event"];
-      const status = receiver.answer(event);
-      const record: ReceivedWebhook = { raw, event, signature, sender: new URL(req.url).searchParams.get("sender"), receivedAt: Date.now(), status };
+      const status = signatureValid === false ? 401 : receiver.answer(event);
+      const record: ReceivedWebhook = { raw, event, signature, signatureValid, sender: new URL(req.url).searchParams.get("sender"), receivedAt: Date.now(), status };
       receiver.received.push(record);
       if (status === "stall") {
         await new Promise<void>((resolve) => stalls.add(resolve));
