@@ -64,7 +64,7 @@ export async function startSwitchboard(config: Config): Promise<Running> {
     },
     identityFromApp,
   );
-  const gateway = new Gateway({ config, services, credentials, log, metrics });
+  const gateway = new Gateway({ config, services, credentials, log, metrics, webhooks });
   await gateway.start();
   const app = createApp({ config, gateway, services, credentials, signer, users, log, metrics });
 

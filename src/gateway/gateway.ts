@@ -22,6 +22,8 @@ import type { SwitchboardServer } from "./socket.ts";
 import { Metrics, messageTs } from "../metrics.ts";
 import type { Snapshot } from "../deployment/heartbeat.ts";
 import { ServerCalls, type UserCall } from "./server-calls.ts";
+import type { Webhooks } from "../webhooks/webhooks.ts";
+import { DeploymentEvents, noWebhookNamespaces } from "../webhooks/deployment-events.ts";
 import { SubscriptionCounts, TopicCreations } from "./budgets.ts";
 import { Announcer } from "./announcer.ts";
 
@@ -35,6 +37,10 @@ export interface GatewayDeps {
   credentials: Credentials;
   log: Logger;
   metrics?: Metrics;
+  /** Webhooks (SPEC §6), when WEBHOOK_URL is set: the gateway tells them what happened. */
+  webhooks?: Webhooks | null;
+  /** Topics whose publications are `message.published` events; see `noWebhookNamespaces`. */
+  webhookFor?: (topic: string) => boolean;
 }
 
 export class Gateway implements ConnectionHost {
@@ -53,6 +59,8 @@ export class Gateway implements ConnectionHost {
   readonly subscriptions: SubscriptionCounts;
   private readonly creations: TopicCreations;
   private readonly announcer = new Announcer((topic, type, user) => this.broadcastPresence(topic, type, user));
+  /** Webhook events this process learns of; null without WEBHOOK_URL. */
+  private readonly events: DeploymentEvents | null;
   server: SwitchboardServer | null = null;
   draining = false;
   private rechecking = false;
@@ -89,6 +97,9 @@ export class Gateway implements ConnectionHost {
       act: (call) => this.act(call),
       log: (message, fields) => this.log.warn(message, fields),
     });
+    this.events = deps.webhooks
+      ? new DeploymentEvents({ webhooks: deps.webhooks, presence: deps.services.presence, log: this.log, webhookFor: deps.webhookFor ?? noWebhookNamespaces })
+      : null;
     this.metrics.bind({
       connectionsByAuth: () => {
         const counts = new Map<string, number>();
@@ -117,7 +128,10 @@ export class Gateway implements ConnectionHost {
       },
     });
     await presence.start({
-      onExpired: (topic, user) => this.announce(topic, "presence.leave", user),
+      onExpired: (topic, user) => {
+        if (this.events?.expired(topic, user)) return;
+        this.announce(topic, "presence.leave", user);
+      },
     });
   }
 
@@ -165,6 +179,8 @@ export class Gateway implements ConnectionHost {
       if (mayCreate && result.seq === 1 && !result.duplicate) this.creations.created(input.from);
       this.metrics.publications.inc({ source: input.from === "server" ? "api" : "ws" });
       this.metrics.publishSeconds.observe((performance.now() - started) / 1000);
+      // Stored in the webhook outbox before the publisher hears its ack (at least once).
+      await this.events?.published(topic, input, result);
       return result;
     } catch (error) {
       this.metrics.publishFailures.inc();
@@ -206,10 +222,12 @@ export class Gateway implements ConnectionHost {
   opened(conn: Socket): void {
     this.metrics.wsOpened.inc({ auth: conn.via });
     this.log.info("connection open", { connectionId: conn.id, user: conn.userId, auth: conn.via, ip: conn.ip });
+    this.events?.socketOpened(conn);
   }
 
   forget(conn: Socket): void {
     this.registry.remove(conn);
+    this.events?.socketClosed(conn);
   }
 
   follow(conn: Socket, topic: string, since: Position | undefined, onAck: (ack: Ack) => void): Promise<void> {
@@ -243,6 +261,8 @@ export class Gateway implements ConnectionHost {
   }
 
   private broadcastPresence(topic: string, type: PresenceChange, user: User): void {
+    // After the announcer: webhooks are bounded like the frames (SPEC §8), one per change it lets through.
+    this.events?.presenceChanged(topic, type, user);
     const frame = JSON.stringify({ type, topic, user });
     this.services.broker.broadcast(topic, frame).catch((error) => {
       this.log.warn("presence announcement failed", { topic, ...errorFields(error) });
@@ -359,6 +379,7 @@ export class Gateway implements ConnectionHost {
     this.announcer.close();
     this.load.stop();
     this.ledger.close();
+    this.events?.close();
     this.hub.close();
   }
 }
