@@ -104,3 +104,13 @@ describe("signature and metrics", () => {
     expect(server.faults()).toEqual([]);
   });
 });
+
+describe("draining without Redis", () => {
+  test("the users of a draining process go offline, and the in-process outbox delivers that before the process exits", async () => {
+    const carol = await connect("carol");
+    await waitFor(() => seen(aboutUser("carol")).includes("user.online carol"), "carol online");
+    expect(await server.stop("SIGTERM")).toBe(0);
+    clients.delete(carol);
+    expect(seen(aboutUser("carol"))).toEqual(["user.online carol", "user.offline carol"]);
+  });
+});
