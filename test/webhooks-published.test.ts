@@ -6,6 +6,7 @@
  */
 import { afterAll, describe, expect, test } from "bun:test";
 import { createLogger } from "../src/log.ts";
+import { Metrics } from "../src/metrics.ts";
 import { MemoryPresence } from "../src/presence/memory.ts";
 import { DeploymentEvents } from "../src/webhooks/deployment-events.ts";
 import { MemoryOutbox } from "../src/webhooks/memory-outbox.ts";
@@ -52,5 +53,24 @@ describe("message.published", () => {
     await waitFor(() => receiver.received.length === before + 1, "one more request");
     await Bun.sleep(200);
     expect(receiver.received.slice(before).map((r) => r.event.data)).toEqual([{ type: "message", topic: "orders:typing", from: "u-alice", data: { n: 3 }, ts: 1_767_225_600_000 }]);
+  });
+});
+
+describe("an event the outbox cannot store", () => {
+  test("is counted in switchboard_webhooks_failed_total{reason=outbox} and logged once per 10 s, and emit still resolves", async () => {
+    const metrics = new Metrics();
+    const lines: string[] = [];
+    const logger = { ...log, error: (msg: string, fields?: Record<string, unknown>) => void lines.push(`${msg} ${JSON.stringify(fields)}`) };
+    const full = new MemoryOutbox(1);
+    const hooks = new Webhooks({ outbox: full, url: receiver.url, secret: SECRET, maxAgeS: 60, log: logger, metrics });
+    await hooks.emit("user.online", "u:u1", { user: { id: "u1", name: "one" } }); // stored (not started: never sent)
+    await hooks.emit("user.online", "u:u2", { user: { id: "u2", name: "two" } });
+    await hooks.emit("user.online", "u:u3", { user: { id: "u3", name: "three" } });
+    const text = await metrics.registry.metrics();
+    expect(text).toContain('switchboard_webhooks_failed_total{reason="outbox"} 2');
+    expect(lines.length).toBe(1);
+    expect(lines[0]).toContain("webhook events lost");
+    expect(lines[0]).toContain("webhook outbox is full");
+    await full.close();
   });
 });
