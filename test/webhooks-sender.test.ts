@@ -142,6 +142,14 @@ describe("ordering: one key at a time, in order; a failing key holds back only i
     expect(receiver.delivered().slice(5).map((r) => [r.event.data.topic, r.event.data.n])).toEqual([["room:bad", 1], ["room:bad", 2]]);
   });
 
+  test("publications of one topic stored out of seq order are sent in seq order (same epoch)", async () => {
+    const { receiver, outbox } = await rig();
+    const frame = (seq: number, epoch = "e1") => ({ type: "message", topic: "room:p", seq, epoch, from: "u1", data: null, ts: 1 });
+    await Promise.all([3, 1, 2].map((seq) => outbox.append("t:room:p", newEvent("message.published", frame(seq)))));
+    await waitFor(() => receiver.delivered().length === 3, "three deliveries");
+    expect(receiver.delivered().map((r) => r.event.data.seq)).toEqual([1, 2, 3]);
+  });
+
   test("different keys are sent concurrently: a stalled topic does not delay another", async () => {
     const { receiver, outbox } = await rig({ attemptTimeoutMs: 5000 });
     receiver.answer = (e) => (e.data.topic === "room:slow" ? "stall" : 200);

@@ -124,7 +124,7 @@ export class WebhookSender {
       q = { key: entry.key, entries: [], failures: 0, busy: false, retry: null };
       this.queues.set(entry.key, q);
     }
-    q.entries.push(entry);
+    insertInOrder(q, entry);
     this.held++;
     if (!q.busy && q.retry === null) this.ready.add(entry.key);
   }
@@ -247,4 +247,29 @@ export class WebhookSender {
     else this.queues.delete(q.key);
     this.pump();
   }
+}
+
+/** A message.published event's position in its topic, or null for any other event. */
+function positionOf(entry: OutboxEntry): { seq: number; epoch: string } | null {
+  const data = entry.event.data as { seq?: unknown; epoch?: unknown } | null;
+  if (entry.event.type !== "message.published" || typeof data?.seq !== "number" || typeof data.epoch !== "string") return null;
+  return { seq: data.seq, epoch: data.epoch };
+}
+
+/**
+ * Appends an entry to its key's queue. Publications of one topic stored out of order (published on
+ * two machines at the same moment: each stores its own after the ordering point answered) are put
+ * back in `seq` order while they wait; the first entry is never overtaken once it was attempted.
+ */
+function insertInOrder(q: KeyQueue, entry: OutboxEntry): void {
+  const at = positionOf(entry);
+  let i = q.entries.length;
+  if (at !== null) {
+    const floor = q.busy || q.retry !== null || q.failures > 0 ? 1 : 0;
+    for (; i > floor; i--) {
+      const prev = positionOf(q.entries[i - 1]!);
+      if (prev === null || prev.epoch !== at.epoch || prev.seq < at.seq) break;
+    }
+  }
+  q.entries.splice(i, 0, entry);
 }
