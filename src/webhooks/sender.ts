@@ -63,6 +63,7 @@ export class WebhookSender {
   private running: Promise<void> | null = null;
   private closed = false;
   private wakeLoop: (() => void) | null = null;
+  private readFailing = false;
 
   constructor(options: WebhookSenderOptions) {
     this.o = {
@@ -77,11 +78,6 @@ export class WebhookSender {
 
   start(): void {
     this.running ??= this.loop();
-  }
-
-  /** Entries taken and not yet done (delivered or given up). */
-  get pending(): number {
-    return this.held;
   }
 
   /** Stops taking, aborts attempts in flight (their events stay in the outbox) and waits for them. */
@@ -111,8 +107,11 @@ export class WebhookSender {
         if (entries.length === 0 && performance.now() - asked < 20) await Bun.sleep(100);
         for (const entry of entries) this.enqueue(entry);
         this.pump();
+        this.readFailing = false;
       } catch (error) {
-        this.o.log.warn("webhooks: reading the outbox failed", errorFields(error));
+        // Once per outage, not every half second while Redis does not answer.
+        if (!this.readFailing) this.o.log.warn("webhooks: reading the outbox failed; retrying", errorFields(error));
+        this.readFailing = true;
         await Bun.sleep(500);
       }
     }
@@ -158,12 +157,13 @@ export class WebhookSender {
     this.inFlight++;
     const outcome = await this.post(entry);
     this.inFlight--;
-    if (this.closed) return;
     if (outcome.ok) {
+      // Even while closing: a delivered event must not be sent again by the next holder.
       this.o.counters?.webhooksSent.inc();
       q.failures = 0;
       return this.finish(q, entry);
     }
+    if (this.closed) return;
     q.failures++;
     const delay = retryDelayMs(q.failures, this.o.backoff);
     if (Date.now() + delay - entry.event.at > this.o.maxAgeS * 1000) return this.giveUp(q, entry, outcome.reason);
@@ -236,6 +236,7 @@ export class WebhookSender {
   /** Entries of a lane this process no longer holds go: the lane's new holder sends them. */
   private dropLost(q: KeyQueue): void {
     const kept = q.entries.filter((e) => this.o.outbox.holds(e));
+    if (kept[0] !== q.entries[0]) q.failures = 0; // the backoff belonged to the entry that went
     this.held -= q.entries.length - kept.length;
     if (kept.length !== q.entries.length) this.wakeLoop?.();
     q.entries = kept;
