@@ -8,7 +8,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { TestClient, closeAll } from "./support/client.ts";
 import { killAllServers, session, startServer, type TestServer } from "./support/server.ts";
-import { scrape } from "./support/scrape.ts";
+import { scrape } from "./support/metrics.ts";
 import { startReceiver, type ReceivedWebhook, type WebhookReceiver } from "./support/webhook-receiver.ts";
 import { waitFor } from "./suites/broker.suite.ts";
 

@@ -10,7 +10,7 @@ import { RedisOutbox } from "../src/webhooks/redis-outbox.ts";
 import { newEvent } from "../src/webhooks/events.ts";
 import { startRedis, type TestRedis } from "./support/redis.ts";
 import { killAllServers, startServer, type TestServer } from "./support/server.ts";
-import { scrape } from "./support/scrape.ts";
+import { scrape } from "./support/metrics.ts";
 import { startReceiver, type WebhookReceiver } from "./support/webhook-receiver.ts";
 import { waitFor } from "./suites/broker.suite.ts";
 
