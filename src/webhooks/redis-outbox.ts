@@ -12,8 +12,7 @@
  *   leaseMs × 1.25 of its last renewal.
  * - `done` is XACK + XDEL: a stream holds exactly the events not yet delivered or given up.
  */
-import type Redis from "ioredis";
-import type { LogFn } from "../redis/connection.ts";
+import type { LogFn, RedisClient } from "../redis/connection.ts";
 import { randomEpoch } from "../redis/connection.ts";
 import type { WebhookEvent } from "./events.ts";
 import type { Outbox, OutboxEntry, OutboxStats } from "./outbox.ts";
@@ -38,7 +37,7 @@ type StreamEntry = [id: string, fields: string[]];
 
 export interface RedisOutboxOptions {
   /** A command connection (createConnection); shared, not closed here. */
-  redis: Redis;
+  redis: RedisClient;
   instanceId: string;
   /** Default 10 000. */
   leaseMs?: number;
@@ -48,7 +47,7 @@ export interface RedisOutboxOptions {
 }
 
 export class RedisOutbox implements Outbox {
-  private readonly redis: Redis;
+  private readonly redis: RedisClient;
   /** The consumer name: one per process incarnation. */
   readonly consumer: string;
   private readonly leaseMs: number;
@@ -162,7 +161,7 @@ export class RedisOutbox implements Outbox {
     const pending = (await this.redis.xpending(stream, GROUP, "IDLE", this.leaseMs, "-", "+", 100)) as [string, string, number, number][];
     const ids = pending.filter(([, consumer]) => consumer !== this.consumer).map(([id]) => id);
     if (ids.length === 0 || this.leases.tenures.get(tenure.shard) !== tenure) return;
-    const claimed = (await this.redis.xclaim(stream, GROUP, this.consumer, this.leaseMs, ...ids)) as (StreamEntry | null)[];
+    const claimed = (await this.redis.call("XCLAIM", stream, GROUP, this.consumer, String(this.leaseMs), ...ids)) as (StreamEntry | null)[];
     if (this.leases.tenures.get(tenure.shard) !== tenure) return;
     this.stragglers.push(...this.toEntries(tenure, claimed.filter((e): e is StreamEntry => e !== null)));
     this.wake?.();

@@ -7,9 +7,8 @@
  * A process stops treating a shard as its own at 90 % of the lease after the last renewal it
  * *sent*, so it stops sending before Redis lets another process take the shard.
  */
-import type Redis from "ioredis";
 import { readFileSync } from "node:fs";
-import type { LogFn } from "../redis/connection.ts";
+import type { LogFn, RedisClient } from "../redis/connection.ts";
 
 const lua = (name: string) => readFileSync(new URL(`./lua/${name}.lua`, import.meta.url), "utf8");
 
@@ -18,7 +17,9 @@ export const leaseKeys = {
   senders: "sb:{wh}:senders",
 };
 
-interface LeaseRedis extends Redis {
+type LeaseRedis = RedisClient & LeaseScripts;
+
+interface LeaseScripts {
   sbWebhookLease(lease: string, op: "acquire" | "renew" | "release", consumer: string, leaseMs: number): Promise<number>;
   sbWebhookSenders(senders: string, op: "beat" | "leave", consumer: string, leaseMs: number): Promise<number>;
 }
@@ -46,7 +47,7 @@ export interface ShardLeaseHooks {
 }
 
 export interface ShardLeasesOptions {
-  redis: Redis;
+  redis: RedisClient;
   consumer: string;
   shards: number;
   leaseMs: number;
