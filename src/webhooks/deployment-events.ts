@@ -3,12 +3,13 @@
  * that each is emitted once for the whole deployment, by the process that learnt it:
  * - `presence.join` / `presence.leave`: the presence store said a user's membership of a topic
  *   changed — the gateway's presence ledger (first / last socket, across machines) or a sweep
- *   of a crashed process's entries. Every topic whose namespace keeps presence, whether or not it
- *   sends join/leave frames (`joinLeave`).
+ *   of a crashed process's entries — and the gateway's announcer let it through (at most one per
+ *   user and topic per second; a join and a leave within it cancel out, SPEC §8).
  * - `user.online` / `user.offline`: the same mechanism on one presence entry per socket under
  *   `#online:<user id>` (no topic name can contain `#`): a user's first socket anywhere joins,
  *   its last one leaves, and a crashed process's sockets leave with its presence lease (within
- *   PRESENCE_LEASE_MS × 4/3), through the same retries as topic presence in a Redis outage.
+ *   PRESENCE_LEASE_MS × 4/3), through the same retries as topic presence in a Redis outage, and
+ *   the same once-a-second bound.
  * - `message.published`: a publication the broker accepted (not a deduplicated retry) on a topic
  *   whose namespace has `webhook: true`.
  */
@@ -17,6 +18,7 @@ import type { Presence } from "../presence/presence.ts";
 import type { PublishInput, PublishResult } from "../broker/broker.ts";
 import type { User } from "../protocol/frames.ts";
 import { PresenceLedger, type LedgerMember, type PresenceChange } from "../gateway/presence-ledger.ts";
+import { Announcer } from "../gateway/announcer.ts";
 import { orderingKey } from "./events.ts";
 import type { Webhooks } from "./webhooks.ts";
 
@@ -45,14 +47,17 @@ export class DeploymentEvents {
   private readonly webhooks: Webhooks;
   private readonly webhookFor: (topic: string) => boolean;
   private readonly online: PresenceLedger;
+  /** A user who connects and disconnects in a loop is announced at most once a second, like join/leave (SPEC §8). */
+  private readonly onlineAnnouncer: Announcer;
 
   constructor(options: DeploymentEventsOptions) {
     this.webhooks = options.webhooks;
     this.webhookFor = options.webhookFor;
+    this.onlineAnnouncer = new Announcer((_topic, change, user) => this.onlineChanged(change, user));
     this.online = new PresenceLedger({
       presence: options.presence,
       log: options.log,
-      announce: (_topic, change, user) => this.onlineChanged(change, user),
+      announce: (topic, change, user) => this.onlineAnnouncer.announce(topic, change, user),
     });
   }
 
@@ -67,7 +72,7 @@ export class DeploymentEvents {
    */
   expired(topic: string, user: User): boolean {
     if (!topic.startsWith(ONLINE)) return false;
-    this.onlineChanged("presence.leave", user);
+    this.onlineAnnouncer.announce(topic, "presence.leave", user);
     return true;
   }
 
@@ -92,8 +97,10 @@ export class DeploymentEvents {
     await this.webhooks.emit("message.published", orderingKey.topic(topic), frame);
   }
 
+  /** Stops the ledger's retries; online/offline changes held by the announcer go out now. */
   close(): void {
     this.online.close();
+    this.onlineAnnouncer.close();
   }
 
   private onlineChanged(change: PresenceChange, user: User): void {
