@@ -3,6 +3,7 @@
  * A bad configuration exits 1 with one line; a second signal exits at once.
  */
 import { ConfigError, loadConfig, type Config } from "./config.ts";
+import { loadNamespaces } from "./auth/namespaces.ts";
 import { createLogger, errorFields, type Logger } from "./log.ts";
 import { createServices } from "./create-services.ts";
 import type { Services } from "./services.ts";
@@ -169,6 +170,7 @@ async function main(): Promise<void> {
   let config: Config;
   try {
     config = loadConfig();
+    loadNamespaces(config); // checked here too, so that a bad NAMESPACES stops the supervisor before any worker
   } catch (error) {
     if (error instanceof ConfigError) {
       console.error(error.message);
