@@ -13,6 +13,12 @@ import type { UserCall } from "../protocol/api.ts";
 
 export type { Position };
 
+/** How many publications a topic keeps for recovery (0: none) and how long after its last one. */
+export interface HistoryPolicy {
+  size: number;
+  ttlS: number;
+}
+
 /** One publication, as every process receives it. */
 export interface Publication {
   topic: string;

@@ -2,12 +2,12 @@
  * The embedded broker for a single process (no REDIS_URL). Same contract as RedisBroker:
  * contiguous seq per topic from 1, an epoch that changes when the topic's history is lost,
  * history bounded by `historySize` and kept `historyTtlS` after the topic's last publication,
- * idempotency keys remembered for `historyTtlS`.
+ * idempotency keys remembered for `historyTtlS` (per topic with `historyFor`).
  *
  * Publications are handed to `onPublication` synchronously inside `publish`, after the append:
  * publish order is delivery order.
  */
-import type { Broker, BrokerEvents, ControlMessage, HistoryResult, Position, Publication, PublishInput, PublishResult } from "./broker.ts";
+import type { Broker, BrokerEvents, ControlMessage, HistoryPolicy, HistoryResult, Position, Publication, PublishInput, PublishResult } from "./broker.ts";
 import { messageFrame } from "./frame.ts";
 
 interface TopicLog {
@@ -29,6 +29,8 @@ interface TopicLog {
 export interface MemoryBrokerOptions {
   historySize: number;
   historyTtlS: number;
+  /** Per topic (its namespace's `history`), when set; otherwise historySize / historyTtlS for all. */
+  historyFor?: (topic: string) => HistoryPolicy;
   /**
    * Budget for the history of all topics together: the heap they really hold (bookkeeping, frames,
    * idempotency keys; subscribe-only topics too), estimated per item (COST_*). Past it, the
@@ -84,7 +86,8 @@ export class MemoryBroker implements Broker {
   async publish(topic: string, input: PublishInput): Promise<PublishResult> {
     const now = this.now();
     const log = this.live(topic, now) ?? this.create(topic, now);
-    const ttlMs = this.options.historyTtlS * 1000;
+    const policy = this.historyOf(topic);
+    const ttlMs = policy.ttlS * 1000;
     if (input.key !== undefined) {
       const seen = log.keys.get(input.key);
       if (seen !== undefined && seen.expiresAt > now) return { seq: seen.seq, epoch: seen.epoch, duplicate: true };
@@ -99,10 +102,10 @@ export class MemoryBroker implements Broker {
       epoch: log.epoch,
       frame: messageFrame(topic, log.seq, log.epoch, input),
     };
-    if (this.options.historySize > 0) {
+    if (policy.size > 0) {
       log.entries.push(publication);
       this.account(log, publicationBytes(publication));
-      if (log.entries.length > this.options.historySize) this.account(log, -publicationBytes(log.entries.shift()!));
+      while (log.entries.length > policy.size) this.account(log, -publicationBytes(log.entries.shift()!));
     }
     if (input.key !== undefined) {
       if (!log.keys.has(input.key)) this.account(log, keyBytes(input.key));
@@ -148,6 +151,10 @@ export class MemoryBroker implements Broker {
     this.events = null;
   }
 
+  private historyOf(topic: string): HistoryPolicy {
+    return this.options.historyFor?.(topic) ?? { size: this.options.historySize, ttlS: this.options.historyTtlS };
+  }
+
   /** The topic's log if it has not expired; an expired one is forgotten (its epoch is lost). */
   private live(topic: string, now: number): TopicLog | undefined {
     const log = this.logs.get(topic);
@@ -185,7 +192,7 @@ export class MemoryBroker implements Broker {
 
   /** A topic's log, new: a subscribe-only topic costs its bookkeeping too. */
   private create(topic: string, now: number): TopicLog {
-    const log: TopicLog = { epoch: newEpoch(), seq: 0, entries: [], bytes: 0, keys: new Map(), expiresAt: now + this.options.historyTtlS * 1000 };
+    const log: TopicLog = { epoch: newEpoch(), seq: 0, entries: [], bytes: 0, keys: new Map(), expiresAt: now + this.historyOf(topic).ttlS * 1000 };
     this.logs.set(topic, log);
     this.account(log, COST_TOPIC + textBytes(topic));
     this.enforceBudget(topic);

@@ -20,7 +20,7 @@
  */
 import type { Cluster } from "ioredis";
 import type Redis from "ioredis";
-import type { Broker, BrokerEvents, ControlMessage, HistoryResult, Position, Publication, PublishInput, PublishResult } from "./broker.ts";
+import type { Broker, BrokerEvents, ControlMessage, HistoryPolicy, HistoryResult, Position, Publication, PublishInput, PublishResult } from "./broker.ts";
 import { framePrefix, frameSuffix } from "./frame.ts";
 import { decodePayload, redisKeys, topicOfChannel } from "./redis-keys.ts";
 import { ScriptRunner } from "./redis-scripts.ts";
@@ -40,6 +40,8 @@ export interface RedisBrokerOptions {
   historySize: number;
   /** Seconds a topic's history (and epoch, and idempotency keys) outlive its last publication. */
   historyTtlS: number;
+  /** Per topic (its namespace's `history`), when set; otherwise historySize / historyTtlS for all. */
+  historyFor?: (topic: string) => HistoryPolicy;
   /** A Redis command without a reply after this long fails with `unavailable` (REDIS_COMMAND_TIMEOUT_MS). Default 500. */
   commandTimeoutMs?: number;
   /** How often each subscriber link publishes a canary to itself. Default 1000. */
@@ -137,13 +139,14 @@ export class RedisBroker implements Broker {
   async publish(topic: string, input: PublishInput): Promise<PublishResult> {
     if (this.closed || this.cmd.status !== "ready") throw unavailable("publish");
     const key = input.key ?? "";
+    const policy = this.historyOf(topic);
     try {
       const [seq, epoch, duplicate] = (await this.redirectable(() => within(this.scripts.publish(
         key === "" ? [redisKeys.meta(topic), redisKeys.log(topic)] : [redisKeys.meta(topic), redisKeys.log(topic), redisKeys.idempotency(topic, key)],
         [key === "" ? "" : "1",
         randomEpoch(),
-        this.options.historySize,
-        this.options.historyTtlS,
+        policy.size,
+        policy.ttlS,
         framePrefix(topic),
         frameSuffix(input),
         redisKeys.channel(topic),
@@ -153,6 +156,10 @@ export class RedisBroker implements Broker {
     } catch (error) {
       throw toSwitchboardError(error, "publish");
     }
+  }
+
+  private historyOf(topic: string): HistoryPolicy {
+    return this.options.historyFor?.(topic) ?? { size: this.options.historySize, ttlS: this.options.historyTtlS };
   }
 
   async broadcast(topic: string, frame: string): Promise<void> {
@@ -172,14 +179,15 @@ export class RedisBroker implements Broker {
   async history(topic: string, since?: Position): Promise<HistoryResult> {
     if (this.closed || this.cmd.status !== "ready") throw unavailable("history");
     let reply: HistoryReply;
+    const policy = this.historyOf(topic);
     try {
       reply = (await this.redirectable(() => within(this.scripts.history(
         [redisKeys.meta(topic), redisKeys.log(topic)],
         [randomEpoch(),
-        this.options.historyTtlS,
+        policy.ttlS,
         since === undefined ? "" : since.seq,
         since === undefined ? "" : since.epoch,
-        this.options.historySize],
+        policy.size],
       ), this.commandTimeoutMs))) as HistoryReply;
     } catch (error) {
       throw toSwitchboardError(error, "history");

@@ -10,6 +10,7 @@ import type { Config } from "../config.ts";
 import { assemble, type Services } from "../services.ts";
 import { createLogger } from "../log.ts";
 import { RedisBroker } from "../broker/redis.ts";
+import type { HistoryPolicy } from "../broker/broker.ts";
 import { closeConnection, connectWithin, createClient, errorReporter, type LogFn, type RedisClient } from "./connection.ts";
 import { RedisPresence } from "../presence/redis.ts";
 import { checkEvictionPolicy, redisStores } from "../stores/redis.ts";
@@ -17,7 +18,7 @@ import { RedisDeploymentRegistry } from "../deployment/redis.ts";
 import { LEASE_MS } from "../deployment/heartbeat.ts";
 import { RedisOutbox } from "../webhooks/redis-outbox.ts";
 
-export async function createRedisServices(config: Config): Promise<Services> {
+export async function createRedisServices(config: Config, historyFor?: (topic: string) => HistoryPolicy): Promise<Services> {
   const url = config.redisUrl;
   if (url === undefined) throw new Error("createRedisServices needs REDIS_URL");
   const logger = createLogger(config.logLevel, { instance: config.instanceId, region: config.region, component: "redis" });
@@ -30,6 +31,7 @@ export async function createRedisServices(config: Config): Promise<Services> {
     historySize: config.historySize,
     historyTtlS: config.historyTtlS,
     commandTimeoutMs: config.redisCommandTimeoutMs,
+    historyFor,
     log,
   });
   const data = createDataConnection(config, log);

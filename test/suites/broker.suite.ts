@@ -5,11 +5,13 @@
  * suite starts it and closes it.
  */
 import { afterEach, describe, expect, test } from "bun:test";
-import type { Broker, BrokerEvents, ControlMessage, Publication } from "../../src/broker/broker.ts";
+import type { Broker, BrokerEvents, ControlMessage, HistoryPolicy, Publication } from "../../src/broker/broker.ts";
 
 export interface BrokerFactoryOptions {
   historySize: number;
   historyTtlS: number;
+  /** Per topic history (a namespace's `history`, SPEC §5); the two above apply without it. */
+  historyFor?: (topic: string) => HistoryPolicy;
 }
 export type BrokerFactory = (options: BrokerFactoryOptions) => Broker | Promise<Broker>;
 
@@ -218,6 +220,24 @@ export function describeBroker(name: string, factory: BrokerFactory): void {
         const { epoch } = await broker.publish(topic, input(2));
         expect((await broker.history(topic, { seq: 1, epoch })).recovered).toBe(false);
         expect((await broker.history(topic, { seq: 2, epoch })).recovered).toBe(true);
+      });
+
+      test("historyFor sets size and TTL per topic (a namespace's history)", async () => {
+        const small = uniqueTopic("small");
+        const none = uniqueTopic("none");
+        const brief = uniqueTopic("brief");
+        const other = uniqueTopic("room");
+        const policies: Record<string, HistoryPolicy> = { small: { size: 2, ttlS: 60 }, none: { size: 0, ttlS: 60 }, brief: { size: 100, ttlS: 1 } };
+        const { broker } = await start({ historySize: 100, historyTtlS: 60, historyFor: (t) => policies[t.slice(0, t.indexOf(":"))] ?? { size: 100, ttlS: 60 } });
+        const epochs: Record<string, string> = {};
+        for (const topic of [small, none, brief, other]) for (let i = 1; i <= 4; i++) epochs[topic] = (await broker.publish(topic, input(i))).epoch;
+        expect((await broker.history(small, { seq: 1, epoch: epochs[small]! })).recovered).toBe(false);
+        expect((await broker.history(small, { seq: 2, epoch: epochs[small]! })).publications.map((p) => p.seq)).toEqual([3, 4]);
+        expect((await broker.history(none, { seq: 3, epoch: epochs[none]! })).recovered).toBe(false);
+        expect((await broker.history(other, { seq: 0, epoch: epochs[other]! })).publications).toHaveLength(4);
+        await Bun.sleep(1200);
+        expect((await broker.history(brief, { seq: 4, epoch: epochs[brief]! })).recovered).toBe(false);
+        expect(await broker.history(other, { seq: 4, epoch: epochs[other]! })).toMatchObject({ recovered: true, position: { seq: 4 } });
       });
     });
 
