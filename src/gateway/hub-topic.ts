@@ -32,6 +32,8 @@ export interface PendingRecovery {
 
 export interface TopicState {
   topic: string;
+  /** Delivered without an ordering point (SPEC §5 `delivery: "ephemeral"`): no position, history or repair. */
+  ephemeral: boolean;
   members: Set<Member>;
   /** Last delivered position; null until the broker subscription and first read are done. */
   position: Position | null;

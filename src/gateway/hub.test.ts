@@ -14,7 +14,7 @@ interface Frame {
   data?: unknown;
 }
 
-function setup(options: { historySize?: number; historyTtlS?: number } = {}) {
+function setup(options: { historySize?: number; historyTtlS?: number; ephemeral?: (topic: string) => boolean } = {}) {
   let clock = 1_000_000;
   const broker = new MemoryBroker({ historySize: options.historySize ?? 100, historyTtlS: options.historyTtlS ?? 300, now: () => clock });
   /** What each topic's local subscribers received, as Bun's server.publish would deliver it. */
@@ -29,6 +29,7 @@ function setup(options: { historySize?: number; historyTtlS?: number } = {}) {
       for (const m of local.get(topic) ?? []) m.frames.push(parsed);
     },
     retryMs: 10,
+    ...(options.ephemeral === undefined ? {} : { isEphemeral: options.ephemeral }),
   });
   class TestMember implements Member {
     frames: Frame[] = [];
@@ -225,5 +226,42 @@ describe("hub membership races", () => {
     expect(t.hub.topicsCount()).toBe(0);
     await t.publish(1, "room:race");
     expect(m.frames).toEqual([]);
+  });
+});
+
+describe("ephemeral topics (delivery: ephemeral)", () => {
+  const ephemeral = (topic: string) => topic.startsWith("typing:");
+
+  test("frames broadcast on the topic reach its members; no position, no history read", async () => {
+    const t = setup({ ephemeral });
+    const m = new t.TestMember();
+    const acks: unknown[] = [];
+    await t.hub.subscribe(m, "typing:a", undefined, (ack) => acks.push(ack));
+    expect(acks).toEqual([{ seq: 0, epoch: "", recovered: false }]);
+    await t.broker.broadcast("typing:a", JSON.stringify({ type: "message", topic: "typing:a", from: "u", data: 1, ts: 0 }));
+    expect(m.frames).toEqual([{ type: "message", topic: "typing:a", from: "u", data: 1, ts: 0 } as unknown as Frame]);
+    // Nothing was read or created at the ordering point: the broker holds no log for it.
+    expect(t.broker.historyBytes).toBe(0);
+    expect((await t.broker.history("typing:a")).position.seq).toBe(0);
+  });
+
+  test("since is never recovered and replays nothing", async () => {
+    const t = setup({ ephemeral });
+    const m = new t.TestMember();
+    const acks: unknown[] = [];
+    await t.hub.subscribe(m, "typing:a", { seq: 0, epoch: "x" }, (ack) => acks.push(ack));
+    expect(acks).toEqual([{ seq: 0, epoch: "", recovered: false }]);
+    expect(m.frames).toEqual([]);
+  });
+
+  test("a broker reconnect repairs nothing and sends no resync", async () => {
+    const t = setup({ ephemeral });
+    const m = new t.TestMember();
+    await t.hub.subscribe(m, "typing:a", undefined, () => {});
+    await t.hub.subscribe(m, "room:a", undefined, () => {});
+    t.hub.onReconnect();
+    await settle();
+    expect(m.frames).toEqual([]);
+    expect(t.delivered.get("typing:a")).toBeUndefined();
   });
 });

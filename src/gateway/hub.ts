@@ -33,6 +33,12 @@ export interface HubOptions {
   replayCacheSize?(topic: string): number;
   /** Every history read the hub makes, for metrics: a topic's start, a `since`, a repair. */
   onHistoryRead?(topic: string, reason: "start" | "since" | "repair"): void;
+  /**
+   * Topics delivered without an ordering point (a namespace's `delivery: "ephemeral"`, SPEC §5):
+   * their frames arrive through `onEphemeral` only; no position, no history read, no gap repair,
+   * no resync, and a `since` is never recovered.
+   */
+  isEphemeral?(topic: string): boolean;
 }
 
 export interface Ack {
@@ -42,6 +48,9 @@ export interface Ack {
   /** Publications replayed for `since` (what the replay costs, SPEC §8). */
   replayed: number;
 }
+
+/** The position of an ephemeral topic: it has none (acks carry no seq/epoch). */
+const EPHEMERAL: Position = { seq: 0, epoch: "" };
 
 /** A buffer past this many publications is dropped; the repair then reads history instead. */
 const MAX_BUFFER = 10_000;
@@ -61,7 +70,7 @@ export class Hub {
   /** Broker event: a publication for a topic this process subscribed to. */
   onPublication(publication: Publication): void {
     const state = this.topics.get(publication.topic);
-    if (state === undefined) return;
+    if (state === undefined || state.ephemeral) return;
     if (state.position === null || state.repairing) {
       this.bufferUp(state, publication);
       return;
@@ -78,7 +87,7 @@ export class Hub {
   onReconnect(topics?: Iterable<string>): void {
     const states = topics === undefined ? this.topics.values() : [...topics].map((t) => this.topics.get(t));
     for (const state of states) {
-      if (state !== undefined && state.position !== null && !state.repairing) this.repair(state);
+      if (state !== undefined && state.position !== null && !state.repairing && !state.ephemeral) this.repair(state);
     }
   }
 
@@ -125,7 +134,7 @@ export class Hub {
       throw error;
     }
     if (!state.members.has(member) || state.position === null) return; // left while subscribing
-    if (since === undefined) {
+    if (since === undefined || state.ephemeral) {
       await this.goLive(state, member, onAck, { recovered: false, frames: [] });
       return;
     }
@@ -222,6 +231,7 @@ export class Hub {
     }
     const state: TopicState = {
       topic,
+      ephemeral: this.options.isEphemeral?.(topic) ?? false,
       members: new Set(),
       position: null,
       ready: Promise.resolve(),
@@ -245,8 +255,11 @@ export class Hub {
     const { broker } = this.options;
     try {
       await broker.subscribe(state.topic);
-      this.options.onHistoryRead?.(state.topic, "start");
-      const { position } = await broker.history(state.topic);
+      let position = EPHEMERAL;
+      if (!state.ephemeral) {
+        this.options.onHistoryRead?.(state.topic, "start");
+        ({ position } = await broker.history(state.topic));
+      }
       if (this.topics.get(state.topic) !== state) return;
       state.position = position;
     } catch (error) {
