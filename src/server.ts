@@ -10,6 +10,7 @@ import type { Services } from "./services.ts";
 import { SessionSigner } from "./auth/sessions.ts";
 import { UserDirectory } from "./auth/users.ts";
 import { appIdentity, createCredentials } from "./auth/create-credentials.ts";
+import { createPermissions } from "./auth/create-permissions.ts";
 import { Gateway } from "./gateway/gateway.ts";
 import { websocketHandler, type SwitchboardServer } from "./gateway/socket.ts";
 import { Metrics } from "./metrics.ts";
@@ -48,8 +49,8 @@ export async function startSwitchboard(config: Config): Promise<Running> {
     log.warn("SESSION_SECRET is not set: using a random one; sessions end when this process restarts and are not shared with other processes");
   }
   const metrics = new Metrics({ instance: config.instanceId, region: config.region, broker: config.redisUrl ? "redis" : "memory" });
-  const namespaces = loadNamespaces(config);
-  const services = await createServices(config, namespaces);
+  const permissions = createPermissions(config, log);
+  const services = await createServices(config, permissions.namespaces);
   const webhooks = createWebhooks(config, services.outbox, log, metrics);
   await webhooks?.start();
   const signer = new SessionSigner(config.sessionSecret);
@@ -66,7 +67,9 @@ export async function startSwitchboard(config: Config): Promise<Running> {
     },
     identityFromApp,
   );
-  const gateway = new Gateway({ config, services, credentials, log, metrics, webhooks });
+  // SPEC §5 `webhook`: a namespace's publications are also `message.published` events.
+  const webhookFor = (topic: string) => permissions.namespaceOf(topic)?.webhook === true;
+  const gateway = new Gateway({ config, services, credentials, permissions, log, metrics, webhooks, webhookFor });
   await gateway.start();
   const app = createApp({ config, gateway, services, credentials, signer, users, log, metrics });
 

@@ -14,7 +14,7 @@
  */
 import type { User } from "../protocol/frames.ts";
 import { ErrorCode, SwitchboardError } from "../protocol/codes.ts";
-import { isValidTopic, TOPIC_RULE } from "../protocol/topics.ts";
+import { inboxOf, isValidTopic, TOPIC_RULE } from "../protocol/topics.ts";
 import type { CapAction, Caps } from "./caps.ts";
 import type { Namespace, Namespaces } from "./namespaces.ts";
 
@@ -46,11 +46,6 @@ export function grantedActions(caps: Caps, topic: string): Set<CapAction> {
     if (patternMatches(pattern, topic)) for (const action of actions) granted.add(action);
   }
   return granted;
-}
-
-/** The personal inbox of a user. */
-export function inboxOf(userId: string): string {
-  return `user:${userId}`;
 }
 
 /** The topic `<ns>:<user id>` that `owner` allows. */
@@ -128,6 +123,23 @@ export class Permissions {
       }
     }
     return this.namespaces.of(topic)!;
+  }
+
+  /**
+   * The same decision for the server API, which never asks the app: synchronous. Returns the
+   * topic's namespace; throws `bad_request` (malformed) or `forbidden` (outside every namespace,
+   * or the member list of a namespace without presence).
+   */
+  asServer(action: Action, topic: unknown): Namespace {
+    if (!isValidTopic(topic)) throw new SwitchboardError(ErrorCode.badRequest, TOPIC_RULE);
+    const decision = decide(this.namespaces, { kind: "server" }, action, topic);
+    if (decision.verdict !== "allow") throw new SwitchboardError(ErrorCode.forbidden, decision.verdict === "forbidden" ? decision.reason : "refused");
+    return this.namespaces.of(topic)!;
+  }
+
+  /** True when the rules allow the action without asking the app (the inbox joined at welcome). */
+  allowsNow(actor: Actor, action: Action, topic: string): boolean {
+    return isValidTopic(topic) && decide(this.namespaces, actor, action, topic).verdict === "allow";
   }
 
   /** The namespace of a valid topic, or null: outside every namespace. */

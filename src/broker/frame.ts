@@ -17,3 +17,8 @@ export function frameSuffix(input: PublishInput): string {
 export function messageFrame(topic: string, seq: number, epoch: string, input: PublishInput): string {
   return `${framePrefix(topic)}${seq},"epoch":${JSON.stringify(epoch)}${frameSuffix(input)}`;
 }
+
+/** The `message` frame of an ephemeral topic (SPEC §5): no seq, no epoch. */
+export function ephemeralFrame(topic: string, input: PublishInput): string {
+  return `{"type":"message","topic":${JSON.stringify(topic)}${frameSuffix(input)}`;
+}

@@ -8,6 +8,9 @@ import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
 import type { Identity, Outcome, Via } from "../auth/credentials.ts";
 import type { Position, PublishInput, PublishResult } from "../broker/broker.ts";
+import type { Caps } from "../auth/caps.ts";
+import type { Action } from "../auth/permissions.ts";
+import type { Namespace } from "../auth/namespaces.ts";
 import type { PresenceMember, User } from "../protocol/frames.ts";
 import type { Ack, Member } from "./hub.ts";
 import type { Registered } from "./registry.ts";
@@ -16,6 +19,8 @@ import type { Registered } from "./registry.ts";
 export interface Socket extends Member, Registered {
   readonly via: Via;
   readonly user: User | null;
+  /** What the credential grants (SPEC §5); null: the namespaces' rules. */
+  readonly caps: Caps | null;
   readonly isOpen: boolean;
   readonly openedAt: number;
   /** The credential's expiry (epoch seconds), when it limits the socket's life. */
@@ -31,8 +36,8 @@ export interface Socket extends Member, Registered {
   bufferedAmount(): number;
   /** True when the topic's local fan-out reaches this socket (Bun `isSubscribed`). */
   receives(topic: string): boolean;
-  /** `/api/subscribe`: joins as a client subscribe would and sends `subscribed`; true when subscribed afterwards. */
-  serverSubscribe(topic: string): Promise<boolean>;
+  /** `/api/subscribe`: joins as a client subscribe would (the namespace's presence and delivery) and sends `subscribed`; true when subscribed afterwards. */
+  serverSubscribe(topic: string, ns: Namespace): Promise<boolean>;
   /** `/api/unsubscribe`: leaves and sends `unsubscribed`; true when it was subscribed. */
   serverUnsubscribe(topic: string): boolean;
 }
@@ -67,8 +72,18 @@ export interface ConnectionHost {
   joinPresence(conn: Socket, topic: string): Promise<void>;
   /** Leaves the topic's fan-out and, when it was listed, its presence. Never throws. */
   leave(conn: Socket, topic: string): void;
-  /** Publishes at the broker; rejects with a SwitchboardError (`unavailable` when unreachable). */
-  publish(topic: string, input: PublishInput): Promise<PublishResult>;
+  /**
+   * The one decision point (auth/permissions.ts) for this socket's user and caps: resolves with the
+   * topic's namespace, or rejects with `bad_request`, `forbidden` or `unavailable`.
+   */
+  authorize(conn: Socket, action: Action, topic: unknown): Promise<Namespace>;
+  /** Whether the inbox is joined at welcome: the credential may subscribe to it without asking the app. */
+  joinsInbox(conn: Socket, inbox: string): boolean;
+  /**
+   * Publishes at the broker; rejects with a SwitchboardError (`unavailable` when unreachable).
+   * Resolves with null for an ephemeral topic: sent, without a position.
+   */
+  publish(topic: string, input: PublishInput): Promise<PublishResult | null>;
   members(topic: string): Promise<PresenceMember[]>;
   /** Counts and logs a refused authentication. */
   noteAuthFailure(reason: string, fields: { connectionId?: string; ip?: string }): void;

@@ -12,6 +12,8 @@ import { Close, ErrorCode, SwitchboardError } from "../protocol/codes.ts";
 import { createLogger } from "../log.ts";
 import { Metrics } from "../metrics.ts";
 import type { Ack } from "./hub.ts";
+import { Permissions, type Action } from "../auth/permissions.ts";
+import { loadNamespaces, type Namespace } from "../auth/namespaces.ts";
 import type { ConnectionHost, Socket } from "./connection-host.ts";
 import { Connection, type SocketData } from "./connection.ts";
 
@@ -49,6 +51,14 @@ class FakeHost implements ConnectionHost {
   }
   forget(): void {
     this.calls.push("forget");
+  }
+  /** The real rules, on the built-in namespaces. */
+  readonly permissions = new Permissions(loadNamespaces({ historySize: 100, historyTtlS: 300 }), null);
+  authorize(conn: Socket, action: Action, topic: unknown): Promise<Namespace> {
+    return this.permissions.authorize({ kind: "user", user: conn.user!, caps: conn.caps }, action, topic);
+  }
+  joinsInbox(conn: Socket, inbox: string): boolean {
+    return this.permissions.allowsNow({ kind: "user", user: conn.user!, caps: conn.caps }, "subscribe", inbox);
   }
   async follow(_conn: Socket, topic: string, since: Position | undefined, onAck: (ack: Ack) => void): Promise<void> {
     if (this.followMs > 0) await Bun.sleep(this.followMs);

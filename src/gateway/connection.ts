@@ -7,7 +7,8 @@
 import type { ServerWebSocket } from "bun";
 import { ClientFrame, type Position, type User } from "../protocol/frames.ts";
 import { Close, ErrorCode, SwitchboardError } from "../protocol/codes.ts";
-import { authorize, inboxOf, isValidTopic, TOPIC_RULE, type Actor } from "../protocol/topics.ts";
+import { inboxOf, isValidTopic, TOPIC_RULE } from "../protocol/topics.ts";
+import type { Namespace } from "../auth/namespaces.ts";
 import type { Identity, Via } from "../auth/credentials.ts";
 import type { Ack } from "./hub.ts";
 import type { ConnectionHost, ConnectionInit, Socket } from "./connection-host.ts";
@@ -253,8 +254,8 @@ export class Connection implements Socket {
     }
   }
 
+  /** Every check goes to the host's one decision point (auth/permissions.ts). */
   private async dispatch(frame: ClientFrame): Promise<void> {
-    const actor: Actor = { kind: "user", userId: this.user!.id };
     switch (frame.type) {
       case "auth":
         throw new SwitchboardError(ErrorCode.badRequest, "already authenticated");
@@ -271,9 +272,11 @@ export class Connection implements Socket {
         return;
       case "subscribe": {
         const { topic, since, ref } = frame;
-        authorize(actor, "subscribe", topic);
+        const ns = await this.host.authorize(this, "subscribe", topic);
+        if (since !== undefined) await this.host.authorize(this, "history", topic);
         this.slots.count(topic, this.user!.id);
-        await this.join(topic, since, (ack) => {
+        await this.join(topic, since, ns, (ack) => {
+          if (ns.delivery === "ephemeral") return this.sendJson({ type: "ack", ref, topic, recovered: false });
           if (since !== undefined) this.host.metrics.recoveries.inc({ recovered: String(ack.recovered) });
           // A replay costs by its size (SPEC §8): one token per 10 messages; the frame paid one.
           if (since !== undefined) this.flood.charge(sizeCost(ack.replayed, REPLAYED_PER_TOKEN) - 1, Date.now());
@@ -289,14 +292,15 @@ export class Connection implements Socket {
         return;
       }
       case "publish": {
-        authorize(actor, "publish", frame.topic);
+        await this.host.authorize(this, "publish", frame.topic);
         // Publishes are pipelined: each is handed to the broker in arrival order (one ordering
         // point per topic, one FIFO connection), and the queue moves on without waiting for the
         // round trip. Acks come back in the same order. At most MAX_PUBLISHES_IN_FLIGHT wait.
         const { ref, topic } = frame;
         this.publishesInFlight += 1;
         const acked = this.host.publish(topic, { from: this.user!.id, data: frame.data, ts: Date.now(), key: frame.key }).then(
-          (result) => this.sendJson({ type: "ack", ref, topic, seq: result.seq, epoch: result.epoch }),
+          // null: an ephemeral topic, which has no position (SPEC §5).
+          (result) => this.sendJson(result === null ? { type: "ack", ref, topic } : { type: "ack", ref, topic, seq: result.seq, epoch: result.epoch }),
           (error: unknown) => this.sendError(ref, error),
         );
         void acked.finally(() => (this.publishesInFlight -= 1));
@@ -304,7 +308,7 @@ export class Connection implements Socket {
         return;
       }
       case "presence": {
-        authorize(actor, "subscribe", frame.topic);
+        await this.host.authorize(this, "presence", frame.topic);
         const members = await this.host.members(frame.topic);
         this.flood.charge(sizeCost(members.length, MEMBERS_PER_TOKEN) - 1, Date.now());
         this.sendJson({ type: "presence", ref: frame.ref, topic: frame.topic, members });
@@ -314,13 +318,14 @@ export class Connection implements Socket {
   }
 
   /**
-   * Subscribes to a topic and joins its presence. Presence is written first, so once a client
-   * holds the `ack` it is listed everywhere. The joiner itself is not subscribed yet when its own
-   * `presence.join` goes out; it learns the members from a `presence` request.
+   * Subscribes to a topic and, where its namespace keeps presence, joins it. Presence is written
+   * first, so once a client holds the `ack` it is listed everywhere. The joiner itself is not
+   * subscribed yet when its own `presence.join` goes out; it learns the members from a `presence`
+   * request.
    */
-  private async join(topic: string, since: Position | undefined, onAck: (ack: Ack) => void): Promise<void> {
+  private async join(topic: string, since: Position | undefined, ns: Namespace, onAck: (ack: Ack) => void): Promise<void> {
     this.topics.add(topic);
-    await this.host.joinPresence(this, topic);
+    if (ns.presence) await this.host.joinPresence(this, topic);
     if (this.state === "closed" || !this.topics.has(topic)) return;
     try {
       await this.follow(topic, since, onAck);
@@ -336,11 +341,14 @@ export class Connection implements Socket {
    * True when the socket is subscribed afterwards (already was, or now is); false when it closed
    * meanwhile or the broker was unreachable.
    */
-  async serverSubscribe(topic: string): Promise<boolean> {
+  async serverSubscribe(topic: string, ns: Namespace): Promise<boolean> {
     if (!this.isOpen) return false;
     if (this.topics.has(topic)) return true;
     try {
-      await this.join(topic, undefined, (ack) => this.sendJson({ type: "subscribed", topic, seq: ack.seq, epoch: ack.epoch }));
+      // An ephemeral topic has no position (SPEC §5): `subscribed` without seq and epoch.
+      await this.join(topic, undefined, ns, (ack) =>
+        this.sendJson(ns.delivery === "ephemeral" ? { type: "subscribed", topic } : { type: "subscribed", topic, seq: ack.seq, epoch: ack.epoch }),
+      );
     } catch (error) {
       this.host.log.warn("server subscribe failed", { connectionId: this.id, topic, ...errorFields(error) });
       return false;
@@ -388,9 +396,15 @@ export class Connection implements Socket {
    * Joins the personal inbox, then greets: a client that has `welcome` can receive DMs. When
    * this process already follows the inbox (another socket of the user), the join is immediate
    * and the welcome leaves in the same write as the 101 (Bun corks sends made inside `open`).
+   * The inbox follows the permission rules too: a `user` namespace redefined so that the
+   * credential may not subscribe to it without asking the app is not joined (SPEC §5).
    */
   private welcome(): Promise<void> {
     const inbox = inboxOf(this.user!.id);
+    if (!this.host.joinsInbox(this, inbox)) {
+      this.greet();
+      return Promise.resolve();
+    }
     if (this.host.followNow(this, inbox)) {
       this.topics.add(inbox);
       this.greet();

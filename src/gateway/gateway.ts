@@ -10,6 +10,9 @@ import type { Logger } from "../log.ts";
 import { errorFields } from "../log.ts";
 import type { ControlMessage, Position, PublishInput, PublishResult } from "../broker/broker.ts";
 import type { Credentials, Identity, Outcome } from "../auth/credentials.ts";
+import type { Action, Permissions } from "../auth/permissions.ts";
+import type { Namespace } from "../auth/namespaces.ts";
+import { ephemeralFrame } from "../broker/frame.ts";
 import type { PresenceMember, User } from "../protocol/frames.ts";
 import { Close, ErrorCode, SwitchboardError } from "../protocol/codes.ts";
 import { inboxOf } from "../protocol/topics.ts";
@@ -35,6 +38,8 @@ export interface GatewayDeps {
   config: Config;
   services: Services;
   credentials: Credentials;
+  /** Who may do what with a topic, and each namespace's options (SPEC §5). */
+  permissions: Permissions;
   log: Logger;
   metrics?: Metrics;
   /** Webhooks (SPEC §6), when WEBHOOK_URL is set: the gateway tells them what happened. */
@@ -54,6 +59,7 @@ export class Gateway implements ConnectionHost {
   readonly calls: ServerCalls;
   readonly startedAt = Date.now();
   private readonly credentials: Credentials;
+  readonly permissions: Permissions;
   private readonly ledger: PresenceLedger;
   /** MAX_SUBSCRIPTIONS_PER_USER, over the user's sockets of this process. */
   readonly subscriptions: SubscriptionCounts;
@@ -71,6 +77,7 @@ export class Gateway implements ConnectionHost {
     this.config = deps.config;
     this.services = deps.services;
     this.credentials = deps.credentials;
+    this.permissions = deps.permissions;
     this.log = deps.log;
     this.metrics = deps.metrics ?? new Metrics();
     this.subscriptions = new SubscriptionCounts(deps.config.maxSubscriptionsPerUser);
@@ -88,6 +95,7 @@ export class Gateway implements ConnectionHost {
         this.metrics.repairs.inc({ outcome });
         if (outcome !== "repaired") this.log.warn("topic gap", { topic, outcome });
       },
+      isEphemeral: (topic) => this.namespaceOf(topic)?.delivery === "ephemeral",
     });
     this.ledger = new PresenceLedger({ presence: deps.services.presence, announce: (topic, type, user) => this.announce(topic, type, user), log: this.log });
     this.calls = new ServerCalls({
@@ -161,11 +169,18 @@ export class Gateway implements ConnectionHost {
     }
   }
 
+  private namespaceOf(topic: string): Namespace | null {
+    return this.permissions.namespaceOf(topic);
+  }
+
   /**
    * Publishes at the broker; any failure there is `unavailable` (nothing was published). A user's
    * publish that may bring a topic into existence takes from its TOPIC_CREATIONS_PER_MIN budget.
+   * An ephemeral topic's frame skips the ordering point: one broker broadcast, no seq, no history,
+   * no idempotency, nothing stored (so no creation budget either); resolves with null.
    */
-  async publish(topic: string, input: PublishInput): Promise<PublishResult> {
+  async publish(topic: string, input: PublishInput): Promise<PublishResult | null> {
+    if (this.namespaceOf(topic)?.delivery === "ephemeral") return this.publishEphemeral(topic, input);
     const started = performance.now();
     try {
       const mayCreate = input.from !== "server" && this.hub.position(topic) === null;
@@ -203,7 +218,27 @@ export class Gateway implements ConnectionHost {
     return (await this.services.broker.history(topic)).position.seq > 0;
   }
 
+  /** Broadcast is best effort and says nothing of failures: refuse up front while the broker is down. */
+  private async publishEphemeral(topic: string, input: PublishInput): Promise<null> {
+    const { broker } = this.services;
+    if (!broker.healthy) {
+      this.metrics.publishFailures.inc();
+      throw new SwitchboardError(ErrorCode.unavailable, "the broker is unreachable; nothing was published, retry");
+    }
+    await broker.broadcast(topic, ephemeralFrame(topic, input));
+    this.metrics.publications.inc({ source: input.from === "server" ? "api" : "ws" });
+    return null;
+  }
+
   // ── ConnectionHost ────────────────────────────────────────────────────────
+
+  authorize(conn: Socket, action: Action, topic: unknown): Promise<Namespace> {
+    return this.permissions.authorize({ kind: "user", user: conn.user!, caps: conn.caps }, action, topic);
+  }
+
+  joinsInbox(conn: Socket, inbox: string): boolean {
+    return this.permissions.allowsNow({ kind: "user", user: conn.user!, caps: conn.caps }, "subscribe", inbox);
+  }
 
   authenticate(token: string): Promise<Outcome | null> {
     return this.credentials.identify({ token });
@@ -255,8 +290,13 @@ export class Gateway implements ConnectionHost {
     this.credentials.refused(reason, fields);
   }
 
-  /** Presence changes, at most one per user and topic per second (announcer.ts). */
+  /**
+   * Presence changes, at most one per user and topic per second (announcer.ts), and only where the
+   * namespace keeps presence and sends join/leave frames (`joinLeave`, SPEC §5).
+   */
   private announce(topic: string, type: PresenceChange, user: User): void {
+    const ns = this.namespaceOf(topic);
+    if (ns === null || !ns.presence || !ns.joinLeave) return;
     this.announcer.announce(topic, type, user);
   }
 
@@ -319,7 +359,9 @@ export class Gateway implements ConnectionHost {
         for (const conn of conns) conn.close(Close.serverDisconnect, call.revoke ? "disconnected and revoked by the server" : "disconnected by the server");
         return conns.length;
       case "subscribe": {
-        const done = await Promise.all(conns.map((conn) => conn.serverSubscribe(call.topic)));
+        const ns = this.namespaceOf(call.topic);
+        if (ns === null) return 0; // the API checked the topic on the machine that took the call
+        const done = await Promise.all(conns.map((conn) => conn.serverSubscribe(call.topic, ns)));
         return done.filter(Boolean).length;
       }
       case "unsubscribe":

@@ -20,7 +20,6 @@ import {
 } from "../protocol/api.ts";
 import { ErrorCode, SwitchboardError } from "../protocol/codes.ts";
 import type { MessageFrame } from "../protocol/frames.ts";
-import { authorize } from "../protocol/topics.ts";
 import { describeZod } from "../protocol/parse.ts";
 import { readHistory } from "./history.ts";
 import { broadcast } from "./broadcast.ts";
@@ -57,19 +56,22 @@ export function serverApiRoutes(deps: Deps, key: ApiKey): Hono<Env> {
 
 /** Per topic and per deployment: broadcast, history, presence stats, topics, info. */
 function topicRoutes(app: Hono<Env>, deps: Deps, guard: MiddlewareHandler<Env>): void {
-  const { config, gateway, services } = deps;
+  const { gateway, services } = deps;
 
   app.post("/broadcast", guard, async (c) => {
     const body = await jsonBody(c, BroadcastBody);
-    return c.json(await broadcast(body, (topic, input) => gateway.publish(topic, input)), 202);
+    const check = (topic: string) => void gateway.permissions.asServer("publish", topic);
+    return c.json(await broadcast(body, (topic, input) => gateway.publish(topic, input), check), 202);
   });
 
   app.get("/history/:topic", guard, async (c) => {
     const topic = c.req.param("topic");
-    authorize({ kind: "server" }, "subscribe", topic);
+    const ns = gateway.permissions.asServer("history", topic);
     const q = query(c, HistoryQuery);
+    // An ephemeral topic keeps nothing and has no position (SPEC §5; extension: this answer).
+    if (ns.delivery === "ephemeral") return c.json({ topic, epoch: "", seq: 0, recovered: false, messages: [] } satisfies HistoryAnswer);
     const since = q.since === undefined ? undefined : { seq: q.since, epoch: q.epoch ?? "" };
-    const page = await readHistory(services.broker, topic, since, q.limit, config.historySize);
+    const page = await readHistory(services.broker, topic, since, q.limit, ns.history.size);
     const answer: HistoryAnswer = {
       topic,
       epoch: page.position.epoch,
@@ -82,7 +84,7 @@ function topicRoutes(app: Hono<Env>, deps: Deps, guard: MiddlewareHandler<Env>):
 
   app.get("/presence/:topic/stats", guard, async (c) => {
     const topic = c.req.param("topic");
-    authorize({ kind: "server" }, "subscribe", topic);
+    gateway.permissions.asServer("presence", topic);
     const members = await services.presence.members(topic);
     return c.json({ topic, users: members.length, connections: members.reduce((n, m) => n + m.connections, 0) });
   });
@@ -101,13 +103,13 @@ function userRoutes(app: Hono<Env>, deps: Deps, guard: MiddlewareHandler<Env>): 
 
   app.post("/subscribe", guard, async (c) => {
     const body = await jsonBody(c, UserTopicBody);
-    authorize({ kind: "server" }, "subscribe", body.topic);
+    gateway.permissions.asServer("subscribe", body.topic);
     return c.json(await gateway.calls.run({ op: "subscribe", user: body.user, topic: body.topic }));
   });
 
   app.post("/unsubscribe", guard, async (c) => {
     const body = await jsonBody(c, UserTopicBody);
-    authorize({ kind: "server" }, "subscribe", body.topic);
+    gateway.permissions.asServer("subscribe", body.topic);
     return c.json(await gateway.calls.run({ op: "unsubscribe", user: body.user, topic: body.topic }));
   });
 

@@ -1,11 +1,13 @@
 /**
  * The server-to-server API (SPEC §2): publish as "server", and read presence. Disabled (404)
- * without API_KEY. Presence also answers a signed-in user allowed to subscribe to the topic.
+ * without API_KEY. Presence also answers a signed-in user allowed to read the topic's presence.
+ * Every check is the gateway's one decision point (auth/permissions.ts); with the API key the
+ * caller acts as the server (SPEC §5).
  */
 import { Hono } from "hono";
 import { ErrorCode, SwitchboardError } from "../protocol/codes.ts";
 import { PublishBody } from "../protocol/api.ts";
-import { authorize, type Actor } from "../protocol/topics.ts";
+import type { Actor } from "../auth/permissions.ts";
 import { jsonBody, notFound } from "./errors.ts";
 import type { ApiKey } from "./api-key.ts";
 import { cookiesOf, type Deps, type Env } from "./context.ts";
@@ -21,9 +23,10 @@ export function apiRoutes(deps: Deps, key: ApiKey): Hono<Env> {
 
   app.post("/publish", key.required, async (c) => {
     const body = await jsonBody(c, PublishBody);
-    authorize({ kind: "server" }, "publish", body.topic);
+    gateway.permissions.asServer("publish", body.topic);
     const result = await gateway.publish(body.topic, { from: "server", data: body.data, ts: Date.now(), key: body.key });
-    return c.json({ topic: body.topic, seq: result.seq, epoch: result.epoch }, 202);
+    // An ephemeral topic has no position: 202 {topic} (extension).
+    return c.json(result === null ? { topic: body.topic } : { topic: body.topic, seq: result.seq, epoch: result.epoch }, 202);
   });
 
   app.get("/presence/:topic", async (c) => {
@@ -38,11 +41,11 @@ export function apiRoutes(deps: Deps, key: ApiKey): Hono<Env> {
         if (!key.enabled && outcome === null) return notFound(c);
         throw new SwitchboardError(ErrorCode.unauthorized, "API key or session required");
       }
-      actor = { kind: "user", userId: outcome.identity.user.id };
+      actor = { kind: "user", user: outcome.identity.user, caps: outcome.identity.caps };
       rateKey = outcome.identity.sid ?? `user:${outcome.identity.user.id}`;
       if (!buckets.take(rateKey, Date.now())) throw new SwitchboardError(ErrorCode.rateLimited, "too many requests; slow down", 1);
     }
-    authorize(actor, "subscribe", topic);
+    await gateway.permissions.authorize(actor, "presence", topic);
     const members = await services.presence.members(topic);
     // A user's answer costs by its size, as a `presence` frame does (SPEC §8); the API key's does not.
     if (rateKey !== null) buckets.charge(rateKey, sizeCost(members.length, MEMBERS_PER_TOKEN) - 1, Date.now());

@@ -86,8 +86,9 @@ export type UserCall =
 
 export interface PublishAnswer {
   topic: string;
-  seq: number;
-  epoch: string;
+  /** Absent for a topic of an ephemeral namespace (SPEC §5): it has no position. */
+  seq?: number;
+  epoch?: string;
 }
 export interface ApiErrorBody {
   code: ErrorCode | string;

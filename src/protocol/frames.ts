@@ -2,7 +2,7 @@
  * The WebSocket frames, client → server as zod schemas (the single source of their types) and
  * server → client as types. The SDK imports the types from here too.
  *
- * Topic names are validated by `authorize()` rather than here, so that a malformed name and a
+ * Topic names are validated by `Permissions.authorize()` (auth/permissions.ts) rather than here, so that a malformed name and a
  * forbidden one get the SPEC's two different codes (`bad_request`, `forbidden`) with the `ref`.
  */
 import { z } from "zod";
