@@ -131,9 +131,10 @@ describe("GET /api/presence/:topic", () => {
     const ok = await readJson(await fetch(`${server.url}/api/presence/${topic}`, { headers: { Cookie: alice.cookie } }));
     expect(ok.status).toBe(200);
     expect(ok.body).toEqual({ topic, members: [] });
+    // SPEC §5: the built-in `user` namespace keeps no presence, so not even its owner has a list.
     const own = await fetch(`${server.url}/api/presence/user:${alice.user.id}`, { headers: { Cookie: alice.cookie } });
     await own.arrayBuffer();
-    expect(own.status).toBe(200);
+    expect(own.status).toBe(403);
     const bobInbox = `user:${await userId("bob")}`;
     const denied = await readJson(await fetch(`${server.url}/api/presence/${bobInbox}`, { headers: { Cookie: alice.cookie } }));
     expect(denied.status).toBe(403);
