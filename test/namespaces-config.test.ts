@@ -3,7 +3,8 @@
  * one line naming it (every sentence is unit-tested in src/auth/namespaces.test.ts).
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { TEST_ENV, freePort, spawnServer, startServer, killAllServers } from "./support/server.ts";
+import { TEST_ENV, freePort, session, spawnServer, startServer, killAllServers } from "./support/server.ts";
+import { TestClient } from "./support/client.ts";
 
 afterAll(() => killAllServers());
 
@@ -40,6 +41,26 @@ describe("NAMESPACES is validated at start", () => {
     try {
       expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
     } finally {
+      server.kill();
+    }
+  }, 30_000);
+});
+
+describe("a redefined built-in namespace is replaced whole", () => {
+  test("user redefined as {publish: any}: subscribe takes the option default (caps), so no inbox is joined at welcome", async () => {
+    const server = await startServer({ NAMESPACES: JSON.stringify({ user: { publish: "any" } }) });
+    const clients: TestClient[] = [];
+    try {
+      for (const name of ["alice", "bob"]) clients.push(await TestClient.connect(server.wsUrl, { cookie: (await session(server, name)).cookie }));
+      const [alice, bob] = clients as [TestClient, TestClient];
+      expect(await alice.request({ type: "subscribe", topic: "user:alice" })).toMatchObject({ type: "error", code: "forbidden" });
+      expect(await bob.request({ type: "publish", topic: "user:alice", data: "dm" })).toMatchObject({ type: "ack", seq: 1 });
+      expect((await alice.request({ type: "ping" })).type).toBe("pong");
+      expect(alice.messages.size).toBe(0);
+      // room is still the built-in one.
+      expect(await alice.request({ type: "subscribe", topic: "room:x" })).toMatchObject({ type: "ack" });
+    } finally {
+      for (const c of clients) c.terminate();
       server.kill();
     }
   }, 30_000);
