@@ -3,7 +3,7 @@
  * `POST AUTHZ_URL {user:{id,name}, topic, action}`, signed like a webhook (Switchboard-Signature).
  *
  * - 200 `{allow: boolean, ttlS?}` decides; cached per user id, topic and action for `ttlS`
- *   (default 60, at most 3600; 0: not cached).
+ *   (default 60, at most 3600, whole seconds; 0: not cached).
  * - 403 is a refusal, cached 60 s.
  * - Anything else — no answer within the timeout (2 s), a redirect, another 4xx, a 5xx, a body that
  *   is not `{allow, ttlS?}` — rejects with `unavailable` and is not cached: an outage of the app is
@@ -16,7 +16,7 @@ import { ErrorCode, SwitchboardError } from "../protocol/codes.ts";
 import { SIGNATURE_HEADER, signatureHeader } from "./signature.ts";
 import type { AppAuthority, AppQuestion } from "./permissions.ts";
 
-const Answer = z.object({ allow: z.boolean(), ttlS: z.number().int().min(0).optional() });
+const Answer = z.object({ allow: z.boolean(), ttlS: z.number().min(0).optional() });
 
 export interface AuthzOptions {
   url: string;
@@ -113,7 +113,7 @@ export class AuthzClient implements AppAuthority {
       }
       const answer = Answer.safeParse(parseOrUndefined(await readBounded(res)));
       if (!answer.success) throw this.unavailable("the app's answer is not {allow, ttlS?}");
-      return { allow: answer.data.allow, ttlS: Math.min(answer.data.ttlS ?? DEFAULT_TTL_S, MAX_TTL_S) };
+      return { allow: answer.data.allow, ttlS: Math.min(Math.floor(answer.data.ttlS ?? DEFAULT_TTL_S), MAX_TTL_S) };
     } catch (error) {
       if (error instanceof SwitchboardError) throw error;
       throw this.unavailable(abort.signal.aborted ? `no answer within ${this.timeoutMs} ms` : "the app cannot be reached");
