@@ -1,0 +1,143 @@
+/**
+ * SPEC §5 capabilities, over real sockets: app tokens (AUTH_JWT_SECRET, SPEC §4) carrying `caps`
+ * get exactly what they grant plus their own inbox; a grant never overrides `none`/`server`, never reaches outside
+ * the namespaces, never turns presence on; a grant on an `app` namespace decides without the app.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
+import { TestClient, closeAll } from "./support/client.ts";
+import { apiPublish, session, startServer, type TestServer, killAllServers } from "./support/server.ts";
+import { signHsToken } from "./support/jwks.ts";
+import type { Caps } from "../src/auth/caps.ts";
+
+const WEBHOOK_SECRET = "caps-test-webhook-secret-0123456789abcdef";
+const AUTH_JWT_SECRET = "caps-test-app-jwt-secret-0123456789abcdef";
+const NAMESPACES = {
+  doc: { subscribe: "caps", publish: "caps", presence: true },
+  quiet: { subscribe: "any", publish: "any", presence: false },
+  vault: { subscribe: "none", publish: "server", presence: true },
+  ask: { subscribe: "app", publish: "app" },
+};
+
+/** The app: refuses everything and counts the questions (a grant must not ask it). */
+let asked = 0;
+const app = Bun.serve({
+  port: 0,
+  hostname: "127.0.0.1",
+  fetch() {
+    asked++;
+    return new Response("no", { status: 403 });
+  },
+});
+
+let server: TestServer;
+const clients = new Set<TestClient>();
+
+beforeAll(async () => {
+  server = await startServer({ NAMESPACES: JSON.stringify(NAMESPACES), AUTHZ_URL: `http://127.0.0.1:${app.port}/`, WEBHOOK_SECRET, AUTH_JWT_SECRET });
+}, 30_000);
+afterEach(async () => {
+  await closeAll(clients);
+  clients.clear();
+});
+afterAll(async () => {
+  server?.kill();
+  killAllServers();
+  await app.stop(true);
+});
+
+/** A socket of `user` authenticated by an app token whose `caps` claim is `caps`. */
+async function withCaps(user: string, caps: Caps): Promise<TestClient> {
+  const token = await signHsToken(AUTH_JWT_SECRET, { sub: user, claims: { name: user, caps } });
+  const c = new TestClient(server.wsUrl);
+  clients.add(c);
+  await c.waitOpen();
+  c.send({ type: "auth", token });
+  await c.welcome();
+  return c;
+}
+
+async function plain(user: string): Promise<TestClient> {
+  const c = await TestClient.connect(server.wsUrl, { cookie: (await session(server, user)).cookie });
+  clients.add(c);
+  return c;
+}
+
+const code = async (c: TestClient, frame: Record<string, unknown>) => {
+  const reply = await c.request(frame);
+  return reply.type === "error" ? reply.code : reply.type;
+};
+
+describe("a credential with caps gets exactly them, plus its own inbox", () => {
+  test("room:team-42 granted: that room works, the open room:lobby does not", async () => {
+    const a = await withCaps("alice", { "room:team-42": ["subscribe", "publish", "presence"] });
+    expect(await code(a, { type: "subscribe", topic: "room:team-42" })).toBe("ack");
+    expect(await code(a, { type: "publish", topic: "room:team-42", data: 1 })).toBe("ack");
+    expect(await code(a, { type: "presence", topic: "room:team-42" })).toBe("presence");
+    expect(await code(a, { type: "subscribe", topic: "room:lobby" })).toBe("forbidden");
+    expect(await code(a, { type: "publish", topic: "room:lobby", data: 1 })).toBe("forbidden");
+    expect(await code(a, { type: "publish", topic: "user:bob", data: "dm" })).toBe("forbidden");
+    // A subscribe with since needs `history`.
+    expect(await code(a, { type: "subscribe", topic: "room:team-42", since: { seq: 0, epoch: "x" } })).toBe("forbidden");
+  });
+
+  test("its own inbox is joined at welcome and may be resumed with since", async () => {
+    const a = await withCaps("alice", {});
+    const b = await plain("bob");
+    await b.publish("user:alice", "hello");
+    expect((await a.waitMessages("user:alice", 1))[0]).toMatchObject({ from: "bob", data: "hello" });
+    expect(await code(a, { type: "subscribe", topic: "user:alice", since: { seq: 0, epoch: "x" } })).toBe("ack");
+    expect(await code(a, { type: "subscribe", topic: "user:bob" })).toBe("forbidden");
+  });
+
+  test("doc:* with subscribe and history: resume with since, no publish, no presence", async () => {
+    const topic = `doc:${Math.random().toString(36).slice(2, 8)}`;
+    const first = await apiPublish(server, { topic, data: "v1" });
+    await apiPublish(server, { topic, data: "v2" });
+    const a = await withCaps("alice", { "doc:*": ["subscribe", "history"] });
+    const ack = await a.subscribe(topic, { seq: first.body.seq - 1, epoch: first.body.epoch });
+    expect(ack.recovered).toBe(true);
+    expect((await a.waitMessages(topic, 2)).map((m) => m.data)).toEqual(["v1", "v2"]);
+    expect(await code(a, { type: "publish", topic, data: 1 })).toBe("forbidden");
+    expect(await code(a, { type: "presence", topic })).toBe("forbidden");
+  });
+});
+
+describe("what a grant never does", () => {
+  test("* with every action: not past none or server, not outside the namespaces, not presence where it is off", async () => {
+    const a = await withCaps("alice", { "*": ["subscribe", "publish", "presence", "history"] });
+    expect(await code(a, { type: "subscribe", topic: "vault:1" })).toBe("forbidden");
+    expect(await code(a, { type: "publish", topic: "vault:1", data: 1 })).toBe("forbidden");
+    expect(await code(a, { type: "publish", topic: "broadcast:news", data: 1 })).toBe("forbidden");
+    expect(await code(a, { type: "subscribe", topic: "nowhere:1" })).toBe("forbidden");
+    expect(await code(a, { type: "subscribe", topic: "lobby" })).toBe("forbidden");
+    expect(await code(a, { type: "subscribe", topic: "quiet:1" })).toBe("ack");
+    expect(await code(a, { type: "presence", topic: "quiet:1" })).toBe("forbidden");
+    // …and everything else it grants works, the support agent reading another inbox included.
+    expect(await code(a, { type: "subscribe", topic: "user:bob" })).toBe("ack");
+    expect(await code(a, { type: "publish", topic: "doc:9", data: 1 })).toBe("ack");
+  });
+
+  test("a grant on an app namespace decides without asking the app", async () => {
+    asked = 0;
+    const a = await withCaps("alice", { "ask:*": ["subscribe", "publish"] });
+    expect(await code(a, { type: "subscribe", topic: "ask:1" })).toBe("ack");
+    expect(await code(a, { type: "publish", topic: "ask:1", data: 1 })).toBe("ack");
+    expect(asked).toBe(0);
+    const b = await plain("bob");
+    expect(await code(b, { type: "subscribe", topic: "ask:1" })).toBe("forbidden");
+    expect(asked).toBe(1);
+  });
+});
+
+describe("caps change with an in-band refresh (SPEC §4)", () => {
+  test("the new token's caps decide from then on", async () => {
+    const a = await withCaps("alice", { "room:before": ["subscribe"] });
+    expect(await code(a, { type: "subscribe", topic: "room:before" })).toBe("ack");
+    expect(await code(a, { type: "subscribe", topic: "room:after" })).toBe("forbidden");
+    const token = await signHsToken(AUTH_JWT_SECRET, { sub: "alice", claims: { name: "alice", caps: { "room:after": ["subscribe", "publish"] } } });
+    expect(await code(a, { type: "refresh", token })).toBe("ack");
+    expect(await code(a, { type: "subscribe", topic: "room:after" })).toBe("ack");
+    expect(await code(a, { type: "publish", topic: "room:after", data: 1 })).toBe("ack");
+    expect(await code(a, { type: "subscribe", topic: "room:before" })).toBe("forbidden");
+  });
+});
