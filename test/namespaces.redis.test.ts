@@ -5,7 +5,7 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { TestClient, closeAll } from "./support/client.ts";
-import { apiPublish, loginSession, type Session, type TestServer } from "./support/server.ts";
+import { TEST_API_KEY, apiPublish, loginSession, postJson, type Session, type TestServer } from "./support/server.ts";
 import { startCluster, type TestCluster } from "./support/cluster.ts";
 
 const NAMESPACES = {
@@ -135,5 +135,20 @@ describe("a refused action leaves no trace in Redis", () => {
     expect(await keysOf(topic)).toEqual({ topic: 0, presence: 0 });
     expect(await keysOf(inbox)).toEqual({ topic: 0, presence: 0 });
     expect(await keysOf("secret:x")).toEqual({ topic: 0, presence: 0 });
+  });
+});
+
+describe("server-side subscribe on Redis follows the namespace", () => {
+  test("POST /api/subscribe on one machine subscribes sockets on the other; presence off writes no presence", async () => {
+    const b = await connect(B, "bob");
+    const quiet = fresh("quiet");
+    const roomTopic = fresh("room");
+    for (const topic of [quiet, roomTopic]) {
+      const res = await postJson(A, "/api/subscribe", { user: "bob", topic }, { Authorization: `Bearer ${TEST_API_KEY}` });
+      expect(await res.json()).toMatchObject({ sockets: 1 });
+      await b.next((f) => f.type === "subscribed" && f.topic === topic);
+    }
+    expect((await keysOf(quiet)).presence).toBe(0);
+    expect((await keysOf(roomTopic)).presence).toBeGreaterThan(0);
   });
 });

@@ -277,3 +277,55 @@ describe("GET /api/presence with a cookie follows the presence rule", () => {
     expect((await get(fresh("doc"))).status).toBe(403);
   });
 });
+
+describe("the server API follows the namespaces (SPEC §5, §6)", () => {
+  const post = (path: string, body: unknown) => api(path, { method: "POST", body: JSON.stringify(body) });
+
+  test("POST /api/subscribe into a caps namespace: the server decides; the client still may not publish there", async () => {
+    const a = await connect("alice");
+    const topic = fresh("doc");
+    expect(await readJson(await post("/api/subscribe", { user: "alice", topic }))).toMatchObject({ status: 200, body: { sockets: 1 } });
+    expect(await a.next((f) => f.type === "subscribed" && f.topic === topic)).toMatchObject({ seq: 0, epoch: expect.any(String) });
+    await apiPublish(server, { topic, data: "for alice" });
+    expect((await a.waitMessages(topic, 1))[0]).toMatchObject({ from: "server", data: "for alice" });
+    expect(await a.request({ type: "publish", topic, data: 1 })).toMatchObject({ code: "forbidden" });
+  });
+
+  test("POST /api/subscribe to an ephemeral topic: `subscribed` without a position, then its frames", async () => {
+    const a = await connect("alice");
+    const topic = fresh("typing");
+    await post("/api/subscribe", { user: "alice", topic });
+    const subscribed = await a.next((f) => f.type === "subscribed" && f.topic === topic);
+    expect(subscribed).toEqual({ type: "subscribed", topic });
+    await apiPublish(server, { topic, data: "x" });
+    expect((await a.waitMessages(topic, 1))[0]).toMatchObject({ data: "x" });
+  });
+
+  test("POST /api/broadcast: an ephemeral topic's entry has no seq; a topic outside the namespaces gets its own error", async () => {
+    const typing = fresh("typing");
+    const roomTopic = fresh("room");
+    const r = await readJson(await post("/api/broadcast", { topics: [typing, roomTopic, "nowhere:1"], data: 1 }));
+    expect(r.status).toBe(202);
+    expect(r.body.results).toEqual([
+      { topic: typing },
+      { topic: roomTopic, seq: 1, epoch: expect.any(String) },
+      { topic: "nowhere:1", error: { code: "forbidden", message: expect.any(String) } },
+    ]);
+  });
+
+  test("GET /api/history: the namespace's size; an ephemeral topic keeps nothing", async () => {
+    const topic = fresh("short");
+    for (let i = 1; i <= 5; i++) await apiPublish(server, { topic, data: i });
+    const r = await readJson(await api(`/api/history/${topic}`));
+    expect(r.body).toMatchObject({ topic, seq: 5, recovered: false });
+    expect(r.body.messages.map((m: Frame) => m.data)).toEqual([4, 5]);
+    const typing = fresh("typing");
+    await apiPublish(server, { topic: typing, data: 1 });
+    expect((await readJson(await api(`/api/history/${typing}`))).body).toEqual({ topic: typing, epoch: "", seq: 0, recovered: false, messages: [] });
+  });
+
+  test("GET /api/presence/:topic/stats where the namespace keeps no presence: 403", async () => {
+    expect((await api(`/api/presence/${fresh("quiet")}/stats`)).status).toBe(403);
+    expect((await api(`/api/presence/${fresh("big")}/stats`)).status).toBe(200);
+  });
+});
