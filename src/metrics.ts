@@ -76,6 +76,7 @@ export class Metrics {
   readonly repairs = new Counter({ name: "switchboard_gap_repairs_total", help: "Gaps seen on a topic, by outcome (repaired from history, resync sent, failed and retried)", labelNames: ["outcome"], registers: [this.registry] });
   readonly recoveries = new Counter({ name: "switchboard_recoveries_total", help: "Subscribes with since, by whether everything missed was replayed", labelNames: ["recovered"], registers: [this.registry] });
   readonly slowConsumers = new Counter({ name: "switchboard_slow_consumer_disconnects_total", help: "Sockets closed for passing the backpressure limit", registers: [this.registry] });
+  readonly authzAnswers = new Counter({ name: "switchboard_authz_requests_total", help: "Questions sent to AUTHZ_URL (cache hits not counted), by outcome: allow, deny, unavailable", labelNames: ["outcome"], registers: [this.registry] });
   readonly rateLimited = new Counter({ name: "switchboard_rate_limited_frames_total", help: "Client frames refused by the rate limit", registers: [this.registry] });
   readonly revocationChecks = new Counter({
     name: "switchboard_revocation_checks_total",

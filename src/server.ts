@@ -49,7 +49,7 @@ export async function startSwitchboard(config: Config): Promise<Running> {
     log.warn("SESSION_SECRET is not set: using a random one; sessions end when this process restarts and are not shared with other processes");
   }
   const metrics = new Metrics({ instance: config.instanceId, region: config.region, broker: config.redisUrl ? "redis" : "memory" });
-  const permissions = createPermissions(config, log);
+  const permissions = createPermissions(config, log, metrics);
   const services = await createServices(config, permissions.namespaces);
   const webhooks = createWebhooks(config, services.outbox, log, metrics);
   await webhooks?.start();

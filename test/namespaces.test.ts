@@ -7,6 +7,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test
 import { TestClient, closeAll, type Frame } from "./support/client.ts";
 import { TEST_API_KEY, apiPublish, readJson, session, startServer, type TestServer, killAllServers } from "./support/server.ts";
 import { verifySignature } from "../src/auth/signature.ts";
+import { metric } from "./support/metrics.ts";
 
 const WEBHOOK_SECRET = "namespaces-webhook-secret-0123456789abcdef";
 export const NAMESPACES = {
@@ -231,6 +232,9 @@ describe("app: the application decides (AUTHZ_URL)", () => {
       { user: "alice", topic: down, action: "subscribe", signed: true },
       { user: "alice", topic: yes, action: "publish", signed: true },
     ]);
+    expect(await metric(server, "switchboard_authz_requests_total", { outcome: "allow" })).toBeGreaterThanOrEqual(2);
+    expect(await metric(server, "switchboard_authz_requests_total", { outcome: "deny" })).toBeGreaterThanOrEqual(1);
+    expect(await metric(server, "switchboard_authz_requests_total", { outcome: "unavailable" })).toBeGreaterThanOrEqual(1);
   });
 
   test("the server API is never asked", async () => {

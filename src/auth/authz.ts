@@ -27,8 +27,10 @@ export interface AuthzOptions {
   /** Answers kept at most (10 000); past it the oldest is dropped. */
   maxEntries?: number;
   now?: () => number;
-  /** Called for every call that did not decide (for logs and metrics). */
+  /** Called for every call that did not decide (for logs). */
   onUnavailable?: (why: string) => void;
+  /** Called once per request sent (not for cache hits or shared questions), with how it ended. */
+  onAnswer?: (outcome: "allow" | "deny" | "unavailable") => void;
 }
 
 const DEFAULT_TTL_S = 60;
@@ -71,8 +73,13 @@ export class AuthzClient implements AppAuthority {
     if (pending !== undefined) return pending;
     const asked = this.ask(user, topic, action).then(
       ({ allow, ttlS }) => {
+        this.options.onAnswer?.(allow ? "allow" : "deny");
         if (ttlS > 0) this.remember(key, allow, ttlS);
         return allow;
+      },
+      (error: unknown) => {
+        this.options.onAnswer?.("unavailable");
+        throw error;
       },
     );
     const settled = asked.finally(() => this.inFlight.delete(key));
