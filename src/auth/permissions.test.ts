@@ -241,6 +241,24 @@ describe("Permissions.authorize: the one decision point", () => {
     expect(asked).toEqual([]);
   });
 
+  test("asServer: the same rules for the server API, synchronously, never asking the app", () => {
+    asked.length = 0;
+    expect(permissions.asServer("publish", "typing:no").delivery).toBe("ephemeral");
+    expect(permissions.asServer("subscribe", "vault:1").name).toBe("vault");
+    const codeOfSync = (fn: () => unknown) => {
+      try {
+        fn();
+        return null;
+      } catch (error) {
+        return error instanceof SwitchboardError ? error.code : "other";
+      }
+    };
+    expect(codeOfSync(() => permissions.asServer("publish", "bad topic"))).toBe("bad_request");
+    expect(codeOfSync(() => permissions.asServer("publish", "nowhere:1"))).toBe("forbidden");
+    expect(codeOfSync(() => permissions.asServer("presence", "quiet:1"))).toBe("forbidden");
+    expect(asked).toEqual([]);
+  });
+
   test("without an AUTHZ client an `app` question is unavailable, never allowed", async () => {
     expect(await codeOf(new Permissions(CONFIGURED, null).authorize(user(null), "subscribe", "typing:yes"))).toBe("unavailable");
   });
