@@ -237,7 +237,7 @@ describe("ephemeral topics (delivery: ephemeral)", () => {
     const m = new t.TestMember();
     const acks: unknown[] = [];
     await t.hub.subscribe(m, "typing:a", undefined, (ack) => acks.push(ack));
-    expect(acks).toEqual([{ seq: 0, epoch: "", recovered: false }]);
+    expect(acks).toEqual([{ seq: 0, epoch: "", recovered: false, replayed: 0 }]);
     await t.broker.broadcast("typing:a", JSON.stringify({ type: "message", topic: "typing:a", from: "u", data: 1, ts: 0 }));
     expect(m.frames).toEqual([{ type: "message", topic: "typing:a", from: "u", data: 1, ts: 0 } as unknown as Frame]);
     // Nothing was read or created at the ordering point: the broker holds no log for it.
@@ -250,7 +250,7 @@ describe("ephemeral topics (delivery: ephemeral)", () => {
     const m = new t.TestMember();
     const acks: unknown[] = [];
     await t.hub.subscribe(m, "typing:a", { seq: 0, epoch: "x" }, (ack) => acks.push(ack));
-    expect(acks).toEqual([{ seq: 0, epoch: "", recovered: false }]);
+    expect(acks).toEqual([{ seq: 0, epoch: "", recovered: false, replayed: 0 }]);
     expect(m.frames).toEqual([]);
   });
 
