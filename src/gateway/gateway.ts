@@ -197,10 +197,13 @@ export class Gateway implements ConnectionHost {
     return { status: { id, region, connections: this.registry.size, topics: topics.size, startedAt: this.startedAt, draining: this.draining }, topics };
   }
 
-  /** True when the topic has history or subscribers here. */
+  /**
+   * True when the topic has history or subscribers here. Asked without creating anything: a
+   * publish refused past the budget must leave no trace (not even an epoch) in the broker.
+   */
   private async exists(topic: string): Promise<boolean> {
     if (this.hub.position(topic) !== null) return true;
-    return (await this.services.broker.history(topic)).position.seq > 0;
+    return (await this.services.broker.latestSeq(topic)) > 0;
   }
 
   // ── ConnectionHost ────────────────────────────────────────────────────────
