@@ -127,6 +127,10 @@ describe("bad input: a clear 400/403 and nothing published or changed", () => {
         { user: "u" },
         { user: { id: "u" } },
         { user: { id: "", name: "U" } },
+        // Ids that could never have an inbox (`user:<id>` must be a topic), as app tokens refuse them.
+        { user: { id: "a b", name: "U" } },
+        { user: { id: "x".repeat(124), name: "U" } },
+        { user: { id: "ünï", name: "U" } },
         { user: { id: "u", name: "U" }, caps: { "room:a": ["fly"] } },
         { user: { id: "u", name: "U" }, caps: { "bad pattern!": ["subscribe"] } },
         { user: { id: "u", name: "U" }, caps: ["subscribe"] },
