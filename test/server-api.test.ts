@@ -219,6 +219,7 @@ describe("POST /api/tickets and /api/tokens: the app's backend mints credentials
     const user = { id: `auth0|${unique("t")}`, name: "Ticket User" };
     const res = await post("/api/tickets", { user, caps: { "room:team-1": ["subscribe", "publish"] } });
     expect({ ...res, body: { ...res.body } }).toMatchObject({ status: 200, body: { ticket: expect.any(String), expiresIn: 20 } });
+    expect(res.headers.get("cache-control")).toBe("no-store"); // a credential: never cached
     const url = `${S.wsUrl}?ticket=${encodeURIComponent(res.body.ticket)}`;
     const client = await TestClient.connect(url);
     clients.add(client);
@@ -231,6 +232,7 @@ describe("POST /api/tickets and /api/tokens: the app's backend mints credentials
     const caps = { "room:team-1": ["subscribe"] };
     const res = await post("/api/tokens", { user, caps });
     expect({ ...res, body: { ...res.body } }).toMatchObject({ status: 200, body: { token: expect.any(String), expiresIn: 120 } });
+    expect(res.headers.get("cache-control")).toBe("no-store");
     const claims = JSON.parse(Buffer.from(res.body.token.split(".")[1], "base64url").toString());
     expect(claims).toMatchObject({ sub: user.id, name: "Ana", caps });
     expect(claims.exp - claims.iat).toBe(120);
