@@ -43,6 +43,8 @@ export interface Presented {
    * cookie planted from a sibling subdomain or over http is ignored.
    */
   secure?: boolean;
+  /** The client's address (TRUST_PROXY): bounds the app's connect calls in flight per address. */
+  ip?: string;
 }
 
 /** Why a presented credential was refused: a metric label and a sentence for the client. */
@@ -57,7 +59,7 @@ export interface IdentitySource {
   /** The credential this source checks, when the request presents one; else null (next source). */
   find(presented: Presented): string | null;
   /** The identity the credential stands for; null when it is unknown, forged, expired or used. */
-  check(credential: string): Promise<Identity | null>;
+  check(credential: string, presented?: Presented): Promise<Identity | null>;
   /** What a refusal of this source's credential says. */
   readonly refusal: Refusal;
 }
@@ -83,7 +85,7 @@ export class Credentials {
     for (const source of this.options.sources) {
       const credential = source.find(presented);
       if (credential === null) continue;
-      const identity = await source.check(credential);
+      const identity = await source.check(credential, presented);
       if (identity !== null && !(await this.isRevoked(identity))) return { ok: true, identity };
       return { ok: false, ...source.refusal };
     }
