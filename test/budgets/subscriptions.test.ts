@@ -8,7 +8,7 @@ import { TestClient, closeAll } from "../support/client.ts";
 import { apiPublish, killAllServers, loginSession, session, startServer, type TestServer } from "../support/server.ts";
 import { startRedis } from "../support/redis.ts";
 
-const NAMES = ["sam", "sue", "cat", "cy", "pat", "obs"];
+const NAMES = ["sam", "sue", "cat", "cy", "pat", "obs", "sly"];
 let server: TestServer;
 const cookies = new Map<string, string>();
 const clients = new Set<TestClient>();
@@ -83,6 +83,26 @@ describe("TOPIC_CREATIONS_PER_MIN", () => {
     expect((await apiPublish(server, { topic: "room:made", data: 1 })).status).toBe(202);
     expect((await c.publish("room:made", "hi")).seq).toBe(2);
     expect((await c.publish("room:new5", "now it has a subscriber")).seq).toBe(1);
+    expect(c.close).toBeNull();
+  });
+
+  test("subscribing first does not exempt a publish: only another user's subscription makes a topic exist", async () => {
+    // subscribe + publish + unsubscribe per topic stored a history for every new topic, uncounted.
+    const c = await connect("sly");
+    const replies = [];
+    for (let i = 0; i < 8; i++) {
+      await c.subscribe(`room:sly${i}`);
+      replies.push(await c.request({ type: "publish", topic: `room:sly${i}`, data: i }));
+      await c.request({ type: "unsubscribe", topic: `room:sly${i}` });
+    }
+    expect(replies.filter((r) => r.type === "ack").length).toBe(5);
+    expect(replies.slice(5).every((r) => r.type === "error" && r.code === "limit_exceeded")).toBe(true);
+    const watcher = await connect("obs");
+    expect((await watcher.subscribe("room:sly7")).seq).toBe(0); // nothing stored
+    // Its own topics stay its own to publish to, subscribed or not.
+    await c.subscribe("room:sly0");
+    expect((await c.publish("room:sly0", "again")).seq).toBe(2);
+    expect((await c.publish("room:sly1", "again")).seq).toBe(2);
     expect(c.close).toBeNull();
   });
 
