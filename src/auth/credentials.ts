@@ -30,6 +30,15 @@ export interface Identity {
   via: Via;
 }
 
+/**
+ * The key a per-session budget counts under (TICKETS_PER_MIN, a cookie's presence reads; SPEC §8).
+ * A connect identity's session is the exact Cookie text the app confirmed: junk appended to the
+ * header makes a new one at will (the app reads only its own cookie), so those count per user.
+ */
+export function budgetKeyOf(identity: Identity): string {
+  return identity.via !== "connect" && identity.sid !== null ? identity.sid : `user:${identity.user.id}`;
+}
+
 /** The credentials a request presents, as found and not yet checked. Absent: not presented. */
 export interface Presented {
   /** `?ticket=` of an upgrade (an empty one is presented, and invalid). */
