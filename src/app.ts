@@ -27,8 +27,9 @@ export function createApp(deps: Deps): Hono<Env> {
     c.header("X-Content-Type-Options", "nosniff");
     c.header("Referrer-Policy", "no-referrer");
     c.header("X-Frame-Options", "DENY");
-    // Every /auth response — refusals by the body limit included — is never cached.
-    if (c.req.path.startsWith("/auth/")) c.header("Cache-Control", "no-store");
+    // Every /auth and /api response — refusals by the body limit included — is never cached:
+    // both carry credentials (sessions, tickets, tokens) or live state.
+    if (c.req.path.startsWith("/auth/") || c.req.path.startsWith("/api/")) c.header("Cache-Control", "no-store");
     // Served over https: browsers must never come back over http (SPEC §8), where a network
     // attacker could read or plant cookies. One year; includeSubDomains is the operator's call.
     if (isSecure(c.req.raw, deps.config)) c.header("Strict-Transport-Security", "max-age=31536000");

@@ -130,3 +130,49 @@ describe("§4 the app's outage and its answers stay out of the logs", () => {
     expect(server.faults()).toEqual([]);
   });
 });
+
+describe("§4 + §8: the app's connect calls are bounded per address", () => {
+  test("at most MAX_CONNECTIONS_PER_IP calls in flight per address, at the upgrade and on /auth and /api: past it 429, the app is not asked", async () => {
+    // Any cookie text is a new question for the app: without a bound, one address with junk
+    // cookies kept hundreds of signed calls in flight and everyone else's timed out (503).
+    let inFlight = 0;
+    let peak = 0;
+    const slowApp = Bun.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      async fetch() {
+        peak = Math.max(peak, ++inFlight);
+        await Bun.sleep(600);
+        inFlight--;
+        return Response.json({ error: "no" }, { status: 401 });
+      },
+    });
+    const s = await startServer({ AUTH_CONNECT_URL: `http://127.0.0.1:${slowApp.port}/connect`, WEBHOOK_SECRET: SECRET, MAX_CONNECTIONS_PER_IP: "5" });
+    try {
+      const upgrades = await Promise.all(Array.from({ length: 30 }, (_, i) => upgradeStatus(s.wsUrl, { Cookie: `junk=${i}` }, 5000).then((r) => r.status)));
+      expect(peak).toBeLessThanOrEqual(5);
+      expect(upgrades.filter((st) => st === 401).length).toBeLessThanOrEqual(5);
+      expect(upgrades.filter((st) => st === 429).length).toBeGreaterThanOrEqual(25);
+      expect(upgrades.every((st) => st === 401 || st === 429)).toBe(true);
+
+      for (const [method, path] of [["GET", "/auth/me"], ["POST", "/auth/ticket"], ["GET", "/api/presence/room:a"]]) {
+        peak = 0;
+        const answers = await Promise.all(
+          Array.from({ length: 20 }, (_, i) => fetch(`${s.url}${path}`, { method, headers: { Cookie: `junk=${path}${i}`, Origin: s.origin } })),
+        );
+        const statuses = answers.map((r) => r.status);
+        expect({ path, peak: Math.min(peak, 5) }).toEqual({ path, peak }); // never more than 5
+        expect({ path, limited: statuses.filter((st) => st === 429).length >= 15 }).toEqual({ path, limited: true });
+        const limited = answers.find((r) => r.status === 429)!;
+        expect(limited.headers.get("retry-after")).not.toBeNull();
+        expect((await limited.json()).error.code).toBe("rate_limited");
+      }
+      // Once they are answered, the address may ask again.
+      expect((await upgradeStatus(s.wsUrl, { Cookie: "junk=again" }, 5000)).status).toBe(401);
+      expect(s.faults()).toEqual([]);
+    } finally {
+      s.kill();
+      slowApp.stop(true);
+    }
+  });
+});

@@ -27,7 +27,7 @@ function setup(answer: (cookie: string) => ConnectBehaviour, overrides: { cacheS
   };
   let clock = Date.now();
   const client = ConnectClient.from(
-    { authConnectUrl: backend.url, authConnectTimeoutMs: overrides.timeoutMs ?? 2000, authConnectCacheS: overrides.cacheS ?? 10, webhookSecret: SECRET },
+    { authConnectUrl: backend.url, authConnectTimeoutMs: overrides.timeoutMs ?? 2000, authConnectCacheS: overrides.cacheS ?? 10, webhookSecret: SECRET, maxConnectionsPerIp: 100 },
     { log, now: () => clock },
   )!;
   return { backend, client, lines, advance: (ms: number) => (clock += ms) };

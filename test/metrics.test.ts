@@ -165,6 +165,20 @@ describe("GET /metrics after traffic", () => {
   }, 30_000);
 });
 
+describe("labels a client cannot multiply", () => {
+  test("a close code the client picks (3000-4999) is counted as code=\"other\", not as a series of its own", async () => {
+    const before = await scrape(server);
+    // No credential needed: any socket may close with any code of the application range.
+    const codes = [3000, 3999, 4321, 4999];
+    const sockets = codes.map(() => new TestClient(server.wsUrl));
+    for (const c of sockets) await c.waitOpen();
+    sockets.forEach((c, i) => c.ws.close(codes[i], "mine"));
+    const after = await waitForScrape(server, (s) => s.delta(before, "switchboard_connections_closed_total", { code: "other" }) >= codes.length, 6000);
+    expect(after.delta(before, "switchboard_connections_closed_total", { code: "other" })).toBe(codes.length);
+    for (const code of codes) expect(after.text).not.toContain(`code="${code}"`);
+  });
+});
+
 describe("GET /metrics with METRICS_TOKEN", () => {
   test("the token is required; the Bearer scheme is case-insensitive, as on /api", async () => {
     const guarded = await startServer({ METRICS_TOKEN: "metrics-token-1234" });

@@ -127,6 +127,10 @@ describe("bad input: a clear 400/403 and nothing published or changed", () => {
         { user: "u" },
         { user: { id: "u" } },
         { user: { id: "", name: "U" } },
+        // Ids that could never have an inbox (`user:<id>` must be a topic), as app tokens refuse them.
+        { user: { id: "a b", name: "U" } },
+        { user: { id: "x".repeat(124), name: "U" } },
+        { user: { id: "ünï", name: "U" } },
         { user: { id: "u", name: "U" }, caps: { "room:a": ["fly"] } },
         { user: { id: "u", name: "U" }, caps: { "bad pattern!": ["subscribe"] } },
         { user: { id: "u", name: "U" }, caps: ["subscribe"] },
@@ -215,6 +219,7 @@ describe("POST /api/tickets and /api/tokens: the app's backend mints credentials
     const user = { id: `auth0|${unique("t")}`, name: "Ticket User" };
     const res = await post("/api/tickets", { user, caps: { "room:team-1": ["subscribe", "publish"] } });
     expect({ ...res, body: { ...res.body } }).toMatchObject({ status: 200, body: { ticket: expect.any(String), expiresIn: 20 } });
+    expect(res.headers.get("cache-control")).toBe("no-store"); // a credential: never cached
     const url = `${S.wsUrl}?ticket=${encodeURIComponent(res.body.ticket)}`;
     const client = await TestClient.connect(url);
     clients.add(client);
@@ -227,6 +232,7 @@ describe("POST /api/tickets and /api/tokens: the app's backend mints credentials
     const caps = { "room:team-1": ["subscribe"] };
     const res = await post("/api/tokens", { user, caps });
     expect({ ...res, body: { ...res.body } }).toMatchObject({ status: 200, body: { token: expect.any(String), expiresIn: 120 } });
+    expect(res.headers.get("cache-control")).toBe("no-store");
     const claims = JSON.parse(Buffer.from(res.body.token.split(".")[1], "base64url").toString());
     expect(claims).toMatchObject({ sub: user.id, name: "Ana", caps });
     expect(claims.exp - claims.iat).toBe(120);

@@ -73,12 +73,15 @@ export function appCookieSource(verifier: AppTokenVerifier, name: string, note: 
   };
 }
 
-/** Throws `unavailable` (503) when the app does not answer; null (401) when it refuses. */
+/**
+ * Throws `unavailable` (503) when the app does not answer, `rate_limited` (429) when the address
+ * already waits for MAX_CONNECTIONS_PER_IP answers; null (401) when the app refuses.
+ */
 export function connectSource(client: ConnectClient, note: NoteRefusal): IdentitySource {
   return {
     find: (presented) => (presented.cookie !== undefined && presented.cookie.trim() !== "" ? presented.cookie : null),
-    async check(cookie) {
-      const identity = await client.identify(cookie);
+    async check(cookie, presented) {
+      const identity = await client.identify(cookie, presented?.ip ?? "unknown");
       if (identity !== null) return toIdentity(identity);
       note("refused by AUTH_CONNECT_URL", "connect");
       return null;

@@ -36,11 +36,13 @@ const Answer = z.object({
   expiresIn: z.number().int().min(1).max(30 * 86_400).optional(),
 });
 
-type ConnectConfig = Pick<Config, "authConnectUrl" | "authConnectTimeoutMs" | "authConnectCacheS" | "webhookSecret">;
+type ConnectConfig = Pick<Config, "authConnectUrl" | "authConnectTimeoutMs" | "authConnectCacheS" | "webhookSecret" | "maxConnectionsPerIp">;
 
 export class ConnectClient {
   private readonly cache = new Map<string, { identity: AppIdentity; until: number }>();
   private readonly inFlight = new Map<string, Promise<AppIdentity | null>>();
+  /** Calls to the app in flight per client address (see identify). */
+  private readonly asking = new Map<string, number>();
   private readonly now: () => number;
 
   constructor(
@@ -56,8 +58,14 @@ export class ConnectClient {
     return new ConnectClient({ ...config, authConnectUrl: config.authConnectUrl, webhookSecret: config.webhookSecret }, options);
   }
 
-  /** The app's identity for this Cookie header; null when the app refuses it. Throws `unavailable`. */
-  async identify(cookie: string): Promise<AppIdentity | null> {
+  /**
+   * The app's identity for this Cookie header; null when the app refuses it. Throws `unavailable`.
+   * Any cookie text not answered yet is a new call to the app, so one address may have at most
+   * MAX_CONNECTIONS_PER_IP of them in flight; past it `rate_limited` (429) and the app is not
+   * asked. Without it one client with junk cookie texts kept hundreds of signed calls waiting and
+   * everyone else's sign-ins timed out (SPEC §8: nobody else notices).
+   */
+  async identify(cookie: string, ip = "unknown"): Promise<AppIdentity | null> {
     if (cookie.length === 0 || cookie.length > MAX_COOKIE_CHARS) return null;
     const cached = this.cache.get(cookie);
     if (cached !== undefined) {
@@ -66,7 +74,17 @@ export class ConnectClient {
     }
     let pending = this.inFlight.get(cookie);
     if (pending === undefined) {
-      pending = this.ask(cookie).finally(() => this.inFlight.delete(cookie));
+      const asking = this.asking.get(ip) ?? 0;
+      if (asking >= this.config.maxConnectionsPerIp) {
+        throw new SwitchboardError(ErrorCode.rateLimited, "too many sign-ins from this address at once; retry shortly", 1);
+      }
+      this.asking.set(ip, asking + 1);
+      pending = this.ask(cookie).finally(() => {
+        this.inFlight.delete(cookie);
+        const left = (this.asking.get(ip) ?? 1) - 1;
+        if (left <= 0) this.asking.delete(ip);
+        else this.asking.set(ip, left);
+      });
       this.inFlight.set(cookie, pending);
     }
     return pending;

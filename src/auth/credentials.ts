@@ -30,6 +30,15 @@ export interface Identity {
   via: Via;
 }
 
+/**
+ * The key a per-session budget counts under (TICKETS_PER_MIN, a cookie's presence reads; SPEC §8).
+ * A connect identity's session is the exact Cookie text the app confirmed: junk appended to the
+ * header makes a new one at will (the app reads only its own cookie), so those count per user.
+ */
+export function budgetKeyOf(identity: Identity): string {
+  return identity.via !== "connect" && identity.sid !== null ? identity.sid : `user:${identity.user.id}`;
+}
+
 /** The credentials a request presents, as found and not yet checked. Absent: not presented. */
 export interface Presented {
   /** `?ticket=` of an upgrade (an empty one is presented, and invalid). */
@@ -43,6 +52,8 @@ export interface Presented {
    * cookie planted from a sibling subdomain or over http is ignored.
    */
   secure?: boolean;
+  /** The client's address (TRUST_PROXY): bounds the app's connect calls in flight per address. */
+  ip?: string;
 }
 
 /** Why a presented credential was refused: a metric label and a sentence for the client. */
@@ -57,7 +68,7 @@ export interface IdentitySource {
   /** The credential this source checks, when the request presents one; else null (next source). */
   find(presented: Presented): string | null;
   /** The identity the credential stands for; null when it is unknown, forged, expired or used. */
-  check(credential: string): Promise<Identity | null>;
+  check(credential: string, presented?: Presented): Promise<Identity | null>;
   /** What a refusal of this source's credential says. */
   readonly refusal: Refusal;
 }
@@ -83,7 +94,7 @@ export class Credentials {
     for (const source of this.options.sources) {
       const credential = source.find(presented);
       if (credential === null) continue;
-      const identity = await source.check(credential);
+      const identity = await source.check(credential, presented);
       if (identity !== null && !(await this.isRevoked(identity))) return { ok: true, identity };
       return { ok: false, ...source.refusal };
     }

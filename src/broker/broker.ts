@@ -96,6 +96,11 @@ export interface Broker {
   sendControl(message: ControlMessage): Promise<void>;
   /** The topic's position, and with `since` what came after it (see HistoryResult). */
   history(topic: string, since?: Position): Promise<HistoryResult>;
+  /**
+   * The topic's latest seq, 0 when it has none — read without bringing the topic into existence
+   * (`history` gives a never-published topic an epoch and stores it; this stores nothing).
+   */
+  latestSeq(topic: string): Promise<number>;
   /** This process wants the topic's publications. Resolves once they will arrive. Idempotent. */
   subscribe(topic: string): Promise<void>;
   unsubscribe(topic: string): Promise<void>;

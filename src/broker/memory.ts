@@ -137,6 +137,10 @@ export class MemoryBroker implements Broker {
     return { position, publications, recovered: true };
   }
 
+  async latestSeq(topic: string): Promise<number> {
+    return this.live(topic, this.now())?.seq ?? 0;
+  }
+
   async subscribe(topic: string): Promise<void> {
     this.subscribed.add(topic);
   }

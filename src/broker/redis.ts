@@ -204,6 +204,16 @@ export class RedisBroker implements Broker {
     return { position: { seq, epoch }, publications, recovered };
   }
 
+  async latestSeq(topic: string): Promise<number> {
+    if (this.closed || this.cmd.status !== "ready") throw unavailable("history");
+    try {
+      const seq = await this.redirectable(() => within(this.cmd.hget(redisKeys.meta(topic), "seq"), this.commandTimeoutMs));
+      return Number(seq ?? 0) || 0;
+    } catch (error) {
+      throw toSwitchboardError(error, "history");
+    }
+  }
+
   /** Idempotent. Resolves once the topic's channel is confirmed subscribed; rejects `unavailable` otherwise. */
   async subscribe(topic: string): Promise<void> {
     if (this.closed) throw unavailable("subscribe");

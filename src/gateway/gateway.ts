@@ -183,8 +183,8 @@ export class Gateway implements ConnectionHost {
     if (this.namespaceOf(topic)?.delivery === "ephemeral") return this.publishEphemeral(topic, input);
     const started = performance.now();
     try {
-      const mayCreate = input.from !== "server" && this.hub.position(topic) === null;
-      const creation = mayCreate ? await this.creations.admit(input.from, () => this.exists(topic)) : TopicCreations.none();
+      const mayCreate = input.from !== "server" && !this.followedByOthers(topic, input.from);
+      const creation = mayCreate ? await this.creations.admit(input.from, () => this.exists(topic, input.from)) : TopicCreations.none();
       let result: PublishResult;
       try {
         result = await this.services.broker.publish(topic, input);
@@ -212,10 +212,24 @@ export class Gateway implements ConnectionHost {
     return { status: { id, region, connections: this.registry.size, topics: topics.size, startedAt: this.startedAt, draining: this.draining }, topics };
   }
 
-  /** True when the topic has history or subscribers here. */
-  private async exists(topic: string): Promise<boolean> {
-    if (this.hub.position(topic) !== null) return true;
-    return (await this.services.broker.history(topic)).position.seq > 0;
+  /**
+   * True when a socket of another user follows the topic here. The publisher's own subscription
+   * does not make a topic exist: subscribe, publish, unsubscribe would otherwise store a history
+   * for every new topic without touching TOPIC_CREATIONS_PER_MIN. At most the user's own sockets
+   * (MAX_CONNECTIONS_PER_USER) are passed before another user's, so a big room costs no more.
+   */
+  private followedByOthers(topic: string, userId: string): boolean {
+    for (const member of this.hub.members(topic)) if ((member as Socket).userId !== userId) return true;
+    return false;
+  }
+
+  /**
+   * True when the topic has history, or another user's subscriber here. Asked without creating
+   * anything: a publish refused past the budget must leave no trace (not even an epoch) in the broker.
+   */
+  private async exists(topic: string, userId: string): Promise<boolean> {
+    if (this.followedByOthers(topic, userId)) return true;
+    return (await this.services.broker.latestSeq(topic)) > 0;
   }
 
   /** Broadcast is best effort and says nothing of failures: refuse up front while the broker is down. */

@@ -6,11 +6,23 @@ import type { Server, WebSocketHandler } from "bun";
 import type { Config } from "../config.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
+import { Close } from "../protocol/codes.ts";
 import type { SocketData } from "./connection.ts";
 
 export type SwitchboardServer = Server<SocketData>;
 
 type SocketConfig = Pick<Config, "maxPayloadBytes" | "idleTimeoutS" | "backpressureLimitBytes">;
+
+/** The codes a close can carry that are not the client's free choice: the SPEC's, and Bun's 1005/1006. */
+const KNOWN_CLOSE_CODES = new Set<number>([...Object.values(Close), 1005, 1006]);
+
+/**
+ * The metric label of a close code. A client may close with any code of 3000-4999: each would be
+ * a series of its own, kept for the life of the process, so those it picks are counted as "other".
+ */
+export function closeCodeLabel(code: number): string {
+  return KNOWN_CLOSE_CODES.has(code) ? String(code) : "other";
+}
 
 export function websocketHandler(config: SocketConfig, metrics: Metrics, log: Logger): WebSocketHandler<SocketData> {
   return {
@@ -25,7 +37,7 @@ export function websocketHandler(config: SocketConfig, metrics: Metrics, log: Lo
     message: (ws, message) => ws.data.conn.received(message),
     drain: (ws) => ws.data.conn.onDrain(),
     close: (ws, code) => {
-      metrics.wsClosed.inc({ code: String(code) });
+      metrics.wsClosed.inc({ code: closeCodeLabel(code) });
       const conn = ws.data.conn;
       log.info("connection closed", { connectionId: conn.id, user: conn.userId, auth: conn.via, code, durationMs: Date.now() - conn.openedAt });
       conn.closed();

@@ -12,6 +12,7 @@ import { jsonBody, notFound } from "./errors.ts";
 import type { ApiKey } from "./api-key.ts";
 import { cookiesOf, type Deps, type Env } from "./context.ts";
 import { KeyedBuckets } from "../budgets/buckets.ts";
+import { budgetKeyOf } from "../auth/credentials.ts";
 import { MEMBERS_PER_TOKEN, sizeCost } from "../budgets/cost.ts";
 
 export function apiRoutes(deps: Deps, key: ApiKey): Hono<Env> {
@@ -42,7 +43,7 @@ export function apiRoutes(deps: Deps, key: ApiKey): Hono<Env> {
         throw new SwitchboardError(ErrorCode.unauthorized, "API key or session required");
       }
       actor = { kind: "user", user: outcome.identity.user, caps: outcome.identity.caps };
-      rateKey = outcome.identity.sid ?? `user:${outcome.identity.user.id}`;
+      rateKey = budgetKeyOf(outcome.identity);
       if (!buckets.take(rateKey, Date.now())) throw new SwitchboardError(ErrorCode.rateLimited, "too many requests; slow down", 1);
     }
     await gateway.permissions.authorize(actor, "presence", topic);

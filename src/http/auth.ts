@@ -10,7 +10,7 @@ import { clearedCookie, sessionCookie } from "../auth/cookie.ts";
 import { bearerOf } from "../auth/bearer.ts";
 import { PasswordGate } from "../auth/password-gate.ts";
 import { SlidingWindow } from "../budgets/sliding-window.ts";
-import type { Identity, Presented } from "../auth/credentials.ts";
+import { budgetKeyOf, type Identity, type Presented } from "../auth/credentials.ts";
 import { isAllowedOrigin, isSecure, type OriginPolicy } from "../auth/origin.ts";
 import { ErrorCode, SwitchboardError } from "../protocol/codes.ts";
 import { jsonBody } from "./errors.ts";
@@ -137,7 +137,7 @@ export function authRoutes(deps: Deps): Hono<Env> {
     const identity = await identify(credentials, token === undefined ? { ...cookiesOf(c, config) } : { token });
     if (identity === null) throw new SwitchboardError(ErrorCode.unauthorized, "sign in first");
     // TICKETS_PER_MIN per session or token (per process): a ticket is cheap to ask for and is held until it expires.
-    const budgetKey = identity.sid ?? `user:${identity.user.id}`;
+    const budgetKey = budgetKeyOf(identity);
     if (!ticketBudget.take(budgetKey, Date.now())) {
       throw new SwitchboardError(ErrorCode.rateLimited, `at most ${config.ticketsPerMin} tickets per minute`, ticketBudget.retryAfterS(budgetKey, Date.now()));
     }

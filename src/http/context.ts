@@ -35,8 +35,8 @@ export type Ctx = Context<Env>;
  * `__Host-` session cookie counts, SPEC §8). With COOKIE_DOMAIN the session cookie is a Domain
  * cookie without the prefix, so the plain name is read over https too.
  */
-export function cookiesOf(c: Ctx, config: Config): Pick<Presented, "cookie" | "secure"> {
-  return { cookie: c.req.header("cookie"), secure: config.cookieDomain === undefined && isSecure(c.req.raw, config) };
+export function cookiesOf(c: Ctx, config: Config): Pick<Presented, "cookie" | "secure" | "ip"> {
+  return { cookie: c.req.header("cookie"), secure: config.cookieDomain === undefined && isSecure(c.req.raw, config), ip: clientIp(c, config) };
 }
 
 /**

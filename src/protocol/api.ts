@@ -7,12 +7,17 @@
  */
 import { z } from "zod";
 import { Caps } from "../auth/caps.ts";
+import { USER_ID, USER_ID_RULE } from "../auth/claims.ts";
 import { IdempotencyKey, type MessageFrame, type PresenceMember, type User } from "./frames.ts";
 import type { ErrorCode } from "./codes.ts";
 
 const topic = z.string().max(1024);
-/** A user id as the app's identity provider spells it (`auth0|64f1c2`, `ana@example.com`). */
-const userId = z.string().min(1).max(256);
+/**
+ * A user id as the app's identity provider spells it (`auth0|64f1c2`, `ana@example.com`), under
+ * the one rule every identity source keeps (app tokens, connect answers, USERS): its inbox
+ * `user:<id>` must be a valid topic, or the socket could never be sent a direct message.
+ */
+const userId = z.string().regex(USER_ID, { error: USER_ID_RULE });
 const UserObject = z.object({ id: userId, name: z.string().min(1).max(256) });
 
 /** `broadcast` takes at most this many topics per call. */

@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { TestClient, closeAll } from "../support/client.ts";
 import { getToken, killAllServers, loginSession, startServer, type TestServer } from "../support/server.ts";
+import { serveAppBackend } from "../support/app-backend.ts";
 
 let server: TestServer;
 const clients = new Set<TestClient>();
@@ -43,6 +44,29 @@ describe("TICKETS_PER_MIN", () => {
     const token = await getToken(server, "alice");
     const byToken = await Promise.all(Array.from({ length: 6 }, () => askTicket({ Authorization: `Bearer ${token}` })));
     expect(byToken.map((a) => a.status).sort()).toEqual([200, 200, 200, 200, 200, 429]);
+  });
+});
+
+describe("TICKETS_PER_MIN with AUTH_CONNECT_URL", () => {
+  test("an app-confirmed cookie counts per user: junk appended to the Cookie header is not a new session", async () => {
+    // The app reads its own cookie and ignores the rest; every other Cookie text is a new cache
+    // entry and was a new budget, so one signed-in user minted tickets without limit.
+    const secret = "webhook-secret-for-tickets-0123456789abcdef";
+    const app = serveAppBackend(secret, (cookie) => (cookie.includes("sess=ok") ? { kind: "ok", body: { user: { id: "mallory" } } } : { kind: "status", status: 401 }));
+    const s = await startServer({ TICKETS_PER_MIN: "5", AUTH_CONNECT_URL: app.url, WEBHOOK_SECRET: secret });
+    try {
+      const statuses: number[] = [];
+      for (let i = 0; i < 12; i++) {
+        const res = await fetch(`${s.url}/auth/ticket`, { method: "POST", headers: { Origin: s.origin, Cookie: `sess=ok; junk=${i}` } });
+        statuses.push(res.status);
+        await res.arrayBuffer();
+      }
+      expect(statuses.filter((st) => st === 200).length).toBe(5);
+      expect(statuses.slice(5).every((st) => st === 429)).toBe(true);
+    } finally {
+      s.kill();
+      app.stop();
+    }
   });
 });
 

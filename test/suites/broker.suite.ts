@@ -107,6 +107,15 @@ export function describeBroker(name: string, factory: BrokerFactory): void {
         expect(published).toEqual({ seq: 1, epoch: before.position.epoch, duplicate: false });
       });
 
+      test("latestSeq: 0 for a topic never published (asked without creating it), then the latest seq", async () => {
+        const { broker } = await start();
+        const topic = uniqueTopic();
+        expect(await broker.latestSeq(topic)).toBe(0);
+        await broker.publish(topic, input(1));
+        await broker.publish(topic, input(2));
+        expect(await broker.latestSeq(topic)).toBe(2);
+      });
+
       test("a topic whose history expired gets a new epoch and seq restarts at 1", async () => {
         const { broker } = await start({ historyTtlS: 1 });
         const topic = uniqueTopic();
