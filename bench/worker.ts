@@ -139,7 +139,16 @@ function runSubs(init: Extract<WorkerInit, { role: "subs" }>) {
       ok++;
       maybeReady();
       openNext();
-    } else if (ev.kind === "error") countCode(errors, ev.code);
+    } else if (ev.kind === "error") {
+      countCode(errors, ev.code);
+      // A refused subscribe is a failed slot, not a wait until the ready timeout.
+      if (ev.ref === 1 && !subscribed[c.slot]) {
+        subscribed[c.slot] = 2;
+        failed++;
+        maybeReady();
+        openNext();
+      }
+    }
   }
 
   function openNext() {

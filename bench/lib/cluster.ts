@@ -128,6 +128,9 @@ function switchboardEnv(port: number, redisUrl: string, i: number, extra: Record
     MAX_CONNECTIONS_PER_USER: "100000",
     RATE_LIMIT_PER_S: "1000000",
     RATE_LIMIT_BURST: "1000000",
+    // SPEC §8 budgets: one bench user holds every socket and creates every room.
+    MAX_SUBSCRIPTIONS_PER_USER: "1000000",
+    TOPIC_CREATIONS_PER_MIN: "1000000",
     BACKPRESSURE_LIMIT_BYTES: String(64 * 1024 * 1024),
     IDLE_TIMEOUT_S: "120",
     DRAIN_MS: "0",
