@@ -6,6 +6,7 @@
 import { ErrorCode, SwitchboardError } from "../protocol/codes.ts";
 import { SlidingWindow } from "../budgets/sliding-window.ts";
 import { inboxOf } from "../protocol/topics.ts";
+import { SmallSet } from "./small-set.ts";
 
 /** Subscriptions per user over all its sockets of this process (the inbox is never counted). */
 export class SubscriptionCounts {
@@ -36,7 +37,7 @@ export class SubscriptionCounts {
  * MAX_SUBSCRIPTIONS_PER_USER. A topic already held, and the socket's own inbox, count nothing.
  */
 export class SocketSubscriptions {
-  private readonly counted = new Set<string>();
+  private readonly counted = new SmallSet();
 
   constructor(
     private readonly max: number,

@@ -17,17 +17,17 @@ import { checkFirstMessage } from "./first-message.ts";
 import { errorFields } from "../log.ts";
 import { parseJson, whyNotJson } from "../protocol/parse.ts";
 import { describeFrameError, errorFrame, refOf } from "./frame-input.ts";
-import { FrameQueue } from "./frame-queue.ts";
+import { FrameQueue, type FrameQueueOptions } from "./frame-queue.ts";
 import { CredentialTimers } from "./expiry.ts";
 import { checkRefresh } from "./refresh.ts";
 import type { Caps } from "../auth/caps.ts";
 import { Pacer } from "./pacer.ts";
 import { SocketSubscriptions } from "./budgets.ts";
+import { SmallSet } from "./small-set.ts";
 import { MEMBERS_PER_TOKEN, REPLAYED_PER_TOKEN, sizeCost } from "../budgets/cost.ts";
 
-export interface SocketData {
-  conn: Connection;
-}
+/** `ws.data` is the socket's Connection itself: no wrapper object per socket. */
+export type SocketData = Connection;
 
 type State = "awaiting-auth" | "authenticating" | "open" | "closed";
 
@@ -38,7 +38,13 @@ const REPLAY_STALL_MS = 5000;
 /** Rate-limited frames up to this size are parsed for their `ref`; larger ones are not. */
 const REF_PARSE_MAX = 1024;
 
-export class Connection implements Socket {
+/**
+ * Idle memory (bench/README.md): an idle socket holds this object, its frame queue, its flood
+ * guard, its subscription count and two small topic sets. The pacer and the credential timers are
+ * made when first needed, the queue calls the connection itself (FrameQueueOptions), and nothing
+ * here keeps a closure or a timer for an idle cookie socket.
+ */
+export class Connection implements Socket, FrameQueueOptions {
   readonly id: string;
   readonly ip: string;
   readonly via: Via;
@@ -53,36 +59,22 @@ export class Connection implements Socket {
   caps: Caps | null;
   ws: ServerWebSocket<SocketData> | null = null;
   /** Topics this socket is a hub member of (subscribed, or being subscribed). */
-  readonly topics = new Set<string>();
+  readonly topics = new SmallSet();
   /** Its topics that count toward MAX_SUBSCRIPTIONS_PER_SOCKET / _PER_USER (budgets.ts). */
   private readonly slots: SocketSubscriptions;
   readonly openedAt = Date.now();
   readonly retireAt: number | null;
   private state: State;
-  private readonly queue = new FrameQueue({
-    handle: (frame) => this.handle(frame),
-    socket: () => this.ws,
-    live: () => this.state !== "closed",
-    failed: (error) => {
-      this.host.log.error("connection failed", { connectionId: this.id, ...errorFields(error) });
-      this.close(Close.internal, "internal error");
-    },
-  });
+  private readonly queue = new FrameQueue(this);
   private publishesInFlight = 0;
   private readonly shedRetryMs: number | null;
   private readonly flood: FloodGuard;
   private authTimer: ReturnType<typeof setTimeout> | null = null;
-  private readonly pacer = new Pacer({
-    bufferedAmount: () => this.bufferedAmount(),
-    send: (frame) => this.send(frame),
-    live: () => this.ws !== null && this.state !== "closed",
-  });
+  /** Made by the first paced replay. */
+  private pacer: Pacer | null = null;
   private killTimer: ReturnType<typeof setTimeout> | null = null;
-  /** `expiring`, then 4001 at the credential's expiry (SPEC §4); never for built-in cookie sessions. */
-  private readonly expiry = new CredentialTimers(
-    (expiresAt) => this.sendJson({ type: "expiring", expiresAt }),
-    () => this.close(Close.unauthorized, "credential expired"),
-  );
+  /** `expiring`, then 4001 at the credential's expiry (SPEC §4); never for built-in cookie sessions. Made when first set. */
+  private expiry: CredentialTimers | null = null;
 
   constructor(
     private readonly host: ConnectionHost,
@@ -161,11 +153,11 @@ export class Connection implements Socket {
     if (this.state === "closed" && this.ws === null) return;
     this.state = "closed";
     this.queue.clear();
-    this.pacer.close();
+    this.pacer?.close();
     if (this.authTimer !== null) clearTimeout(this.authTimer);
     if (this.killTimer !== null) clearTimeout(this.killTimer);
     this.authTimer = this.killTimer = null;
-    this.expiry.clear();
+    this.expiry?.clear();
     this.ws = null;
     this.host.forget(this);
     for (const topic of this.topics) this.host.leave(this, topic);
@@ -187,6 +179,11 @@ export class Connection implements Socket {
 
   /** A replay, paced by the peer's reading (pacer.ts); a peer that stops reading is a slow consumer. */
   async sendPaced(frames: string[]): Promise<boolean> {
+    this.pacer ??= new Pacer({
+      bufferedAmount: () => this.bufferedAmount(),
+      send: (frame) => this.send(frame),
+      live: () => this.ws !== null && this.state !== "closed",
+    });
     const outcome = await this.pacer.send(frames, this.host.config.backpressureLimitBytes / 2, REPLAY_STALL_MS);
     if (outcome === "stalled") this.closeSlow();
     return outcome === "sent";
@@ -194,7 +191,7 @@ export class Connection implements Socket {
 
   /** Bun `drain`. */
   onDrain(): void {
-    this.pacer.onDrain();
+    this.pacer?.onDrain();
   }
 
   receives(topic: string): boolean {
@@ -217,7 +214,7 @@ export class Connection implements Socket {
     if (this.state === "closed") return;
     this.state = "closed";
     this.queue.clear();
-    this.expiry.clear();
+    this.expiry?.clear();
     if (ws === null) return; // not open yet: `opened` closes it
     this.host.metrics.closesSent.inc({ code: String(code) });
     ws.close(code, reason);
@@ -236,7 +233,22 @@ export class Connection implements Socket {
 
   // ── Frames ───────────────────────────────────────────────────────────────
 
-  private async handle(raw: string): Promise<void> {
+  // ── The frame queue's calls (FrameQueueOptions) ───────────────────────────
+
+  pausable(): ServerWebSocket<SocketData> | null {
+    return this.ws;
+  }
+
+  queueLive(): boolean {
+    return this.state !== "closed";
+  }
+
+  queueFailed(error: unknown): void {
+    this.host.log.error("connection failed", { connectionId: this.id, ...errorFields(error) });
+    this.close(Close.internal, "internal error");
+  }
+
+  async handleFrame(raw: string): Promise<void> {
     const parsed = parseJson(raw);
     if (this.state === "awaiting-auth") return this.authenticate(parsed);
     const ref = refOf(parsed);
@@ -428,7 +440,7 @@ export class Connection implements Socket {
   private greet(): void {
     const user = this.user!;
     this.state = "open";
-    if (this.via !== "cookie") this.expiry.set(this.issuedAt, this.expiresAt);
+    if (this.via !== "cookie") this.timers().set(this.issuedAt, this.expiresAt);
     this.sendJson({ type: "welcome", user, connectionId: this.id, instance: this.host.config.instanceId, region: this.host.config.region });
     this.host.opened(this);
   }
@@ -439,7 +451,14 @@ export class Connection implements Socket {
     this.expiresAt = identity.exp;
     this.issuedAt = identity.iat;
     this.caps = identity.caps;
-    this.expiry.set(identity.iat, identity.exp);
+    this.timers().set(identity.iat, identity.exp);
+  }
+
+  private timers(): CredentialTimers {
+    return (this.expiry ??= new CredentialTimers(
+      (expiresAt) => this.sendJson({ type: "expiring", expiresAt }),
+      () => this.close(Close.unauthorized, "credential expired"),
+    ));
   }
 
   sendJson(frame: Record<string, unknown>): void {

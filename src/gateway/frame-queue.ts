@@ -5,21 +5,26 @@
  */
 export type Job = () => Promise<void>;
 
+/**
+ * What the queue calls. The method names are the queue's own so that a connection can pass
+ * itself (no closures per socket: idle memory).
+ */
 export interface FrameQueueOptions {
-  handle(frame: string): Promise<void>;
+  handleFrame(frame: string): Promise<void>;
   /** The socket to pause and resume; null while there is none. */
-  socket(): { pause(): void; resume(): void } | null;
+  pausable(): { pause(): void; resume(): void } | null;
   /** False once the socket is closing: what is left is not handled. */
-  live(): boolean;
+  queueLive(): boolean;
   /** A frame or job threw: the queue stopped, and the socket should close. */
-  failed(error: unknown): void;
+  queueFailed(error: unknown): void;
 }
 
 /** Past this many queued frames the socket stops being read until the queue drains. */
 const PAUSE_AT = 32;
 
 export class FrameQueue {
-  private readonly items: (string | Job)[] = [];
+  /** Null while empty: an idle socket holds no array. */
+  private items: (string | Job)[] | null = null;
   private running = false;
   private paused = false;
 
@@ -29,34 +34,41 @@ export class FrameQueue {
   ) {}
 
   push(item: string | Job): void {
-    this.items.push(item);
-    const socket = this.options.socket();
-    if (this.items.length >= this.pauseAt && !this.paused && socket !== null) {
-      this.paused = true;
-      socket.pause();
+    const items = (this.items ??= []);
+    items.push(item);
+    if (items.length >= this.pauseAt && !this.paused) {
+      const socket = this.options.pausable();
+      if (socket !== null) {
+        this.paused = true;
+        socket.pause();
+      }
     }
     if (!this.running) void this.pump();
   }
 
   /** Drops everything waiting (the socket closed). */
   clear(): void {
-    this.items.length = 0;
+    this.items = null;
   }
 
   private async pump(): Promise<void> {
     this.running = true;
     try {
-      while (this.items.length > 0 && this.options.live()) {
-        const next = this.items.shift()!;
-        await (typeof next === "string" ? this.options.handle(next) : next());
-        const socket = this.options.socket();
-        if (this.paused && this.items.length === 0 && socket !== null) {
-          this.paused = false;
-          socket.resume();
+      let items: (string | Job)[] | null;
+      while ((items = this.items) !== null && items.length > 0 && this.options.queueLive()) {
+        const next = items.shift()!;
+        await (typeof next === "string" ? this.options.handleFrame(next) : next());
+        if (this.paused && (this.items === null || this.items.length === 0)) {
+          const socket = this.options.pausable();
+          if (socket !== null) {
+            this.paused = false;
+            socket.resume();
+          }
         }
       }
+      if (this.items !== null && this.items.length === 0) this.items = null;
     } catch (error) {
-      this.options.failed(error);
+      this.options.queueFailed(error);
     } finally {
       this.running = false;
     }

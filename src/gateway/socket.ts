@@ -33,12 +33,12 @@ export function websocketHandler(config: SocketConfig, metrics: Metrics, log: Lo
     closeOnBackpressureLimit: false,
     perMessageDeflate: false,
     publishToSelf: false,
-    open: (ws) => ws.data.conn.opened(ws),
-    message: (ws, message) => ws.data.conn.received(message),
-    drain: (ws) => ws.data.conn.onDrain(),
+    open: (ws) => ws.data.opened(ws),
+    message: (ws, message) => ws.data.received(message),
+    drain: (ws) => ws.data.onDrain(),
     close: (ws, code) => {
       metrics.wsClosed.inc({ code: closeCodeLabel(code) });
-      const conn = ws.data.conn;
+      const conn = ws.data;
       log.info("connection closed", { connectionId: conn.id, user: conn.userId, auth: conn.via, code, durationMs: Date.now() - conn.openedAt });
       conn.closed();
     },

@@ -51,7 +51,7 @@ export function shedUpgrade(gw: Gateway, server: SwitchboardServer, req: Request
 export function acceptUpgrade(gw: Gateway, server: SwitchboardServer, req: Request, ip: string, identity: Identity | null, shedRetryMs?: number): boolean {
   const openedAt = Date.now();
   const conn = new Connection(gw, { id: crypto.randomUUID(), ip, identity, retireAt: gw.retireAt(openedAt), shedRetryMs });
-  if (!server.upgrade(req, { data: { conn } })) return false;
+  if (!server.upgrade(req, { data: conn })) return false;
   gw.registry.add(conn);
   return true;
 }
