@@ -42,6 +42,7 @@ const { values: f } = parseArgs({
     "connect-concurrency": { type: "string", default: "32" },
     payload: { type: "string", default: "0" },
     publishers: { type: "string", default: "1" },
+    "pub-conns": { type: "string", default: "0" },
     starts: { type: "string" },
     "storm-conns": { type: "string" },
     "storm-topics": { type: "string" },
@@ -61,7 +62,7 @@ if (f.help) {
   console.log(`bun run bench -- [--scenario fanout,rooms,idle,connect,publish,startup,storm|all] [--targets limit,socketio,switchboard]
   [--subs 1000] [--procs 2] [--gen-procs 2] [--duration 10] [--warmup 2] [--repeat 3]
   [--rate max,500] [--window 64] [--lag-cap 500] [--rooms 100] [--room-size 10] [--room-rate 2000]
-  [--idle-conns 15000] [--connect-concurrency 32] [--payload 0] [--publishers 1] [--starts 5]
+  [--idle-conns 15000] [--connect-concurrency 32] [--payload 0] [--publishers 1] [--pub-conns 0] [--starts 5]
   [--storm-conns 2000] [--storm-topics 50] [--storm-bystanders 200] [--storm-rate 100] [--quick] [--cpu-prof] [--max-minutes 40]
   [--sb-env KEY=VALUE,...]   extra environment for the Switchboard processes
   [--sb-root DIR]            run Switchboard from DIR/src/server.ts (e.g. a checkout with a candidate fix)`);
@@ -96,6 +97,7 @@ const opts: RunOptions = {
   lagCap: Number(f["lag-cap"]),
   payload: Number(f.payload),
   publishers: Number(f.publishers),
+  pubConns: Number(f["pub-conns"]),
   start: {
     bunFlags: f["cpu-prof"] ? ["--cpu-prof", `--cpu-prof-dir=${profDir}`] : [],
     // Extra Switchboard environment, e.g. --sb-env LOG_LEVEL=info,HISTORY_SIZE=1000

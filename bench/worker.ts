@@ -20,7 +20,7 @@ export interface Endpoint {
 
 export type WorkerInit =
   | { role: "subs"; target: TargetName; servers: Endpoint[]; cookie?: string; first: number; count: number; roomSize: number; topicPrefix: string; concurrency: number }
-  | { role: "pub"; target: TargetName; servers: Endpoint[]; cookie?: string; topics: number; publishers: number; topicPrefix: string; rate: number; window: number; lagCap: number; payloadBytes: number }
+  | { role: "pub"; target: TargetName; servers: Endpoint[]; cookie?: string; topics: number; publishers: number; pubConns?: number; topicPrefix: string; rate: number; window: number; lagCap: number; payloadBytes: number }
   | { role: "connect"; target: TargetName; servers: Endpoint[]; cookie?: string; concurrency: number };
 
 export type ToWorker =
@@ -221,9 +221,13 @@ function runPub(init: Extract<WorkerInit, { role: "pub" }>) {
   // can reach the server in another order than they were numbered, so `reordered` then counts
   // that race as well as the server's own reordering.
   const P = Math.max(1, init.publishers);
+  // `pubConns` caps the publisher's sockets (10,000 rooms would otherwise need 10,000 of them, past the
+  // open-file limit of a server process): topic t's sockets are then shared with other topics. Each
+  // topic still publishes through one socket per stamp sequence slot, so its order is kept.
+  const N = init.pubConns !== undefined && init.pubConns > 0 && init.pubConns < T * P ? init.pubConns : T * P;
   const conns: WsConn[] = [];
   const rr = new Uint32Array(T);
-  const pick = (t: number) => conns[t * P + (rr[t]!++ % P)]!;
+  const pick = (t: number) => conns[(t * P + (rr[t]!++ % P)) % N]!;
   const sendBursts = (bursts: Map<WsConn, string[]>) => {
     for (const [c, b] of bursts) c.sendMany(b);
   };
@@ -306,9 +310,9 @@ function runPub(init: Extract<WorkerInit, { role: "pub" }>) {
     delivery() {},
     close(_c, code) {
       countCode(closeCodes, code);
-      if (ready + failed < T * P) {
+      if (ready + failed < N) {
         failed++;
-        if (ready + failed === T * P) send({ ev: "ready", ok: ready, failed, closeCodes, errors });
+        if (ready + failed === N) send({ ev: "ready", ok: ready, failed, closeCodes, errors });
       }
     },
   };
@@ -317,7 +321,7 @@ function runPub(init: Extract<WorkerInit, { role: "pub" }>) {
     if (!ev) return;
     if (ev.kind === "ready") {
       ready++;
-      if (ready + failed === T * P) send({ ev: "ready", ok: ready, failed, closeCodes, errors });
+      if (ready + failed === N) send({ ev: "ready", ok: ready, failed, closeCodes, errors });
     } else if (ev.kind === "ack" || ev.kind === "error") {
       if (ev.kind === "error") countCode(errors, ev.code);
       const at = sentAt.get(ev.ref);
@@ -334,7 +338,7 @@ function runPub(init: Extract<WorkerInit, { role: "pub" }>) {
     }
   }
 
-  for (let i = 0; i < T * P; i++) {
+  for (let i = 0; i < N; i++) {
     const server = init.servers[i % init.servers.length]!;
     const c = connect({ host: server.host, port: server.port, path: dialect.path, headers: headers(init.cookie) }, handlers);
     c.slot = i;

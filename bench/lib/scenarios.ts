@@ -18,6 +18,8 @@ export interface RunOptions {
   payload: number;
   /** Publisher sockets per topic (1 = the issue's single publisher). */
   publishers: number;
+  /** Publisher sockets at most (0: one per topic and publisher). */
+  pubConns: number;
   start: StartOptions;
 }
 
@@ -96,7 +98,7 @@ export async function runFanout(target: TargetName, o: RunOptions, subs: number,
     const pub = spawnWorker();
     try {
       const ready = await awaitReady(subsW, 120_000);
-      pub.send({ cmd: "init", init: { role: "pub", target, servers: servers.endpoints, cookie: servers.cookie, topics, publishers: o.publishers, topicPrefix: "room:bench", rate, window: o.window, lagCap: o.lagCap, payloadBytes: o.payload } });
+      pub.send({ cmd: "init", init: { role: "pub", target, servers: servers.endpoints, cookie: servers.cookie, topics, publishers: o.publishers, pubConns: o.pubConns, topicPrefix: "room:bench", rate, window: o.window, lagCap: o.lagCap, payloadBytes: o.payload } });
       const pubReady = await pub.next("ready", 30_000);
       if (pubReady.failed) throw new Error(`publisher could not connect: ${JSON.stringify(pubReady.closeCodes)}`);
 
