@@ -53,6 +53,7 @@ const { values: f } = parseArgs({
     "max-minutes": { type: "string", default: "40" },
     "sb-env": { type: "string", default: "" },
     "sb-root": { type: "string" },
+    "bun-flags": { type: "string", default: "" },
     help: { type: "boolean", default: false },
   },
   allowPositionals: false,
@@ -65,6 +66,7 @@ if (f.help) {
   [--idle-conns 15000] [--connect-concurrency 32] [--payload 0] [--publishers 1] [--pub-conns 0] [--starts 5]
   [--storm-conns 2000] [--storm-topics 50] [--storm-bystanders 200] [--storm-rate 100] [--quick] [--cpu-prof] [--max-minutes 40]
   [--sb-env KEY=VALUE,...]   extra environment for the Switchboard processes
+  [--bun-flags=F1,F2]        flags for the bun-run servers (limit, Switchboard), e.g. --bun-flags=--smol
   [--sb-root DIR]            run Switchboard from DIR/src/server.ts (e.g. a checkout with a candidate fix)`);
   process.exit(0);
 }
@@ -99,7 +101,8 @@ const opts: RunOptions = {
   publishers: Number(f.publishers),
   pubConns: Number(f["pub-conns"]),
   start: {
-    bunFlags: f["cpu-prof"] ? ["--cpu-prof", `--cpu-prof-dir=${profDir}`] : [],
+    // --bun-flags: flags for every server run by bun (limit and Switchboard), e.g. --bun-flags=--smol
+    bunFlags: [...(f["cpu-prof"] ? ["--cpu-prof", `--cpu-prof-dir=${profDir}`] : []), ...f["bun-flags"]!.split(",").filter(Boolean)],
     // Extra Switchboard environment, e.g. --sb-env LOG_LEVEL=info,HISTORY_SIZE=1000
     // Another checkout to run Switchboard from (to measure a candidate fix side by side).
     root: f["sb-root"],
