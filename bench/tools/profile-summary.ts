@@ -1,7 +1,9 @@
 /**
  * Summarises a Chrome/V8-format .cpuprofile (as written by `bun --cpu-prof`): the functions with
  * the most self time and the most inclusive time, with file:line. Usage:
- *   bun bench/tools/profile-summary.ts bench/profiles/CPU.*.cpuprofile [--top 25]
+ *   bun bench/tools/profile-summary.ts bench/profiles/CPU.*.cpuprofile [--top 25] [--last 12]
+ * `--last S` keeps only the samples of the profile's last S seconds (e.g. a bench's measured window,
+ * without the connection ramp before it).
  */
 import { readFileSync } from "node:fs";
 
@@ -22,7 +24,9 @@ interface Profile {
 const args = process.argv.slice(2);
 const topAt = args.indexOf("--top");
 const top = topAt >= 0 ? Number(args[topAt + 1]) : 25;
-const files = args.filter((a, i) => !a.startsWith("--") && (topAt < 0 || i !== topAt + 1));
+const lastAt = args.indexOf("--last");
+const lastS = lastAt >= 0 ? Number(args[lastAt + 1]) : Infinity;
+const files = args.filter((a, i) => !a.startsWith("--") && (topAt < 0 || i !== topAt + 1) && (lastAt < 0 || i !== lastAt + 1));
 
 for (const file of files) {
   const p = JSON.parse(readFileSync(file, "utf8")) as Profile;
@@ -30,7 +34,10 @@ for (const file of files) {
   const parent = new Map<number, number>();
   for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
   const selfUs = new Map<number, number>();
-  for (let i = 0; i < p.samples.length; i++) selfUs.set(p.samples[i]!, (selfUs.get(p.samples[i]!) ?? 0) + (p.timeDeltas[i + 1] ?? 0));
+  const at: number[] = [];
+  for (let i = 0, t = p.startTime; i < p.samples.length; i++) at.push((t += p.timeDeltas[i] ?? 0));
+  const fromUs = p.endTime - lastS * 1e6;
+  for (let i = 0; i < p.samples.length; i++) if (at[i]! >= fromUs) selfUs.set(p.samples[i]!, (selfUs.get(p.samples[i]!) ?? 0) + (p.timeDeltas[i + 1] ?? 0));
   const name = (n: Node) => {
     const url = n.callFrame.url.replace(/^.*\/work\/main\//, "").replace(/^.*node_modules\//, "nm:");
     return `${n.callFrame.functionName || "(anonymous)"} ${url ? `${url}:${n.callFrame.lineNumber + 1}` : ""}`.trim();
