@@ -145,6 +145,8 @@ export interface StartOptions {
   env?: Record<string, string>;
   /** The Switchboard checkout to run (default: this repository). */
   root?: string;
+  /** Extra environment for Socket.IO servers (e.g. SIO_RECOVERY=1). */
+  sioEnv?: Record<string, string>;
 }
 
 export async function startServers(target: TargetName, n: number, redisUrl: string, opts: StartOptions = {}): Promise<Servers> {
@@ -160,7 +162,7 @@ export async function startServers(target: TargetName, n: number, redisUrl: stri
       env = { ...(process.env as Record<string, string>), PORT: String(port), REDIS_URL: redisUrl };
     } else if (target === "socketio") {
       cmd = ["node", `${BENCH}servers/socketio.mjs`];
-      env = { ...(process.env as Record<string, string>), PORT: String(port), REDIS_URL: redisUrl };
+      env = { ...(process.env as Record<string, string>), PORT: String(port), REDIS_URL: redisUrl, ...(opts.sioEnv ?? {}) };
     } else {
       cmd = ["bun", ...(opts.bunFlags ?? []), `${opts.root ? opts.root.replace(/\/?$/, "/") : ROOT}src/server.ts`];
       env = switchboardEnv(port, redisUrl, i, opts.env ?? {});

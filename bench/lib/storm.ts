@@ -9,7 +9,12 @@
  * drop → resumed, how many resumed with recovered:true, messages lost / duplicated (per client,
  * by seq), closes with 1013 (shed), B's history reads per topic for the whole storm
  * (switchboard_history_reads_total{reason="since"}), and the delivery latency p99 of the
- * bystanders (already on B) during the storm. Switchboard only (Socket.IO's row is not built).
+ * bystanders (already on B) during the storm.
+ *
+ * Socket.IO (bench/servers/socketio.mjs with SIO_RECOVERY=1, clients in storm-worker-sio.ts): the
+ * same storm with Socket.IO's connection-state recovery over the Redis Streams adapter, publishing
+ * through B's `POST /pub`. "Resumed" is the client's reconnect `connect` (recovered or not; a client
+ * that was not recovered has joined its room again); history reads are not counted.
  */
 import { procs, spawnWorker, startRedis, startServers, SWITCHBOARD_API_KEY, type Worker } from "./cluster.ts";
 import type { TargetName } from "./dialects.ts";
@@ -32,7 +37,7 @@ async function historyReads(url: string): Promise<number> {
 }
 
 /** Posts `rate` msg/s round-robin over the topics until stopped; each carries its send time. */
-function publisher(url: string, topics: number, rate: number): { stop(): Promise<number>; lastSeq: Map<string, number> } {
+function publisher(url: string, topics: number, rate: number, target: TargetName): { stop(): Promise<number>; lastSeq: Map<string, number> } {
   let running = true;
   let sent = 0;
   const lastSeq = new Map<string, number>();
@@ -44,7 +49,10 @@ function publisher(url: string, topics: number, rate: number): { stop(): Promise
       for (; sent < due; sent++) {
         const topic = `room:storm-${sent % topics}`;
         const body = JSON.stringify({ topic, data: { t: Date.now() } });
-        const posted = fetch(`${url}/api/publish`, { method: "POST", headers: { "Content-Type": "application/json", Authorization: `Bearer ${SWITCHBOARD_API_KEY}` }, body });
+        const posted =
+          target === "socketio"
+            ? fetch(`${url}/pub`, { method: "POST", headers: { "Content-Type": "application/json" }, body })
+            : fetch(`${url}/api/publish`, { method: "POST", headers: { "Content-Type": "application/json", Authorization: `Bearer ${SWITCHBOARD_API_KEY}` }, body });
         batch.push(posted.then((r) => r.json()).then((j: { seq?: number }) => lastSeq.set(topic, Math.max(lastSeq.get(topic) ?? 0, j.seq ?? 0))).catch(() => {}));
       }
       await Promise.all(batch);
@@ -55,28 +63,30 @@ function publisher(url: string, topics: number, rate: number): { stop(): Promise
 }
 
 export async function runStorm(target: TargetName, o: RunOptions, s: StormOptions): Promise<Metrics> {
-  if (target !== "switchboard") return { note: "n/a" };
+  if (target === "limit") return { note: "n/a" };
+  const sio = target === "socketio";
   const redis = await startRedis();
-  const servers = await startServers("switchboard", 2, redis.url, o.start);
+  const servers = await startServers(target, 2, redis.url, { ...o.start, sioEnv: { SIO_RECOVERY: "1" } });
   const [a, b] = servers.endpoints.map((e) => `http://${e.host}:${e.port}`) as [string, string];
-  const ws = (http: string) => `${http.replace("http", "ws")}/ws`;
+  const ws = (http: string) => (sio ? http : `${http.replace("http", "ws")}/ws`);
+  const worker = sio ? "storm-worker-sio.ts" : "storm-worker.ts";
   const workers: Worker[] = [];
   let bystanderProc: Worker["proc"] | undefined;
   try {
     const per = Math.ceil(s.conns / o.genProcs);
     for (let first = 0; first < s.conns; first += per) {
-      const w = spawnWorker("storm-worker.ts");
+      const w = spawnWorker(worker);
       w.send({ cmd: "init", init: { role: "storm", url: ws(a), cookie: servers.cookie, first, count: Math.min(per, s.conns - first), topics: s.topics } });
       workers.push(w);
     }
-    const bystander = spawnWorker("storm-worker.ts");
+    const bystander = spawnWorker(worker);
     bystanderProc = bystander.proc;
     bystander.send({ cmd: "init", init: { role: "bystander", url: ws(b), cookie: servers.cookie, first: 0, count: s.bystanders, topics: s.topics } });
     const ready = await Promise.all([...workers, bystander].map((w) => w.next("ready", 120_000)));
     const failed = ready.reduce((n, r) => n + r.failed, 0);
-    const pub = publisher(b, s.topics, s.rate);
+    const pub = publisher(b, s.topics, s.rate, target);
     await sleep(2000);
-    const readsBefore = await historyReads(b);
+    const readsBefore = sio ? NaN : await historyReads(b);
     for (const w of workers) w.send({ cmd: "target", url: ws(b) });
     await sleep(50);
     const killedAt = performance.now();
@@ -95,7 +105,7 @@ export async function runStorm(target: TargetName, o: RunOptions, s: StormOption
     await sleep(1500); // live traffic after the resume, to count what is lost
     const published = await pub.stop();
     await sleep(1000);
-    const readsAfter = await historyReads(b);
+    const readsAfter = sio ? NaN : await historyReads(b);
     for (const w of [...workers, bystander]) w.send({ cmd: "report" });
     reports = await Promise.all(workers.map((w) => w.next("report", 30_000)));
     const by = await bystander.next("report", 30_000);
