@@ -26,6 +26,8 @@ export interface StormOptions {
   topics: number;
   bystanders: number;
   rate: number;
+  /** How A goes away: SIGKILL (the crash, default) or SIGTERM (a graceful stop: Switchboard drains with 1012, Socket.IO closes its sockets and persists their sessions). */
+  signal: "KILL" | "TERM";
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -90,7 +92,8 @@ export async function runStorm(target: TargetName, o: RunOptions, s: StormOption
     for (const w of workers) w.send({ cmd: "target", url: ws(b) });
     await sleep(50);
     const killedAt = performance.now();
-    procs.kill(servers.procs[0]!);
+    if (s.signal === "TERM") servers.procs[0]!.kill("SIGTERM");
+    else procs.kill(servers.procs[0]!);
     let reports: any[] = [];
     let allResumedMs = NaN;
     while (performance.now() - killedAt < 60_000) {

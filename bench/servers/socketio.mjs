@@ -58,6 +58,10 @@ io.on("connection", (socket) => {
 
 http.listen(port, "0.0.0.0");
 
+// A graceful stop (storm --storm-signal TERM): io.close() disconnects every socket with "server
+// shutting down", a reason after which connection-state recovery persists the session.
+process.on("SIGTERM", () => io.close(() => process.exit(0)));
+
 setInterval(() => {
   if (process.ppid === 1) process.exit(0);
 }, 1000).unref();
