@@ -2,6 +2,7 @@
  * The open sockets of this process, indexed for the connection caps (total, per IP, per user)
  * and for closing every socket of a revoked session. Bun has no API listing open sockets.
  */
+import { SmallSet } from "./small-set.ts";
 
 export interface Registered {
   readonly id: string;
@@ -20,8 +21,8 @@ export class Registry<C extends Registered> {
   readonly all = new Set<C>();
   private readonly perIp = new Map<string, number>();
   private readonly perUser = new Map<string, number>();
-  private readonly bySid = new Map<string, Set<C>>();
-  private readonly byUser = new Map<string, Set<C>>();
+  private readonly bySid = new Map<string, SmallSet<C>>();
+  private readonly byUser = new Map<string, SmallSet<C>>();
 
   get size(): number {
     return this.all.size;
@@ -60,7 +61,7 @@ export class Registry<C extends Registered> {
     conn.sid = sid;
     if (sid === null || !this.all.has(conn)) return;
     let set = this.bySid.get(sid);
-    if (set === undefined) this.bySid.set(sid, (set = new Set()));
+    if (set === undefined) this.bySid.set(sid, (set = new SmallSet()));
     set.add(conn);
   }
 
@@ -96,11 +97,11 @@ export class Registry<C extends Registered> {
   private indexUser(conn: C): void {
     bump(this.perUser, conn.userId!, 1);
     let users = this.byUser.get(conn.userId!);
-    if (users === undefined) this.byUser.set(conn.userId!, (users = new Set()));
+    if (users === undefined) this.byUser.set(conn.userId!, (users = new SmallSet()));
     users.add(conn);
     if (conn.sid !== null) {
       let set = this.bySid.get(conn.sid);
-      if (set === undefined) this.bySid.set(conn.sid, (set = new Set()));
+      if (set === undefined) this.bySid.set(conn.sid, (set = new SmallSet()));
       set.add(conn);
     }
   }

@@ -1,26 +1,27 @@
 /**
- * A set of strings for the few topics one socket holds (its inbox and a room or two): an array
- * searched linearly up to SMALL entries, a real Set past that. An idle socket's topic sets cost
- * ~80 bytes instead of a Set's hash table each (bench/README.md, idle memory). Iteration is in
- * insertion order, as a Set's.
+ * A set for the few entries one socket or one user usually has (a socket's inbox and a room or
+ * two; a session's or a user's sockets): an array searched linearly up to SMALL entries, a real
+ * Set past that. An idle socket's sets cost ~80 bytes instead of a Set's hash table each
+ * (bench/README.md, idle memory). Iteration is in insertion order, as a Set's; unlike a Set's, it
+ * must not run while entries are deleted (iterate a copy then).
  */
 const SMALL = 8;
 
-export class SmallSet implements Iterable<string> {
-  private items: string[] | Set<string> | null = null;
+export class SmallSet<T = string> implements Iterable<T> {
+  private items: T[] | Set<T> | null = null;
 
   get size(): number {
     const items = this.items;
     return items === null ? 0 : Array.isArray(items) ? items.length : items.size;
   }
 
-  has(value: string): boolean {
+  has(value: T): boolean {
     const items = this.items;
     if (items === null) return false;
     return Array.isArray(items) ? items.includes(value) : items.has(value);
   }
 
-  add(value: string): this {
+  add(value: T): this {
     const items = this.items;
     if (items === null) this.items = [value];
     else if (!Array.isArray(items)) items.add(value);
@@ -32,7 +33,7 @@ export class SmallSet implements Iterable<string> {
   }
 
   /** True when it was there. */
-  delete(value: string): boolean {
+  delete(value: T): boolean {
     const items = this.items;
     if (items === null) return false;
     if (!Array.isArray(items)) return items.delete(value);
@@ -47,7 +48,7 @@ export class SmallSet implements Iterable<string> {
     this.items = null;
   }
 
-  [Symbol.iterator](): Iterator<string> {
+  [Symbol.iterator](): Iterator<T> {
     return (this.items ?? []).values();
   }
 }
