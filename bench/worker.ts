@@ -27,7 +27,7 @@ export type ToWorker =
   | { cmd: "init"; init: WorkerInit }
   | { cmd: "start"; fromUs: number; toUs: number }
   | { cmd: "progress"; minLast: number[] }
-  | { cmd: "finish"; expected: number[]; deadlineUs: number }
+  | { cmd: "finish"; expected: number[]; refused?: number[][]; deadlineUs: number }
   | { cmd: "exit" };
 
 const send = (m: unknown) => process.send!(m);
@@ -179,7 +179,21 @@ function runSubs(init: Extract<WorkerInit, { role: "subs" }>) {
         send({ ev: "progress", topicBase, minLast: minLast.map((x) => (x === Infinity ? -1 : x)) });
       }, 20);
     } else if (m.cmd === "finish") {
-      const expectedOf = (s: number) => m.expected[topicOf(s)] ?? 0;
+      // A publish the server refused (an `error` reply, e.g. `unavailable` under overload) is not
+      // owed: it is neither expected nor counted lost (it may still arrive: it then counts as
+      // delivered, never as a duplicate). Every other stamp up to `expected` must have arrived.
+      const refusedOf = (s: number): number[] => m.refused?.[topicOf(s)] ?? [];
+      const expectedOf = (s: number) => (m.expected[topicOf(s)] ?? 0) - refusedOf(s).length;
+      const missing = (s: number) => {
+        const bits = seen[s]!;
+        const skip = new Set(refusedOf(s));
+        let count = 0;
+        for (let seq = 1; seq <= (m.expected[topicOf(s)] ?? 0); seq++) {
+          const byte = seq >> 3;
+          if (!skip.has(seq) && (byte >= bits.length || !(bits[byte]! & (1 << (seq & 7))))) count++;
+        }
+        return count;
+      };
       const done = () => {
         for (let s = 0; s < n; s++) if (subscribed[s] === 1 && conns[s]!.isOpen && unique[s]! < expectedOf(s)) return false;
         return true;
@@ -194,9 +208,9 @@ function runSubs(init: Extract<WorkerInit, { role: "subs" }>) {
         for (let s = 0; s < n; s++) {
           if (subscribed[s] !== 1) continue;
           uniq += unique[s]!;
+          lost += missing(s);
           const d = expectedOf(s) - unique[s]!;
-          if (d > 0) lost += d;
-          else extra -= d;
+          if (d < 0) extra -= d;
         }
         send({
           ev: "result",
@@ -242,6 +256,9 @@ function runPub(init: Extract<WorkerInit, { role: "pub" }>) {
   const minLast = new Float64Array(T).fill(0);
   const sentAt = new Map<number, number>();
   const refTopic = new Map<number, number>();
+  const refSeq = new Map<number, number>();
+  /** Per topic, the stamps of publishes refused (e.g. `unavailable`): not owed to subscribers. */
+  const refused: number[][] = Array.from({ length: T }, () => []);
   const ackHist = new Histogram();
   const errors: Record<string, number> = {};
   const closeCodes: Record<string, number> = {};
@@ -262,6 +279,7 @@ function runPub(init: Extract<WorkerInit, { role: "pub" }>) {
     inflight[t]!++;
     sentAt.set(r, now);
     refTopic.set(r, t);
+    refSeq.set(r, seq);
     return dialect.publish(`${init.topicPrefix}${t}`, r, encodeStamp(seq, now, pad));
   };
 
@@ -329,6 +347,9 @@ function runPub(init: Extract<WorkerInit, { role: "pub" }>) {
       const t = refTopic.get(ev.ref)!;
       sentAt.delete(ev.ref);
       refTopic.delete(ev.ref);
+      const stamp = refSeq.get(ev.ref)!;
+      refSeq.delete(ev.ref);
+      if (ev.kind === "error") refused[t]!.push(stamp);
       inflight[t]!--;
       if (ev.kind === "ack") {
         acked++;
@@ -357,7 +378,7 @@ function runPub(init: Extract<WorkerInit, { role: "pub" }>) {
         const wait = setInterval(() => {
           if (sentAt.size > 0 && nowUs() < until) return;
           clearInterval(wait);
-          send({ ev: "result", ready, failed, closeCodes, errors, sent: Array.from(sent), acked, unacked: sentAt.size, ackHist: ackHist.toJSON(), cpu: cpu() });
+          send({ ev: "result", ready, failed, closeCodes, errors, sent: Array.from(sent), refused, acked, unacked: sentAt.size, ackHist: ackHist.toJSON(), cpu: cpu() });
         }, 10);
       };
       if (init.rate === 0) {

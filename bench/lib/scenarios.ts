@@ -129,7 +129,7 @@ export async function runFanout(target: TargetName, o: RunOptions, subs: number,
       await sleep((t0 - nowUs()) / 1000);
       pub.send({ cmd: "start", fromUs, toUs });
       const pr = await pub.next("result", (toUs - nowUs()) / 1000 + 15_000);
-      for (const w of subsW) w.send({ cmd: "finish", expected: pr.sent, deadlineUs: nowUs() + 5_000_000 });
+      for (const w of subsW) w.send({ cmd: "finish", expected: pr.sent, refused: pr.refused, deadlineUs: nowUs() + 5_000_000 });
       const rs = await Promise.all(subsW.map((w) => w.next("result", 15_000)));
       const hist = new Histogram();
       for (const r of rs) hist.merge(r.hist);
