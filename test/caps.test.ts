@@ -102,6 +102,44 @@ describe("a credential with caps gets exactly them, plus its own inbox", () => {
   });
 });
 
+describe("presence is read only with the presence action", () => {
+  test("a subscriber granted subscribe without presence gets no presence.join / presence.leave; one with it does", async () => {
+    const topic = `doc:${Math.random().toString(36).slice(2, 8)}`;
+    const reader = await withCaps("alice", { "doc:*": ["subscribe", "presence"] });
+    const blind = await withCaps("carol", { "doc:*": ["subscribe"] });
+    expect(await code(reader, { type: "subscribe", topic })).toBe("ack");
+    expect(await code(blind, { type: "subscribe", topic })).toBe("ack");
+    const joiner = await withCaps("dave", { "doc:*": ["subscribe"] });
+    expect(await code(joiner, { type: "subscribe", topic })).toBe("ack");
+    await reader.next((f) => f.type === "presence.join" && f.topic === topic && (f.user as { id: string }).id === "dave");
+    await joiner.closeAndWait();
+    await reader.next((f) => f.type === "presence.leave" && f.topic === topic && (f.user as { id: string }).id === "dave");
+    // A message published after both frames went out: once it arrives, blind would have had them.
+    await apiPublish(server, { topic, data: "after" });
+    await blind.waitMessages(topic, 1);
+    expect(blind.frames.filter((f) => f.type === "presence.join" || f.type === "presence.leave")).toEqual([]);
+    expect(await code(blind, { type: "presence", topic })).toBe("forbidden");
+  });
+
+  test("an in-band refresh that takes presence away stops the frames; one that grants it starts them", async () => {
+    const topic = `doc:${Math.random().toString(36).slice(2, 8)}`;
+    const a = await withCaps("alice", { "doc:*": ["subscribe", "presence"] });
+    expect(await code(a, { type: "subscribe", topic })).toBe("ack");
+    const less = await signHsToken(AUTH_JWT_SECRET, { sub: "alice", claims: { name: "alice", caps: { "doc:*": ["subscribe"] } } });
+    expect(await code(a, { type: "refresh", token: less })).toBe("ack");
+    const j1 = await withCaps("erin", { "doc:*": ["subscribe"] });
+    expect(await code(j1, { type: "subscribe", topic })).toBe("ack");
+    await apiPublish(server, { topic, data: "after-erin" });
+    await a.waitMessages(topic, 1);
+    expect(a.frames.filter((f) => f.type === "presence.join")).toEqual([]);
+    const more = await signHsToken(AUTH_JWT_SECRET, { sub: "alice", claims: { name: "alice", caps: { "doc:*": ["subscribe", "presence"] } } });
+    expect(await code(a, { type: "refresh", token: more })).toBe("ack");
+    const j2 = await withCaps("frank", { "doc:*": ["subscribe"] });
+    expect(await code(j2, { type: "subscribe", topic })).toBe("ack");
+    await a.next((f) => f.type === "presence.join" && (f.user as { id: string }).id === "frank");
+  });
+});
+
 describe("what a grant never does", () => {
   test("* with every action: not past none or server, not outside the namespaces, not presence where it is off", async () => {
     const a = await withCaps("alice", { "*": ["subscribe", "publish", "presence", "history"] });

@@ -142,6 +142,15 @@ export class Permissions {
     return isValidTopic(topic) && decide(this.namespaces, actor, action, topic).verdict === "allow";
   }
 
+  /**
+   * Whether a socket admitted to the topic reads its `presence.join` / `presence.leave` frames
+   * (SPEC §5: reading presence is the `presence` action). An `app` question counts as allowed: a
+   * credential without caps reads presence where it may subscribe, and the socket is subscribed.
+   */
+  readsPresence(actor: Actor, topic: string): boolean {
+    return isValidTopic(topic) && decide(this.namespaces, actor, "presence", topic).verdict !== "forbidden";
+  }
+
   /** The namespace of a valid topic, or null: outside every namespace. */
   namespaceOf(topic: string): Namespace | null {
     return this.namespaces.of(topic);

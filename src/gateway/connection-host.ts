@@ -77,6 +77,8 @@ export interface ConnectionHost {
    * topic's namespace, or rejects with `bad_request`, `forbidden` or `unavailable`.
    */
   authorize(conn: Socket, action: Action, topic: unknown): Promise<Namespace>;
+  /** Whether the socket's credential reads the topic's join/leave frames (the `presence` action). */
+  readsPresence(conn: Socket, topic: string): boolean;
   /** Whether the inbox is joined at welcome: the credential may subscribe to it without asking the app. */
   joinsInbox(conn: Socket, inbox: string): boolean;
   /**
@@ -98,4 +100,18 @@ export interface ConnectionInit {
   retireAt: number | null;
   /** Set when the process is shedding load: the socket is closed 1013 at once, with this retry hint. */
   shedRetryMs?: number;
+}
+
+/**
+ * The local (Bun) channel of a topic's `presence.join` / `presence.leave` frames: only the sockets
+ * whose credential may read presence join it (SPEC §5), the others get the topic's messages only.
+ * A NUL never appears in a topic name.
+ */
+export function presenceChannel(topic: string): string {
+  return `${topic}\u0000presence`;
+}
+
+/** Whether a serialized frame is a join/leave announcement (broker/frame order: `type` first). */
+export function isPresenceFrame(frame: string): boolean {
+  return frame.startsWith('{"type":"presence.');
 }

@@ -57,6 +57,9 @@ class FakeHost implements ConnectionHost {
   authorize(conn: Socket, action: Action, topic: unknown): Promise<Namespace> {
     return this.permissions.authorize({ kind: "user", user: conn.user!, caps: conn.caps }, action, topic);
   }
+  readsPresence(conn: Socket, topic: string): boolean {
+    return this.permissions.readsPresence({ kind: "user", user: conn.user!, caps: conn.caps }, topic);
+  }
   joinsInbox(conn: Socket, inbox: string): boolean {
     return this.permissions.allowsNow({ kind: "user", user: conn.user!, caps: conn.caps }, "subscribe", inbox);
   }

@@ -11,7 +11,7 @@ import { inboxOf, isValidTopic, TOPIC_RULE } from "../protocol/topics.ts";
 import type { Namespace } from "../auth/namespaces.ts";
 import type { Identity, Via } from "../auth/credentials.ts";
 import type { Ack } from "./hub.ts";
-import type { ConnectionHost, ConnectionInit, Socket } from "./connection-host.ts";
+import { presenceChannel, type ConnectionHost, type ConnectionInit, type Socket } from "./connection-host.ts";
 import { FloodGuard } from "./rate.ts";
 import { checkFirstMessage } from "./first-message.ts";
 import { errorFields } from "../log.ts";
@@ -199,11 +199,22 @@ export class Connection implements Socket, FrameQueueOptions {
   }
 
   subscribeLocal(topic: string): void {
-    if (this.ws !== null && this.state !== "closed") this.ws.subscribe(topic);
+    if (this.ws === null || this.state === "closed") return;
+    this.ws.subscribe(topic);
+    this.followPresence(topic);
   }
 
   unsubscribeLocal(topic: string): void {
-    if (this.ws !== null && this.state !== "closed") this.ws.unsubscribe(topic);
+    if (this.ws === null || this.state === "closed") return;
+    this.ws.unsubscribe(topic);
+    this.ws.unsubscribe(presenceChannel(topic));
+  }
+
+  /** Joins or leaves the topic's join/leave frames as the credential's `presence` action says (SPEC §5). */
+  private followPresence(topic: string): void {
+    if (this.ws === null || this.state === "closed") return;
+    if (this.host.readsPresence(this, topic)) this.ws.subscribe(presenceChannel(topic));
+    else this.ws.unsubscribe(presenceChannel(topic));
   }
 
   // ── Closing ──────────────────────────────────────────────────────────────
@@ -226,7 +237,10 @@ export class Connection implements Socket, FrameQueueOptions {
   closeSlow(): void {
     const ws = this.ws;
     if (ws === null || this.state === "closed") return;
-    for (const topic of this.topics) ws.unsubscribe(topic);
+    for (const topic of this.topics) {
+      ws.unsubscribe(topic);
+      ws.unsubscribe(presenceChannel(topic));
+    }
     this.host.metrics.slowConsumers.inc();
     this.close(Close.slowConsumer, "slow consumer");
   }
@@ -452,6 +466,8 @@ export class Connection implements Socket, FrameQueueOptions {
     this.issuedAt = identity.iat;
     this.caps = identity.caps;
     this.timers().set(identity.iat, identity.exp);
+    // The new caps decide who reads join/leave frames from now on.
+    for (const topic of this.topics) if (this.receives(topic)) this.followPresence(topic);
   }
 
   private timers(): CredentialTimers {

@@ -20,7 +20,7 @@ import { Hub, type Ack } from "./hub.ts";
 import { Registry } from "./registry.ts";
 import { LoadGuard } from "./load-guard.ts";
 import { PresenceLedger, type PresenceChange } from "./presence-ledger.ts";
-import type { ConnectionHost, Socket } from "./connection-host.ts";
+import { isPresenceFrame, presenceChannel, type ConnectionHost, type Socket } from "./connection-host.ts";
 import type { SwitchboardServer } from "./socket.ts";
 import { Metrics, messageTs } from "../metrics.ts";
 import type { Snapshot } from "../deployment/heartbeat.ts";
@@ -151,14 +151,16 @@ export class Gateway implements ConnectionHost {
     const server = this.server;
     if (server === null) return;
     this.metrics.deliveries.inc();
-    const sockets = server.subscriberCount(topic);
+    // Join/leave frames reach only the sockets that may read presence (SPEC §5).
+    const channel = isPresenceFrame(frame) ? presenceChannel(topic) : topic;
+    const sockets = server.subscriberCount(channel);
     this.metrics.frameOut(frame, sockets);
     if (frame.startsWith('{"type":"message"')) {
       this.metrics.socketDeliveries.inc(sockets);
       const ts = messageTs(frame);
       if (Number.isFinite(ts)) this.metrics.deliveryLag.observe(Math.max(0, Date.now() - ts) / 1000);
     }
-    if (server.publish(topic, frame, false) === 0) {
+    if (server.publish(channel, frame, false) === 0) {
       // The hub's members are the sockets this gateway subscribed: every one is a Socket. One still
       // being sent its replay (paced by its drain) is not subscribed locally yet: this frame did not
       // go to it, and it gets it after the replay.
@@ -248,6 +250,10 @@ export class Gateway implements ConnectionHost {
 
   authorize(conn: Socket, action: Action, topic: unknown): Promise<Namespace> {
     return this.permissions.authorize({ kind: "user", user: conn.user!, caps: conn.caps }, action, topic);
+  }
+
+  readsPresence(conn: Socket, topic: string): boolean {
+    return this.permissions.readsPresence({ kind: "user", user: conn.user!, caps: conn.caps }, topic);
   }
 
   joinsInbox(conn: Socket, inbox: string): boolean {
