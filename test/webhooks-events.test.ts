@@ -20,7 +20,9 @@ const clients = new Set<TestClient>();
 
 beforeAll(async () => {
   receiver = startReceiver(SECRET);
-  server = await startServer({ WEBHOOK_URL: receiver.url, WEBHOOK_SECRET: SECRET, WEBHOOK_RETRY_BASE_MS: "100" });
+  // `big` keeps presence without join/leave frames (SPEC §5 `joinLeave: false`): the app still hears of it.
+  const NAMESPACES = JSON.stringify({ big: { subscribe: "any", publish: "any", presence: true, joinLeave: false } });
+  server = await startServer({ WEBHOOK_URL: receiver.url, WEBHOOK_SECRET: SECRET, WEBHOOK_RETRY_BASE_MS: "100", NAMESPACES });
 });
 afterAll(async () => {
   await closeAll(clients);
@@ -95,6 +97,22 @@ describe("presence.join / presence.leave", () => {
     expect(receiver.delivered().filter(inTopic)[0]!.event.data).toEqual({ topic, user: expect.objectContaining({ name: expect.any(String) }) });
     expect(receiver.received.some((r) => String(r.event.data.topic ?? "").startsWith("user:"))).toBe(false);
     await closeAll([a1, b]);
+  });
+});
+
+describe("presence events where the namespace sends no join/leave frames", () => {
+  test("joinLeave: false keeps presence: presence.join / presence.leave webhooks still go out, and no frames", async () => {
+    const topic = `big:wh${Date.now().toString(36)}`;
+    const [a, b] = await Promise.all([connect("alice"), connect("bob")]);
+    await a.subscribe(topic);
+    await b.subscribe(topic);
+    const inTopic = (r: ReceivedWebhook) => r.event.data.topic === topic;
+    await waitFor(() => seen(inTopic).length === 2, "two joins", 3000);
+    await b.request({ type: "unsubscribe", topic });
+    await waitFor(() => seen(inTopic).length === 3, "a leave", 3000);
+    expect(seen(inTopic)).toEqual([`presence.join ${topic}`, `presence.join ${topic}`, `presence.leave ${topic}`]);
+    expect(a.frames.some((f) => f.type === "presence.join" || f.type === "presence.leave")).toBe(false);
+    await closeAll([a, b]);
   });
 });
 

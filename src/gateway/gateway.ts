@@ -312,17 +312,22 @@ export class Gateway implements ConnectionHost {
 
   /**
    * Presence changes, at most one per user and topic per second (announcer.ts), and only where the
-   * namespace keeps presence and sends join/leave frames (`joinLeave`, SPEC §5).
+   * namespace keeps presence: join/leave frames where it sends them (`joinLeave`, SPEC §5), webhook
+   * events wherever it keeps presence (SPEC §6).
    */
   private announce(topic: string, type: PresenceChange, user: User): void {
     const ns = this.namespaceOf(topic);
-    if (ns === null || !ns.presence || !ns.joinLeave) return;
+    if (ns === null || !ns.presence) return;
+    // joinLeave off sends no frames, but the app still hears of the change (SPEC §6 webhooks:
+    // every topic with presence); without webhooks there is nothing to announce.
+    if (!ns.joinLeave && this.events === null) return;
     this.announcer.announce(topic, type, user);
   }
 
   private broadcastPresence(topic: string, type: PresenceChange, user: User): void {
     // After the announcer: webhooks are bounded like the frames (SPEC §8), one per change it lets through.
     this.events?.presenceChanged(topic, type, user);
+    if (this.namespaceOf(topic)?.joinLeave !== true) return;
     const frame = JSON.stringify({ type, topic, user });
     this.services.broker.broadcast(topic, frame).catch((error) => {
       this.log.warn("presence announcement failed", { topic, ...errorFields(error) });
