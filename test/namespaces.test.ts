@@ -36,6 +36,7 @@ const app = Bun.serve({
     }
     const { user, topic, action } = JSON.parse(raw) as { user: { id: string }; topic: string; action: string };
     asked.push({ user: user.id, topic, action, signed });
+    if (topic.includes("-slow")) await Bun.sleep(400);
     if (topic.endsWith("-down")) return new Response("oops", { status: 503 });
     if (topic.endsWith("-no")) return new Response("no", { status: 403 });
     return Response.json({ allow: topic.endsWith("-yes") });
@@ -268,6 +269,18 @@ describe("a refused action leaves no trace", () => {
     expect(a.messages.size).toBe(0);
     const members = await readJson(await api(`/api/presence/${ask}`));
     expect(members.body).toEqual({ topic: ask, members: [] });
+  });
+
+  test("a subscribe the app allows after its socket closed writes no presence (no ghost member)", async () => {
+    const topic = fresh("ask", "-slow-yes");
+    const c = await connect("carol");
+    c.send({ type: "subscribe", topic, ref: 1 });
+    await Bun.sleep(50);
+    await c.closeAndWait();
+    await Bun.sleep(700); // the app answered (400 ms) and whatever followed is done
+    expect(asked.some((q) => q.topic === topic)).toBe(true);
+    const members = await readJson(await api(`/api/presence/${topic}`));
+    expect(members.body).toEqual({ topic, members: [] });
   });
 });
 

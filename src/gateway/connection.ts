@@ -300,6 +300,9 @@ export class Connection implements Socket, FrameQueueOptions {
         const { topic, since, ref } = frame;
         const ns = await this.host.authorize(this, "subscribe", topic);
         if (since !== undefined) await this.host.authorize(this, "history", topic);
+        // The socket may have closed while the app was asked: its topics were already left, so
+        // joining now would list a ghost member and hold a subscription slot for good.
+        if (this.state === "closed") return;
         this.slots.count(topic, this.user!.id);
         await this.join(topic, since, ns, (ack) => {
           if (ns.delivery === "ephemeral") return this.sendJson({ type: "ack", ref, topic, recovered: false });
