@@ -156,6 +156,24 @@ describe("history per namespace", () => {
       expect(recent.recovered).toBe(true);
     }
   });
+
+  test("a topic followed here is not resumed from memory past its namespace's size (short keeps 2)", async () => {
+    const topic = fresh("short");
+    const a = await connect("alice");
+    await a.subscribe(topic);
+    let epoch = "";
+    for (let i = 1; i <= 3; i++) epoch = (await a.publish(topic, i)).epoch;
+    // A recovered read while the topic is followed here: the hub may keep what it delivers next.
+    const b = await connect("bob");
+    expect((await b.subscribe(topic, { seq: 2, epoch })).recovered).toBe(true);
+    for (let i = 4; i <= 12; i++) await a.publish(topic, i);
+    await a.waitMessages(topic, 12);
+    const c = await connect("carol");
+    const late = await c.subscribe(topic, { seq: 3, epoch });
+    expect(late.recovered).toBe(false);
+    await barrier(c);
+    expect(onTopic(c, topic).filter((f) => f.type === "message").length).toBe(0);
+  });
 });
 
 describe("delivery: ephemeral", () => {

@@ -89,7 +89,9 @@ export class Gateway implements ConnectionHost {
       // A user's inbox outlives their last socket a little: a reconnect (a page load, a storm
       // after a deploy) then joins it at once and gets welcome in the 101's write.
       lingerMs: (topic) => (isInbox(topic) ? INBOX_LINGER_MS : 0),
-      replayCacheSize: () => this.config.historySize,
+      // No more than the namespace's history keeps (SPEC §5 `history.size`): a `since` older than
+      // that is not recovered, from Redis or from this cache.
+      replayCacheSize: (topic) => this.namespaceOf(topic)?.history.size ?? this.config.historySize,
       onHistoryRead: (_topic, reason) => this.metrics.historyReads.inc({ reason }),
       onRepair: (topic, outcome) => {
         this.metrics.repairs.inc({ outcome });
