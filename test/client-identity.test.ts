@@ -91,3 +91,32 @@ describe("SPEC §4 with the SDK: expiring → getToken → refresh, same socket"
     expect(r.count("unauthorized")).toBe(0);
   }, 25_000);
 });
+
+describe("SPEC §5 caps with the SDK: a reconnect without the history action", () => {
+  test("a socket whose caps lack history resubscribes without since after a lost link: the subscription goes on, reported not recovered", async () => {
+    const topic = room();
+    const sockets: WebSocket[] = [];
+    const r = recordedClient({
+      url: server.wsUrl,
+      getToken: async () => signHsToken(SECRET, { sub: "app|noah", expiresIn: 600, claims: { name: "noah", caps: { "room:*": ["subscribe", "publish"] } } }),
+      createWebSocket: (url) => {
+        const ws = new WebSocket(url);
+        sockets.push(ws);
+        return ws;
+      },
+    });
+    cleanup.push(() => r.client.close());
+    const errors: unknown[] = [];
+    await r.client.subscribe(topic, { ...r.handlers(topic), onError: (e) => errors.push(e) });
+    await apiPublish(server, { topic, data: "before" });
+    await waitFor(() => (r.messages.get(topic) ?? []).length === 1, 3000, "the first message");
+    sockets.at(-1)!.close(4000, "test: the link is lost");
+    await waitFor(() => sockets.length === 2 && r.count("open") >= 2, 5000, "a new connection");
+    await apiPublish(server, { topic, data: "missed?" });
+    await apiPublish(server, { topic, data: "after" });
+    await waitFor(() => (r.messages.get(topic) ?? []).some((m) => m.data === "after"), 5000, "a message after the reconnect");
+    expect(r.resyncs.map((x) => x.reason)).toContain("not_recovered");
+    expect(errors).toEqual([]);
+    expect(r.count("error")).toBe(0);
+  });
+});

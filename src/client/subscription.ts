@@ -85,6 +85,8 @@ export class Subscription {
   /** `server`: made by a `subscribed` frame, not by the application's subscribe(). */
   #origin: "client" | "server" = "client";
   #position: Position | null;
+  /** The server refused `since` (no `history` action, SPEC §5): the next subscribe goes without it, continuity lost. */
+  #withoutSince = false;
   #acknowledged = false;
   #settle: { resolve(sub: Subscription): void; reject(error: SwitchboardClientError): void } | null = null;
   /** Resolves on the first ack, rejects on a refusal. */
@@ -122,7 +124,19 @@ export class Subscription {
   /** @internal The `since` of the next subscribe frame. */
   beginSubscribe(): Position | undefined {
     this.#state = "subscribing";
+    if (this.#withoutSince) return undefined;
     return this.#position ?? undefined;
+  }
+
+  /**
+   * @internal A resubscription with `since` was `forbidden`: the credential may subscribe but not
+   * read history (SPEC §5 caps without `history`). True when it is worth one more subscribe
+   * without `since` (continuity then reported lost); false when that was already tried.
+   */
+  dropSince(): boolean {
+    if (this.#withoutSince || !this.#acknowledged || this.#position === null) return false;
+    this.#withoutSince = true;
+    return true;
   }
 
   /** @internal The connection went away; a new one will subscribe again. */
@@ -136,7 +150,15 @@ export class Subscription {
     const now: Position | null =
       typeof ack.seq === "number" && typeof ack.epoch === "string" ? { seq: ack.seq, epoch: ack.epoch } : null;
     this.#state = "active";
-    if (since) {
+    if (!since && this.#withoutSince) {
+      // Resumed without history: whatever was published meanwhile is not replayed.
+      this.#withoutSince = false;
+      safeCall((r: boolean) => this.#handlers.onRecovered?.(r, this.topic), false);
+      if (now) {
+        this.#position = now;
+        this.#resync({ topic: this.topic, reason: "not_recovered", ...now });
+      }
+    } else if (since) {
       const recovered = ack.recovered === true;
       safeCall((r: boolean) => this.#handlers.onRecovered?.(r, this.topic), recovered);
       // Recovered: the replay follows the ack, judged against the position we already hold.

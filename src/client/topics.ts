@@ -91,6 +91,8 @@ export class Topics {
         if (this.#subs.get(sub.topic) !== sub) return;
         // A resubscription without a reply: the link is bad, a new one resubscribes everything.
         if (error.code === "timeout" && sub.acknowledged) return this.host.drop("subscribe timeout");
+        // A resumption refused for its `since` (caps without `history`): once more without it.
+        if (error.code === "forbidden" && since !== undefined && sub.dropSince()) return this.subscribe(sub);
         this.#subs.delete(sub.topic);
         if (error.code === "timeout") this.host.send({ type: "unsubscribe", topic: sub.topic });
         if (sub.acknowledged) this.host.emit("error", error);
