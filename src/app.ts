@@ -10,6 +10,7 @@ import { SERVER_API_PATHS, serverApiRoutes } from "./http/api-server.ts";
 import { apiKey } from "./http/api-key.ts";
 import { healthRoutes } from "./http/health.ts";
 import { demoRoutes } from "./http/demo.ts";
+import { demoPrivateRoutes } from "./http/demo-private.ts";
 import { clientBundleRoutes } from "./http/client-bundle.ts";
 import { authCors } from "./http/cors.ts";
 import { errorBody, onError, routeNotFound } from "./http/errors.ts";
@@ -27,9 +28,9 @@ export function createApp(deps: Deps): Hono<Env> {
     c.header("X-Content-Type-Options", "nosniff");
     c.header("Referrer-Policy", "no-referrer");
     c.header("X-Frame-Options", "DENY");
-    // Every /auth and /api response — refusals by the body limit included — is never cached:
+    // Every /auth and /api response (and the demo's POSTs, which hand out tickets and tokens) — refusals by the body limit included — is never cached:
     // both carry credentials (sessions, tickets, tokens) or live state.
-    if (c.req.path.startsWith("/auth/") || c.req.path.startsWith("/api/")) c.header("Cache-Control", "no-store");
+    if (c.req.path.startsWith("/auth/") || c.req.path.startsWith("/api/") || (c.req.method === "POST" && c.req.path.startsWith("/demo/"))) c.header("Cache-Control", "no-store");
     // Served over https: browsers must never come back over http (SPEC §8), where a network
     // attacker could read or plant cookies. One year; includeSubDomains is the operator's call.
     if (isSecure(c.req.raw, deps.config)) c.header("Strict-Transport-Security", "max-age=31536000");
@@ -48,6 +49,8 @@ export function createApp(deps: Deps): Hono<Env> {
   app.route("/api", serverApiRoutes(deps, key));
   app.route("/", healthRoutes(deps));
   app.route("/", demoRoutes(deps));
+  // The demo chat's private rooms: only for the demo as shipped (config.ts `demo`).
+  if (deps.config.demo) app.route("/", demoPrivateRoutes(deps));
   app.route("/", clientBundleRoutes());
 
   app.onError(onError(deps.log));

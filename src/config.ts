@@ -203,6 +203,11 @@ export type Config = Omit<Settings, "sessionSecret" | "allowedOrigins" | "users"
   instanceId: string;
   region: string;
   trustProxy: TrustProxy;
+  /**
+   * The demo as shipped: development with the demo users and no NAMESPACES / NAMESPACES_FILE.
+   * Only then does the demo chat's private room exist (the `private` namespace and /demo/* routes).
+   */
+  demo: boolean;
 };
 
 export class ConfigError extends Error {
@@ -278,6 +283,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     instanceId: e.INSTANCE_ID ?? e.FLY_MACHINE_ID ?? randomId(),
     region: e.REGION ?? e.FLY_REGION ?? "local",
     trustProxy: e.TRUST_PROXY ?? (onFly ? "fly" : false),
+    demo: !production && e.USERS === undefined && e.NAMESPACES === undefined && e.NAMESPACES_FILE === undefined,
   };
 }
 

@@ -100,7 +100,16 @@ export class Namespaces {
   }
 }
 
+/**
+ * The demo chat's private rooms (src/http/demo-private.ts): only a grant reaches them. Added only
+ * for the demo as shipped (`Config.demo`: development, demo users, no NAMESPACES), so any
+ * configured deployment has exactly the namespaces it names.
+ */
+export const DEMO_PRIVATE: Pick<Namespace, "subscribe" | "publish" | "presence"> = { subscribe: "caps", publish: "caps", presence: true };
+
 export interface NamespaceSettings {
+  /** Add the demo's `private` namespace (DEMO_PRIVATE). */
+  demo?: boolean;
   namespaces?: string | undefined;
   namespacesFile?: string | undefined;
   historySize: number;
@@ -131,6 +140,7 @@ export function loadNamespaces(settings: NamespaceSettings): Namespaces {
   const configured = text === null ? {} : parseNamespaces(source, text);
   const list = new Map<string, Namespace>();
   for (const [name, builtIn] of Object.entries(BUILT_IN)) list.set(name, decide(name, builtIn, settings));
+  if (settings.demo === true) list.set("private", decide("private", DEMO_PRIVATE, settings));
   for (const [name, input] of Object.entries(configured)) list.set(name, decide(name, input, settings));
   const namespaces = new Namespaces(list.values());
   if (namespaces.asksApp && settings.authzUrl === undefined) {

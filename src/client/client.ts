@@ -156,6 +156,29 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     );
   }
 
+  /**
+   * Replaces the open connection's credential with `token`, on the same socket (SPEC §4
+   * `refresh`: same subscriptions, the token's capabilities from now on) — e.g. after the
+   * application granted its user a new topic. Resolves with the new expiry (epoch seconds) on the
+   * server's ack; rejects with the server's code (`unauthorized`, `bad_request` for a credential
+   * that is not refreshed, like the built-in cookie session) or `closed` when not connected. The
+   * next socket authenticates as before (getTicket, getToken, cookie): let those grant as much.
+   */
+  refreshWith(token: string): Promise<number | undefined> {
+    if (this.#state !== "open") return Promise.reject(new SwitchboardClientError("closed", "not connected: the next connection authenticates afresh"));
+    return new Promise((resolve, reject) =>
+      this.#request(
+        { type: "refresh", token },
+        "fail",
+        (ack) => {
+          const expiresAt = (ack as { expiresAt?: unknown }).expiresAt;
+          resolve(typeof expiresAt === "number" ? expiresAt : undefined);
+        },
+        reject,
+      ),
+    );
+  }
+
   /** Who is in `topic`, across every machine. */
   presence(topic: string): Promise<PresenceMember[]> {
     return new Promise((resolve, reject) =>

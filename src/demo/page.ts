@@ -16,6 +16,8 @@ export interface PageOptions {
   demoUsers: readonly DemoUser[];
   /** Appended to asset URLs so a deploy never serves a stale script to a cached page. */
   version: string;
+  /** The demo as shipped: private rooms exist (src/http/demo-private.ts) and the page offers them. */
+  privateRooms?: boolean;
 }
 
 /** A small switchboard-plug logo as a data URI (CSP: img-src allows data:). */
@@ -60,7 +62,7 @@ export function renderPage(options: PageOptions): string {
   <link rel="stylesheet" href="/demo/app.css?v=${v}">
   <script type="module" src="/demo/app.js?v=${v}"></script>
 </head>
-<body>
+<body${options.privateRooms === true ? ' data-private-rooms="on"' : ""}>
   <a class="skip-link" href="#main">Skip to content</a>
   <header class="topbar">
     <div class="brand"><img src="${ICON}" alt="" width="28" height="28"><span>Switchboard</span><span class="tag">demo chat</span></div>
@@ -107,6 +109,15 @@ export function renderPage(options: PageOptions): string {
           <p id="join-error" class="error small" role="alert"></p>
         </form>
 
+        <form id="private-form" class="mini-form" novalidate hidden>
+          <label for="private-input">New private room</label>
+          <div class="field-row">
+            <input id="private-input" name="room" placeholder="e.g. plans" autocomplete="off" spellcheck="false" maxlength="100" aria-describedby="private-error">
+            <button type="submit" class="btn">Create</button>
+          </div>
+          <p id="private-error" class="error small" role="alert"></p>
+        </form>
+
         <h2 id="dms-title">Direct messages</h2>
         <ul id="dm-list" class="conv-list" aria-labelledby="dms-title"></ul>
         <form id="dm-form" class="mini-form" novalidate>
@@ -126,6 +137,12 @@ export function renderPage(options: PageOptions): string {
             <h1 id="conv-title">…</h1>
             <p id="conv-subtitle" class="muted"></p>
           </div>
+          <form id="invite-form" class="invite-form" novalidate hidden>
+            <label for="invite-input" class="visually-hidden">Invite a user</label>
+            <input id="invite-input" name="user" list="known-users" placeholder="user name" autocomplete="off" spellcheck="false" maxlength="120">
+            <button type="submit" class="btn">Invite</button>
+            <span id="invite-note" class="muted small" role="status"></span>
+          </form>
           <button id="leave-room" type="button" class="btn ghost" hidden>Leave room</button>
         </header>
         <ol id="messages" class="messages" role="log" aria-live="polite" aria-labelledby="conv-title" tabindex="0"></ol>

@@ -64,7 +64,7 @@ async function checkPassword(c: Ctx, deps: Deps, gate: PasswordGate) {
 }
 
 /** Refuses a cookie-authenticated write from another origin (or a cross-site fetch without Origin). */
-function assertSameOrigin(c: Ctx, policy: OriginPolicy): void {
+export function assertSameOrigin(c: Ctx, policy: OriginPolicy): void {
   const origin = c.req.header("origin");
   if (origin !== undefined) {
     if (!isAllowedOrigin(origin, c.req.raw, policy)) throw new SwitchboardError(ErrorCode.forbidden, "cross-origin request refused");

@@ -24,7 +24,7 @@ export function demoRoutes(deps: Deps): Hono<Env> {
     const { version } = await assets();
     if (page?.version !== version) {
       const demoUsers = deps.config.nodeEnv === "production" ? [] : deps.config.users;
-      page = { version, html: renderPage({ demoUsers, version }) };
+      page = { version, html: renderPage({ demoUsers, version, privateRooms: deps.config.demo }) };
     }
     c.header("Content-Security-Policy", DEMO_CSP);
     c.header("Cache-Control", "no-cache");

@@ -7,11 +7,15 @@
  * inbox keeps a position and is resumed with `since` after a reconnect, like the rooms. A direct
  * message is a publish to the peer's inbox `user:<peer>`. A room the server adds this user to
  * (`POST /api/subscribe`) appears in the sidebar; one it removes the user from says so.
+ * Private rooms (the demo as shipped, private-rooms.ts): the client connects with a ticket carrying
+ * the user's grants, a room created or joined by invitation is added to the open socket's rights
+ * in-band, and an invitation appears at once through the server's `subscribed`.
  * What the page shows about the connection itself is connection.ts.
  */
 import { createClient, type Message, type PresenceEvent, type SwitchboardClient, type SwitchboardClientError, type User } from "../../client/index.ts";
 import { ConnectionStatus } from "./connection.ts";
-import { addMessage, addSent, addSystem, dmConversation, randomId, roomConversation, type ChatData, type Conversation } from "./model.ts";
+import { addMessage, addSent, addSystem, dmConversation, privateConversation, randomId, roomConversation, type ChatData, type Conversation } from "./model.ts";
+import { createRoom, GrantBook, invite, isInvite, isPrivateTopic, privateRoomsOn, refreshRights, ticketWith, type InviteData } from "./private-rooms.ts";
 import { savedRooms, saveRooms } from "./saved-rooms.ts";
 import type { StatusView } from "./status.ts";
 import { ChatView } from "./view.ts";
@@ -36,6 +40,8 @@ export class Chat {
   #active: string | null = null;
   #presenceTimers = new Map<string, ReturnType<typeof setTimeout>>();
   #inboxJoined = false;
+  /** The user's private-room grants; null when the server offers no private rooms. */
+  readonly #grants: GrantBook | null;
   #stopped = false;
 
   constructor(options: ChatOptions) {
@@ -43,7 +49,11 @@ export class Chat {
     this.#status = options.status;
     this.#view = new ChatView(this.#me);
     for (const u of options.knownUsers) this.#known.add(u);
-    this.client = createClient({ autoConnect: false });
+    this.#grants = privateRoomsOn() ? new GrantBook(this.#me.id) : null;
+    const grants = this.#grants;
+    // With private rooms each connection opens with a ticket carrying the user's grants (the
+    // cookie carries no caps); without, the session cookie authenticates the upgrade.
+    this.client = createClient(grants ? { autoConnect: false, getTicket: () => ticketWith(grants) } : { autoConnect: false });
     this.#connection = new ConnectionStatus(this.client, {
       me: this.#me,
       status: this.#status,
@@ -54,6 +64,7 @@ export class Chat {
     });
     this.client.on("subscribed", ({ topic }) => {
       if (topic.startsWith("room:")) this.joinRoom(topic.slice(5));
+      else if (isPrivateTopic(topic)) this.joinPrivate(topic);
     });
     this.client.on("unsubscribed", ({ topic }) => this.#removed(topic));
   }
@@ -72,6 +83,7 @@ export class Chat {
         (e: SwitchboardClientError) => this.#status.log(`Inbox unavailable: ${e.message}`, "warn"),
       );
     for (const name of savedRooms(this.#me.id)) this.joinRoom(name);
+    for (const { topic } of this.#grants?.all() ?? []) this.joinPrivate(topic);
     this.select([...this.#conversations.keys()][0] ?? null);
   }
 
@@ -93,6 +105,41 @@ export class Chat {
     const conv = roomConversation(name);
     this.#conversations.set(key, conv);
     this.#saveRooms();
+    this.#subscribeRoom(conv);
+    return key;
+  }
+
+  /** Joins a private room (idempotent): one the server subscribed this user to, or one with a held grant. */
+  joinPrivate(topic: string): string {
+    if (this.#conversations.has(topic)) return topic;
+    const conv = privateConversation(topic);
+    this.#conversations.set(topic, conv);
+    this.#subscribeRoom(conv);
+    return topic;
+  }
+
+  /** Creates a private room: the server signs this user's grant, the open socket takes it in-band, then joins. */
+  async createPrivate(name: string): Promise<string> {
+    const grants = this.#grants;
+    if (!grants) throw new Error("this server offers no private rooms");
+    const held = await createRoom(name);
+    grants.add(held);
+    await refreshRights(this.client, grants);
+    return this.joinPrivate(held.topic);
+  }
+
+  /** Invites `user` to the shown private room. Resolves with a line to show. */
+  async invite(user: string): Promise<string> {
+    const conv = this.#current();
+    const grant = conv ? this.#grants?.grantFor(conv.topic) : null;
+    if (!conv || !grant) throw new Error("open a private room you are in first");
+    const { sockets } = await invite(conv.topic, user, grant);
+    addSystem(conv, `You invited ${user}${sockets > 0 ? "" : " (not online now: the room appears on their next visit if they keep this invitation)"}.`);
+    this.#added(conv);
+    return `Invited ${user}`;
+  }
+
+  #subscribeRoom(conv: Conversation): void {
     this.client
       .subscribe(conv.topic, {
         onMessage: (m) => this.#receive(conv, m),
@@ -112,7 +159,6 @@ export class Chat {
       })
       .catch((e: SwitchboardClientError) => this.#roomFailed(conv, e));
     this.#renderSidebar();
-    return key;
   }
 
   async leaveRoom(key: string): Promise<void> {
@@ -120,6 +166,7 @@ export class Chat {
     if (!conv || conv.kind !== "room") return;
     this.#conversations.delete(key);
     this.#saveRooms();
+    if (isPrivateTopic(conv.topic)) this.#grants?.remove(conv.topic);
     const next = [...this.#conversations.keys()][0] ?? null;
     this.select(next);
     this.#status.log(`Left ${conv.title}`);
@@ -183,6 +230,7 @@ export class Chat {
   }
 
   #onInbox(m: Message): void {
+    if (m.from === "server" && isInvite(m.data)) return void this.#invited(m.data);
     // A DM from someone is filed under them; one I sent to myself under me.
     const to = (m.data as { to?: unknown } | null)?.to;
     const peer = m.from === this.#me.id && typeof to === "string" ? to : m.from;
@@ -197,6 +245,24 @@ export class Chat {
       this.#added(conv);
     }
     this.#refreshPresence(conv);
+  }
+
+  /**
+   * An invitation in the inbox (sent right before the server subscribes this user): keep the
+   * grant, give the open socket its rights in-band, and show the room.
+   */
+  #invited(invite: InviteData): void {
+    const grants = this.#grants;
+    if (!grants) return;
+    grants.add({ topic: invite.topic, grant: invite.grant });
+    refreshRights(this.client, grants).then(
+      () => {
+        const conv = this.#conversations.get(this.joinPrivate(invite.topic))!;
+        addSystem(conv, `${invite.by} invited you to ${conv.title}.`);
+        this.#added(conv);
+      },
+      (e: SwitchboardClientError) => this.#status.log(`Could not take the invitation to ${invite.topic}: ${e.message}`, "warn"),
+    );
   }
 
   /** Asks the server who is in the room (debounced): counts per user change with every tab. */
@@ -282,6 +348,6 @@ export class Chat {
   }
 
   #saveRooms(): void {
-    saveRooms(this.#me.id, [...this.#conversations.values()].filter((c) => c.kind === "room").map((c) => c.key.slice(5)));
+    saveRooms(this.#me.id, [...this.#conversations.values()].filter((c) => c.kind === "room" && c.key.startsWith("room:")).map((c) => c.key.slice(5)));
   }
 }

@@ -7,6 +7,7 @@ import { currentUser, login, logout } from "./auth.ts";
 import { Chat } from "./chat.ts";
 import { byId } from "./dom.ts";
 import { NAME } from "./model.ts";
+import { privateRoomsOn } from "./private-rooms.ts";
 import { StatusView } from "./status.ts";
 
 const status = new StatusView();
@@ -136,6 +137,35 @@ function nameForm(formId: string, inputId: string, errorId: string, what: string
 
 nameForm("join-form", "join-input", "join-error", "room", (name) => chat?.select(chat.joinRoom(name)));
 nameForm("dm-form", "dm-input", "dm-error", "user", (name) => chat?.select(chat.openDm(name)));
+
+// Private rooms (only when the server offers them: the demo as shipped).
+if (privateRoomsOn()) {
+  byId("private-form").hidden = false;
+  nameForm("private-form", "private-input", "private-error", "room", (name) => {
+    const error = byId("private-error");
+    chat?.createPrivate(name).then(
+      (key) => chat?.select(key),
+      (e: Error) => (error.textContent = `Could not create it: ${e.message}`),
+    );
+  });
+}
+
+const inviteForm = byId<HTMLFormElement>("invite-form");
+const inviteInput = byId<HTMLInputElement>("invite-input");
+const inviteNote = byId("invite-note");
+inviteForm.addEventListener("submit", (e) => {
+  e.preventDefault();
+  const user = inviteInput.value.trim();
+  if (!chat || user === "") return;
+  inviteNote.textContent = "Inviting…";
+  chat.invite(user).then(
+    (line) => {
+      inviteNote.textContent = line;
+      inviteInput.value = "";
+    },
+    (error: Error) => (inviteNote.textContent = `Not invited: ${error.message}`),
+  );
+});
 
 byId("leave-room").addEventListener("click", () => {
   const key = chat?.activeKey;

@@ -24,7 +24,7 @@ export interface Pending {
 }
 
 export interface Conversation {
-  /** `room:<name>` or `dm:<user id>`. */
+  /** `room:<name>`, `private:<name>-<random>` or `dm:<user id>`. */
   key: string;
   kind: "room" | "dm";
   /** Where sends go: the room topic, or the peer's inbox `user:<id>`. */
@@ -36,6 +36,8 @@ export interface Conversation {
   members: PresenceMember[];
   /** Rooms: the subscription was acknowledged (presence and messages flow). */
   joined: boolean;
+  /** A private room: only invited users reach it. */
+  private?: boolean;
 }
 
 /** Topic-name rules (SPEC: `^[A-Za-z0-9:_.@|+=-]{1,128}$`), minus the prefix this demo adds. */
@@ -44,6 +46,12 @@ export const LINE_LIMIT = 500;
 
 export function roomConversation(name: string): Conversation {
   return { key: `room:${name}`, kind: "room", topic: `room:${name}`, title: `#${name}`, lines: [], pending: new Map(), unread: 0, members: [], joined: false };
+}
+
+/** A private room (`private:<name>-<random>`): a room whose key is its topic. */
+export function privateConversation(topic: string): Conversation {
+  const name = topic.slice("private:".length).replace(/-[0-9a-f]{12}$/, "");
+  return { ...roomConversation(name), key: topic, topic, title: `#${name}`, private: true };
 }
 
 export function dmConversation(peer: string): Conversation {

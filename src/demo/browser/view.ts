@@ -9,6 +9,8 @@ export class ChatView {
   readonly title = byId("conv-title");
   readonly subtitle = byId("conv-subtitle");
   readonly leave = byId<HTMLButtonElement>("leave-room");
+  readonly inviteForm = byId<HTMLFormElement>("invite-form");
+  readonly inviteNote = byId("invite-note");
   readonly messages = byId<HTMLOListElement>("messages");
   readonly composerInput = byId<HTMLInputElement>("composer-input");
   readonly presenceTitle = byId("presence-title");
@@ -22,7 +24,7 @@ export class ChatView {
     const rooms: HTMLLIElement[] = [];
     const dms: HTMLLIElement[] = [];
     for (const conv of conversations) {
-      const button = el("button", { class: "conv", attrs: { type: "button" }, data: { key: conv.key } }, el("span", { class: "conv-name", text: conv.title }));
+      const button = el("button", { class: conv.private ? "conv private" : "conv", attrs: { type: "button" }, data: { key: conv.key } }, el("span", { class: "conv-name", text: conv.title }));
       if (conv.key === activeKey) button.setAttribute("aria-current", "true");
       if (conv.unread > 0) {
         button.append(el("span", { class: "badge", text: String(conv.unread), attrs: { "aria-label": `${conv.unread} unread` } }));
@@ -41,14 +43,19 @@ export class ChatView {
       this.title.textContent = "No conversation";
       this.subtitle.textContent = "Join a room or message someone to start.";
       this.leave.hidden = true;
+      this.inviteForm.hidden = true;
       this.messages.replaceChildren();
       this.composerInput.disabled = true;
       this.composerInput.placeholder = "";
       return;
     }
     this.title.textContent = conv.title;
-    this.subtitle.textContent = conv.kind === "room" ? `Room · topic ${conv.topic}` : `Direct messages · inbox ${conv.topic}`;
+    this.subtitle.textContent = conv.private
+      ? `Private room · only invited users see it · topic ${conv.topic}`
+      : conv.kind === "room" ? `Room · topic ${conv.topic}` : `Direct messages · inbox ${conv.topic}`;
     this.leave.hidden = conv.kind !== "room";
+    this.inviteForm.hidden = conv.private !== true;
+    this.inviteNote.textContent = "";
     this.composerInput.disabled = false;
     this.composerInput.placeholder = `Message ${conv.title}`;
     this.messages.replaceChildren(...conv.lines.map((l) => this.line(l)), ...[...conv.pending.values()].map((p) => this.pendingLine(p)));
