@@ -26,6 +26,7 @@ export class ChatView {
     for (const conv of conversations) {
       const button = el("button", { class: conv.private ? "conv private" : "conv", attrs: { type: "button" }, data: { key: conv.key } }, el("span", { class: "conv-name", text: conv.title }));
       if (conv.key === activeKey) button.setAttribute("aria-current", "true");
+      if (conv.private) button.append(el("span", { class: "conv-tag", text: "private" }));
       if (conv.unread > 0) {
         button.append(el("span", { class: "badge", text: String(conv.unread), attrs: { "aria-label": `${conv.unread} unread` } }));
       }
