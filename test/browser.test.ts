@@ -74,7 +74,7 @@ afterAll(async () => {
 });
 
 describe("signing in through the demo's form", () => {
-  test("sets an HttpOnly cookie that page JavaScript cannot read, and the socket is authenticated by it", async () => {
+  test("sets an HttpOnly cookie that page JavaScript cannot read, and the socket's ticket is bought with it", async () => {
     const context = await newContext();
     const page = await context.newPage();
     const sockets = recordSockets(page);
@@ -83,7 +83,7 @@ describe("signing in through the demo's form", () => {
     page.on("console", (m) => {
       if (/Content.Security.Policy|Refused to/i.test(m.text())) problems.push(m.text());
     });
-    const cookieSocketsBefore = await metric(a, "switchboard_connections_opened_total", { auth: "cookie" });
+    const ticketSocketsBefore = await metric(a, "switchboard_connections_opened_total", { auth: "ticket" });
 
     await signInThroughForm(page, `${a.url}/`, "alice", PASSWORDS.alice!);
 
@@ -93,13 +93,15 @@ describe("signing in through the demo's form", () => {
     expect(await page.evaluate(() => document.cookie)).toBe("");
     expect(await page.textContent("#me-name")).toBe("alice");
 
-    // The socket carries no ticket and sends no token: the browser's cookie authenticated the upgrade.
+    // The demo as shipped offers private rooms, so its socket opens with a ticket carrying the
+    // user's grants (src/http/demo-private.ts), which only the HttpOnly cookie could buy; no token
+    // is sent. (A page connecting with the cookie alone: test/client-browser.test.ts.)
     expect(sockets).toHaveLength(1);
-    expect(sockets[0]!.url).toBe(`ws://127.0.0.1:${a.port}/ws`);
+    expect(sockets[0]!.url).toMatch(new RegExp(`^ws://127\\.0\\.0\\.1:${a.port}/ws\\?ticket=[A-Za-z0-9_-]{20,}$`));
     expect(sockets[0]!.sent.some((f) => f.includes('"auth"'))).toBe(false);
     const welcome = sockets[0]!.received.map((f) => JSON.parse(f)).find((f) => f.type === "welcome");
     expect(welcome).toMatchObject({ type: "welcome", user: { id: "alice" }, instance: "node-a" });
-    expect(await metric(a, "switchboard_connections_opened_total", { auth: "cookie" })).toBe(cookieSocketsBefore + 1);
+    expect(await metric(a, "switchboard_connections_opened_total", { auth: "ticket" })).toBe(ticketSocketsBefore + 1);
     // The page works under its strict CSP: nothing was refused, no script error.
     expect(problems).toEqual([]);
   }, 20_000);

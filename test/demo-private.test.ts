@@ -1,6 +1,7 @@
 /**
  * The demo chat's private room (issue 13, SPEC §5 caps + §6 server-side subscribe) in headless
- * Chromium against a real server started as shipped (development, demo users, no NAMESPACES):
+ * Chromium against two real processes sharing a redis-server, started as shipped (development,
+ * demo users, no NAMESPACES; alice and carol on node-a, bob on node-b):
  * alice creates a private room and invites bob; bob's open page shows it at once and both chat;
  * carol's page never shows it and her own subscribe to it is `forbidden`; after a reload bob
  * still has it. `UPDATE_SCREENSHOT=1` saves the page as docs/demo-private.png.
@@ -8,21 +9,27 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { launchBrowser, openConversation, say, signInThroughForm, waitForMessage, waitForPresence, waitForState } from "./support/browser.ts";
+import { startRedis, type TestRedis } from "./support/redis.ts";
 import { PASSWORDS, startServer, type TestServer } from "./support/server.ts";
 
 let browser: Browser;
-let server: TestServer;
+let redis: TestRedis;
+let a: TestServer;
+let b: TestServer;
 const contexts: BrowserContext[] = [];
 
 beforeAll(async () => {
-  [browser, server] = await Promise.all([launchBrowser(), startServer()]);
+  [browser, redis] = await Promise.all([launchBrowser(), startRedis()]);
+  [a, b] = await Promise.all([startServer({ REDIS_URL: redis.url, INSTANCE_ID: "node-a" }), startServer({ REDIS_URL: redis.url, INSTANCE_ID: "node-b" })]);
 }, 30_000);
 afterAll(async () => {
   await browser?.close();
-  server?.kill();
+  a?.kill();
+  b?.kill();
+  await redis?.stop();
 });
 
-async function signedIn(user: string): Promise<Page> {
+async function signedIn(user: string, server: TestServer): Promise<Page> {
   const context = await browser.newContext({ viewport: { width: 1280, height: 760 } });
   contexts.push(context);
   const page = await context.newPage();
@@ -37,7 +44,8 @@ function privateRooms(page: Page): Promise<string[]> {
 
 describe("the demo's private room", () => {
   test("only invited users see it, at once, and keep it after a reload; others are refused", async () => {
-    const [alice, bob, carol] = await Promise.all([signedIn("alice"), signedIn("bob"), signedIn("carol")]);
+    const [alice, bob, carol] = await Promise.all([signedIn("alice", a), signedIn("bob", b), signedIn("carol", a)]);
+    expect(await bob.textContent("#conn-instance")).toBe("node-b");
     const bobSockets: string[] = [];
     bob.on("websocket", (ws) => bobSockets.push(ws.url()));
 
