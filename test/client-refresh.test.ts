@@ -156,6 +156,39 @@ describe("expiring → refresh → ack, on the same socket", () => {
   });
 });
 
+describe("refreshWith(token): a new credential now, on the same socket", () => {
+  test("sends refresh with the token and resolves with the ack's expiry; the socket and its subscriptions stay", async () => {
+    const until = inSeconds(600);
+    const server = serve({
+      firstMessageAuth: false,
+      onFrame(peer, f) {
+        if (f.type !== "refresh") return;
+        if (f.token === "bad") peer.send({ type: "error", ref: f.ref, code: "unauthorized", message: "invalid token" });
+        else peer.send({ type: "ack", ref: f.ref, expiresAt: until });
+        return true;
+      },
+    });
+    const r = client(server.url, {});
+    await r.client.subscribe("room:a", r.handlers("room:a"));
+    expect(await r.client.refreshWith("with-new-caps")).toBe(until);
+    const peer = server.peers[0]!;
+    expect(peer.frames.find((f) => f.type === "refresh")).toMatchObject({ type: "refresh", token: "with-new-caps" });
+    const refused = await r.client.refreshWith("bad").catch((e: SwitchboardClientError) => e);
+    expect((refused as SwitchboardClientError).code).toBe("unauthorized");
+    expect(server.peers.length).toBe(1);
+    expect(peer.frames.filter((f) => f.type === "subscribe").length).toBe(1);
+    expect(r.client.state).toBe("open");
+  });
+
+  test("not connected: rejects with closed and sends nothing", async () => {
+    const server = serve({ firstMessageAuth: false });
+    const r = client(server.url, { autoConnect: false });
+    const refused = await r.client.refreshWith("token").catch((e: SwitchboardClientError) => e);
+    expect((refused as SwitchboardClientError).code).toBe("closed");
+    expect(server.peers.length).toBe(0);
+  });
+});
+
 describe("4001 with getToken: re-authenticate, never retry blindly", () => {
   test("after a 4001 on a working socket getToken is asked with reason unauthorized before reconnecting; subscriptions resume with since", async () => {
     const server = serve();
