@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadNamespaces, type NamespaceSettings } from "./namespaces.ts";
-import { ConfigError } from "../config.ts";
+import { ConfigError, loadConfig } from "../config.ts";
 
 const BASE: NamespaceSettings = { historySize: 100, historyTtlS: 300 };
 const dir = mkdtempSync(join(tmpdir(), "sb-ns-"));
@@ -106,5 +106,26 @@ describe("a bad value is one line naming the field", () => {
     const path = join(dir, "bad.json");
     writeFileSync(path, JSON.stringify({ doc: { delivery: 1 } }));
     expect(() => loadNamespaces({ ...BASE, namespacesFile: path })).toThrow("invalid configuration: NAMESPACES_FILE.doc.delivery must be ordered or ephemeral");
+  });
+});
+
+describe("the demo's private namespace (only for the demo as shipped)", () => {
+  test("demo: the built-ins plus `private` (caps, caps, presence); otherwise not there", () => {
+    const demo = loadNamespaces({ ...BASE, demo: true });
+    expect(demo.get("private")).toMatchObject({ subscribe: "caps", publish: "caps", presence: true, delivery: "ordered" });
+    expect([...demo.all].map((ns) => ns.name).sort()).toEqual(["broadcast", "private", "room", "user"]);
+    expect(loadNamespaces(BASE).get("private")).toBeNull();
+  });
+});
+
+describe("Config.demo: private rooms only in the demo as shipped", () => {
+  test("development with the demo users and no NAMESPACES; not with USERS, NAMESPACES, NAMESPACES_FILE or in production", () => {
+    const secret = "x".repeat(40);
+    expect(loadConfig({}).demo).toBe(true);
+    expect(loadConfig({ NODE_ENV: "test" }).demo).toBe(true);
+    expect(loadConfig({ USERS: "alice:pw" }).demo).toBe(false);
+    expect(loadConfig({ NAMESPACES: "{}" }).demo).toBe(false);
+    expect(loadConfig({ NAMESPACES_FILE: "/dev/null" }).demo).toBe(false);
+    expect(loadConfig({ NODE_ENV: "production", SESSION_SECRET: secret }).demo).toBe(false);
   });
 });
