@@ -126,6 +126,7 @@ describe("what the grants give", () => {
     expect(await bob.request({ type: "publish", topic, data: { text: "before" } })).toMatchObject({ type: "error", code: "forbidden" });
     const token = await post("/demo/token", { grants: [invite.data.grant] }, "bob");
     expect(token.status).toBe(200);
+    expect(token.body.expiresIn).toBe(300); // TOKEN_TTL_S: page JavaScript holds it
     expect(await bob.request({ type: "refresh", token: token.body.token })).toMatchObject({ type: "ack" });
     expect(await bob.publish(topic, { text: "after" })).toMatchObject({ type: "ack", seq: 1 });
 

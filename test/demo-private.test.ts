@@ -4,11 +4,12 @@
  * demo users, no NAMESPACES; alice and carol on node-a, bob on node-b):
  * alice creates a private room and invites bob; bob's open page shows it at once and both chat;
  * carol's page never shows it and her own subscribe to it is `forbidden`; after a reload bob
- * still has it. `UPDATE_SCREENSHOT=1` saves the page as docs/demo-private.png.
+ * still has it. The token a socket takes in-band is short (TOKEN_TTL_S): the page renews it on the
+ * same socket when told `expiring`. `UPDATE_SCREENSHOT=1` saves the page as docs/demo-private.png.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { Browser, BrowserContext, Page } from "playwright-core";
-import { launchBrowser, openConversation, say, signInThroughForm, waitForMessage, waitForPresence, waitForState } from "./support/browser.ts";
+import { launchBrowser, openConversation, recordSockets, say, signInThroughForm, waitForMessage, waitForPresence, waitForState } from "./support/browser.ts";
 import { startRedis, type TestRedis } from "./support/redis.ts";
 import { PASSWORDS, startServer, type TestServer } from "./support/server.ts";
 
@@ -111,4 +112,29 @@ describe("the demo's private room", () => {
     expect(await privateRooms(carol)).toEqual([]);
     for (const context of contexts) await context.close();
   }, 60_000);
+
+  test("the in-band token is short-lived and renewed on the same socket: still connected and writing past two lifetimes", async () => {
+    const short = await startServer({ TOKEN_TTL_S: "10", INSTANCE_ID: "short-tokens" });
+    try {
+      const context = await browser.newContext();
+      contexts.push(context);
+      const page = await context.newPage();
+      const sockets = recordSockets(page);
+      await signInThroughForm(page, `${short.url}/`, "alice", PASSWORDS.alice!);
+      await page.fill("#private-input", "brief");
+      await page.press("#private-input", "Enter");
+      await page.waitForSelector(".conv.private[aria-current='true']");
+      await Bun.sleep(21_000);
+      await say(page, "still here");
+      await waitForMessage(page, "still here");
+      expect(sockets).toHaveLength(1);
+      const frames = sockets[0]!.received.map((f) => JSON.parse(f) as { type: string });
+      expect(frames.filter((f) => f.type === "expiring").length).toBeGreaterThanOrEqual(2);
+      const refreshes = sockets[0]!.sent.filter((f) => f.includes('"refresh"')).length;
+      expect(refreshes).toBeGreaterThanOrEqual(3); // the room's creation, then each expiring
+      await waitForState(page, "open");
+    } finally {
+      short.kill();
+    }
+  }, 45_000);
 });

@@ -15,8 +15,9 @@
  *   invitee on every machine, whose page shows the room at once (`subscribed`).
  * - `POST /demo/ticket {grants}` → a ticket whose caps are the demo's usual rights plus the rooms
  *   of the valid grants: the page connects with it, so a reconnect or reload keeps the rooms.
- * - `POST /demo/token {grants}` → the same caps in a token the open socket takes in-band
- *   (`refresh`, SPEC §4): a room granted while connected can be written to at once.
+ * - `POST /demo/token {grants}` → the same caps in a token (TOKEN_TTL_S) the open socket takes
+ *   in-band (`refresh`, SPEC §4): a room granted while connected can be written to at once. The
+ *   socket then expires with the token: the page answers its `expiring` with a fresh one.
  *
  * Every route is cookie-authenticated and same-origin only (403), signed-in only (401).
  * A refusal acts on nothing. Grants last as long as a session (SESSION_TTL_S).
@@ -155,8 +156,10 @@ export function demoPrivateRoutes(deps: Deps): Hono<Env> {
     spend(me);
     if (me.sid === null) throw new SwitchboardError(ErrorCode.unauthorized, "sign in first");
     const caps = await grants.capsFor(me.user.id, body.grants);
-    // As long as the session: the socket then ends when the session does, as a ticket socket would.
-    const ttlS = Math.max(1, (me.exp ?? Math.floor(Date.now() / 1000) + config.tokenTtlS) - Math.floor(Date.now() / 1000));
+    // TOKEN_TTL_S, never past the session: page JavaScript holds it (the cookie it stands in for is
+    // HttpOnly), so it is short; the socket is told `expiring` and the page refreshes it again.
+    const nowS = Math.floor(Date.now() / 1000);
+    const ttlS = Math.max(1, Math.min(config.tokenTtlS, (me.exp ?? nowS + config.tokenTtlS) - nowS));
     return c.json({ token: await signer.sign("token", me.user, me.sid, ttlS, caps), expiresIn: ttlS });
   });
 

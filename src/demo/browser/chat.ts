@@ -67,6 +67,12 @@ export class Chat {
       else if (isPrivateTopic(topic)) this.joinPrivate(topic);
     });
     this.client.on("unsubscribed", ({ topic }) => this.#removed(topic));
+    // A socket that took a token in-band (private rooms) expires with it: renew it on the same socket.
+    if (grants) {
+      this.client.on("expiring", () =>
+        refreshRights(this.client, grants).catch((e: SwitchboardClientError) => this.#status.log(`Could not renew the connection's rights: ${e.message}`, "warn")),
+      );
+    }
   }
 
   start(): void {
