@@ -88,8 +88,11 @@ describe("RedisBroker on Redis Cluster: sharded pub/sub", () => {
       await broker.subscribe(dropped);
       await broker.subscribe(other);
       expect(await cluster.cli(port, "CLIENT", "KILL", "TYPE", "pubsub")).not.toBe("0");
-      await waitFor(() => repaired.length === 1, "the dropped link's repair", 5000);
-      expect(repaired).toEqual([[dropped]]);
+      // Links without topics (the control channel's, if it shares that node) report an empty list.
+      const withTopics = () => repaired.filter((topics) => topics === undefined || topics.length > 0);
+      await waitFor(() => withTopics().length >= 1, "the dropped link's repair", 5000);
+      await Bun.sleep(200);
+      expect(withTopics()).toEqual([[dropped]]);
       await broker.publish(dropped, { from: "u", data: 1, ts: 1 });
       await broker.publish(other, { from: "u", data: 1, ts: 1 });
       await waitFor(() => events.on(dropped).length === 1 && events.on(other).length === 1, "live delivery on both shards");
