@@ -67,9 +67,7 @@ export async function startSwitchboard(config: Config): Promise<Running> {
     },
     identityFromApp,
   );
-  // SPEC §5 `webhook`: a namespace's publications are also `message.published` events.
-  const webhookFor = (topic: string) => permissions.namespaceOf(topic)?.webhook === true;
-  const gateway = new Gateway({ config, services, credentials, permissions, log, metrics, webhooks, webhookFor });
+  const gateway = new Gateway({ config, services, credentials, permissions, log, metrics, webhooks });
   await gateway.start();
   const app = createApp({ config, gateway, services, credentials, signer, users, log, metrics });
 

@@ -2,8 +2,8 @@
  * Webhook events from a running server without Redis (SPEC §6): user.online / user.offline at a
  * user's first and last socket, presence.join / presence.leave at a user's first and last socket
  * in a topic with presence — each once, signed, with the data the SPEC gives. A real server process
- * and a real HTTP receiver. (message.published needs the namespaces' `webhook` option: see
- * test/webhooks-published.test.ts.)
+ * and a real HTTP receiver. (message.published needs a namespace with `webhook: true`: see
+ * test/namespaces-webhook.test.ts.)
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { TestClient, closeAll } from "./support/client.ts";

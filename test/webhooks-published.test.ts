@@ -1,8 +1,7 @@
 /**
  * message.published (SPEC §6) as the gateway emits it, through DeploymentEvents, a real Webhooks
- * sender and a real receiver. The namespace option that turns it on (`webhook: true`, SPEC §5) comes
- * with the namespace configuration; until then the server passes `noWebhookNamespaces`, and this
- * test passes the predicate itself.
+ * sender and a real receiver. The gateway passes the namespaces' `webhook: true` (SPEC §5) as the
+ * predicate; this test passes one of its own. From a running server: test/namespaces-webhook.test.ts.
  */
 import { afterAll, describe, expect, test } from "bun:test";
 import { createLogger } from "../src/log.ts";

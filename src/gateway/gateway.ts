@@ -26,7 +26,7 @@ import { Metrics, messageTs } from "../metrics.ts";
 import type { Snapshot } from "../deployment/heartbeat.ts";
 import { ServerCalls, type UserCall } from "./server-calls.ts";
 import type { Webhooks } from "../webhooks/webhooks.ts";
-import { DeploymentEvents, noWebhookNamespaces } from "../webhooks/deployment-events.ts";
+import { DeploymentEvents } from "../webhooks/deployment-events.ts";
 import { SubscriptionCounts, TopicCreations } from "./budgets.ts";
 import { Announcer } from "./announcer.ts";
 
@@ -42,10 +42,11 @@ export interface GatewayDeps {
   permissions: Permissions;
   log: Logger;
   metrics?: Metrics;
-  /** Webhooks (SPEC §6), when WEBHOOK_URL is set: the gateway tells them what happened. */
+  /**
+   * Webhooks (SPEC §6), when WEBHOOK_URL is set: the gateway tells them what happened. Publications
+   * are `message.published` events on the namespaces with `webhook: true` (`permissions`).
+   */
   webhooks?: Webhooks | null;
-  /** Topics whose publications are `message.published` events; see `noWebhookNamespaces`. */
-  webhookFor?: (topic: string) => boolean;
 }
 
 export class Gateway implements ConnectionHost {
@@ -107,8 +108,10 @@ export class Gateway implements ConnectionHost {
       act: (call) => this.act(call),
       log: (message, fields) => this.log.warn(message, fields),
     });
+    // SPEC §5 `webhook`: a namespace's publications are also `message.published` events.
+    const webhookFor = (topic: string) => this.namespaceOf(topic)?.webhook === true;
     this.events = deps.webhooks
-      ? new DeploymentEvents({ webhooks: deps.webhooks, presence: deps.services.presence, log: this.log, webhookFor: deps.webhookFor ?? noWebhookNamespaces })
+      ? new DeploymentEvents({ webhooks: deps.webhooks, presence: deps.services.presence, log: this.log, webhookFor })
       : null;
     this.metrics.bind({
       connectionsByAuth: () => {
@@ -236,7 +239,11 @@ export class Gateway implements ConnectionHost {
     return (await this.services.broker.latestSeq(topic)) > 0;
   }
 
-  /** Broadcast is best effort and says nothing of failures: refuse up front while the broker is down. */
+  /**
+   * Broadcast is best effort and says nothing of failures: refuse up front while the broker is down.
+   * On a webhook namespace the event (without seq and epoch) is stored before the ack, as for an
+   * ordered topic.
+   */
   private async publishEphemeral(topic: string, input: PublishInput): Promise<null> {
     const { broker } = this.services;
     if (!broker.healthy) {
@@ -245,6 +252,7 @@ export class Gateway implements ConnectionHost {
     }
     await broker.broadcast(topic, ephemeralFrame(topic, input));
     this.metrics.publications.inc({ source: input.from === "server" ? "api" : "ws" });
+    await this.events?.published(topic, input, null);
     return null;
   }
 
@@ -327,7 +335,9 @@ export class Gateway implements ConnectionHost {
   }
 
   private broadcastPresence(topic: string, type: PresenceChange, user: User): void {
-    // After the announcer: webhooks are bounded like the frames (SPEC §8), one per change it lets through.
+    // After the announcer: webhooks are bounded like the frames (SPEC §8), one per change it lets
+    // through. `joinLeave: false` turns off the frames only: the namespace keeps presence, so its
+    // presence.join / presence.leave events still go out.
     this.events?.presenceChanged(topic, type, user);
     if (this.namespaceOf(topic)?.joinLeave !== true) return;
     const frame = JSON.stringify({ type, topic, user });

@@ -27,19 +27,11 @@ const ONLINE = "#online:";
 /** The presence "topic" that holds a user's sockets for user.online / user.offline. */
 export const onlineTopic = (userId: string) => `${ONLINE}${userId}`;
 
-/**
- * SEAM(permissions): a publication is a `message.published` event when its namespace has
- * `webhook: true` (SPEC §5). The namespace configuration (NAMESPACES, branch permissions) is not
- * on this branch yet, so no namespace has the option and no publication is sent; once it is, the
- * gateway passes `(topic) => namespaceOf(topic)?.webhook === true` instead of this.
- */
-export const noWebhookNamespaces = (_topic: string): boolean => false;
-
 export interface DeploymentEventsOptions {
   webhooks: Webhooks;
   presence: Presence;
   log: Logger;
-  /** Whether publications on `topic` are `message.published` events (the namespace's `webhook`). */
+  /** Whether publications on `topic` are `message.published` events: its namespace has `webhook: true` (SPEC §5). */
   webhookFor(topic: string): boolean;
 }
 
