@@ -15,10 +15,16 @@
  * covered anyway — the revocation is stored in Redis before the call goes out, so those sockets'
  * credentials are refused when they reconnect, and revocation-watch.ts closes the open ones — but
  * a server-side subscribe may have to be repeated; `unanswered` says when.
+ *
+ * `actOnSockets` is what every process does with a call it hears: the gateway passes it its sockets
+ * of the user.
  */
 import type { Broker, ControlMessage } from "../broker/broker.ts";
 import type { DeploymentRegistry } from "../deployment/registry.ts";
 import type { SocketsAnswer, UserCall } from "../protocol/api.ts";
+import { Close } from "../protocol/codes.ts";
+import type { Namespace } from "../auth/namespaces.ts";
+import type { Socket } from "./connection-host.ts";
 
 export type { UserCall };
 
@@ -108,5 +114,27 @@ export class ServerCalls {
     for (const timer of this.timers) clearTimeout(timer);
     this.timers.clear();
     for (const entry of this.pending.values()) entry.done();
+  }
+}
+
+/**
+ * A server API call on this process's open sockets of the user; resolves with how many it acted on:
+ * subscribe — the open sockets now subscribed (each newly subscribed one was sent `subscribed`);
+ * unsubscribe — those that were subscribed; disconnect — those closed with 4003.
+ */
+export async function actOnSockets(sockets: Socket[], call: UserCall, namespaceOf: (topic: string) => Namespace | null): Promise<number> {
+  const conns = sockets.filter((conn) => conn.isOpen);
+  switch (call.op) {
+    case "disconnect":
+      for (const conn of conns) conn.close(Close.serverDisconnect, call.revoke ? "disconnected and revoked by the server" : "disconnected by the server");
+      return conns.length;
+    case "subscribe": {
+      const ns = namespaceOf(call.topic);
+      if (ns === null) return 0; // the API checked the topic on the machine that took the call
+      const done = await Promise.all(conns.map((conn) => conn.serverSubscribe(call.topic, ns)));
+      return done.filter(Boolean).length;
+    }
+    case "unsubscribe":
+      return conns.filter((conn) => conn.serverUnsubscribe(call.topic)).length;
   }
 }
