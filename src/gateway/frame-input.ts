@@ -1,6 +1,7 @@
 /** Small readers of untrusted client frames, before and besides the zod schema. */
 import type { ZodError } from "zod";
-import { describeZod } from "../protocol/parse.ts";
+import { describeZod, whyNotJson } from "../protocol/parse.ts";
+import { ClientFrame } from "../protocol/frames.ts";
 import { ErrorCode, SwitchboardError } from "../protocol/codes.ts";
 
 export function isObject(value: unknown): value is Record<string, unknown> {
@@ -22,6 +23,14 @@ export function describeFrameError(error: ZodError): string {
     return "unknown frame type";
   }
   return describeZod(error, "invalid frame");
+}
+
+/** A frame (`parsed` from `raw`) checked against the schema, or the `bad_request` that answers it. */
+export function validateFrame(raw: string, parsed: unknown): { frame: ClientFrame } | { error: SwitchboardError } {
+  const result = parsed === undefined ? null : ClientFrame.safeParse(parsed);
+  if (result !== null && result.success) return { frame: result.data };
+  const why = result === null ? whyNotJson(raw, "frame") : describeFrameError(result.error);
+  return { error: new SwitchboardError(ErrorCode.badRequest, why) };
 }
 
 /**
