@@ -2,8 +2,8 @@
  * The hub joins local sockets to the broker. Per topic it keeps one broker subscription
  * (reference counted by local members), the last position it delivered, and the rules that
  * make delivery exact: in order, no duplicate, and every gap either repaired from history or
- * reported with `resync` (SPEC "Delivery"). Local fan-out is one `fanout(topic, frame)` call
- * per publication with the broker's frame as is.
+ * reported with `resync` (SPEC "Delivery": topic-order.ts). Local fan-out is one
+ * `fanout(topic, frame)` call per publication with the broker's frame as is.
  *
  * The hub knows nothing of Bun: a Member is anything that can be sent a frame and be
  * (un)subscribed locally, and `fanout` is injected. See docs/architecture.md.
@@ -11,7 +11,8 @@
 import type { Broker, Position, Publication } from "../broker/broker.ts";
 import { ErrorCode, SwitchboardError } from "../protocol/codes.ts";
 import { TopicRecovery } from "./topic-recovery.ts";
-import { recoverSince, replayPaced, resyncFrame, type Member, type PendingRecovery, type RecoverDeps, type TopicState } from "./hub-topic.ts";
+import { TopicOrder } from "./topic-order.ts";
+import { recoverSince, replayPaced, type Member, type PendingRecovery, type RecoverDeps, type TopicState } from "./hub-topic.ts";
 
 export type { Member } from "./hub-topic.ts";
 export { resyncFrame } from "./hub-topic.ts";
@@ -52,30 +53,31 @@ export interface Ack {
 /** The position of an ephemeral topic: it has none (acks carry no seq/epoch). */
 const EPHEMERAL: Position = { seq: 0, epoch: "" };
 
-/** A buffer past this many publications is dropped; the repair then reads history instead. */
-const MAX_BUFFER = 10_000;
-
 
 export class Hub {
   private readonly topics = new Map<string, TopicState>();
-  private readonly retryMs: number;
-
   private readonly recoverDeps: RecoverDeps;
+  /** In order, no duplicate, gaps repaired or resynced (topic-order.ts). */
+  private readonly order: TopicOrder;
 
   constructor(private readonly options: HubOptions) {
-    this.retryMs = options.retryMs ?? 500;
-    this.recoverDeps = { broker: options.broker, onHistoryRead: options.onHistoryRead, current: (state) => this.topics.get(state.topic) === state };
+    const current = (state: TopicState) => this.topics.get(state.topic) === state;
+    this.recoverDeps = { broker: options.broker, onHistoryRead: options.onHistoryRead, current };
+    this.order = new TopicOrder({
+      broker: options.broker,
+      fanout: (topic, frame) => options.fanout(topic, frame),
+      onRepair: (topic, outcome) => options.onRepair?.(topic, outcome),
+      onHistoryRead: (topic, reason) => options.onHistoryRead?.(topic, reason),
+      retryMs: options.retryMs ?? 500,
+      current,
+    });
   }
 
   /** Broker event: a publication for a topic this process subscribed to. */
   onPublication(publication: Publication): void {
     const state = this.topics.get(publication.topic);
     if (state === undefined || state.ephemeral) return;
-    if (state.position === null || state.repairing) {
-      this.bufferUp(state, publication);
-      return;
-    }
-    this.advance(state, publication);
+    this.order.accept(state, publication);
   }
 
   /** Broker event: an ephemeral frame (presence) for a topic. */
@@ -87,7 +89,7 @@ export class Hub {
   onReconnect(topics?: Iterable<string>): void {
     const states = topics === undefined ? this.topics.values() : [...topics].map((t) => this.topics.get(t));
     for (const state of states) {
-      if (state !== undefined && state.position !== null && !state.repairing && !state.ephemeral) this.repair(state);
+      if (state !== undefined && state.position !== null && !state.repairing && !state.ephemeral) this.order.repair(state);
     }
   }
 
@@ -269,90 +271,6 @@ export class Hub {
       }
       throw error instanceof SwitchboardError ? error : new SwitchboardError(ErrorCode.unavailable, "the broker is unreachable; retry");
     }
-    this.drainBuffer(state);
-  }
-
-  private bufferUp(state: TopicState, publication: Publication): void {
-    if (state.buffer.length >= MAX_BUFFER) state.buffer.shift();
-    state.buffer.push(publication);
-  }
-
-  private drainBuffer(state: TopicState): void {
-    const buffered = state.buffer.sort((a, b) => (a.epoch === b.epoch ? a.seq - b.seq : 0));
-    state.buffer = [];
-    for (let i = 0; i < buffered.length; i++) {
-      if (state.repairing) {
-        state.buffer.push(...buffered.slice(i));
-        return;
-      }
-      this.advance(state, buffered[i]!);
-    }
-  }
-
-  private advance(state: TopicState, publication: Publication): void {
-    const position = state.position!;
-    if (publication.epoch === position.epoch) {
-      if (publication.seq <= position.seq) return;
-      if (publication.seq === position.seq + 1) {
-        this.emit(state, publication);
-        return;
-      }
-    }
-    this.bufferUp(state, publication);
-    this.repair(state);
-  }
-
-  private emit(state: TopicState, publication: Publication): void {
-    state.position = { seq: publication.seq, epoch: publication.epoch };
-    state.recovery.delivered(publication);
-    for (const pending of state.pending) pending.collected.push(publication);
-    this.options.fanout(state.topic, publication.frame);
-  }
-
-  /**
-   * Fills a gap from history. When history cannot (trimmed, expired, a new epoch), subscribers
-   * get `resync` and delivery goes on from the newest position; a new epoch's own history is
-   * replayed after its resync when it is still complete.
-   */
-  private repair(state: TopicState): void {
-    state.repairing = true;
-    const { broker } = this.options;
-    const from = state.position!;
-    const run = async () => {
-      this.options.onHistoryRead?.(state.topic, "repair");
-      let history = await broker.history(state.topic, from);
-      if (this.topics.get(state.topic) !== state) return;
-      if (history.recovered) {
-        for (const publication of history.publications) if (publication.seq > state.position!.seq) this.emit(state, publication);
-        this.options.onRepair?.(state.topic, "repaired");
-      } else {
-        let resyncAt = history.position;
-        if (history.position.epoch !== from.epoch) {
-          const fresh = { seq: 0, epoch: history.position.epoch };
-          this.options.onHistoryRead?.(state.topic, "repair");
-          const replay = await broker.history(state.topic, fresh);
-          if (this.topics.get(state.topic) !== state) return;
-          if (replay.recovered && replay.position.epoch === fresh.epoch) {
-            history = replay;
-            resyncAt = fresh;
-          }
-        }
-        state.position = resyncAt;
-        state.recovery.reset();
-        this.options.fanout(state.topic, resyncFrame(state.topic, resyncAt));
-        for (const publication of history.publications) if (publication.seq > state.position.seq) this.emit(state, publication);
-        this.options.onRepair?.(state.topic, "resync");
-      }
-      state.repairing = false;
-      this.drainBuffer(state);
-    };
-    run().catch(() => {
-      this.options.onRepair?.(state.topic, "failed");
-      if (this.topics.get(state.topic) !== state) return;
-      state.retry = setTimeout(() => {
-        state.retry = null;
-        if (this.topics.get(state.topic) === state) this.repair(state);
-      }, this.retryMs);
-    });
+    this.order.drainBuffer(state);
   }
 }
