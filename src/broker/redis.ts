@@ -8,7 +8,8 @@
  *   the topic's primary and SPUBLISHes (sharded pub/sub): a publication touches one shard only.
  * - Interest-based delivery: a topic's channel is subscribed only between `subscribe` and
  *   `unsubscribe` (the hub reference-counts); no pattern subscriptions. Which connection carries
- *   which topic is redis-subscriptions.ts; one connection's life is redis-link.ts.
+ *   which topic is redis-subscriptions.ts; one connection's life is redis-link.ts; what the links
+ *   hear becomes BrokerEvents in redis-events.ts.
  *   Publications travel as "p<seq>:<epoch>:<frame>", ephemeral frames as "e<frame>" on the same
  *   channel, so the receiver reads the position without parsing the frame.
  * - Redis pub/sub is at-most-once. Whenever a subscriber link comes back (a drop, a deaf link found
@@ -22,7 +23,8 @@ import type { Cluster } from "ioredis";
 import type Redis from "ioredis";
 import type { Broker, BrokerEvents, ControlMessage, HistoryPolicy, HistoryResult, Position, Publication, PublishInput, PublishResult } from "./broker.ts";
 import { framePrefix, frameSuffix } from "./frame.ts";
-import { decodePayload, redisKeys, topicOfChannel } from "./redis-keys.ts";
+import { redisKeys } from "./redis-keys.ts";
+import { BrokerEventRouter } from "./redis-events.ts";
 import { ScriptRunner } from "./redis-scripts.ts";
 import { Subscriptions } from "./redis-subscriptions.ts";
 import { closeConnection, connectWithin, createClient, errorReporter, randomEpoch, within, toSwitchboardError, unavailable, type LogFn, type RedisClient } from "../redis/connection.ts";
@@ -58,13 +60,6 @@ const REDIRECTION = /^(MOVED|ASK|TRYAGAIN) /;
 type PublishReply = [number, string, number];
 type HistoryReply = [number, string, number, ...string[]];
 
-const noEvents: BrokerEvents = {
-  onPublication() {},
-  onEphemeral() {},
-  onControl() {},
-  onReconnect() {},
-};
-
 export class RedisBroker implements Broker {
   private readonly cmd: RedisClient;
   private readonly scripts: ScriptRunner;
@@ -72,7 +67,7 @@ export class RedisBroker implements Broker {
   private readonly log: LogFn;
   private readonly cluster: boolean;
   private readonly commandTimeoutMs: number;
-  private events: BrokerEvents = noEvents;
+  private readonly router: BrokerEventRouter;
   private canaryTimer: ReturnType<typeof setInterval> | undefined;
   private canaryFailures = 0;
   private cmdWasReady = false;
@@ -81,6 +76,7 @@ export class RedisBroker implements Broker {
 
   constructor(private readonly options: RedisBrokerOptions) {
     this.log = options.log ?? (() => {});
+    this.router = new BrokerEventRouter(this.log);
     this.cluster = options.cluster ?? false;
     const commandTimeoutMs = (this.commandTimeoutMs = options.commandTimeoutMs ?? 500);
     const name = `switchboard:${options.instanceId}`;
@@ -116,8 +112,10 @@ export class RedisBroker implements Broker {
         ...(this.cluster ? { cluster: this.cmd as Cluster } : {}),
       },
       {
-        onMessage: (channel, payload) => this.onMessage(channel, payload),
-        onRestored: (topics) => this.onRestored(topics),
+        onMessage: (channel, payload) => this.router.message(channel, payload),
+        onRestored: (topics) => {
+          if (!this.closed) this.router.restored(topics);
+        },
         publishCanary: (channel, nonce) => this.publishCanary(channel, nonce),
         warn: (message) => this.log("warn", message),
       },
@@ -130,7 +128,7 @@ export class RedisBroker implements Broker {
 
   /** Connects; resolves within `startTimeoutMs` even when Redis is down (it keeps retrying). */
   async start(events: BrokerEvents): Promise<void> {
-    this.events = events;
+    this.router.listen(events);
     const waitMs = this.options.startTimeoutMs ?? 3000;
     await Promise.all([connectWithin(this.cmd, waitMs), this.subs.started(waitMs)]);
     this.canaryTimer = setInterval(() => this.tick(), this.options.canaryIntervalMs ?? 1000);
@@ -233,7 +231,7 @@ export class RedisBroker implements Broker {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.canaryTimer);
-    this.events = noEvents;
+    this.router.stop();
     this.subs.close();
     await closeConnection(this.cmd);
   }
@@ -261,34 +259,6 @@ export class RedisBroker implements Broker {
     return (this.cmd as Redis).spublish(channel, payload);
   }
 
-  private onRestored(topics: string[]): void {
-    if (this.closed) return;
-    this.log("info", `redis subscriber link is back (${topics.length} topics resubscribed): repairing from history`);
-    this.emit(() => this.events.onReconnect(topics));
-  }
-
-  private onMessage(channel: string, payload: string): void {
-    const topic = topicOfChannel(channel);
-    if (topic !== undefined) {
-      const decoded = decodePayload(topic, payload);
-      if (decoded === undefined) return;
-      if ("seq" in decoded) this.emit(() => this.events.onPublication(decoded));
-      else this.emit(() => this.events.onEphemeral(topic, decoded.frame));
-      return;
-    }
-    if (channel === redisKeys.control) {
-      let message: ControlMessage;
-      try {
-        message = JSON.parse(payload) as ControlMessage;
-      } catch {
-        this.log("warn", "ignored a control message that is not JSON");
-        return;
-      }
-      if (message.type === "canary") return;
-      this.emit(() => this.events.onControl(message));
-    }
-  }
-
   /** Every canary interval, each subscriber link checks its canary (a deaf link is replaced and its topics repaired). */
   private tick(): void {
     if (this.closed || this.cmd.status !== "ready") return;
@@ -311,15 +281,6 @@ export class RedisBroker implements Broker {
         (this.cmd as Redis).disconnect(true);
       }
       throw error;
-    }
-  }
-
-  /** Events run user code; a throwing handler must not break the subscriber's message loop. */
-  private emit(call: () => void): void {
-    try {
-      call();
-    } catch (error) {
-      this.log("error", `broker event handler threw: ${(error as Error).message}`);
     }
   }
 }
