@@ -218,32 +218,21 @@ function randomId(): string {
   return crypto.randomUUID().replaceAll("-", "").slice(0, 12);
 }
 
-/** Validates the environment. Throws ConfigError with one readable line per bad value. */
-export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
-  // An empty variable means "unset", as in most shells' `FOO= cmd`.
-  const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ""));
-  const parsed = Env.safeParse(cleaned);
-  if (!parsed.success) {
-    const lines = parsed.error.issues.map((i) => `${i.path.join(".") || "environment"} ${i.message}`);
-    throw new ConfigError(`invalid configuration: ${lines.join("; ")}`);
-  }
-  const e = parsed.data;
-  const production = e.NODE_ENV === "production";
-
-  let sessionSecret: Uint8Array;
-  let sessionSecretGenerated = false;
+/** SESSION_SECRET (at least 32 bytes); outside production a random one when it is not set. */
+function sessionSecretOf(e: z.infer<typeof Env>, production: boolean): { sessionSecret: Uint8Array; sessionSecretGenerated: boolean } {
   if (e.SESSION_SECRET !== undefined) {
-    sessionSecret = new TextEncoder().encode(e.SESSION_SECRET);
+    const sessionSecret = new TextEncoder().encode(e.SESSION_SECRET);
     if (sessionSecret.byteLength < 32) {
       throw new ConfigError("invalid configuration: SESSION_SECRET must be at least 32 bytes (try: openssl rand -base64 48)");
     }
-  } else if (production) {
-    throw new ConfigError("invalid configuration: SESSION_SECRET is required when NODE_ENV=production (at least 32 bytes)");
-  } else {
-    sessionSecret = crypto.getRandomValues(new Uint8Array(32));
-    sessionSecretGenerated = true;
+    return { sessionSecret, sessionSecretGenerated: false };
   }
+  if (production) throw new ConfigError("invalid configuration: SESSION_SECRET is required when NODE_ENV=production (at least 32 bytes)");
+  return { sessionSecret: crypto.getRandomValues(new Uint8Array(32)), sessionSecretGenerated: true };
+}
 
+/** Settings valid alone but not together: one sentence naming both. */
+function checkCombinations(e: z.infer<typeof Env>): void {
   if (e.WORKERS > 1 && e.REDIS_URL === undefined) {
     throw new ConfigError("invalid configuration: WORKERS above 1 needs REDIS_URL (workers share topics through Redis)");
   }
@@ -271,6 +260,22 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (!e.REDIS_CLUSTER && e.REDIS_URL?.includes(",")) {
     throw new ConfigError("invalid configuration: REDIS_URL lists several nodes; that needs REDIS_CLUSTER=true (one Redis takes one URL)");
   }
+}
+
+/** Validates the environment. Throws ConfigError with one readable line per bad value. */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  // An empty variable means "unset", as in most shells' `FOO= cmd`.
+  const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ""));
+  const parsed = Env.safeParse(cleaned);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `${i.path.join(".") || "environment"} ${i.message}`);
+    throw new ConfigError(`invalid configuration: ${lines.join("; ")}`);
+  }
+  const e = parsed.data;
+  const production = e.NODE_ENV === "production";
+
+  const { sessionSecret, sessionSecretGenerated } = sessionSecretOf(e, production);
+  checkCombinations(e);
 
   const onFly = e.FLY_MACHINE_ID !== undefined || e.FLY_REGION !== undefined;
   const settings = Object.fromEntries(Object.entries(e).map(([k, v]) => [camel(k), v])) as Settings;

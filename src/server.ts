@@ -43,6 +43,28 @@ function startDeploymentDuties(services: Services, gateway: Gateway, log: Logger
   return { heartbeat, revocations };
 }
 
+/** Who a request is (auth/): the session signer, the built-in users and the one credential check. */
+function createAuth(config: Config, services: Services, log: Logger, metrics: Metrics) {
+  const signer = new SessionSigner(config.sessionSecret);
+  // Hashing runs in the background (users.ts): a failure there is a broken process, said once.
+  const users = UserDirectory.create(config.users);
+  users.ready().catch((error) => log.error("hashing the built-in users' passwords failed", errorFields(error)));
+  const refused = (reason: string, fields: Record<string, unknown>) => {
+    metrics.authFailures.inc({ reason });
+    log.info("auth failure", { reason, ...fields });
+  };
+  const credentials = createCredentials(signer, services.stores, refused, appIdentity(config, log));
+  return { signer, users, credentials };
+}
+
+/** Once a second: expired credentials (ticket sockets included) close within about a second. */
+function startSweep(config: Config, gateway: Gateway): ReturnType<typeof setInterval> {
+  const sweepMs = config.maxConnectionAgeS > 0 && config.maxConnectionAgeS < 10 ? 250 : 1000;
+  const sweep = setInterval(() => gateway.sweep(Date.now()), sweepMs);
+  sweep.unref();
+  return sweep;
+}
+
 export async function startSwitchboard(config: Config): Promise<Running> {
   const log = createLogger(config.logLevel, { instance: config.instanceId, region: config.region });
   if (config.sessionSecretGenerated) {
@@ -53,20 +75,7 @@ export async function startSwitchboard(config: Config): Promise<Running> {
   const services = await createServices(config, permissions.namespaces);
   const webhooks = createWebhooks(config, services.outbox, log, metrics);
   await webhooks?.start();
-  const signer = new SessionSigner(config.sessionSecret);
-  // Hashing runs in the background (users.ts): a failure there is a broken process, said once.
-  const users = UserDirectory.create(config.users);
-  users.ready().catch((error) => log.error("hashing the built-in users' passwords failed", errorFields(error)));
-  const identityFromApp = appIdentity(config, log);
-  const credentials = createCredentials(
-    signer,
-    services.stores,
-    (reason, fields) => {
-      metrics.authFailures.inc({ reason });
-      log.info("auth failure", { reason, ...fields });
-    },
-    identityFromApp,
-  );
+  const { signer, users, credentials } = createAuth(config, services, log, metrics);
   const gateway = new Gateway({ config, services, credentials, permissions, log, metrics, webhooks });
   await gateway.start();
   const app = createApp({ config, gateway, services, credentials, signer, users, log, metrics });
@@ -82,10 +91,7 @@ export async function startSwitchboard(config: Config): Promise<Running> {
 
   const { heartbeat, revocations } = startDeploymentDuties(services, gateway, log);
 
-  // Once a second: expired credentials (ticket sockets included) close within about a second.
-  const sweepMs = config.maxConnectionAgeS > 0 && config.maxConnectionAgeS < 10 ? 250 : 1000;
-  const sweep = setInterval(() => gateway.sweep(Date.now()), sweepMs);
-  sweep.unref();
+  const sweep = startSweep(config, gateway);
 
   log.info("listening", { url: `http://${config.host}:${server.port}`, broker: config.redisUrl ? "redis" : "memory", users: users.size });
 

@@ -80,8 +80,47 @@ async function identify(credentials: Deps["credentials"], presented: Presented):
   return outcome?.ok === true ? outcome.identity : null;
 }
 
+/**
+ * `POST /auth/logout`: with a bearer token, that token's session is revoked (SPEC §8); otherwise
+ * the cookie's. A cookie-authenticated write like the others: another origin (even another port
+ * of this host, which is same-site and so gets the Lax cookie) must not revoke the user's session.
+ */
+async function logout(c: Ctx, deps: Deps): Promise<Response> {
+  const { config, credentials, gateway } = deps;
+  const token = bearerOf(c.req.header("authorization"));
+  if (token === undefined) assertSameOrigin(c, config);
+  const identity = await identify(credentials, token === undefined ? { ...cookiesOf(c, config) } : { token });
+  if (identity !== null && identity.sid !== null) {
+    // Remembered until the session would have expired anyway, plus a minute of clock skew.
+    const nowS = Math.floor(Date.now() / 1000);
+    await gateway.revokeSession(identity.sid, (identity.exp ?? nowS + config.sessionTtlS) - nowS + 60);
+  }
+  if (token === undefined) c.header("Set-Cookie", clearedCookie(isSecure(c.req.raw, config), config.cookieDomain));
+  return c.body(null, 204);
+}
+
+/**
+ * `POST /auth/ticket`: a bearer token decides alone; only a cookie-authenticated request must be
+ * same-origin. TICKETS_PER_MIN per session or token (per process): a ticket is cheap to ask for
+ * and is held until it expires.
+ */
+async function mintTicket(c: Ctx, deps: Deps, budget: SlidingWindow): Promise<Response> {
+  const { config, credentials, services } = deps;
+  const token = bearerOf(c.req.header("authorization"));
+  if (token === undefined) assertSameOrigin(c, config);
+  const identity = await identify(credentials, token === undefined ? { ...cookiesOf(c, config) } : { token });
+  if (identity === null) throw new SwitchboardError(ErrorCode.unauthorized, "sign in first");
+  const budgetKey = budgetKeyOf(identity);
+  if (!budget.take(budgetKey, Date.now())) {
+    throw new SwitchboardError(ErrorCode.rateLimited, `at most ${config.ticketsPerMin} tickets per minute`, budget.retryAfterS(budgetKey, Date.now()));
+  }
+  const grant = { user: identity.user, sid: identity.sid, caps: identity.caps, exp: identity.exp, iat: Math.floor(Date.now() / 1000) };
+  const ticket = await services.stores.tickets.issue(grant, config.ticketTtlS);
+  return c.json({ ticket, expiresIn: config.ticketTtlS });
+}
+
 export function authRoutes(deps: Deps): Hono<Env> {
-  const { config, signer, gateway, services, credentials } = deps;
+  const { config, signer, credentials } = deps;
   const app = new Hono<Env>();
   const gate = new PasswordGate();
   const ticketBudget = new SlidingWindow(config.ticketsPerMin, 60_000);
@@ -102,21 +141,7 @@ export function authRoutes(deps: Deps): Hono<Env> {
     return c.json({ user });
   });
 
-  app.post("/logout", async (c) => {
-    // With a bearer token, that token's session is revoked (SPEC §8); otherwise the cookie's.
-    // A cookie-authenticated write like the others: another origin (even another port of this
-    // host, which is same-site and so gets the Lax cookie) must not revoke the user's session.
-    const token = bearerOf(c.req.header("authorization"));
-    if (token === undefined) assertSameOrigin(c, config);
-    const identity = await identify(credentials, token === undefined ? { ...cookiesOf(c, config) } : { token });
-    if (identity !== null && identity.sid !== null) {
-      // Remembered until the session would have expired anyway, plus a minute of clock skew.
-      const nowS = Math.floor(Date.now() / 1000);
-      await gateway.revokeSession(identity.sid, (identity.exp ?? nowS + config.sessionTtlS) - nowS + 60);
-    }
-    if (token === undefined) c.header("Set-Cookie", clearedCookie(isSecure(c.req.raw, config), config.cookieDomain));
-    return c.body(null, 204);
-  });
+  app.post("/logout", (c) => logout(c, deps));
 
   app.get("/me", async (c) => {
     const identity = await session(c);
@@ -130,21 +155,7 @@ export function authRoutes(deps: Deps): Hono<Env> {
     return c.json({ token, expiresIn: config.tokenTtlS });
   });
 
-  app.post("/ticket", async (c) => {
-    // A bearer token decides alone; only a cookie-authenticated request must be same-origin.
-    const token = bearerOf(c.req.header("authorization"));
-    if (token === undefined) assertSameOrigin(c, config);
-    const identity = await identify(credentials, token === undefined ? { ...cookiesOf(c, config) } : { token });
-    if (identity === null) throw new SwitchboardError(ErrorCode.unauthorized, "sign in first");
-    // TICKETS_PER_MIN per session or token (per process): a ticket is cheap to ask for and is held until it expires.
-    const budgetKey = budgetKeyOf(identity);
-    if (!ticketBudget.take(budgetKey, Date.now())) {
-      throw new SwitchboardError(ErrorCode.rateLimited, `at most ${config.ticketsPerMin} tickets per minute`, ticketBudget.retryAfterS(budgetKey, Date.now()));
-    }
-    const grant = { user: identity.user, sid: identity.sid, caps: identity.caps, exp: identity.exp, iat: Math.floor(Date.now() / 1000) };
-    const ticket = await services.stores.tickets.issue(grant, config.ticketTtlS);
-    return c.json({ ticket, expiresIn: config.ticketTtlS });
-  });
+  app.post("/ticket", (c) => mintTicket(c, deps, ticketBudget));
 
   return app;
 }
