@@ -15,11 +15,11 @@ import { Announcer } from "./announcer.ts";
 import type { PresenceChange } from "./presence-ledger.ts";
 
 export interface PresenceAnnouncementsOptions {
-  broker: Broker;
+  broker: Pick<Broker, "broadcast">;
   log: Logger;
   namespaceOf(topic: string): Namespace | null;
   /** Webhook events; null without WEBHOOK_URL. */
-  events: DeploymentEvents | null;
+  events: Pick<DeploymentEvents, "presenceChanged"> | null;
 }
 
 export class PresenceAnnouncements {
