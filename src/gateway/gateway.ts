@@ -33,7 +33,7 @@ import { SubscriptionCounts } from "./budgets.ts";
 import { PresenceAnnouncements } from "./presence-announcements.ts";
 import { Publisher } from "./publisher.ts";
 import { SessionRevocation } from "./session-revocation.ts";
-import { drainSockets, retireAt, sweepSockets } from "./lifetimes.ts";
+import { drainSockets, retirementTime, sweepSockets } from "./lifetimes.ts";
 import { fanOut } from "./fanout.ts";
 
 /** How long a user's inbox stays followed after their last socket here closed. */
@@ -268,7 +268,7 @@ export class Gateway implements ConnectionHost {
 
   /** When a new socket should be retired (MAX_CONNECTION_AGE_S ± 10 %), or null. */
   retireAt(openedAt: number): number | null {
-    return retireAt(openedAt, this.config.maxConnectionAgeS);
+    return retirementTime(openedAt, this.config.maxConnectionAgeS);
   }
 
   /** Stops taking sockets and closes the open ones with 1012, spread over DRAIN_MS (lifetimes.ts). */

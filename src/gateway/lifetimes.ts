@@ -20,7 +20,7 @@ export function sweepSockets(sockets: Iterable<Socket>, nowMs: number): void {
 }
 
 /** When a socket opened at `openedAt` should be retired (MAX_CONNECTION_AGE_S ± 10 %), or null (0: never). */
-export function retireAt(openedAt: number, maxConnectionAgeS: number): number | null {
+export function retirementTime(openedAt: number, maxConnectionAgeS: number): number | null {
   if (maxConnectionAgeS === 0) return null;
   return openedAt + maxConnectionAgeS * 1000 * (0.9 + Math.random() * 0.2);
 }
