@@ -98,6 +98,22 @@ function randomSuffix(): string {
   return Buffer.from(crypto.getRandomValues(new Uint8Array(6))).toString("hex");
 }
 
+/**
+ * `POST /demo/invite`: a member of a private room (`grant` for `topic`) invites a demo user: the
+ * invitee's grant goes to their inbox, then the server API subscribes their sockets.
+ */
+async function invite(c: Ctx, gateway: Deps["gateway"], grants: DemoGrants, known: ReadonlySet<string>, me: Identity): Promise<Response> {
+  const body = await jsonBody(c, InviteBody);
+  if (!known.has(body.user)) throw new SwitchboardError(ErrorCode.notFound, `no demo user ${body.user}`);
+  if ((await grants.topicOf(body.grant, me.user.id)) !== body.topic) throw new SwitchboardError(ErrorCode.forbidden, `you are not in ${body.topic}`);
+  gateway.permissions.asServer("subscribe", body.topic);
+  const grant = await grants.sign(body.user, body.topic);
+  // The grant first, so that the invitee's page holds it when the room appears.
+  await gateway.publish(`user:${body.user}`, { from: "server", data: { type: "private-invite", topic: body.topic, grant, by: me.user.id }, ts: Date.now() });
+  const answer = await gateway.calls.run({ op: "subscribe", user: body.user, topic: body.topic });
+  return c.json({ topic: body.topic, user: body.user, ...answer });
+}
+
 export function demoPrivateRoutes(deps: Deps): Hono<Env> {
   const { config, credentials, gateway, services, signer } = deps;
   const app = new Hono<Env>();
@@ -128,18 +144,7 @@ export function demoPrivateRoutes(deps: Deps): Hono<Env> {
     return c.json({ topic, grant: await grants.sign(me.user.id, topic) }, 201);
   });
 
-  app.post("/demo/invite", async (c) => {
-    const me = await signedIn(c);
-    const body = await jsonBody(c, InviteBody);
-    if (!known.has(body.user)) throw new SwitchboardError(ErrorCode.notFound, `no demo user ${body.user}`);
-    if ((await grants.topicOf(body.grant, me.user.id)) !== body.topic) throw new SwitchboardError(ErrorCode.forbidden, `you are not in ${body.topic}`);
-    gateway.permissions.asServer("subscribe", body.topic);
-    const grant = await grants.sign(body.user, body.topic);
-    // The grant first, so that the invitee's page holds it when the room appears.
-    await gateway.publish(`user:${body.user}`, { from: "server", data: { type: "private-invite", topic: body.topic, grant, by: me.user.id }, ts: Date.now() });
-    const answer = await gateway.calls.run({ op: "subscribe", user: body.user, topic: body.topic });
-    return c.json({ topic: body.topic, user: body.user, ...answer });
-  });
+  app.post("/demo/invite", async (c) => invite(c, gateway, grants, known, await signedIn(c)));
 
   app.post("/demo/ticket", async (c) => {
     const me = await signedIn(c);
