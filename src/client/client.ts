@@ -6,7 +6,7 @@
  *   new connection, so nothing is missed or delivered twice (topics.ts);
  * - every unacknowledged publish with its idempotency `key`, resent after a reconnect, so a
  *   publish whose ack was lost is not published twice and one issued offline is sent later
- *   (requests.ts).
+ *   (requests.ts; the request-shaped calls themselves are calls.ts).
  * A socket (link.ts) is replaced when the server closes it (policy per close code: the table in
  * protocol/codes.ts, turned into delays by backoff.ts), when a ping goes unanswered (a silently
  * dead link), or when the browser goes offline. A token nearing its expiry is refreshed on the
@@ -15,6 +15,7 @@
 import { Close } from "../protocol/codes.ts";
 import type { Position, PresenceMember, ServerFrame } from "../protocol/frames.ts";
 import { decideReconnect, type StopReason } from "./backoff.ts";
+import { closedError, endedError, requestPresence, requestPublish, requestRefresh, requestUnsubscribe } from "./calls.ts";
 import { Emitter } from "./emitter.ts";
 import { SwitchboardClientError } from "./errors.ts";
 import type { ClientEvents, ClientState, Emit, PublishResult, Welcome } from "./events.ts";
@@ -24,7 +25,7 @@ import { TokenRefresh } from "./refresh.ts";
 import { Requests, topicOf, type Outgoing, type Request } from "./requests.ts";
 import type { Message, Subscription, SubscriptionHandlers } from "./subscription.ts";
 import { Topics } from "./topics.ts";
-import { NetworkWatch, randomKey, stringOrUndefined } from "./util.ts";
+import { NetworkWatch, randomKey } from "./util.ts";
 
 export class SwitchboardClient extends Emitter<ClientEvents> {
   readonly #o: ResolvedOptions;
@@ -118,7 +119,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
    */
   subscribe(topic: string, handler: ((message: Message) => void) | SubscriptionHandlers, options: { since?: Position } = {}): Promise<Subscription> {
     const handlers = typeof handler === "function" ? { onMessage: handler } : handler;
-    return this.#topics.open(topic, handlers, options.since, this.#state === "closed" ? this.#closedError(topic) : null, this.#state === "open");
+    return this.#topics.open(topic, handlers, options.since, this.#state === "closed" ? closedError(topic) : null, this.#state === "open");
   }
 
   /**
@@ -130,9 +131,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     if (!sub) return;
     sub.fail(new SwitchboardClientError("cancelled", `unsubscribed from ${topic} before its ack`, topic), false);
     if (this.#state !== "open") return;
-    await new Promise<void>((resolve, reject) =>
-      this.#request({ type: "unsubscribe", topic }, "fail", () => resolve(), (e) => (e.code === "closed" ? resolve() : reject(e))),
-    );
+    await requestUnsubscribe(this.#request.bind(this), topic);
   }
 
   /**
@@ -142,18 +141,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
    * it once. The timeout (`requestTimeoutMs`) counts from each send, not while queued.
    */
   publish(topic: string, data: unknown, options: { key?: string } = {}): Promise<PublishResult> {
-    const key = options.key ?? randomKey();
-    return new Promise((resolve, reject) =>
-      this.#request(
-        { type: "publish", topic, data, key },
-        "resend",
-        (ack) => {
-          const seq = (ack as { seq?: unknown }).seq;
-          resolve({ topic, seq: typeof seq === "number" ? seq : undefined, epoch: stringOrUndefined((ack as { epoch?: unknown }).epoch), key });
-        },
-        reject,
-      ),
-    );
+    return requestPublish(this.#request.bind(this), topic, data, options.key ?? randomKey());
   }
 
   /**
@@ -166,24 +154,12 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
    */
   refreshWith(token: string): Promise<number | undefined> {
     if (this.#state !== "open") return Promise.reject(new SwitchboardClientError("closed", "not connected: the next connection authenticates afresh"));
-    return new Promise((resolve, reject) =>
-      this.#request(
-        { type: "refresh", token },
-        "fail",
-        (ack) => {
-          const expiresAt = (ack as { expiresAt?: unknown }).expiresAt;
-          resolve(typeof expiresAt === "number" ? expiresAt : undefined);
-        },
-        reject,
-      ),
-    );
+    return requestRefresh(this.#request.bind(this), token);
   }
 
   /** Who is in `topic`, across every machine. */
   presence(topic: string): Promise<PresenceMember[]> {
-    return new Promise((resolve, reject) =>
-      this.#request({ type: "presence", topic }, "resend", (reply) => resolve(reply.type === "presence" ? reply.members : []), reject),
-    );
+    return requestPresence(this.#request.bind(this), topic);
   }
 
   // ------------------------------------------------------------------------------------------
@@ -239,14 +215,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
 
   /** No reconnect: settle what waits, then tell the application why. */
   #ended(code: number, reason: string, stop: StopReason): void {
-    const what = `${code} ${reason}`.trim();
-    const error =
-      stop === "unauthorized"
-        ? new SwitchboardClientError("unauthorized", `the server refused the credentials (${what})`)
-        : code === Close.serverDisconnect && stop === "never"
-          ? new SwitchboardClientError("closed", `the server disconnected this client (${what})`)
-          : new SwitchboardClientError("closed", `the connection closed with ${what}`);
-    this.#stop(error);
+    this.#stop(endedError(code, reason, stop));
     const gen = this.#link.generation;
     this.emit("closed", { code, reason, reconnect: false });
     if (!this.#link.isCurrent(gen)) return; // a listener called connect()
@@ -313,11 +282,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
   }
 
   #request(frame: Outgoing, onLost: Request["onLost"], ok: Request["ok"], fail: Request["fail"]): void {
-    if (this.#state === "closed") return fail(this.#closedError(topicOf(frame)));
+    if (this.#state === "closed") return fail(closedError(topicOf(frame)));
     this.#requests.add(this.#nextRef++, frame, onLost, ok, fail, this.#state === "open");
-  }
-
-  #closedError(topic?: string): SwitchboardClientError {
-    return new SwitchboardClientError("closed", "the client is closed: call connect() first", topic);
   }
 }

@@ -7,16 +7,20 @@
  * inbox keeps a position and is resumed with `since` after a reconnect, like the rooms. A direct
  * message is a publish to the peer's inbox `user:<peer>`. A room the server adds this user to
  * (`POST /api/subscribe`) appears in the sidebar; one it removes the user from says so.
- * Private rooms (the demo as shipped, private-rooms.ts): the client connects with a ticket carrying
- * the user's grants, a room created or joined by invitation is added to the open socket's rights
- * in-band, and an invitation appears at once through the server's `subscribed`.
+ * Private rooms (the demo as shipped, private-chat.ts and private-rooms.ts): the client connects
+ * with a ticket carrying the user's grants, a room created or joined by invitation is added to the
+ * open socket's rights in-band, and an invitation appears at once through the server's `subscribed`.
+ * Who is in a room: presence-refresh.ts.
  * What the page shows about the connection itself is connection.ts.
  */
 import { createClient, type Message, type PresenceEvent, type SwitchboardClient, type SwitchboardClientError, type User } from "../../client/index.ts";
 import { ConnectionStatus } from "./connection.ts";
+import { Conversations } from "./conversations.ts";
 import { addMessage, addSent, addSystem, dmConversation, privateConversation, randomId, roomConversation, type ChatData, type Conversation } from "./model.ts";
-import { createRoom, GrantBook, invite, isInvite, isPrivateTopic, privateRoomsOn, refreshRights, ticketWith, type InviteData } from "./private-rooms.ts";
-import { savedRooms, saveRooms } from "./saved-rooms.ts";
+import { PresenceRefresh } from "./presence-refresh.ts";
+import { PrivateChat } from "./private-chat.ts";
+import { isInvite, isPrivateTopic, privateRoomsOn } from "./private-rooms.ts";
+import { savedRooms } from "./saved-rooms.ts";
 import type { StatusView } from "./status.ts";
 import { ChatView } from "./view.ts";
 
@@ -34,26 +38,28 @@ export class Chat {
   readonly #me: User;
   readonly #status: StatusView;
   readonly #view: ChatView;
-  readonly #conversations = new Map<string, Conversation>();
+  /** The conversations, and which one is shown. */
+  readonly #list: Conversations;
   readonly #known = new Set<string>();
   readonly #connection: ConnectionStatus;
-  #active: string | null = null;
-  #presenceTimers = new Map<string, ReturnType<typeof setTimeout>>();
+  readonly #presence: PresenceRefresh;
   #inboxJoined = false;
-  /** The user's private-room grants; null when the server offers no private rooms. */
-  readonly #grants: GrantBook | null;
+  /** The user's private rooms; null when the server offers no private rooms. */
+  readonly #private: PrivateChat | null;
   #stopped = false;
 
   constructor(options: ChatOptions) {
     this.#me = options.me;
     this.#status = options.status;
     this.#view = new ChatView(this.#me);
+    this.#list = new Conversations(this.#me, this.#view);
     for (const u of options.knownUsers) this.#known.add(u);
-    this.#grants = privateRoomsOn() ? new GrantBook(this.#me.id) : null;
-    const grants = this.#grants;
+    const priv = privateRoomsOn() ? this.#privateChat() : null;
+    this.#private = priv;
     // With private rooms each connection opens with a ticket carrying the user's grants (the
     // cookie carries no caps); without, the session cookie authenticates the upgrade.
-    this.client = createClient(grants ? { autoConnect: false, getTicket: () => ticketWith(grants) } : { autoConnect: false });
+    this.client = createClient(priv ? { autoConnect: false, getTicket: () => priv.ticket() } : { autoConnect: false });
+    this.#presence = new PresenceRefresh({ client: this.client, list: this.#list, view: this.#view, known: this.#known, stopped: () => this.#stopped });
     this.#connection = new ConnectionStatus(this.client, {
       me: this.#me,
       status: this.#status,
@@ -68,11 +74,16 @@ export class Chat {
     });
     this.client.on("unsubscribed", ({ topic }) => this.#removed(topic));
     // A socket that took a token in-band (private rooms) expires with it: renew it on the same socket.
-    if (grants) {
-      this.client.on("expiring", () =>
-        refreshRights(this.client, grants).catch((e: SwitchboardClientError) => this.#status.log(`Could not renew the connection's rights: ${e.message}`, "warn")),
-      );
-    }
+    if (priv) this.client.on("expiring", () => priv.renew());
+  }
+
+  #privateChat(): PrivateChat {
+    return new PrivateChat(this.#me.id, {
+      client: () => this.client,
+      warn: (text) => this.#status.log(text, "warn"),
+      join: (topic) => this.#list.get(this.joinPrivate(topic))!,
+      added: (conv) => this.#list.added(conv),
+    });
   }
 
   start(): void {
@@ -89,15 +100,14 @@ export class Chat {
         (e: SwitchboardClientError) => this.#status.log(`Inbox unavailable: ${e.message}`, "warn"),
       );
     for (const name of savedRooms(this.#me.id)) this.joinRoom(name);
-    for (const { topic } of this.#grants?.all() ?? []) this.joinPrivate(topic);
-    this.select([...this.#conversations.keys()][0] ?? null);
+    for (const topic of this.#private?.heldTopics() ?? []) this.joinPrivate(topic);
+    this.select(this.#list.firstKey());
   }
 
   /** Stops the client (no reconnect) and forgets every timer. */
   stop(): void {
     this.#stopped = true;
-    for (const t of this.#presenceTimers.values()) clearTimeout(t);
-    this.#presenceTimers.clear();
+    this.#presence.clear();
     this.client.close();
   }
 
@@ -107,42 +117,33 @@ export class Chat {
   /** Joins `room:<name>` (idempotent) and returns its key. */
   joinRoom(name: string): string {
     const key = `room:${name}`;
-    if (this.#conversations.has(key)) return key;
+    if (this.#list.has(key)) return key;
     const conv = roomConversation(name);
-    this.#conversations.set(key, conv);
-    this.#saveRooms();
+    this.#list.set(conv);
+    this.#list.saveRooms();
     this.#subscribeRoom(conv);
     return key;
   }
 
   /** Joins a private room (idempotent): one the server subscribed this user to, or one with a held grant. */
   joinPrivate(topic: string): string {
-    if (this.#conversations.has(topic)) return topic;
+    if (this.#list.has(topic)) return topic;
     const conv = privateConversation(topic);
-    this.#conversations.set(topic, conv);
+    this.#list.set(conv);
     this.#subscribeRoom(conv);
     return topic;
   }
 
   /** Creates a private room: the server signs this user's grant, the open socket takes it in-band, then joins. */
   async createPrivate(name: string): Promise<string> {
-    const grants = this.#grants;
-    if (!grants) throw new Error("this server offers no private rooms");
-    const held = await createRoom(name);
-    grants.add(held);
-    await refreshRights(this.client, grants);
-    return this.joinPrivate(held.topic);
+    if (!this.#private) throw new Error("this server offers no private rooms");
+    return this.#private.create(name);
   }
 
   /** Invites `user` to the shown private room. Resolves with a line to show. */
   async invite(user: string): Promise<string> {
-    const conv = this.#current();
-    const grant = conv ? this.#grants?.grantFor(conv.topic) : null;
-    if (!conv || !grant) throw new Error("open a private room you are in first");
-    const { sockets } = await invite(conv.topic, user, grant);
-    addSystem(conv, `You invited ${user}${sockets > 0 ? "" : " (not online now: the room appears on their next visit if they keep this invitation)"}.`);
-    this.#added(conv);
-    return `Invited ${user}`;
+    if (!this.#private) throw new Error("open a private room you are in first");
+    return this.#private.invite(this.#list.current(), user);
   }
 
   #subscribeRoom(conv: Conversation): void {
@@ -152,7 +153,7 @@ export class Chat {
         onPresence: (e) => this.#onPresence(conv, e),
         onRecovered: (ok, topic) => {
           this.#connection.recovered(topic, ok);
-          this.#refreshPresence(conv);
+          this.#presence.refresh(conv);
         },
         onResync: (info) => this.#onResync(info.topic, info.reason),
         onError: (e) => this.#roomFailed(conv, e),
@@ -160,20 +161,20 @@ export class Chat {
       .then(() => {
         conv.joined = true;
         addSystem(conv, `You joined ${conv.title}.`);
-        this.#added(conv);
-        this.#refreshPresence(conv);
+        this.#list.added(conv);
+        this.#presence.refresh(conv);
       })
       .catch((e: SwitchboardClientError) => this.#roomFailed(conv, e));
-    this.#renderSidebar();
+    this.#list.renderSidebar();
   }
 
   async leaveRoom(key: string): Promise<void> {
-    const conv = this.#conversations.get(key);
+    const conv = this.#list.get(key);
     if (!conv || conv.kind !== "room") return;
-    this.#conversations.delete(key);
-    this.#saveRooms();
-    if (isPrivateTopic(conv.topic)) this.#grants?.remove(conv.topic);
-    const next = [...this.#conversations.keys()][0] ?? null;
+    this.#list.delete(key);
+    this.#list.saveRooms();
+    if (isPrivateTopic(conv.topic)) this.#private?.forget(conv.topic);
+    const next = this.#list.firstKey();
     this.select(next);
     this.#status.log(`Left ${conv.title}`);
     await this.client.unsubscribe(conv.topic).catch(() => {});
@@ -181,29 +182,24 @@ export class Chat {
 
   openDm(peer: string): string {
     const key = `dm:${peer}`;
-    if (!this.#conversations.has(key)) this.#conversations.set(key, dmConversation(peer));
+    if (!this.#list.has(key)) this.#list.set(dmConversation(peer));
     this.#known.add(peer);
     this.#view.knownUserOptions(this.#known);
-    this.#renderSidebar();
+    this.#list.renderSidebar();
     return key;
   }
 
   select(key: string | null): void {
-    this.#active = key !== null && this.#conversations.has(key) ? key : null;
-    const conv = this.#current();
-    if (conv) conv.unread = 0;
-    this.#view.conversation(conv);
-    this.#view.presenceList(conv);
-    this.#renderSidebar();
+    this.#list.select(key);
   }
 
   get activeKey(): string | null {
-    return this.#active;
+    return this.#list.activeKey;
   }
 
   /** Sends `text` to the shown conversation. The line shows as pending until the server has it. */
   send(text: string): void {
-    const conv = this.#current();
+    const conv = this.#list.current();
     if (!conv || text.trim() === "") return;
     const id = randomId();
     const pending = { id, text, ts: Date.now(), failed: null as string | null };
@@ -216,12 +212,12 @@ export class Chat {
         // line in order; a DM to someone else does not come back: file it now.
         if (conv.kind === "dm" && conv.topic !== `user:${this.#me.id}` && conv.pending.delete(id)) {
           addSent(conv, text, this.#me);
-          this.#added(conv);
+          this.#list.added(conv);
         }
       },
       (e: SwitchboardClientError) => {
         pending.failed = e.code === "closed" ? "disconnected" : e.code.replace("_", " ");
-        if (this.#current() === conv) this.#view.pending(conv);
+        if (this.#list.current() === conv) this.#view.pending(conv);
       },
     );
   }
@@ -232,128 +228,63 @@ export class Chat {
   #receive(conv: Conversation, m: Message): void {
     addMessage(conv, m, this.#me);
     this.#known.add(m.from);
-    this.#added(conv, true);
+    this.#list.added(conv, true);
   }
 
   #onInbox(m: Message): void {
-    if (m.from === "server" && isInvite(m.data)) return void this.#invited(m.data);
+    if (m.from === "server" && isInvite(m.data)) return void this.#private?.invited(m.data);
     // A DM from someone is filed under them; one I sent to myself under me.
     const to = (m.data as { to?: unknown } | null)?.to;
     const peer = m.from === this.#me.id && typeof to === "string" ? to : m.from;
     const key = this.openDm(peer);
-    this.#receive(this.#conversations.get(key)!, m);
+    this.#receive(this.#list.get(key)!, m);
   }
 
   #onPresence(conv: Conversation, e: PresenceEvent): void {
     this.#known.add(e.user.id);
     if (e.user.id !== this.#me.id) {
       addSystem(conv, `${e.user.name} ${e.type === "join" ? "joined" : "left"}.`);
-      this.#added(conv);
+      this.#list.added(conv);
     }
-    this.#refreshPresence(conv);
-  }
-
-  /**
-   * An invitation in the inbox (sent right before the server subscribes this user): keep the
-   * grant, give the open socket its rights in-band, and show the room.
-   */
-  #invited(invite: InviteData): void {
-    const grants = this.#grants;
-    if (!grants) return;
-    grants.add({ topic: invite.topic, grant: invite.grant });
-    refreshRights(this.client, grants).then(
-      () => {
-        const conv = this.#conversations.get(this.joinPrivate(invite.topic))!;
-        addSystem(conv, `${invite.by} invited you to ${conv.title}.`);
-        this.#added(conv);
-      },
-      (e: SwitchboardClientError) => this.#status.log(`Could not take the invitation to ${invite.topic}: ${e.message}`, "warn"),
-    );
-  }
-
-  /** Asks the server who is in the room (debounced): counts per user change with every tab. */
-  #refreshPresence(conv: Conversation): void {
-    clearTimeout(this.#presenceTimers.get(conv.key));
-    this.#presenceTimers.set(
-      conv.key,
-      setTimeout(() => {
-        this.#presenceTimers.delete(conv.key);
-        if (this.#stopped || this.#conversations.get(conv.key) !== conv) return;
-        this.client.presence(conv.topic).then(
-          (members) => {
-            conv.members = members;
-            for (const m of members) this.#known.add(m.user.id);
-            this.#view.knownUserOptions(this.#known);
-            if (this.#current() === conv) this.#view.presenceList(conv);
-          },
-          () => {}, // offline: the next reconnect refreshes it
-        );
-      }, 50),
-    );
+    this.#presence.refresh(conv);
   }
 
   /** Acknowledged subscriptions: after a reconnect each reports through onRecovered. */
   #resumingTopics(): string[] {
-    const topics = [...this.#conversations.values()].filter((conv) => conv.kind === "room" && conv.joined).map((conv) => conv.topic);
+    const topics = this.#list.list().filter((conv) => conv.kind === "room" && conv.joined).map((conv) => conv.topic);
     if (this.#inboxJoined) topics.push(`user:${this.#me.id}`);
     return topics;
   }
 
   /** The server removed this user from a room (SPEC §6): the room stays, marked as left. */
   #removed(topic: string): void {
-    const conv = this.#conversations.get(topic);
+    const conv = this.#list.get(topic);
     if (!conv || conv.kind !== "room") return;
     conv.joined = false;
     addSystem(conv, `You were removed from ${conv.title}.`, "warn");
-    this.#added(conv);
+    this.#list.added(conv);
     this.#status.log(`Removed from ${conv.title} by the server`, "warn");
   }
 
   #onResync(topic: string, reason: "resync" | "not_recovered"): void {
-    const conv = [...this.#conversations.values()].find((c) => c.topic === topic);
+    const conv = this.#list.list().find((c) => c.topic === topic);
     const text =
       reason === "resync"
         ? "The server lost continuity here (history gone): messages above may be incomplete."
         : "Reconnected after the server's history expired: messages may be missing above.";
-    const targets = conv ? [conv] : [...this.#conversations.values()].filter((c) => c.kind === "dm");
+    const targets = conv ? [conv] : this.#list.list().filter((c) => c.kind === "dm");
     for (const target of targets) {
       addSystem(target, text, "warn");
-      this.#added(target);
+      this.#list.added(target);
     }
     this.#status.set("resync", `Resynced ${topic} · some messages may be missing`);
     this.#status.log(`Resync on ${topic}`, "warn");
   }
 
   #roomFailed(conv: Conversation, e: SwitchboardClientError): void {
-    if (e.code === "cancelled" || this.#conversations.get(conv.key) !== conv) return;
+    if (e.code === "cancelled" || !this.#list.holds(conv)) return;
     conv.joined = false;
     addSystem(conv, `Could not join ${conv.title}: ${e.message}`, "warn");
-    this.#added(conv);
-  }
-
-  // ------------------------------------------------------------------------------------------
-  // Rendering and storage
-
-  #current(): Conversation | null {
-    return this.#active === null ? null : (this.#conversations.get(this.#active) ?? null);
-  }
-
-  /** A line was added to `conv`: show it, or count it as unread. */
-  #added(conv: Conversation, counts = false): void {
-    if (this.#current() === conv) {
-      this.#view.appendLast(conv);
-      this.#view.presenceList(conv);
-    } else if (counts) {
-      conv.unread++;
-    }
-    this.#renderSidebar();
-  }
-
-  #renderSidebar(): void {
-    this.#view.sidebar(this.#conversations.values(), this.#active, (key) => this.select(key));
-  }
-
-  #saveRooms(): void {
-    saveRooms(this.#me.id, [...this.#conversations.values()].filter((c) => c.kind === "room" && c.key.startsWith("room:")).map((c) => c.key.slice(5)));
+    this.#list.added(conv);
   }
 }
