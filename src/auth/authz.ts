@@ -15,6 +15,7 @@ import type { User } from "../protocol/frames.ts";
 import { ErrorCode, SwitchboardError } from "../protocol/codes.ts";
 import { SIGNATURE_HEADER, signatureHeader } from "./signature.ts";
 import type { AppAuthority, AppQuestion } from "./permissions.ts";
+import { readBounded } from "./read-bounded.ts";
 
 const Answer = z.object({ allow: z.boolean(), ttlS: z.number().min(0).optional() });
 
@@ -118,7 +119,7 @@ export class AuthzClient implements AppAuthority {
         await res.body?.cancel();
         throw this.unavailable(`the app answered ${res.status}`);
       }
-      const answer = Answer.safeParse(parseOrUndefined(await readBounded(res)));
+      const answer = Answer.safeParse(parseOrUndefined(await readBounded(res, MAX_BODY_BYTES)));
       if (!answer.success) throw this.unavailable("the app's answer is not {allow, ttlS?}");
       return { allow: answer.data.allow, ttlS: Math.min(Math.floor(answer.data.ttlS ?? DEFAULT_TTL_S), MAX_TTL_S) };
     } catch (error) {
@@ -144,21 +145,3 @@ function parseOrUndefined(text: string | null): unknown {
   }
 }
 
-/** The body as text, or null when it is larger than an answer can be. */
-async function readBounded(res: Response): Promise<string | null> {
-  const reader = res.body?.getReader();
-  if (reader === undefined) return "";
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > MAX_BODY_BYTES) {
-      await reader.cancel();
-      return null;
-    }
-    chunks.push(value);
-  }
-  return new TextDecoder().decode(Buffer.concat(chunks));
-}

@@ -20,6 +20,7 @@ import { parseJson } from "../protocol/parse.ts";
 import { Caps } from "./caps.ts";
 import { USER_ID, USER_ID_RULE, type AppIdentity } from "./claims.ts";
 import { SIGNATURE_HEADER, signatureHeader } from "./signature.ts";
+import { readBounded } from "./read-bounded.ts";
 
 /** A Cookie header longer than this is not sent anywhere (browsers keep theirs well below). */
 export const MAX_COOKIE_CHARS = 8192;
@@ -120,7 +121,7 @@ export class ConnectClient {
   /** One signed request; null for 401/403; throws `unavailable` for everything that is not an answer. */
   private async post(cookie: string): Promise<z.infer<typeof Answer> | null> {
     let res: Response;
-    let text: string;
+    let text: string | null;
     try {
       res = await fetch(this.config.authConnectUrl, {
         method: "POST",
@@ -141,13 +142,13 @@ export class ConnectClient {
         await res.body?.cancel();
         throw this.unavailable(`answered ${res.status}`);
       }
-      text = await res.text();
+      text = await readBounded(res, MAX_ANSWER_BYTES);
     } catch (error) {
       if (error instanceof SwitchboardError) throw error;
       const timedOut = (error as { name?: string } | null)?.name === "TimeoutError";
       throw this.unavailable(timedOut ? `no answer within ${this.config.authConnectTimeoutMs} ms` : "unreachable");
     }
-    const parsed = text.length <= MAX_ANSWER_BYTES ? Answer.safeParse(parseJson(text)) : null;
+    const parsed = text !== null ? Answer.safeParse(parseJson(text)) : null;
     if (parsed === null || !parsed.success) throw this.unavailable("answered 200 with a body that is not {user:{id,name}, caps?, expiresIn?}");
     return parsed.data;
   }

@@ -18,6 +18,7 @@
 import { createLocalJWKSet, errors, type JSONWebKeySet, type JWSHeaderParameters, type FlattenedJWSInput } from "jose";
 import type { Logger } from "../log.ts";
 import { errorFields } from "../log.ts";
+import { readBounded } from "./read-bounded.ts";
 
 export const COOLDOWN_MS = 30_000;
 const MAX_AGE_MS = 10 * 60_000;
@@ -104,7 +105,8 @@ export class RemoteKeySet {
       await res.body?.cancel();
       throw new Error(`answered ${res.status}, expected 200`);
     }
-    const text = await readCapped(res, MAX_BYTES);
+    const text = await readBounded(res, MAX_BYTES);
+    if (text === null) throw new Error(`answered more than ${MAX_BYTES} bytes`);
     let json: unknown;
     try {
       json = JSON.parse(text);
@@ -119,26 +121,3 @@ export class RemoteKeySet {
   }
 }
 
-/** The body as text, refusing one larger than `max` bytes without reading it all. */
-async function readCapped(res: Response, max: number): Promise<string> {
-  const declared = Number(res.headers.get("content-length") ?? "0");
-  if (declared > max) {
-    await res.body?.cancel();
-    throw new Error(`answered ${declared} bytes, more than ${max}`);
-  }
-  const reader = res.body?.getReader();
-  if (reader === undefined) return "";
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > max) {
-      await reader.cancel();
-      throw new Error(`answered more than ${max} bytes`);
-    }
-    chunks.push(value);
-  }
-  return new TextDecoder().decode(Buffer.concat(chunks));
-}
