@@ -6,14 +6,14 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { TestClient, closeAll } from "./support/client.ts";
-import { TEST_API_KEY, postJson, readJson, type TestServer } from "./support/server.ts";
+import type { TestServer } from "./support/server.ts";
 import { startCluster, type TestCluster } from "./support/cluster.ts";
+import { api, tokenSocket } from "./support/server-api.ts";
 
 let cluster: TestCluster;
 let A: TestServer, B: TestServer, C: TestServer;
 const clients = new Set<TestClient>();
 const unique = (prefix: string) => `${prefix}-${Math.random().toString(36).slice(2, 8)}`;
-const auth = { Authorization: `Bearer ${TEST_API_KEY}` };
 
 beforeAll(async () => {
   cluster = await startCluster(["node-a", "node-b", "node-c"]);
@@ -24,27 +24,8 @@ afterAll(async () => {
   await cluster?.stop();
 });
 
-async function api(server: TestServer, method: "GET" | "POST", path: string, body?: unknown) {
-  const res = method === "GET" ? await fetch(`${server.url}${path}`, { headers: auth }) : await postJson(server, path, body, auth);
-  return readJson(res);
-}
-
-/** A token for an app user, minted by the API (any process). */
-async function token(user: string): Promise<string> {
-  const { status, body } = await api(A, "POST", "/api/tokens", { user: { id: user, name: user } });
-  expect(status).toBe(200);
-  return body.token;
-}
-
 /** A socket of `user` on `server`, by first-message auth. */
-async function socket(server: TestServer, user: string, jwt?: string): Promise<TestClient> {
-  const client = new TestClient(server.wsUrl);
-  clients.add(client);
-  await client.waitOpen();
-  client.send({ type: "auth", token: jwt ?? (await token(user)) });
-  await client.welcome(5000);
-  return client;
-}
+const socket = (server: TestServer, user: string, jwt?: string) => tokenSocket(clients, server, A, user, jwt);
 
 /** Waits until the registry lists the process (its first heartbeat lands at start). */
 async function listed(id: string): Promise<void> {
