@@ -4,6 +4,7 @@
  * told `unavailable`), reconnect quickly, and always have an `error` handler (an unhandled
  * `'error'` event would crash the process).
  */
+import "./tracing-channel.ts";
 import Redis, { Cluster, type ClusterOptions, type RedisOptions } from "ioredis";
 import { ErrorCode, SwitchboardError } from "../protocol/codes.ts";
 
