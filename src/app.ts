@@ -15,9 +15,10 @@ import { clientBundleRoutes } from "./http/client-bundle.ts";
 import { authCors } from "./http/cors.ts";
 import { errorBody, onError, routeNotFound } from "./http/errors.ts";
 import { ErrorCode } from "./protocol/codes.ts";
-import { wsRoute } from "./http/ws.ts";
-import { isSecure } from "./auth/origin.ts";
+import { pathOf, wsRoute } from "./http/ws.ts";
+import { setSecurityHeaders } from "./http/security-headers.ts";
 import type { Deps, Env } from "./http/context.ts";
+import type { SwitchboardServer } from "./gateway/socket.ts";
 
 export function createApp(deps: Deps): Hono<Env> {
   const app = new Hono<Env>();
@@ -25,15 +26,7 @@ export function createApp(deps: Deps): Hono<Env> {
   // Security headers on every HTTP response. CORS only on /auth/* (http/cors.ts).
   app.use("*", async (c, next) => {
     await next();
-    c.header("X-Content-Type-Options", "nosniff");
-    c.header("Referrer-Policy", "no-referrer");
-    c.header("X-Frame-Options", "DENY");
-    // Every /auth and /api response (and the demo's POSTs, which hand out tickets and tokens) — refusals by the body limit included — is never cached:
-    // both carry credentials (sessions, tickets, tokens) or live state.
-    if (c.req.path.startsWith("/auth/") || c.req.path.startsWith("/api/") || (c.req.method === "POST" && c.req.path.startsWith("/demo/"))) c.header("Cache-Control", "no-store");
-    // Served over https: browsers must never come back over http (SPEC §8), where a network
-    // attacker could read or plant cookies. One year; includeSubDomains is the operator's call.
-    if (isSecure(c.req.raw, deps.config)) c.header("Strict-Transport-Security", "max-age=31536000");
+    setSecurityHeaders(c.header, c.req.raw, c.req.path, deps.config);
   });
 
   // No body needs to be larger than the largest frame (a publish body is a publish frame). Without
@@ -42,7 +35,9 @@ export function createApp(deps: Deps): Hono<Env> {
   app.use("*", bodyLimit({ maxSize, onError: (c) => c.json(errorBody(ErrorCode.tooLarge, `request body over ${maxSize} bytes`), 413) }));
 
   app.use("/auth/*", authCors(deps.config.allowedOrigins));
-  app.get("/ws", wsRoute(deps));
+  // GET /ws comes here only when createFetch did not take it (HEAD, or a path Hono decodes to /ws).
+  const ws = wsRoute(deps);
+  app.get("/ws", async (c) => (await ws(c.req.raw, c.env.server)) ?? new Response(null));
   app.route("/auth", authRoutes(deps));
   const key = apiKey(deps.config);
   app.route("/api", apiRoutes(deps, key));
@@ -57,4 +52,14 @@ export function createApp(deps: Deps): Hono<Env> {
   // Without API_KEY the key-only API does not exist (SPEC §2: 404), whatever the method.
   app.notFound(routeNotFound(app.routes, key.enabled ? [] : ["/api/publish", ...SERVER_API_PATHS]));
   return app;
+}
+
+/**
+ * Bun.serve's `fetch`: the app, except that `GET /ws` goes straight to the upgrade (http/ws.ts
+ * says why), which answers its refusals as the app would.
+ */
+export function createFetch(deps: Deps): (req: Request, server: SwitchboardServer) => Promise<Response | undefined> | Response {
+  const app = createApp(deps);
+  const ws = wsRoute(deps);
+  return (req, server) => (req.method === "GET" && pathOf(req.url) === "/ws" ? ws(req, server) : app.fetch(req, { server }));
 }

@@ -14,7 +14,7 @@ import { createPermissions } from "./auth/create-permissions.ts";
 import { Gateway } from "./gateway/gateway.ts";
 import { websocketHandler, type SwitchboardServer } from "./gateway/socket.ts";
 import { Metrics } from "./metrics.ts";
-import { createApp } from "./app.ts";
+import { createFetch } from "./app.ts";
 import { metricsApp } from "./http/health.ts";
 import { Supervisor, joinSupervisor, workerIndex } from "./cluster.ts";
 import { Heartbeat } from "./deployment/heartbeat.ts";
@@ -78,9 +78,9 @@ export async function startSwitchboard(config: Config): Promise<Running> {
   const { signer, users, credentials } = createAuth(config, services, log, metrics);
   const gateway = new Gateway({ config, services, credentials, permissions, log, metrics, webhooks });
   await gateway.start();
-  const app = createApp({ config, gateway, services, credentials, signer, users, log, metrics });
+  const fetch = createFetch({ config, gateway, services, credentials, signer, users, log, metrics });
 
-  const server = await listen(config, { fetch: (req, srv) => app.fetch(req, { server: srv }), websocket: websocketHandler(config, metrics, log), log }, () =>
+  const server = await listen(config, { fetch, websocket: websocketHandler(config, metrics, log), log }, () =>
     Promise.allSettled([webhooks?.stop(), gateway.close(), services.close()]),
   );
   gateway.server = server;
@@ -140,7 +140,7 @@ function listenMetrics(config: Config, metrics: Metrics, log: Logger): ReturnTyp
  */
 async function listen(
   config: Config,
-  handlers: { fetch: (req: Request, server: SwitchboardServer) => Response | Promise<Response>; websocket: ReturnType<typeof websocketHandler>; log: Logger },
+  handlers: { fetch: (req: Request, server: SwitchboardServer) => Response | Promise<Response | undefined>; websocket: ReturnType<typeof websocketHandler>; log: Logger },
   release: () => Promise<unknown>,
 ): Promise<SwitchboardServer> {
   try {

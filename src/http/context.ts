@@ -36,7 +36,12 @@ export type Ctx = Context<Env>;
  * cookie without the prefix, so the plain name is read over https too.
  */
 export function cookiesOf(c: Ctx, config: Config): Pick<Presented, "cookie" | "secure" | "ip"> {
-  return { cookie: c.req.header("cookie"), secure: config.cookieDomain === undefined && isSecure(c.req.raw, config), ip: clientIp(c, config) };
+  return requestCookies(c.req.raw, config, clientIp(c, config));
+}
+
+/** `cookiesOf` for a request outside Hono (the upgrade, http/ws.ts), its address already known. */
+export function requestCookies(req: Request, config: Config, ip: string): Pick<Presented, "cookie" | "secure" | "ip"> {
+  return { cookie: req.headers.get("cookie") ?? undefined, secure: config.cookieDomain === undefined && isSecure(req, config), ip };
 }
 
 /**
@@ -46,7 +51,12 @@ export function cookiesOf(c: Ctx, config: Config): Pick<Presented, "cookie" | "s
  * client's, so taking the first let a client pick a fresh address per request past the limits.
  */
 export function clientIp(c: Ctx, config: Config): string {
-  const header = config.trustProxy === "fly" ? c.req.header("fly-client-ip")?.trim() : config.trustProxy ? c.req.header("x-forwarded-for")?.split(",").at(-1)?.trim() : undefined;
+  return requestIp(c.req.raw, c.env?.server, config);
+}
+
+/** `clientIp` for a request outside Hono. Asks Bun for the peer's address only when no trusted header says it. */
+export function requestIp(req: Request, server: SwitchboardServer | undefined, config: Config): string {
+  const header = config.trustProxy === "fly" ? req.headers.get("fly-client-ip")?.trim() : config.trustProxy ? req.headers.get("x-forwarded-for")?.split(",").at(-1)?.trim() : undefined;
   if (header) return header;
-  return c.env?.server?.requestIP(c.req.raw)?.address ?? "unknown";
+  return server?.requestIP(req)?.address ?? "unknown";
 }

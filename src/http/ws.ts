@@ -5,48 +5,88 @@
  * the socket. A refused upgrade is an HTTP error and no socket is opened. Hono's cors()/csrf()
  * do not protect a GET upgrade, hence the Origin check here; hono/bun's upgradeWebSocket is not
  * used because it owns `ws.data` and hides the send status and drain.
+ *
+ * A GET of `/ws` reaches this before Hono (app.ts `createFetch`): an upgrade needs none of the
+ * app's middleware (no body, no CORS), and Hono's dispatch, body limit and the Response the
+ * middleware decorate were ~25 % of a handshake's CPU (bench/README.md). A refusal is answered
+ * here as Hono would answer it: the same JSON body, the same security headers.
  */
 import { isAllowedOrigin } from "../auth/origin.ts";
 import type { Identity } from "../auth/credentials.ts";
-import { ErrorCode, SwitchboardError } from "../protocol/codes.ts";
+import { ErrorCode, SwitchboardError, httpStatus } from "../protocol/codes.ts";
 import { acceptUpgrade, checkCapacity, refuseUpgrade, shedUpgrade } from "../gateway/upgrade.ts";
-import { errorResponse } from "./errors.ts";
-import { cookiesOf, clientIp, type Ctx, type Deps } from "./context.ts";
+import type { SwitchboardServer } from "../gateway/socket.ts";
+import { errorFields } from "../log.ts";
+import { errorBody } from "./errors.ts";
+import { setSecurityHeaders } from "./security-headers.ts";
+import { requestCookies, requestIp, type Deps } from "./context.ts";
 
-export function wsRoute(deps: Deps) {
-  const { gateway, credentials, config } = deps;
+/** Upgrades the request (undefined: Bun answers with the 101) or answers why not. */
+export type WsHandler = (req: Request, server: SwitchboardServer) => Promise<Response | undefined>;
+
+/** The path of a request URL as Bun gives it (`http://host/path?query`), without parsing a URL. */
+export function pathOf(url: string): string {
+  const start = url.indexOf("/", url.indexOf("//") + 2);
+  if (start < 0) return "/";
+  const query = url.indexOf("?", start);
+  return query < 0 ? url.slice(start) : url.slice(start, query);
+}
+
+/** `?ticket=` (an empty one is presented, and invalid); undefined without one. */
+function ticketOf(url: string): string | undefined {
+  if (!url.includes("?")) return undefined;
+  return new URL(url).searchParams.get("ticket") ?? undefined;
+}
+
+export function wsRoute(deps: Deps): WsHandler {
+  const { gateway, credentials, config, log } = deps;
 
   /** Who the upgrade is for; null: nobody yet (the first frame must be a token). */
-  async function identify(c: Ctx): Promise<Identity | null> {
-    const outcome = await credentials.identify({ ticket: c.req.query("ticket"), ...cookiesOf(c, config) });
+  async function identify(req: Request, ip: string): Promise<Identity | null> {
+    const outcome = await credentials.identify({ ticket: ticketOf(req.url), ...requestCookies(req, config, ip) });
     if (outcome === null || outcome.ok) return outcome?.identity ?? null;
     credentials.refused(outcome.reason);
     return refuseUpgrade(gateway, outcome.reason, ErrorCode.unauthorized, outcome.message);
   }
 
-  return async (c: Ctx): Promise<Response> => {
+  async function upgrade(req: Request, server: SwitchboardServer): Promise<Response | undefined> {
+    if (gateway.draining) refuseUpgrade(gateway, "draining", ErrorCode.unavailable, "server is restarting; connect to another machine");
+    if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") {
+      return answer(req, errorBody(ErrorCode.badRequest, "expected a WebSocket upgrade"), 426);
+    }
+    const origin = req.headers.get("origin");
+    if (origin !== null && !isAllowedOrigin(origin, req, config)) {
+      credentials.refused("origin");
+      refuseUpgrade(gateway, "origin", ErrorCode.forbidden, "origin not allowed");
+    }
+    const ip = requestIp(req, server, config);
+    checkCapacity(gateway, ip, null);
+    if (shedUpgrade(gateway, server, req, ip)) return undefined;
+    const identity = await identify(req, ip);
+    checkCapacity(gateway, ip, identity?.user ?? null);
+    if (!acceptUpgrade(gateway, server, req, ip, identity)) return answer(req, errorBody(ErrorCode.badRequest, "WebSocket upgrade failed"), 400);
+    return undefined;
+  }
+
+  /** An HTTP answer instead of the 101, with the headers every response carries (app.ts). */
+  function answer(req: Request, body: unknown, status: number, retryAfter?: number): Response {
+    const res = Response.json(body, { status });
+    if (retryAfter !== undefined) res.headers.set("Retry-After", String(retryAfter));
+    setSecurityHeaders((name, value) => res.headers.set(name, value), req, "/ws", config);
+    return res;
+  }
+
+  return async (req, server) => {
     try {
-      if (gateway.draining) refuseUpgrade(gateway, "draining", ErrorCode.unavailable, "server is restarting; connect to another machine");
-      if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
-        return c.json({ error: { code: ErrorCode.badRequest, message: "expected a WebSocket upgrade" } }, 426);
-      }
-      const origin = c.req.header("origin");
-      if (origin !== undefined && !isAllowedOrigin(origin, c.req.raw, config)) {
-        credentials.refused("origin");
-        refuseUpgrade(gateway, "origin", ErrorCode.forbidden, "origin not allowed");
-      }
-      const ip = clientIp(c, config);
-      checkCapacity(gateway, ip, null);
-      if (shedUpgrade(gateway, c.env.server, c.req.raw, ip)) return new Response(null);
-      const identity = await identify(c);
-      checkCapacity(gateway, ip, identity?.user ?? null);
-      if (!acceptUpgrade(gateway, c.env.server, c.req.raw, ip, identity)) {
-        return c.json({ error: { code: ErrorCode.badRequest, message: "WebSocket upgrade failed" } }, 400);
-      }
-      return new Response(null);
+      return await upgrade(req, server);
     } catch (error) {
-      if (error instanceof SwitchboardError) return errorResponse(c, error);
-      throw error;
+      if (error instanceof SwitchboardError) {
+        if (error.code === ErrorCode.internal) log.error("request failed", { path: "/ws", ...errorFields(error.cause ?? error) });
+        return answer(req, errorBody(error.code, error.message), httpStatus[error.code], error.retryAfter);
+      }
+      // As Hono's onError (http/errors.ts) answers anything else.
+      log.error("request failed", { path: "/ws", ...errorFields(error) });
+      return answer(req, errorBody(ErrorCode.internal, "internal error"), 500);
     }
   };
 }
