@@ -8,6 +8,7 @@ import { RedisBroker } from "../src/broker/redis.ts";
 import { RedisPresence } from "../src/presence/redis.ts";
 import { closeConnection, connectWithin, createClusterConnection, type RedisClient } from "../src/redis/connection.ts";
 import { redisStores } from "../src/stores/redis.ts";
+import { RevocationReader } from "../src/stores/revocation-reads.ts";
 import { startRedisCluster, type TestRedisCluster } from "./support/redis-cluster.ts";
 import { describeBroker, Recorder, uniqueTopic, waitFor } from "./suites/broker.suite.ts";
 import { describePresence } from "./suites/presence.suite.ts";
@@ -37,6 +38,7 @@ const makeBroker = (options: { historySize: number; historyTtlS: number }) =>
 
 describeBroker("RedisBroker on Redis Cluster", makeBroker);
 describeStores("Redis Cluster", async () => redisStores(await dataConnection()));
+describeStores("Redis Cluster, revocation reads batched", async () => redisStores(await dataConnection(), new RevocationReader(await dataConnection(), 500)));
 describePresence("RedisPresence on Redis Cluster", async () => new RedisPresence({ redis: await dataConnection(), instanceId: `p-${++instances}` }));
 describeDeployment("Redis Cluster", async (leaseMs) => new RedisDeploymentRegistry(await dataConnection(), leaseMs));
 

@@ -17,7 +17,8 @@
  * Every command and MULTI touches one key, so the stores run unchanged on Redis Cluster.
  */
 import { USER_REVOCATION_RETENTION_S, type AttemptCounter, type AttemptWindow, type RevocationStore, type Stores, type TicketGrant, type TicketStore, type UserRevocationStore } from "./stores.ts";
-import { toSwitchboardError, within, type RedisClient } from "../redis/connection.ts";
+import { toSwitchboardError, type RedisClient } from "../redis/connection.ts";
+import type { RevocationReader } from "./revocation-reads.ts";
 import { newTicket } from "./memory.ts";
 
 export const storeKeys = {
@@ -69,17 +70,12 @@ export class RedisTicketStore implements TicketStore {
 
 /**
  * Where the checks of every handshake read (a session's and a user's revocation): by default the
- * data connection; with `reads`, an auto-pipelined connection of their own (redis/services.ts), so
- * that the checks of one tick leave in one write, each still bounded by `deadlineMs` (behind a
- * pipeline that is timing out a command would otherwise wait for that one first: within()).
+ * data connection, one command per read; with a RevocationReader (redis/services.ts), the reads of
+ * one turn of the event loop leave together on a connection of their own (stores/revocation-reads.ts).
  */
-export interface RevocationReads {
-  reads: RedisClient;
-  deadlineMs: number;
+function score(reads: RevocationReader | undefined, fallback: RedisClient, key: string, member: string): Promise<string | null> {
+  return reads === undefined ? fallback.zscore(key, member) : reads.score(key, member);
 }
-
-const read = <T>(from: RevocationReads | undefined, run: (redis: RedisClient) => Promise<T>, fallback: RedisClient): Promise<T> =>
-  from === undefined ? run(fallback) : within(run(from.reads), from.deadlineMs);
 
 const REVOCATION_SHARDS = 16;
 
@@ -92,7 +88,7 @@ function shardOf(sid: string): number {
 export class RedisRevocationStore implements RevocationStore {
   constructor(
     private readonly redis: RedisClient,
-    private readonly reads?: RevocationReads,
+    private readonly reads?: RevocationReader,
     private readonly now: () => number = Date.now,
   ) {}
 
@@ -107,7 +103,8 @@ export class RedisRevocationStore implements RevocationStore {
 
   isRevoked(sid: string): Promise<boolean> {
     return guard("revocation", async () => {
-      const [until, legacy] = await read(this.reads, (r) => Promise.all([r.zscore(storeKeys.revocations(sid), sid), r.exists(storeKeys.revoked(sid))]), this.redis);
+      const legacyKey = storeKeys.revoked(sid);
+      const [until, legacy] = await Promise.all([score(this.reads, this.redis, storeKeys.revocations(sid), sid), this.reads === undefined ? this.redis.exists(legacyKey) : this.reads.exists(legacyKey)]);
       return legacy === 1 || (until !== null && Number(until) > this.now());
     });
   }
@@ -116,7 +113,7 @@ export class RedisRevocationStore implements RevocationStore {
 export class RedisUserRevocationStore implements UserRevocationStore {
   constructor(
     private readonly redis: RedisClient,
-    private readonly reads?: RevocationReads,
+    private readonly reads?: RevocationReader,
   ) {}
 
   revokeUser(userId: string, atS: number): Promise<void> {
@@ -128,7 +125,7 @@ export class RedisUserRevocationStore implements UserRevocationStore {
 
   isRevoked(userId: string, iatS: number): Promise<boolean> {
     return guard("revocation", async () => {
-      const atS = await read(this.reads, (r) => r.zscore(storeKeys.revokedUsers, userId), this.redis);
+      const atS = await score(this.reads, this.redis, storeKeys.revokedUsers, userId);
       return atS !== null && iatS <= Number(atS);
     });
   }
@@ -195,7 +192,7 @@ export class RedisAttemptCounter implements AttemptCounter {
 const RELEASE_SCRIPT = `if (tonumber(redis.call('GET', KEYS[1]) or '0') > 0) then return redis.call('DECR', KEYS[1]) end return 0`;
 
 /** The stores on one connection (one Redis or a cluster); `close()` is a no-op (the caller owns the connection). */
-export function redisStores(redis: RedisClient, reads?: RevocationReads): Stores {
+export function redisStores(redis: RedisClient, reads?: RevocationReader): Stores {
   return {
     tickets: new RedisTicketStore(redis),
     revocations: new RedisRevocationStore(redis, reads),

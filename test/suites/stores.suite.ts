@@ -54,6 +54,16 @@ export function describeStores(name: string, factory: StoresFactory): void {
         expect(await revocations.isRevoked(sid)).toBe(true);
         expect(await revocations.isRevoked(other)).toBe(false);
       });
+
+      test("checks asked together (the handshakes of one moment) each get their own answer", async () => {
+        const { revocations, userRevocations } = await stores();
+        const sids = Array.from({ length: 24 }, () => unique("sid"));
+        const users = Array.from({ length: 8 }, () => unique("u"));
+        await Promise.all(sids.filter((_, i) => i % 3 === 0).map((sid) => revocations.revoke(sid, 60)));
+        await Promise.all(users.filter((_, i) => i % 2 === 0).map((user) => userRevocations.revokeUser(user, 1_000)));
+        const answers = await Promise.all([...sids.map((sid) => revocations.isRevoked(sid)), ...users.map((user) => userRevocations.isRevoked(user, 1_000))]);
+        expect(answers).toEqual([...sids.map((_, i) => i % 3 === 0), ...users.map((_, i) => i % 2 === 0)]);
+      });
     });
 
     describe("user revocations", () => {
