@@ -18,7 +18,7 @@
  */
 import { USER_REVOCATION_RETENTION_S, type AttemptCounter, type AttemptWindow, type RevocationStore, type Stores, type TicketGrant, type TicketStore, type UserRevocationStore } from "./stores.ts";
 import { toSwitchboardError, type RedisClient } from "../redis/connection.ts";
-import type { RevocationReader } from "./revocation-reads.ts";
+import { EXISTS, zscore, type RevocationReader } from "./revocation-reads.ts";
 import { newTicket } from "./memory.ts";
 
 export const storeKeys = {
@@ -69,14 +69,10 @@ export class RedisTicketStore implements TicketStore {
 }
 
 /**
- * Where the checks of every handshake read (a session's and a user's revocation): by default the
- * data connection, one command per read; with a RevocationReader (redis/services.ts), the reads of
+ * The checks of every handshake (a session's and a user's revocation) read, by default, from the
+ * data connection, one command per read; with a RevocationReader (redis/services.ts) the reads of
  * one turn of the event loop leave together on a connection of their own (stores/revocation-reads.ts).
  */
-function score(reads: RevocationReader | undefined, fallback: RedisClient, key: string, member: string): Promise<string | null> {
-  return reads === undefined ? fallback.zscore(key, member) : reads.score(key, member);
-}
-
 const REVOCATION_SHARDS = 16;
 
 function shardOf(sid: string): number {
@@ -102,13 +98,22 @@ export class RedisRevocationStore implements RevocationStore {
   }
 
   isRevoked(sid: string): Promise<boolean> {
+    if (this.reads !== undefined) return this.reads.check(this.revokedIn, storeKeys.revocations(sid), zscore(sid), storeKeys.revoked(sid), EXISTS);
     return guard("revocation", async () => {
-      const legacyKey = storeKeys.revoked(sid);
-      const [until, legacy] = await Promise.all([score(this.reads, this.redis, storeKeys.revocations(sid), sid), this.reads === undefined ? this.redis.exists(legacyKey) : this.reads.exists(legacyKey)]);
-      return legacy === 1 || (until !== null && Number(until) > this.now());
+      const [until, legacy] = await Promise.all([this.redis.zscore(storeKeys.revocations(sid), sid), this.redis.exists(storeKeys.revoked(sid))]);
+      return this.revokedIn([until, legacy], 0);
     });
   }
+
+  /** The session's revocation (its expiry, ms) and the legacy key's EXISTS, at `at` and `at + 1`. */
+  private readonly revokedIn = (replies: readonly unknown[], at: number): boolean => {
+    const until = replies[at] as string | null;
+    return replies[at + 1] === 1 || (until !== null && Number(until) > this.now());
+  };
 }
+
+/** A user revoked at second `atS` (null: never) refuses credentials issued at or before it. */
+const revokedAtOrAfter = (atS: string | null, iatS: number): boolean => atS !== null && iatS <= Number(atS);
 
 export class RedisUserRevocationStore implements UserRevocationStore {
   constructor(
@@ -124,10 +129,8 @@ export class RedisUserRevocationStore implements UserRevocationStore {
   }
 
   isRevoked(userId: string, iatS: number): Promise<boolean> {
-    return guard("revocation", async () => {
-      const atS = await score(this.reads, this.redis, storeKeys.revokedUsers, userId);
-      return atS !== null && iatS <= Number(atS);
-    });
+    if (this.reads !== undefined) return this.reads.check((replies, at) => revokedAtOrAfter(replies[at] as string | null, iatS), storeKeys.revokedUsers, zscore(userId));
+    return guard("revocation", async () => revokedAtOrAfter(await this.redis.zscore(storeKeys.revokedUsers, userId), iatS));
   }
 
   revokedSince(sinceS: number): Promise<Map<string, number>> {

@@ -12,22 +12,32 @@
  */
 import { readFileSync } from "node:fs";
 import { Cluster } from "ioredis";
-import { within, type RedisClient } from "../redis/connection.ts";
+import { toSwitchboardError, within, type RedisClient } from "../redis/connection.ts";
 
 const SCRIPT = readFileSync(new URL("./lua/revocation-reads.lua", import.meta.url), "utf8");
 
-/** A read asked and not answered yet: a ZSCORE of `member`, or an EXISTS when `member` is null. */
-interface Read {
-  key: string;
-  member: string | null;
-  resolve(reply: unknown): void;
+/** The replies of a whole batch, and where one check's own replies start in it. */
+export type Verdict<T> = (replies: readonly unknown[], at: number) => T;
+
+/** One check (one or two reads) asked and not answered yet. */
+interface Check {
+  /** Index of its first read in the batch. */
+  at: number;
+  verdict: Verdict<unknown>;
+  resolve(value: unknown): void;
   reject(error: unknown): void;
 }
 
 type Scripted = { sbRevocationReads(numKeys: number, ...args: string[]): Promise<unknown[]> };
 
+/** A read: ZSCORE of `op.slice(1)` when `op` starts with "z", EXISTS when `op` is "e" (the script's encoding). */
+export const zscore = (member: string) => `z${member}`;
+export const EXISTS = "e";
+
 export class RevocationReader {
-  private batch: Read[] | null = null;
+  private keys: string[] = [];
+  private ops: string[] = [];
+  private checks: Check[] = [];
   private readonly flush = () => this.send();
 
   constructor(
@@ -38,49 +48,45 @@ export class RevocationReader {
     if (!(redis instanceof Cluster) && !("sbRevocationReads" in redis)) redis.defineCommand("sbRevocationReads", { lua: SCRIPT });
   }
 
-  /** ZSCORE `key` `member`: the score as Redis writes it, or null. */
-  score(key: string, member: string): Promise<string | null> {
-    return this.ask(key, member) as Promise<string | null>;
-  }
-
-  /** EXISTS `key`: 1 or 0. */
-  exists(key: string): Promise<number> {
-    return this.ask(key, null) as Promise<number>;
-  }
-
-  private ask(key: string, member: string | null): Promise<unknown> {
-    if (this.batch === null) {
-      this.batch = [];
+  /**
+   * One check: its reads (key, op; key, op) go out with the others of this turn, and `verdict`
+   * turns their replies into the answer. Rejects with `unavailable` when Redis does not answer.
+   */
+  check<T>(verdict: Verdict<T>, key: string, op: string, key2?: string, op2?: string): Promise<T> {
+    if (this.checks.length === 0) {
       // After every request of this turn of the loop: Bun hands all the upgrades that arrived
       // together to `fetch` before the immediates run.
       setImmediate(this.flush);
     }
-    const batch = this.batch;
-    return new Promise((resolve, reject) => batch.push({ key, member, resolve, reject }));
+    const at = this.keys.length;
+    this.keys.push(key);
+    this.ops.push(op);
+    if (key2 !== undefined) {
+      this.keys.push(key2);
+      this.ops.push(op2!);
+    }
+    return new Promise<T>((resolve, reject) => this.checks.push({ at, verdict, resolve: resolve as (value: unknown) => void, reject }));
   }
 
   private send(): void {
-    const batch = this.batch!;
-    this.batch = null;
-    within(this.run(batch), this.deadlineMs).then(
+    const { keys, ops, checks } = this;
+    this.keys = [];
+    this.ops = [];
+    this.checks = [];
+    within(this.run(keys, ops), this.deadlineMs).then(
       (replies) => {
-        for (let i = 0; i < batch.length; i++) batch[i]!.resolve(replies[i]);
+        for (const check of checks) check.resolve(check.verdict(replies, check.at));
       },
       (error: unknown) => {
-        for (const read of batch) read.reject(error);
+        const failure = toSwitchboardError(error, "revocation");
+        for (const check of checks) check.reject(failure);
       },
     );
   }
 
-  private run(batch: Read[]): Promise<unknown[]> {
+  private run(keys: string[], ops: string[]): Promise<readonly unknown[]> {
     const { redis } = this;
-    if (redis instanceof Cluster) return Promise.all(batch.map((r) => (r.member === null ? redis.exists(r.key) : redis.zscore(r.key, r.member))));
-    const args: string[] = new Array(batch.length * 2);
-    for (let i = 0; i < batch.length; i++) {
-      const read = batch[i]!;
-      args[i] = read.key;
-      args[batch.length + i] = read.member === null ? "e" : `z${read.member}`;
-    }
-    return (redis as unknown as Scripted).sbRevocationReads(batch.length, ...args);
+    if (redis instanceof Cluster) return Promise.all(keys.map((key, i) => (ops[i] === EXISTS ? redis.exists(key) : redis.zscore(key, ops[i]!.slice(1)))));
+    return (redis as unknown as Scripted).sbRevocationReads(keys.length, ...keys, ...ops);
   }
 }
