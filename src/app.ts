@@ -1,6 +1,7 @@
 /**
  * The Hono app: the only place routes are listed. Bun's server reaches handlers as `c.env.server`
- * (see server.ts, which calls `app.fetch(req, { server })`).
+ * (`createFetch` below, server.ts's `fetch`, calls `app.fetch(req, { server })`; a GET of /ws goes
+ * to http/ws.ts directly).
  */
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
