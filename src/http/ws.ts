@@ -7,9 +7,10 @@
  * used because it owns `ws.data` and hides the send status and drain.
  *
  * A GET of `/ws` reaches this before Hono (app.ts `createFetch`): an upgrade needs none of the
- * app's middleware (no body, no CORS), and Hono's dispatch, body limit and the Response the
- * middleware decorate were ~25 % of a handshake's CPU (bench/README.md). A refusal is answered
- * here as Hono would answer it: the same JSON body, the same security headers.
+ * app's middleware (no body, no CORS), and Hono's dispatch, its body limit and the Response the
+ * middleware copy to decorate (Bun discards it after a 101) were ~15 % of a handshake's CPU
+ * (bench/README.md, round four). A refusal is answered here as Hono would answer it: the same
+ * JSON body, the same security headers.
  */
 import { isAllowedOrigin } from "../auth/origin.ts";
 import type { Identity } from "../auth/credentials.ts";

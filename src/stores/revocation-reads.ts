@@ -2,8 +2,10 @@
  * The revocation reads of every handshake (a session's ZSCORE and legacy EXISTS, its user's
  * ZSCORE): those asked in one event-loop turn leave together, as **one** Redis command on one
  * Redis (lua/revocation-reads.lua) and under one deadline timer. Per command, ioredis costs a
- * Command, a promise, a timeout timer and a reply decode; three per handshake were ~15 % of a
- * handshake's CPU (bench/README.md), and the handshakes of one turn share one now.
+ * Command, a promise, timeout timers, a socket write and a reply decode: a handshake's check cost
+ * ~26 µs of CPU as three commands, ~9 µs as a share of one call for ~20 handshakes
+ * (bench/README.md, round four). ioredis's own auto-pipelining does not batch them: Bun runs
+ * `process.nextTick` callbacks after each request, so it flushes once per handshake.
  *
  * Nothing is answered from memory: each read is sent after it was asked, so a logout that Redis
  * acknowledged before an upgrade arrived is seen by that upgrade's read (auth/revocation-view.ts).
