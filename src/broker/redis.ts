@@ -27,7 +27,8 @@ import { redisKeys } from "./redis-keys.ts";
 import { BrokerEventRouter } from "./redis-events.ts";
 import { ScriptRunner } from "./redis-scripts.ts";
 import { Subscriptions } from "./redis-subscriptions.ts";
-import { closeConnection, connectWithin, createClient, errorReporter, randomEpoch, within, toSwitchboardError, unavailable, type LogFn, type RedisClient } from "../redis/connection.ts";
+import { CommandSender } from "./redis-send.ts";
+import { closeConnection, connectWithin, createClient, errorReporter, randomEpoch, toSwitchboardError, unavailable, type LogFn, type RedisClient } from "../redis/connection.ts";
 
 export { redisKeys };
 
@@ -55,18 +56,17 @@ export interface RedisBrokerOptions {
   log?: LogFn;
 }
 
-const REDIRECTION = /^(MOVED|ASK|TRYAGAIN) /;
 
 type PublishReply = [number, string, number];
 type HistoryReply = [number, string, number, ...string[]];
 
 export class RedisBroker implements Broker {
   private readonly cmd: RedisClient;
+  private readonly sender: CommandSender;
   private readonly scripts: ScriptRunner;
   private readonly subs: Subscriptions;
   private readonly log: LogFn;
   private readonly cluster: boolean;
-  private readonly commandTimeoutMs: number;
   private readonly router: BrokerEventRouter;
   private canaryTimer: ReturnType<typeof setInterval> | undefined;
   private canaryFailures = 0;
@@ -78,15 +78,16 @@ export class RedisBroker implements Broker {
     this.log = options.log ?? (() => {});
     this.router = new BrokerEventRouter(this.log);
     this.cluster = options.cluster ?? false;
-    const commandTimeoutMs = (this.commandTimeoutMs = options.commandTimeoutMs ?? 500);
+    const commandTimeoutMs = options.commandTimeoutMs ?? 500;
     const name = `switchboard:${options.instanceId}`;
     const errors = errorReporter(this.log, "redis broker connection");
     this.cmd = createClient(options.url, this.cluster, {
       name: `${name}:broker`,
       commandTimeoutMs,
-      autoPipelining: true,
+      autoPipelining: this.cluster,
       onError: (error) => errors.report(error),
     });
+    this.sender = new CommandSender(this.cmd, this.cluster, commandTimeoutMs);
     this.scripts = new ScriptRunner(this.cmd, this.cluster);
     this.cmd.on("ready", () => {
       errors.reset();
@@ -139,7 +140,7 @@ export class RedisBroker implements Broker {
     const key = input.key ?? "";
     const policy = this.historyOf(topic);
     try {
-      const [seq, epoch, duplicate] = (await this.redirectable(() => within(this.scripts.publish(
+      const [seq, epoch, duplicate] = (await this.sender.send(() => this.scripts.publish(
         key === "" ? [redisKeys.meta(topic), redisKeys.log(topic)] : [redisKeys.meta(topic), redisKeys.log(topic), redisKeys.idempotency(topic, key)],
         [key === "" ? "" : "1",
         randomEpoch(),
@@ -149,7 +150,7 @@ export class RedisBroker implements Broker {
         frameSuffix(input),
         redisKeys.channel(topic),
         this.cluster ? "SPUBLISH" : "PUBLISH"],
-      ), this.commandTimeoutMs))) as PublishReply;
+      ))) as PublishReply;
       return { seq: Number(seq), epoch: String(epoch), duplicate: Number(duplicate) === 1 };
     } catch (error) {
       throw toSwitchboardError(error, "publish");
@@ -179,14 +180,14 @@ export class RedisBroker implements Broker {
     let reply: HistoryReply;
     const policy = this.historyOf(topic);
     try {
-      reply = (await this.redirectable(() => within(this.scripts.history(
+      reply = (await this.sender.send(() => this.scripts.history(
         [redisKeys.meta(topic), redisKeys.log(topic)],
         [randomEpoch(),
         policy.ttlS,
         since === undefined ? "" : since.seq,
         since === undefined ? "" : since.epoch,
         policy.size],
-      ), this.commandTimeoutMs))) as HistoryReply;
+      ))) as HistoryReply;
     } catch (error) {
       throw toSwitchboardError(error, "history");
     }
@@ -205,7 +206,7 @@ export class RedisBroker implements Broker {
   async latestSeq(topic: string): Promise<number> {
     if (this.closed || this.cmd.status !== "ready") throw unavailable("history");
     try {
-      const seq = await this.redirectable(() => within(this.cmd.hget(redisKeys.meta(topic), "seq"), this.commandTimeoutMs));
+      const seq = await this.sender.send(() => this.cmd.hget(redisKeys.meta(topic), "seq"));
       return Number(seq ?? 0) || 0;
     } catch (error) {
       throw toSwitchboardError(error, "history");
@@ -236,26 +237,12 @@ export class RedisBroker implements Broker {
     await closeConnection(this.cmd);
   }
 
-  /**
-   * Runs a command again when the cluster refused it with a redirection (MOVED, ASK, TRYAGAIN: it did
-   * not run). ioredis follows redirections itself, except in an auto-pipeline whose commands were
-   * refused with different redirections (several slots of a primary that just failed over).
-   */
-  private async redirectable<T>(run: () => Promise<T>): Promise<T> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await run();
-      } catch (error) {
-        if (!this.cluster || attempt >= 3 || !REDIRECTION.test((error as Error).message)) throw error;
-        if (attempt === 1) (this.cmd as Cluster).refreshSlotsCache();
-        await Bun.sleep(50 * attempt);
-      }
-    }
-  }
-
   /** PUBLISH, or SPUBLISH routed to the channel's shard. */
   private publishRaw(channel: string, payload: string, sharded: boolean): Promise<unknown> {
-    if (!sharded) return this.cmd.publish(channel, payload);
+    if (!sharded) {
+      this.sender.hold();
+      return this.cmd.publish(channel, payload);
+    }
     return (this.cmd as Redis).spublish(channel, payload);
   }
 
