@@ -7,6 +7,7 @@
  * Gauges that mirror state (open sockets, the broker link) are read at scrape time from the
  * sources given to `bind`, so they can never drift from the truth.
  */
+import type { Counter as PromCounter, Registry as PromRegistry } from "prom-client";
 import { Counter, Gauge, Histogram, Registry, loadDefaultMetrics } from "./prom.ts";
 
 export interface MetricSources {
@@ -60,9 +61,9 @@ export class Metrics {
   readonly brokerReconnects = new Counter({ name: "switchboard_broker_reconnects_total", help: "Times the broker link came back after a loss (every topic's history is then re-read)", registers: [this.registry] });
   readonly upgradesRejected = new Counter({ name: "switchboard_upgrades_rejected_total", help: "Upgrades refused before the 101, by reason", labelNames: ["reason"], registers: [this.registry] });
   readonly authFailures = new Counter({ name: "switchboard_auth_failures_total", help: "Authentication failures, by reason", labelNames: ["reason"], registers: [this.registry] });
-  readonly framesIn = new Counter({ name: "switchboard_frames_in_total", help: "Valid client frames handled, by type", labelNames: ["type"], registers: [this.registry] });
-  readonly framesOut = new Counter({ name: "switchboard_frames_out_total", help: "Frames handed to sockets, by type (a fan-out counts once per local subscriber)", labelNames: ["type"], registers: [this.registry] });
-  readonly publications = new Counter({ name: "switchboard_publications_total", help: "Publications accepted by the broker, by source (ws, api)", labelNames: ["source"], registers: [this.registry] });
+  readonly framesIn = new HotCounter(this.registry, { name: "switchboard_frames_in_total", help: "Valid client frames handled, by type", label: "type" });
+  readonly framesOut = new HotCounter(this.registry, { name: "switchboard_frames_out_total", help: "Frames handed to sockets, by type (a fan-out counts once per local subscriber)", label: "type" });
+  readonly publications = new HotCounter(this.registry, { name: "switchboard_publications_total", help: "Publications accepted by the broker, by source (ws, api)", label: "source" });
   readonly publishFailures = new Counter({ name: "switchboard_publish_failures_total", help: "Publications refused because the broker was unreachable", registers: [this.registry] });
   readonly deliveries = new Counter({ name: "switchboard_fanouts_total", help: "Publications and presence frames fanned out to this process's subscribers (one per frame, not per socket)", registers: [this.registry] });
   readonly socketDeliveries = new Counter({ name: "switchboard_deliveries_total", help: "Publications delivered live to sockets (one per subscribed socket)", registers: [this.registry] });
@@ -152,7 +153,7 @@ export class Metrics {
 
   /** One frame sent to `sockets` sockets (a fan-out passes the local subscriber count). */
   frameOut(frame: string, sockets = 1): void {
-    if (sockets > 0) this.framesOut.inc({ type: frameType(frame) }, sockets);
+    if (sockets > 0) this.framesOut.inc(frameType(frame), sockets);
   }
 
   private rendered: { at: number; text: Promise<string> } | null = null;
@@ -211,6 +212,35 @@ export class Metrics {
 }
 
 const RENDER_EVERY_MS = 1000;
+
+/**
+ * A one-label counter of the per-frame paths (frames in and out, publications): counted in a Map
+ * and added to its prom-client counter when the registry is read. prom-client's labelled `inc`
+ * serializes the label object on every call: ~3 % of a process's CPU under the many-rooms load
+ * (bench/README.md, round three).
+ */
+export class HotCounter {
+  private readonly pending = new Map<string, number>();
+  private readonly counter: PromCounter<string>;
+
+  constructor(registry: PromRegistry, config: { name: string; help: string; label: string }) {
+    const { label } = config;
+    this.counter = new Counter({
+      name: config.name,
+      help: config.help,
+      labelNames: [label],
+      registers: [registry],
+      collect: () => {
+        for (const [value, count] of this.pending) this.counter.inc({ [label]: value }, count);
+        this.pending.clear();
+      },
+    });
+  }
+
+  inc(value: string, by = 1): void {
+    this.pending.set(value, (this.pending.get(value) ?? 0) + by);
+  }
+}
 
 const TYPE_HEAD = '{"type":"';
 

@@ -260,7 +260,7 @@ export class Connection implements Socket, FrameQueueOptions, SessionSocket, Top
     if (this.state === "awaiting-auth") return authenticate(this, parsed);
     const ref = refOf(parsed);
     const result = validateFrame(raw, parsed);
-    this.host.metrics.framesIn.inc({ type: "frame" in result ? result.frame.type : "invalid" });
+    this.host.metrics.framesIn.inc("frame" in result ? result.frame.type : "invalid");
     try {
       if ("error" in result) throw result.error;
       await this.dispatch(result.frame);

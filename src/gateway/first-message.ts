@@ -13,7 +13,7 @@ export type FirstMessage = { identity: Identity } | { close: number; reason: str
 
 export async function checkFirstMessage(host: ConnectionHost, parsed: unknown, who: { connectionId: string; ip: string }): Promise<FirstMessage> {
   const isAuth = isObject(parsed) && parsed.type === "auth";
-  host.metrics.framesIn.inc({ type: isAuth ? "auth" : "invalid" });
+  host.metrics.framesIn.inc(isAuth ? "auth" : "invalid");
   if (!isAuth) {
     host.noteAuthFailure("protocol", who);
     return { close: Close.policy, reason: "the first frame must be auth" };

@@ -56,7 +56,7 @@ export class Publisher {
         creation.settle();
       }
       if (mayCreate && result.seq === 1 && !result.duplicate) this.creations.created(input.from);
-      metrics.publications.inc({ source: input.from === "server" ? "api" : "ws" });
+      metrics.publications.inc(input.from === "server" ? "api" : "ws");
       metrics.publishSeconds.observe((performance.now() - started) / 1000);
       // Stored in the webhook outbox before the publisher hears its ack (at least once).
       await this.options.events?.published(topic, input, result);
@@ -106,7 +106,7 @@ export class Publisher {
       throw unreachable();
     }
     await broker.broadcast(topic, ephemeralFrame(topic, input));
-    metrics.publications.inc({ source: input.from === "server" ? "api" : "ws" });
+    metrics.publications.inc(input.from === "server" ? "api" : "ws");
     await this.options.events?.published(topic, input, null);
     return null;
   }
