@@ -224,7 +224,19 @@ export function unavailable(what: string): SwitchboardError {
   return new SwitchboardError(ErrorCode.unavailable, `${what}: the broker is unreachable; retry`);
 }
 
+const HEX = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, "0"));
+/** Random bytes drawn 4 KB at a time: every publish passes a fresh epoch (used only if the topic needs one). */
+let randomPool = new Uint8Array(0);
+let randomAt = 0;
+
+/** 16 random hex digits (64 bits from the CSPRNG). */
 export function randomEpoch(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(8));
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+  if (randomAt + 8 > randomPool.length) {
+    randomPool = crypto.getRandomValues(new Uint8Array(4096));
+    randomAt = 0;
+  }
+  let hex = "";
+  for (let i = randomAt; i < randomAt + 8; i++) hex += HEX[randomPool[i]!];
+  randomAt += 8;
+  return hex;
 }
