@@ -35,6 +35,7 @@ import { Publisher } from "./publisher.ts";
 import { SessionRevocation } from "./session-revocation.ts";
 import { drainSockets, retirementTime, sweepSockets } from "./lifetimes.ts";
 import { fanOut } from "./fanout.ts";
+import { BurstReclaim } from "./burst-reclaim.ts";
 
 /** How long a user's inbox stays followed after their last socket here closed. */
 const INBOX_LINGER_MS = 5000;
@@ -79,6 +80,8 @@ export class Gateway implements ConnectionHost {
   draining = false;
   /** Event-loop lag: past SHED_LAG_MS new upgrades are shed with 1013 (upgrade.ts). */
   readonly load: LoadGuard;
+  /** Memory back to the OS once a burst of new sockets has settled (burst-reclaim.ts). */
+  private readonly reclaim: BurstReclaim;
 
   constructor(deps: GatewayDeps) {
     const { config, services } = deps;
@@ -90,6 +93,7 @@ export class Gateway implements ConnectionHost {
     this.metrics = deps.metrics ?? new Metrics();
     this.subscriptions = new SubscriptionCounts(config.maxSubscriptionsPerUser);
     this.load = new LoadGuard(config.shedLagMs ?? 0);
+    this.reclaim = new BurstReclaim({ onReclaimed: (sockets, pauseMs) => this.log.info("memory reclaimed after a burst", { sockets, pauseMs: Math.round(pauseMs) }) });
     const namespaceOf = (topic: string) => this.permissions.namespaceOf(topic);
     this.hub = new Hub({
       broker: services.broker,
@@ -216,6 +220,7 @@ export class Gateway implements ConnectionHost {
     this.metrics.wsOpened.inc({ auth: conn.via });
     this.log.info("connection open", { connectionId: conn.id, user: conn.userId, auth: conn.via, ip: conn.ip });
     this.events?.socketOpened(conn);
+    this.reclaim.opened();
   }
 
   forget(conn: Socket): void {
@@ -281,6 +286,7 @@ export class Gateway implements ConnectionHost {
     this.calls.close();
     this.announcements.close();
     this.load.stop();
+    this.reclaim.stop();
     this.ledger.close();
     this.events?.close();
     this.hub.close();
