@@ -68,6 +68,11 @@ export interface ConnectionHost {
    * position (no ack, no replay: the auto-joined inbox); false when a `follow` is needed.
    */
   followNow(conn: Socket, topic: string): boolean;
+  /**
+   * The copy of a topic's name this process already holds (the hub's), else `topic`: the members of
+   * a topic share one string instead of each keeping the one its frame was parsed into.
+   */
+  topicName(topic: string): string;
   /** Lists the socket in the topic's presence (retried in the background when the write fails). */
   joinPresence(conn: Socket, topic: string): Promise<void>;
   /** Leaves the topic's fan-out and, when it was listed, its presence. Never throws. */

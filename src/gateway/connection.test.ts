@@ -75,6 +75,9 @@ class FakeHost implements ConnectionHost {
     this.calls.push(`followNow ${topic}`);
     return true;
   }
+  topicName(topic: string): string {
+    return topic;
+  }
   async joinPresence(_conn: Socket, topic: string): Promise<void> {
     this.calls.push(`presence ${topic}`);
   }

@@ -236,6 +236,10 @@ export class Gateway implements ConnectionHost {
     return this.hub.joinNow(conn, topic);
   }
 
+  topicName(topic: string): string {
+    return this.hub.topicName(topic) ?? topic;
+  }
+
   joinPresence(conn: Socket, topic: string): Promise<void> {
     return this.ledger.join(conn, topic);
   }

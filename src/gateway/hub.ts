@@ -112,6 +112,11 @@ export class Hub {
     return this.topics.get(topic)?.members.has(member) ?? false;
   }
 
+  /** The name string of a topic this process follows (its members share it), or null. */
+  topicName(topic: string): string | null {
+    return this.topics.get(topic)?.topic ?? null;
+  }
+
   /** The last position delivered on a topic this process follows, or null. */
   position(topic: string): Position | null {
     return this.topics.get(topic)?.position ?? null;

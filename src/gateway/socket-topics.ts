@@ -80,6 +80,7 @@ export function leaveAll(conn: TopicsSocket): void {
 export async function serverSubscribe(conn: TopicsSocket, topic: string, ns: Namespace): Promise<boolean> {
   if (!conn.isOpen) return false;
   if (conn.topics.has(topic)) return true;
+  topic = conn.host.topicName(topic);
   try {
     // An ephemeral topic has no position (SPEC §5): `subscribed` without seq and epoch.
     await joinTopic(conn, topic, undefined, ns, (ack) =>
@@ -106,7 +107,7 @@ export function serverUnsubscribe(conn: TopicsSocket, topic: string): boolean {
  * not subscribe to it without asking the app is not joined (SPEC §5). False: `joinInbox` next.
  */
 export function joinInboxNow(conn: TopicsSocket): boolean {
-  const inbox = inboxOf(conn.user!.id);
+  const inbox = conn.host.topicName(inboxOf(conn.user!.id));
   if (!conn.host.joinsInbox(conn, inbox)) return true;
   if (!conn.host.followNow(conn, inbox)) return false;
   conn.topics.add(inbox);

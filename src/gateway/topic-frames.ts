@@ -20,8 +20,9 @@ export interface TopicFrameSocket extends TopicsSocket {
 
 /** `subscribe`: acked with the topic's position (none on an ephemeral topic), then replay and live frames. */
 export async function onSubscribe(conn: TopicFrameSocket, frame: Frame<"subscribe">): Promise<void> {
-  const { topic, since, ref } = frame;
-  const ns = await conn.host.authorize(conn, "subscribe", topic);
+  const { since, ref } = frame;
+  const ns = await conn.host.authorize(conn, "subscribe", frame.topic);
+  const topic = conn.host.topicName(frame.topic);
   if (since !== undefined) await conn.host.authorize(conn, "history", topic);
   // The socket may have closed while the app was asked: its topics were already left, so
   // joining now would list a ghost member and hold a subscription slot for good.
