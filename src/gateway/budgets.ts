@@ -8,11 +8,22 @@ import { SlidingWindow } from "../budgets/sliding-window.ts";
 import { inboxOf } from "../protocol/topics.ts";
 import { SmallSet } from "./small-set.ts";
 
+/** What every socket's subscription count shares: the per-socket cap, and each user's count. */
+export interface SubscriptionBudget {
+  readonly maxPerSocket: number;
+  /** Counts one more subscription of `userId`, or throws `limit_exceeded` counting nothing. */
+  take(userId: string): void;
+  give(userId: string): void;
+}
+
 /** Subscriptions per user over all its sockets of this process (the inbox is never counted). */
-export class SubscriptionCounts {
+export class SubscriptionCounts implements SubscriptionBudget {
   private readonly counts = new Map<string, number>();
 
-  constructor(private readonly max: number) {}
+  constructor(
+    private readonly max: number,
+    readonly maxPerSocket: number,
+  ) {}
 
   /** Counts one more subscription of `userId`, or throws `limit_exceeded` counting nothing. */
   take(userId: string): void {
@@ -35,30 +46,30 @@ export class SubscriptionCounts {
 /**
  * One socket's subscriptions that count toward MAX_SUBSCRIPTIONS_PER_SOCKET and the user's
  * MAX_SUBSCRIPTIONS_PER_USER. A topic already held, and the socket's own inbox, count nothing.
+ * The counted topics are this set itself, and the caps are shared: one small object per idle
+ * socket (bench/README.md, idle memory). Change it through `count` and `uncount` only.
  */
-export class SocketSubscriptions {
-  private readonly counted = new SmallSet();
-
-  constructor(
-    private readonly max: number,
-    private readonly perUser: { take(userId: string): void; give(userId: string): void },
-  ) {}
+export class SocketSubscriptions extends SmallSet {
+  constructor(private readonly budget: SubscriptionBudget) {
+    super();
+  }
 
   /** Counts a client subscribe, or throws `limit_exceeded` counting nothing. */
   count(topic: string, userId: string): void {
-    if (this.counted.has(topic) || topic === inboxOf(userId)) return;
-    if (this.counted.size >= this.max) throw new SwitchboardError(ErrorCode.limitExceeded, `at most ${this.max} subscriptions per socket`);
-    this.perUser.take(userId);
-    this.counted.add(topic);
+    if (this.has(topic) || topic === inboxOf(userId)) return;
+    const max = this.budget.maxPerSocket;
+    if (this.size >= max) throw new SwitchboardError(ErrorCode.limitExceeded, `at most ${max} subscriptions per socket`);
+    this.budget.take(userId);
+    this.add(topic);
   }
 
   uncount(topic: string, userId: string): void {
-    if (this.counted.delete(topic)) this.perUser.give(userId);
+    if (this.delete(topic)) this.budget.give(userId);
   }
 
   /** The socket closed: gives every place back. */
-  clear(userId: string): void {
-    for (const topic of [...this.counted]) this.uncount(topic, userId);
+  release(userId: string): void {
+    for (const topic of [...this]) this.uncount(topic, userId);
   }
 }
 

@@ -14,6 +14,7 @@ import type { Namespace } from "../auth/namespaces.ts";
 import type { PresenceMember, User } from "../protocol/frames.ts";
 import type { Ack, Member } from "./hub.ts";
 import type { Registered } from "./registry.ts";
+import type { SubscriptionBudget } from "./budgets.ts";
 
 /** What the host (and the registry, hub and presence ledger) sees of one socket. */
 export interface Socket extends Member, Registered {
@@ -43,14 +44,14 @@ export interface Socket extends Member, Registered {
 }
 
 /** The settings a Connection reads. */
-export type ConnectionConfig = Pick<Config, "rateLimitPerS" | "rateLimitBurst" | "authTimeoutMs" | "instanceId" | "region" | "maxSubscriptionsPerSocket" | "backpressureLimitBytes">;
+export type ConnectionConfig = Pick<Config, "rateLimitPerS" | "rateLimitBurst" | "authTimeoutMs" | "instanceId" | "region" | "backpressureLimitBytes">;
 
 export interface ConnectionHost {
   readonly config: ConnectionConfig;
   readonly metrics: Metrics;
   readonly log: Logger;
-  /** MAX_SUBSCRIPTIONS_PER_USER over the user's sockets here: `take` throws `limit_exceeded`. */
-  readonly subscriptions: { take(userId: string): void; give(userId: string): void };
+  /** MAX_SUBSCRIPTIONS_PER_SOCKET, and MAX_SUBSCRIPTIONS_PER_USER over the user's sockets here: `take` throws `limit_exceeded`. */
+  readonly subscriptions: SubscriptionBudget;
   /** Checks a first-message token (auth/credentials.ts). Rejects when the stores are unreachable. */
   authenticate(token: string): Promise<Outcome | null>;
   /** Admits a socket that authenticated after its upgrade: false when its user is at its cap. */

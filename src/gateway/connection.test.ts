@@ -21,9 +21,9 @@ const alice = { id: "alice", name: "alice" };
 const cookie: Identity = { user: alice, sid: "s1", exp: null, iat: null, caps: null, via: "cookie" };
 
 class FakeHost implements ConnectionHost {
-  readonly config = { rateLimitPerS: 1000, rateLimitBurst: 1000, authTimeoutMs: 5000, instanceId: "i-1", region: "test", maxSubscriptionsPerSocket: 256, backpressureLimitBytes: 1 << 20 };
+  readonly config = { rateLimitPerS: 1000, rateLimitBurst: 1000, authTimeoutMs: 5000, instanceId: "i-1", region: "test", backpressureLimitBytes: 1 << 20 };
   /** The per-user cap is the gateway's (tested black-box in test/budgets/subscriptions.test.ts). */
-  readonly subscriptions = { take() {}, give() {} };
+  readonly subscriptions = { maxPerSocket: 256, take() {}, give() {} };
   readonly metrics = new Metrics();
   readonly log = createLogger("silent");
   readonly calls: string[] = [];

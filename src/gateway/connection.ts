@@ -92,7 +92,7 @@ export class Connection implements Socket, FrameQueueOptions, SessionSocket, Top
     this.state = identity === null ? "awaiting-auth" : "authenticating";
     this.flood = new FloodGuard(host.config.rateLimitPerS, host.config.rateLimitBurst, this.openedAt);
     this.retireAt = init.retireAt;
-    this.slots = new SocketSubscriptions(host.config.maxSubscriptionsPerSocket, host.subscriptions);
+    this.slots = new SocketSubscriptions(host.subscriptions);
     this.shedRetryMs = init.shedRetryMs ?? null;
   }
 

@@ -28,15 +28,12 @@ export class FrameQueue {
   private running = false;
   private paused = false;
 
-  constructor(
-    private readonly options: FrameQueueOptions,
-    private readonly pauseAt = PAUSE_AT,
-  ) {}
+  constructor(private readonly options: FrameQueueOptions) {}
 
   push(item: string | Job): void {
     const items = (this.items ??= []);
     items.push(item);
-    if (items.length >= this.pauseAt && !this.paused) {
+    if (items.length >= PAUSE_AT && !this.paused) {
       const socket = this.options.pausable();
       if (socket !== null) {
         this.paused = true;

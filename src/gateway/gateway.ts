@@ -91,7 +91,7 @@ export class Gateway implements ConnectionHost {
     this.permissions = deps.permissions;
     this.log = deps.log;
     this.metrics = deps.metrics ?? new Metrics();
-    this.subscriptions = new SubscriptionCounts(config.maxSubscriptionsPerUser);
+    this.subscriptions = new SubscriptionCounts(config.maxSubscriptionsPerUser, config.maxSubscriptionsPerSocket);
     this.load = new LoadGuard(config.shedLagMs ?? 0);
     this.reclaim = new BurstReclaim({ onReclaimed: (sockets, pauseMs) => this.log.info("memory reclaimed after a burst", { sockets, pauseMs: Math.round(pauseMs) }) });
     const namespaceOf = (topic: string) => this.permissions.namespaceOf(topic);

@@ -68,7 +68,7 @@ export function leaveTopic(conn: TopicsSocket, topic: string): boolean {
 export function leaveAll(conn: TopicsSocket): void {
   for (const topic of conn.topics) conn.host.leave(conn, topic);
   conn.topics.clear();
-  if (conn.user !== null) conn.slots.clear(conn.user.id);
+  if (conn.user !== null) conn.slots.release(conn.user.id);
 }
 
 /**
