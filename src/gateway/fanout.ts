@@ -26,7 +26,8 @@ export function fanOut(server: SwitchboardServer, metrics: Metrics, topic: strin
   if (server.publish(channel, frame, false) !== 0) return;
   // One still being sent its replay (paced by its drain) is not subscribed locally yet: this frame
   // did not go to it, and it gets it after the replay.
-  for (const conn of members()) {
+  // A copy: closing a socket may take it out of the members while they are being gone through.
+  for (const conn of [...members()]) {
     if (conn.receives(topic) && conn.bufferedAmount() >= backpressureLimitBytes) conn.closeSlow();
   }
 }

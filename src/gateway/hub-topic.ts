@@ -5,7 +5,8 @@
  */
 import type { Broker, Position, Publication } from "../broker/broker.ts";
 import { mergeRecovery, type Replay } from "./recovery.ts";
-import type { TopicRecovery } from "./topic-recovery.ts";
+import { TopicRecovery } from "./topic-recovery.ts";
+import type { SmallSet } from "./small-set.ts";
 
 export interface Member {
   /** Sends one frame to this socket only. */
@@ -34,17 +35,19 @@ export interface TopicState {
   topic: string;
   /** Delivered without an ordering point (SPEC §5 `delivery: "ephemeral"`): no position, history or repair. */
   ephemeral: boolean;
-  members: Set<Member>;
+  /** A small set: most topics have a member or two (a user's inbox), and a Set of one costs ~250 B. */
+  members: SmallSet<Member>;
   /** Last delivered position; null until the broker subscription and first read are done. */
   position: Position | null;
   ready: Promise<void>;
   repairing: boolean;
   /** Publications that arrived before the position was known or during a repair. */
   buffer: Publication[];
-  pending: Set<PendingRecovery>;
+  /** Sockets reading history for `since`: a small set, since a topic usually has none (a user's inbox). */
+  pending: SmallSet<PendingRecovery>;
   retry: ReturnType<typeof setTimeout> | null;
-  /** The replay cache, trimmed floor and read coalescing for `since` subscribes. */
-  recovery: TopicRecovery;
+  /** The replay cache, trimmed floor and read coalescing for `since` subscribes; made by the first. */
+  recovery: TopicRecovery | null;
   /** Set while the topic lingers without members (see HubOptions.lingerMs). */
   linger: ReturnType<typeof setTimeout> | null;
 }
@@ -54,6 +57,8 @@ export interface RecoverDeps {
   onHistoryRead?(topic: string, reason: "start" | "since" | "repair"): void;
   /** False once the hub dropped this state (the topic was left meanwhile). */
   current(state: TopicState): boolean;
+  /** Frames a topic's replay cache keeps at most. */
+  replayCacheSize(topic: string): number;
 }
 
 /**
@@ -62,13 +67,14 @@ export interface RecoverDeps {
  * the member left meanwhile.
  */
 export async function recoverSince(state: TopicState, member: Member, since: Position, deps: RecoverDeps): Promise<Replay | null> {
+  const recovery = (state.recovery ??= new TopicRecovery(deps.replayCacheSize(state.topic)));
   for (let round = 0; round < 4; round++) {
     if (!state.members.has(member) || !deps.current(state)) return null;
     const position = state.position!;
     if (since.epoch !== position.epoch) break;
-    const known = state.recovery.local(since, position);
+    const known = recovery.local(since, position);
     if (known !== null) return known;
-    await state.recovery.whenRead(since.seq, (seq) => readSince(state, { seq, epoch: since.epoch }, deps).then((r) => state.recovery.learn(r.since, r.delivered, r.replay)));
+    await recovery.whenRead(since.seq, (seq) => readSince(state, { seq, epoch: since.epoch }, deps).then((r) => recovery.learn(r.since, r.delivered, r.replay)));
   }
   const read = await readSince(state, since, deps);
   return state.members.has(member) ? read.replay : null;

@@ -10,7 +10,7 @@
  */
 import type { Broker, Position, Publication } from "../broker/broker.ts";
 import { ErrorCode, SwitchboardError } from "../protocol/codes.ts";
-import { TopicRecovery } from "./topic-recovery.ts";
+import { SmallSet } from "./small-set.ts";
 import { TopicOrder } from "./topic-order.ts";
 import { recoverSince, replayPaced, type Member, type PendingRecovery, type RecoverDeps, type TopicState } from "./hub-topic.ts";
 
@@ -53,6 +53,9 @@ export interface Ack {
 /** The position of an ephemeral topic: it has none (acks carry no seq/epoch). */
 const EPHEMERAL: Position = { seq: 0, epoch: "" };
 
+/** The `ready` of every started topic: a followed topic keeps no promise of its own. */
+const STARTED: Promise<void> = Promise.resolve();
+
 
 export class Hub {
   private readonly topics = new Map<string, TopicState>();
@@ -62,7 +65,8 @@ export class Hub {
 
   constructor(private readonly options: HubOptions) {
     const current = (state: TopicState) => this.topics.get(state.topic) === state;
-    this.recoverDeps = { broker: options.broker, onHistoryRead: options.onHistoryRead, current };
+    const replayCacheSize = (topic: string) => options.replayCacheSize?.(topic) ?? 100;
+    this.recoverDeps = { broker: options.broker, onHistoryRead: options.onHistoryRead, current, replayCacheSize };
     this.order = new TopicOrder({
       broker: options.broker,
       fanout: (topic, frame) => options.fanout(topic, frame),
@@ -239,15 +243,15 @@ export class Hub {
     const state: TopicState = {
       topic,
       ephemeral: this.options.isEphemeral?.(topic) ?? false,
-      members: new Set(),
+      members: new SmallSet(),
       position: null,
-      ready: Promise.resolve(),
+      ready: STARTED,
       repairing: false,
       buffer: [],
-      pending: new Set(),
+      pending: new SmallSet(),
       retry: null,
       linger: null,
-      recovery: new TopicRecovery(this.options.replayCacheSize?.(topic) ?? 100),
+      recovery: null,
     };
     state.ready = this.start(state);
     state.ready.catch(() => {
@@ -269,6 +273,7 @@ export class Hub {
       }
       if (this.topics.get(state.topic) !== state) return;
       state.position = position;
+      state.ready = STARTED;
     } catch (error) {
       if (this.topics.get(state.topic) === state) {
         this.topics.delete(state.topic);

@@ -69,8 +69,8 @@ export class TopicOrder {
 
   private emit(state: TopicState, publication: Publication): void {
     state.position = { seq: publication.seq, epoch: publication.epoch };
-    state.recovery.delivered(publication);
-    for (const pending of state.pending) pending.collected.push(publication);
+    state.recovery?.delivered(publication);
+    if (state.pending.size > 0) for (const pending of state.pending) pending.collected.push(publication);
     this.options.fanout(state.topic, publication.frame);
   }
 
@@ -103,7 +103,7 @@ export class TopicOrder {
           }
         }
         state.position = resyncAt;
-        state.recovery.reset();
+        state.recovery?.reset();
         this.options.fanout(state.topic, resyncFrame(state.topic, resyncAt));
         for (const publication of history.publications) if (publication.seq > state.position.seq) this.emit(state, publication);
         this.options.onRepair?.(state.topic, "resync");
