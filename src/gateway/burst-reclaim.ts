@@ -1,5 +1,5 @@
 /**
- * Memory back after a burst of new sockets (a reconnect storm, a deploy, a page-load wave).
+ * Memory back after a burst of upgrades (a reconnect storm, a deploy, a page-load wave).
  *
  * Every handshake and first subscribe leaves garbage behind (the request, the credential check,
  * the frames' parsing, promises). An idle process allocates nothing more, so the collector never
@@ -9,48 +9,48 @@
  * freed pages returned to the OS (JSC `shrinkFootprintWhenIdle`) — took it to ~3.7 KB within
  * ~1.5 s. `Bun.gc(true)` alone got ~4.4 KB: the collected blocks stay with the allocators.
  *
- * It runs at most once per `minIntervalMs`, only after `minSockets` sockets opened since the last
- * time, and never while the burst goes on: only once the last `quietMs` saw fewer than
- * `settledPerS` sockets open a second. The pause it costs is one full collection (measured
+ * It runs at most once per `minIntervalMs`, only after `minUpgrades` upgrades (taken or shed) since
+ * the last time, and never while the burst goes on: only once the last `quietMs` saw fewer than
+ * `settledPerS` upgrades a second. The pause it costs is one full collection (measured
  * 50–100 ms at 15,000 sockets on 2 shared cores) plus compiling the hot code again afterwards.
  */
 
 export interface BurstReclaimOptions {
-  /** Sockets opened since the last reclaim before one is worth its pause (default 1,000). */
-  minSockets?: number;
-  /** The settling window: a burst is over once the last `quietMs` saw fewer than `settledPerS` opens a second (default 500 ms). */
+  /** Upgrades since the last reclaim before one is worth its pause (default 1,000). */
+  minUpgrades?: number;
+  /** The settling window: a burst is over once the last `quietMs` saw fewer than `settledPerS` upgrades a second (default 500 ms). */
   quietMs?: number;
-  /** Opens per second that still count as settled: ordinary churn (default 20). */
+  /** Upgrades per second that still count as settled: ordinary churn (default 20). */
   settledPerS?: number;
   /** At most one reclaim per this long (default 60 s). */
   minIntervalMs?: number;
   /** What reclaiming is (default `Bun.shrink()`); tests count the calls. */
   reclaim?: () => void;
-  /** Told after each reclaim with the opens it followed and the event-loop pause it caused. */
-  onReclaimed?: (sockets: number, pauseMs: number) => void;
+  /** Told after each reclaim with the upgrades it followed and the event-loop pause it caused. */
+  onReclaimed?: (upgrades: number, pauseMs: number) => void;
   now?: () => number;
 }
 
 export class BurstReclaim {
-  private readonly minSockets: number;
+  private readonly minUpgrades: number;
   private readonly quietMs: number;
   private readonly minIntervalMs: number;
   private readonly reclaim: () => void;
   private readonly now: () => number;
   /**
-   * When the last few sockets opened (a ring): the burst has settled once the oldest of them is
-   * `quietMs` old, i.e. fewer than `settledPerS` opened a second over the last `quietMs`.
+   * When the last few upgrades came (a ring): the burst has settled once the oldest of them is
+   * `quietMs` old, i.e. fewer than `settledPerS` a second came over the last `quietMs`.
    */
   private readonly recent: Float64Array;
   private next = 0;
-  /** Sockets opened since the last reclaim. */
-  private opens = 0;
+  /** Upgrades since the last reclaim. */
+  private upgrades = 0;
   private lastReclaimAt = -Infinity;
   private timer: ReturnType<typeof setTimeout> | null = null;
   private stopped = false;
 
   constructor(private readonly options: BurstReclaimOptions = {}) {
-    this.minSockets = options.minSockets ?? 1000;
+    this.minUpgrades = options.minUpgrades ?? 1000;
     this.quietMs = options.quietMs ?? 500;
     this.minIntervalMs = options.minIntervalMs ?? 60_000;
     this.reclaim = options.reclaim ?? (() => Bun.shrink());
@@ -58,12 +58,12 @@ export class BurstReclaim {
     this.recent = new Float64Array(Math.max(1, Math.ceil(((options.settledPerS ?? 20) * this.quietMs) / 1000))).fill(-Infinity);
   }
 
-  /** A socket opened. Arms the settling check once enough have since the last reclaim. */
-  opened(): void {
+  /** An upgrade came in (taken or shed). Arms the settling check once enough have since the last reclaim. */
+  upgraded(): void {
     this.recent[this.next] = this.now();
     this.next = (this.next + 1) % this.recent.length;
-    this.opens++;
-    if (this.opens >= this.minSockets && this.timer === null && !this.stopped) this.arm();
+    this.upgrades++;
+    if (this.upgrades >= this.minUpgrades && this.timer === null && !this.stopped) this.arm();
   }
 
   stop(): void {
@@ -84,13 +84,13 @@ export class BurstReclaim {
     this.timer = null;
     if (this.stopped) return;
     const now = this.now();
-    // Still bursting (sockets came meanwhile), or too soon after the last one.
+    // Still bursting (upgrades came meanwhile), or too soon after the last one.
     if (this.recent[this.next]! + this.quietMs > now || this.lastReclaimAt + this.minIntervalMs > now) return this.arm();
-    const sockets = this.opens;
-    this.opens = 0;
+    const upgrades = this.upgrades;
+    this.upgrades = 0;
     this.lastReclaimAt = now;
     this.reclaim();
     // Bun.shrink() runs once no JavaScript is on the stack: the next timer sees the whole pause.
-    setTimeout(() => this.options.onReclaimed?.(sockets, this.now() - now), 0);
+    setTimeout(() => this.options.onReclaimed?.(upgrades, this.now() - now), 0);
   }
 }

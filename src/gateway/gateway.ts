@@ -93,7 +93,9 @@ export class Gateway implements ConnectionHost {
     this.metrics = deps.metrics ?? new Metrics();
     this.subscriptions = new SubscriptionCounts(config.maxSubscriptionsPerUser, config.maxSubscriptionsPerSocket);
     this.load = new LoadGuard(config.shedLagMs ?? 0);
-    this.reclaim = new BurstReclaim({ onReclaimed: (sockets, pauseMs) => this.log.info("memory reclaimed after a burst", { sockets, pauseMs: Math.round(pauseMs) }) });
+    this.reclaim = new BurstReclaim({ onReclaimed: (upgrades, pauseMs) => this.log.info("memory reclaimed after a burst", { upgrades, pauseMs: Math.round(pauseMs) }) });
+    // Every upgrade counts, shed ones too: a storm the process sheds is still a storm.
+    this.load.onUpgrade = () => this.reclaim.upgraded();
     const namespaceOf = (topic: string) => this.permissions.namespaceOf(topic);
     this.hub = new Hub({
       broker: services.broker,
@@ -220,7 +222,6 @@ export class Gateway implements ConnectionHost {
     this.metrics.wsOpened.inc({ auth: conn.via });
     this.log.info("connection open", { connectionId: conn.id, user: conn.userId, auth: conn.via, ip: conn.ip });
     this.events?.socketOpened(conn);
-    this.reclaim.opened();
   }
 
   forget(conn: Socket): void {

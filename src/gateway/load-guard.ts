@@ -16,6 +16,8 @@ export class LoadGuard {
   private upgrades = 0;
   private upgradesBefore = 0;
   private windowStart = performance.now();
+  /** Told of every upgrade, shed or not (the gateway's burst reclaim counts them: burst-reclaim.ts). */
+  onUpgrade: (() => void) | null = null;
 
   constructor(
     private readonly thresholdMs: number,
@@ -31,6 +33,7 @@ export class LoadGuard {
    * it) says the loop is late past the threshold and upgrades come in at a storm's rate.
    */
   shouldShed(): boolean {
+    this.onUpgrade?.();
     if (this.timer === null) return false;
     const now = performance.now();
     if (now - this.windowStart >= 1000) {
