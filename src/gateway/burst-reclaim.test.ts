@@ -49,6 +49,19 @@ describe("memory back after a burst of upgrades", () => {
     reclaim.stop();
   });
 
+  test("not while the process is still busy with the burst (its event loop lags)", async () => {
+    let busy = true;
+    const calls: number[] = [];
+    const reclaim = new BurstReclaim({ minUpgrades: 10, quietMs: 40, minIntervalMs: 0, busy: () => busy, reclaim: () => calls.push(1) });
+    for (let i = 0; i < 10; i++) reclaim.upgraded();
+    await sleep(150);
+    expect(calls).toEqual([]);
+    busy = false;
+    await sleep(100);
+    expect(calls.length).toBe(1);
+    reclaim.stop();
+  });
+
   test("stop cancels a pending reclaim", async () => {
     const { reclaim, calls } = counting();
     for (let i = 0; i < 10; i++) reclaim.upgraded();

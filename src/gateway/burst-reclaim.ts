@@ -24,6 +24,13 @@ export interface BurstReclaimOptions {
   settledPerS?: number;
   /** At most one reclaim per this long (default 60 s). */
   minIntervalMs?: number;
+  /**
+   * True while the process is still working through the burst: its event loop lags (the
+   * resubscribes and history reads of a reconnect storm go on after its last upgrade), or clients
+   * it shed will come back. A busy process collects its garbage by itself; the reclaim is for one
+   * that went idle.
+   */
+  busy?: () => boolean;
   /** What reclaiming is (default `Bun.shrink()`); tests count the calls. */
   reclaim?: () => void;
   /** Told after each reclaim with the upgrades it followed and the event-loop pause it caused. */
@@ -80,12 +87,19 @@ export class BurstReclaim {
     (this.timer as { unref?(): void }).unref?.();
   }
 
+  /** Checks again after another settling window. */
+  private rearm(): void {
+    this.timer = setTimeout(() => this.check(), this.quietMs);
+    (this.timer as { unref?(): void }).unref?.();
+  }
+
   private check(): void {
     this.timer = null;
     if (this.stopped) return;
     const now = this.now();
     // Still bursting (upgrades came meanwhile), or too soon after the last one.
     if (this.recent[this.next]! + this.quietMs > now || this.lastReclaimAt + this.minIntervalMs > now) return this.arm();
+    if (this.options.busy?.() === true) return this.rearm();
     const upgrades = this.upgrades;
     this.upgrades = 0;
     this.lastReclaimAt = now;

@@ -8,6 +8,10 @@
  * Only a storm is shed: the process must also have taken at least `minUpgradesPerS` upgrades in
  * the last second. A lone pause (a GC, a busy neighbour on the machine) sheds nobody.
  */
+/** The retry hint a shed client gets: between these. */
+const MIN_RETRY_MS = 1000;
+const MAX_RETRY_MS = 3000;
+
 export class LoadGuard {
   private lagMs = 0;
   private lastSampleAt = performance.now();
@@ -16,6 +20,7 @@ export class LoadGuard {
   private upgrades = 0;
   private upgradesBefore = 0;
   private windowStart = performance.now();
+  private lastShedAt = Number.NEGATIVE_INFINITY;
   /** Told of every upgrade, shed or not (the gateway's burst reclaim counts them: burst-reclaim.ts). */
   onUpgrade: (() => void) | null = null;
 
@@ -44,12 +49,24 @@ export class LoadGuard {
     this.upgrades++;
     const rate = this.upgrades + this.upgradesBefore * Math.max(0, 1 - (now - this.windowStart) / 1000);
     if (rate < this.minUpgradesPerS) return false;
-    return Math.max(this.lagMs, now - this.lastSampleAt - this.intervalMs) > this.thresholdMs;
+    const shed = Math.max(this.lagMs, now - this.lastSampleAt - this.intervalMs) > this.thresholdMs;
+    if (shed) this.lastShedAt = now;
+    return shed;
+  }
+
+  /**
+   * Whether the process is still in a storm it cannot keep up with: the event loop runs later than
+   * `maxLagMs`, or clients it shed may still come back (their retry hint has not passed).
+   */
+  busy(maxLagMs: number): boolean {
+    if (this.timer === null) return false;
+    const now = performance.now();
+    return now - this.lastShedAt < MAX_RETRY_MS || Math.max(this.lagMs, now - this.lastSampleAt - this.intervalMs) > maxLagMs;
   }
 
   /** A retry hint for a shed client: 1–3 s, jittered so that the retries do not come back together. */
   retryAfterMs(): number {
-    return 1000 + Math.floor(Math.random() * 2000);
+    return MIN_RETRY_MS + Math.floor(Math.random() * (MAX_RETRY_MS - MIN_RETRY_MS));
   }
 
   stop(): void {
