@@ -11,7 +11,7 @@
  *
  * It runs at most once per `minIntervalMs`, only after `minUpgrades` upgrades (taken or shed) since
  * the last time, and never while the burst goes on: only once the last `quietMs` saw fewer than
- * `settledPerS` upgrades a second. The pause it costs is one full collection (measured
+ * `settledPerS` upgrades a second, and the process is not `busy`. The pause it costs is one full collection (measured
  * 50–100 ms at 15,000 sockets on 2 shared cores) plus compiling the hot code again afterwards.
  */
 

@@ -82,7 +82,7 @@ export class Gateway implements ConnectionHost {
   draining = false;
   /** Event-loop lag: past SHED_LAG_MS new upgrades are shed with 1013 (upgrade.ts). */
   readonly load: LoadGuard;
-  /** Memory back to the OS once a burst of new sockets has settled (burst-reclaim.ts). */
+  /** Memory back to the OS once a burst of upgrades has settled (burst-reclaim.ts). */
   private readonly reclaim: BurstReclaim;
 
   constructor(deps: GatewayDeps) {

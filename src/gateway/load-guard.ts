@@ -1,3 +1,7 @@
+/** The retry hint a shed client gets: between these. */
+const MIN_RETRY_MS = 1000;
+const MAX_RETRY_MS = 3000;
+
 /**
  * Whether this process is keeping up, from the lag of its own event loop: a timer due every
  * `intervalMs` that fires late by more than `thresholdMs` means everything queued behind it (a
@@ -8,10 +12,6 @@
  * Only a storm is shed: the process must also have taken at least `minUpgradesPerS` upgrades in
  * the last second. A lone pause (a GC, a busy neighbour on the machine) sheds nobody.
  */
-/** The retry hint a shed client gets: between these. */
-const MIN_RETRY_MS = 1000;
-const MAX_RETRY_MS = 3000;
-
 export class LoadGuard {
   private lagMs = 0;
   private lastSampleAt = performance.now();
