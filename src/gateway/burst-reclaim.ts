@@ -14,6 +14,24 @@
  * `settledPerS` upgrades a second, and the process is not `busy`. The pause it costs is one full collection (measured
  * 50–100 ms at 15,000 sockets on 2 shared cores) plus compiling the hot code again afterwards.
  */
+import type { Logger } from "../log.ts";
+import type { LoadGuard } from "./load-guard.ts";
+
+/** The reclaim waits while the event loop runs later than this. */
+const MAX_LAG_MS = 20;
+
+/**
+ * The gateway's reclaim: every upgrade the load guard sees counts, shed ones too (a storm the
+ * process sheds is still a storm), and the guard says when the process is still busy with it.
+ */
+export function reclaimAfterBursts(load: LoadGuard, log: Logger): BurstReclaim {
+  const reclaim = new BurstReclaim({
+    busy: () => load.busy(MAX_LAG_MS),
+    onReclaimed: (upgrades, pauseMs) => log.info("memory reclaimed after a burst", { upgrades, pauseMs: Math.round(pauseMs) }),
+  });
+  load.onUpgrade = () => reclaim.upgraded();
+  return reclaim;
+}
 
 export interface BurstReclaimOptions {
   /** Upgrades since the last reclaim before one is worth its pause (default 1,000). */

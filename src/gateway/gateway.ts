@@ -35,10 +35,8 @@ import { Publisher } from "./publisher.ts";
 import { SessionRevocation } from "./session-revocation.ts";
 import { drainSockets, retirementTime, sweepSockets } from "./lifetimes.ts";
 import { fanOut } from "./fanout.ts";
-import { BurstReclaim } from "./burst-reclaim.ts";
+import { reclaimAfterBursts, type BurstReclaim } from "./burst-reclaim.ts";
 
-/** The burst reclaim waits while the event loop runs later than this (burst-reclaim.ts). */
-const RECLAIM_MAX_LAG_MS = 20;
 /** How long a user's inbox stays followed after their last socket here closed. */
 const INBOX_LINGER_MS = 5000;
 const isInbox = (topic: string) => topic.startsWith(inboxOf(""));
@@ -95,12 +93,7 @@ export class Gateway implements ConnectionHost {
     this.metrics = deps.metrics ?? new Metrics();
     this.subscriptions = new SubscriptionCounts(config.maxSubscriptionsPerUser, config.maxSubscriptionsPerSocket);
     this.load = new LoadGuard(config.shedLagMs ?? 0);
-    this.reclaim = new BurstReclaim({
-      busy: () => this.load.busy(RECLAIM_MAX_LAG_MS),
-      onReclaimed: (upgrades, pauseMs) => this.log.info("memory reclaimed after a burst", { upgrades, pauseMs: Math.round(pauseMs) }),
-    });
-    // Every upgrade counts, shed ones too: a storm the process sheds is still a storm.
-    this.load.onUpgrade = () => this.reclaim.upgraded();
+    this.reclaim = reclaimAfterBursts(this.load, this.log);
     const namespaceOf = (topic: string) => this.permissions.namespaceOf(topic);
     this.hub = new Hub({
       broker: services.broker,
