@@ -38,8 +38,8 @@ export class Metrics {
   aggregate: (() => Promise<string | null>) | null = null;
 
   readonly info = new Gauge({ name: "switchboard_info", help: "Always 1; labels say which process answered", labelNames: ["instance", "region", "broker"], registers: [this.registry] });
-  readonly wsOpened = new Counter({ name: "switchboard_connections_opened_total", help: "Sockets authenticated (welcome sent), by auth mode", labelNames: ["auth"], registers: [this.registry] });
-  readonly wsClosed = new Counter({ name: "switchboard_connections_closed_total", help: "Sockets closed, by close code as Bun reported it (codes a client picks from 3000-4999 as \"other\")", labelNames: ["code"], registers: [this.registry] });
+  readonly wsOpened = new HotCounter(this.registry, { name: "switchboard_connections_opened_total", help: "Sockets authenticated (welcome sent), by auth mode", label: "auth" });
+  readonly wsClosed = new HotCounter(this.registry, { name: "switchboard_connections_closed_total", help: "Sockets closed, by close code as Bun reported it (codes a client picks from 3000-4999 as \"other\")", label: "code" });
   readonly closesSent = new Counter({ name: "switchboard_closes_sent_total", help: "Close codes the server sent", labelNames: ["code"], registers: [this.registry] });
   readonly connections = new Gauge({
     name: "switchboard_connections",

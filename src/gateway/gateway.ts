@@ -217,7 +217,7 @@ export class Gateway implements ConnectionHost {
   }
 
   opened(conn: Socket): void {
-    this.metrics.wsOpened.inc({ auth: conn.via });
+    this.metrics.wsOpened.inc(conn.via);
     this.log.info("connection open", { connectionId: conn.id, user: conn.userId, auth: conn.via, ip: conn.ip });
     this.events?.socketOpened(conn);
   }

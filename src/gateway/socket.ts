@@ -37,7 +37,7 @@ export function websocketHandler(config: SocketConfig, metrics: Metrics, log: Lo
     message: (ws, message) => ws.data.received(message),
     drain: (ws) => ws.data.onDrain(),
     close: (ws, code) => {
-      metrics.wsClosed.inc({ code: closeCodeLabel(code) });
+      metrics.wsClosed.inc(closeCodeLabel(code));
       const conn = ws.data;
       log.info("connection closed", { connectionId: conn.id, user: conn.userId, auth: conn.via, code, durationMs: Date.now() - conn.openedAt });
       conn.closed();
