@@ -135,3 +135,76 @@ describe("1012 stays prompt", () => {
     expect(reconnects(r).slice(0, 8).map((g) => g.delay)).toEqual([100, 100, 100, 160, 320, 639, 1279, 2557]);
   }, 15_000);
 });
+
+describe("a resubscription refused for a while", () => {
+  test("`unavailable` twice after a reconnect: sent again on the same socket with the same since, resumed, never ended", async () => {
+    let refusals = 0;
+    const server = serve({
+      onFrame(peer, f) {
+        if (peer.index === 1 && f.type === "subscribe" && refusals < 2) {
+          refusals++;
+          peer.send({ type: "error", ref: f.ref, code: "unavailable", message: "history read timed out" });
+          return true;
+        }
+      },
+    });
+    const r = client(server.url, {}, () => 0.5);
+    const recovered: boolean[] = [];
+    const errors: unknown[] = [];
+    await r.client.subscribe("room:storm", { onMessage: () => {}, onRecovered: (ok) => recovered.push(ok), onError: (e) => errors.push(e) });
+    server.publish("room:storm", "before");
+    server.peers[0]!.close(1012, "server restarting");
+
+    const second = await server.waitPeers(2);
+    await waitFor(() => second.frames.filter((f) => f.type === "subscribe").length === 3, 5000, "two retries");
+    const subscribes = second.frames.filter((f) => f.type === "subscribe");
+    for (const s of subscribes) expect(s).toMatchObject({ topic: "room:storm", since: { seq: 1, epoch: expect.any(String) } });
+    await waitFor(() => recovered.length === 1, 2000, "resumed");
+    expect(recovered).toEqual([true]);
+    expect(errors).toEqual([]);
+    expect(r.client.topics).toEqual(["room:storm"]);
+    expect(server.peers.length).toBe(2); // the same socket all along
+    server.publish("room:storm", "after");
+    await waitFor(() => second.topics.has("room:storm"), 2000, "subscribed on the server");
+  });
+
+  test("a refusal that is not temporary still ends the subscription with onError", async () => {
+    const server = serve({
+      onFrame(peer, f) {
+        if (peer.index === 1 && f.type === "subscribe") {
+          peer.send({ type: "error", ref: f.ref, code: "not_found", message: "no such topic" });
+          return true;
+        }
+      },
+    });
+    const r = client(server.url, {});
+    const errors: { code: string }[] = [];
+    await r.client.subscribe("room:gone", { onMessage: () => {}, onError: (e) => errors.push(e) });
+    server.peers[0]!.close(1012, "server restarting");
+    await waitFor(() => errors.length === 1, 5000, "onError");
+    expect(errors[0]!.code).toBe("not_found");
+    expect(r.client.topics).toEqual([]);
+    await Bun.sleep(300);
+    expect(server.peers[1]!.frames.filter((f) => f.type === "subscribe").length).toBe(1);
+  });
+
+  test("a reconnect while a retry waits sends one subscribe on the new socket, not two", async () => {
+    const server = serve({
+      onFrame(peer, f) {
+        if (peer.index === 1 && f.type === "subscribe") {
+          peer.send({ type: "error", ref: f.ref, code: "unavailable", message: "busy" });
+          peer.close(1012, "server restarting");
+          return true;
+        }
+      },
+    });
+    const r = client(server.url, {}, () => 0.999);
+    await r.client.subscribe("room:x", () => {});
+    server.peers[0]!.close(1012, "server restarting");
+    const third = await server.waitPeers(3, 5000);
+    await third.waitFrame((f) => f.type === "subscribe");
+    await Bun.sleep(1200); // past the retry's delay (attempt 0: up to 500 ms)
+    expect(third.frames.filter((f) => f.type === "subscribe").length).toBe(1);
+    expect(r.client.topics).toEqual(["room:x"]);
+  });
+});

@@ -62,6 +62,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
       send: (frame) => this.#link.send(frame),
       drop: (reason) => this.#link.drop(reason),
       unsubscribe: (topic) => this.unsubscribe(topic),
+      random: this.#o.random,
     });
     this.#refresh = new TokenRefresh(this.#o, { emit, request });
     this.#network = new NetworkWatch(this.#o.network, {

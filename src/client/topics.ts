@@ -9,6 +9,15 @@ import { SwitchboardClientError } from "./errors.ts";
 import type { Emit } from "./events.ts";
 import type { Outgoing, Request } from "./requests.ts";
 import { Subscription, type Message, type PresenceEvent, type ResyncInfo, type SubscriptionHandlers } from "./subscription.ts";
+import { backoffCeiling } from "./backoff.ts";
+
+/**
+ * A resubscription the server refused for a while (`unavailable`: its Redis read missed the
+ * deadline during a reconnect storm; `rate_limited`; `internal`) is sent again after a jittered,
+ * growing delay on the same socket, keeping its position: the subscription does not end over a
+ * temporary refusal (a socket that is fine would otherwise stay without its topic for good).
+ */
+const RESUBSCRIBE_RETRY = { baseMs: 500, capMs: 10_000 };
 
 export interface TopicsHost {
   emit: Emit;
@@ -17,12 +26,16 @@ export interface TopicsHost {
   /** Abandons the socket: a new one resubscribes everything. */
   drop(reason: string): void;
   unsubscribe(topic: string): Promise<void>;
+  /** Random source in [0, 1) for the retry jitter. */
+  random(): number;
 }
 
 type Frame<T extends ServerFrame["type"]> = Extract<ServerFrame, { type: T }>;
 
 export class Topics {
   readonly #subs = new Map<string, Subscription>();
+  /** Resubscriptions waiting to be sent again after a temporary refusal, with their attempt. */
+  readonly #retries = new Map<Subscription, { timer: ReturnType<typeof setTimeout>; attempt: number }>();
 
   constructor(private readonly host: TopicsHost) {}
 
@@ -55,6 +68,7 @@ export class Topics {
   remove(topic: string): Subscription | undefined {
     const sub = this.#subs.get(topic);
     this.#subs.delete(topic);
+    if (sub) this.#cancelRetry(sub);
     return sub;
   }
 
@@ -65,11 +79,15 @@ export class Topics {
 
   /** The socket went away: every subscription waits for the next one. */
   suspendAll(): void {
-    for (const sub of this.#subs.values()) sub.suspend();
+    for (const sub of this.#subs.values()) {
+      this.#cancelRetry(sub);
+      sub.suspend();
+    }
   }
 
   /** The client stopped: subscriptions never acknowledged end with `error`; the others stay for connect(). */
   failUnacknowledged(error: SwitchboardClientError): void {
+    for (const sub of this.#subs.values()) this.#cancelRetry(sub);
     for (const [topic, sub] of [...this.#subs]) {
       if (sub.acknowledged) continue;
       this.#subs.delete(topic);
@@ -85,7 +103,9 @@ export class Topics {
       frame,
       "forget",
       (ack) => {
-        if (this.#subs.get(sub.topic) === sub) sub.acknowledge(ack as Record<string, unknown>, since);
+        if (this.#subs.get(sub.topic) !== sub) return;
+        this.#retries.delete(sub);
+        sub.acknowledge(ack as Record<string, unknown>, since);
       },
       (error) => {
         if (this.#subs.get(sub.topic) !== sub) return;
@@ -93,12 +113,31 @@ export class Topics {
         if (error.code === "timeout" && sub.acknowledged) return this.host.drop("subscribe timeout");
         // A resumption refused for its `since` (caps without `history`): once more without it.
         if (error.code === "forbidden" && since !== undefined && sub.dropSince()) return this.subscribe(sub);
+        if (sub.acknowledged && error.temporary) return this.#retryLater(sub);
+        this.#retries.delete(sub);
         this.#subs.delete(sub.topic);
         if (error.code === "timeout") this.host.send({ type: "unsubscribe", topic: sub.topic });
         if (sub.acknowledged) this.host.emit("error", error);
         sub.fail(error, true);
       },
     );
+  }
+
+  #retryLater(sub: Subscription): void {
+    const attempt = this.#retries.get(sub)?.attempt ?? 0;
+    sub.suspend();
+    const delay = this.host.random() * backoffCeiling(attempt, RESUBSCRIBE_RETRY);
+    const timer = setTimeout(() => {
+      if (this.#subs.get(sub.topic) === sub && this.#retries.get(sub)?.timer === timer) this.subscribe(sub);
+    }, delay);
+    this.#retries.set(sub, { timer, attempt: attempt + 1 });
+  }
+
+  #cancelRetry(sub: Subscription): void {
+    const retry = this.#retries.get(sub);
+    if (retry === undefined) return;
+    clearTimeout(retry.timer);
+    this.#retries.delete(sub);
   }
 
   /** Routes a topic frame; false when `frame` is not one. */
