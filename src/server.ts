@@ -17,7 +17,7 @@ import { Metrics } from "./metrics.ts";
 import { createFetch } from "./app.ts";
 import { metricsApp } from "./http/health.ts";
 import { Supervisor, joinSupervisor, workerIndex } from "./cluster.ts";
-import { Heartbeat } from "./deployment/heartbeat.ts";
+import { HEARTBEAT_MS, Heartbeat } from "./deployment/heartbeat.ts";
 import { RevocationWatch } from "./gateway/revocation-watch.ts";
 import { Webhooks } from "./webhooks/webhooks.ts";
 import type { Outbox } from "./webhooks/outbox.ts";
@@ -36,7 +36,7 @@ export interface Running {
  */
 function startDeploymentDuties(services: Services, gateway: Gateway, log: Logger) {
   const warn = (message: string, fields: Record<string, unknown>) => log.warn(message, fields);
-  const heartbeat = new Heartbeat(services.deployment, () => gateway.snapshot(), warn);
+  const heartbeat = new Heartbeat(services.deployment, () => gateway.snapshot(), warn, HEARTBEAT_MS, () => (gateway.listed = true));
   const revocations = new RevocationWatch({ store: services.stores.userRevocations, socketsOf: (userId) => gateway.registry.withUser(userId), log: warn });
   heartbeat.start();
   revocations.start();

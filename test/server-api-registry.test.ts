@@ -37,6 +37,17 @@ async function listed(id: string): Promise<void> {
 }
 
 describe("GET /api/topics and /api/info: the whole deployment, lagging at most 5 s", () => {
+  test("a machine says ready (/readyz 200) only once the registry lists it: the others' calls wait for it from then on", async () => {
+    const F = await cluster.add("node-f", { DRAIN_MS: "200" }); // returns at its first /readyz 200
+    const ids = ((await api(A, "GET", "/api/info")).body.instances as { id: string }[]).map((i) => i.id);
+    expect(ids).toContain("node-f");
+    const u = unique("u");
+    await socket(F, u);
+    expect((await api(A, "POST", "/api/subscribe", { user: u, topic: unique("room:f") })).body).toEqual({ sockets: 1 });
+    F.proc.kill("SIGTERM"); // drains and leaves the registry: the tests below see three machines
+    await F.proc.exited;
+  });
+
   test("every process is listed with its connections; topics sum subscribers over machines", async () => {
     const ns = unique("room:reg");
     const u = unique("u");

@@ -9,6 +9,7 @@ import type { DeploymentRegistry, InstanceInfo } from "./registry.ts";
 /** How often a process reports, and how long a report lives: a dead process is gone within 3 s. */
 export const HEARTBEAT_MS = 1000;
 export const LEASE_MS = 3000;
+const FIRST_RETRY_MS = 100;
 
 export interface Snapshot {
   status: InstanceInfo;
@@ -18,6 +19,9 @@ export interface Snapshot {
 
 export class Heartbeat {
   private timer: ReturnType<typeof setInterval> | null = null;
+  /** Until the first report lands, a failed one is tried again after FIRST_RETRY_MS. */
+  private firstRetry: ReturnType<typeof setTimeout> | null = null;
+  private listed = false;
   private failing = false;
   private inFlight: Promise<void> | null = null;
   private next: Promise<void> | null = null;
@@ -27,6 +31,11 @@ export class Heartbeat {
     private readonly snapshot: () => Snapshot,
     private readonly log: (message: string, fields: Record<string, unknown>) => void,
     private readonly intervalMs = HEARTBEAT_MS,
+    /**
+     * Called once, when the registry first lists this process. Until then the other machines'
+     * server API calls do not wait for it, so it is not ready for sockets (`/readyz` 503).
+     */
+    private readonly onListed: () => void = () => {},
   ) {}
 
   start(): void {
@@ -53,9 +62,17 @@ export class Heartbeat {
         const { status, topics } = this.snapshot();
         await this.registry.report(status, topics);
         this.failing = false;
+        if (!this.listed) {
+          this.listed = true;
+          this.onListed();
+        }
       } catch (error) {
         if (!this.failing) this.log("deployment heartbeat failed; retrying", { error: error instanceof Error ? error.message : String(error) });
         this.failing = true;
+        if (!this.listed && this.timer !== null) {
+          this.firstRetry = setTimeout(() => void this.beat(), FIRST_RETRY_MS);
+          this.firstRetry.unref?.();
+        }
       } finally {
         this.inFlight = null;
       }
@@ -66,6 +83,7 @@ export class Heartbeat {
   /** Stops reporting and removes this process from the registry (best effort). */
   async stop(id: string): Promise<void> {
     if (this.timer !== null) clearInterval(this.timer);
+    if (this.firstRetry !== null) clearTimeout(this.firstRetry);
     this.timer = null;
     await this.next;
     await this.inFlight;

@@ -78,6 +78,8 @@ export class Gateway implements ConnectionHost {
   private readonly events: DeploymentEvents | null;
   server: SwitchboardServer | null = null;
   draining = false;
+  /** Set once the deployment registry lists this process (its first heartbeat): `/readyz` waits for it. */
+  listed = false;
   /** Event-loop lag: past SHED_LAG_MS new upgrades are shed with 1013 (upgrade.ts). */
   readonly load: LoadGuard;
   /** Memory back to the OS once a burst of upgrades has settled (burst-reclaim.ts). */

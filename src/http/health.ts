@@ -15,6 +15,8 @@ export function healthRoutes(deps: Deps): Hono<Env> {
   app.get("/readyz", (c) => {
     if (gateway.draining) return c.json(errorBody(ErrorCode.unavailable, "draining"), 503);
     if (!services.broker.healthy) return c.json(errorBody(ErrorCode.unavailable, "broker unreachable"), 503);
+    // Until the registry lists it, other machines' server API calls would not wait for this one.
+    if (!gateway.listed) return c.json(errorBody(ErrorCode.unavailable, "not yet listed in the deployment"), 503);
     return c.json({ status: "ready" });
   });
   if (config.metricsPort === undefined) app.get("/metrics", metricsHandler(deps));

@@ -26,12 +26,26 @@ export const CLUSTER_ENV: Record<string, string> = {
   SHED_LAG_MS: "0",
 };
 
+/**
+ * Waits for `/readyz` 200: the process reaches Redis and the deployment registry lists it, so the
+ * other machines' server API calls wait for it (/healthz, which startServer waits for, answers
+ * from the moment it listens).
+ */
+async function inService(server: TestServer): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while ((await fetch(`${server.url}/readyz`).catch(() => null))?.status !== 200) {
+    if (Date.now() > deadline) throw new Error(`${server.url}/readyz did not answer 200 within 10 s`);
+    await Bun.sleep(20);
+  }
+}
+
 export async function startCluster(names: string[], env: Record<string, string> = {}): Promise<TestCluster> {
   const redis = await startRedis();
   const all: TestServer[] = [];
   const add = async (name: string, extra: Record<string, string> = {}) => {
     const server = await startServer({ ...CLUSTER_ENV, ...env, ...extra, REDIS_URL: redis.url, INSTANCE_ID: name });
     all.push(server);
+    await inService(server);
     return server;
   };
   try {
