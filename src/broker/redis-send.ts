@@ -11,8 +11,7 @@ import type { Cluster } from "ioredis";
 import type Redis from "ioredis";
 import { within, type RedisClient } from "../redis/connection.ts";
 import { TickCork } from "../redis/tick-cork.ts";
-
-const REDIRECTION = /^(MOVED|ASK|TRYAGAIN) /;
+import { followRedirections } from "../redis/redirections.ts";
 
 export class CommandSender {
   /** Null on a cluster, which writes to one socket per node. */
@@ -27,7 +26,7 @@ export class CommandSender {
   }
 
   send<T>(run: () => Promise<T>): Promise<T> {
-    if (this.cork === null) return this.followRedirections(() => within(run(), this.deadlineMs));
+    if (this.cork === null) return followRedirections(this.client as Cluster, () => within(run(), this.deadlineMs));
     this.cork.hold();
     return run();
   }
@@ -35,22 +34,5 @@ export class CommandSender {
   /** Puts a command sent directly (a PUBLISH) in the turn's write too. */
   hold(): void {
     this.cork?.hold();
-  }
-
-  /**
-   * Runs a command again when the cluster refused it with a redirection (MOVED, ASK, TRYAGAIN: it did
-   * not run). ioredis follows redirections itself, except in an auto-pipeline whose commands were
-   * refused with different redirections (several slots of a primary that just failed over).
-   */
-  private async followRedirections<T>(run: () => Promise<T>): Promise<T> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await run();
-      } catch (error) {
-        if (attempt >= 3 || !REDIRECTION.test((error as Error).message)) throw error;
-        if (attempt === 1) (this.client as Cluster).refreshSlotsCache();
-        await Bun.sleep(50 * attempt);
-      }
-    }
   }
 }
