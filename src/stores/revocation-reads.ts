@@ -10,13 +10,14 @@
  * Nothing is answered from memory: each read is sent after it was asked, so a logout that Redis
  * acknowledged before an upgrade arrived is seen by that upgrade's read (auth/revocation-view.ts).
  * On a Redis Cluster the keys live in different slots, so there each read stays its own command
- * (the connection auto-pipelines them per node, and a read refused with a redirection after a
- * failover is sent again: redis/redirections.ts); the batch still shares one deadline.
+ * (the connection auto-pipelines them per node, and a read refused with a redirection, or cut by
+ * the connection a failover closed, is sent again: redis/redirections.ts); the batch still shares
+ * one deadline.
  */
 import { readFileSync } from "node:fs";
 import { Cluster } from "ioredis";
 import { toSwitchboardError, within, type RedisClient } from "../redis/connection.ts";
-import { followRedirections } from "../redis/redirections.ts";
+import { CLOSED, followRedirections } from "../redis/redirections.ts";
 
 const SCRIPT = readFileSync(new URL("./lua/revocation-reads.lua", import.meta.url), "utf8");
 
@@ -91,7 +92,7 @@ export class RevocationReader {
   private run(keys: string[], ops: string[]): Promise<readonly unknown[]> {
     const { redis } = this;
     if (redis instanceof Cluster) {
-      const read = (key: string, op: string) => followRedirections<unknown>(redis, () => (op === EXISTS ? redis.exists(key) : redis.zscore(key, op.slice(1))));
+      const read = (key: string, op: string) => followRedirections<unknown>(redis, () => (op === EXISTS ? redis.exists(key) : redis.zscore(key, op.slice(1))), CLOSED);
       return Promise.all(keys.map((key, i) => read(key, ops[i]!)));
     }
     return (redis as unknown as Scripted).sbRevocationReads(keys.length, ...keys, ...ops);
