@@ -70,6 +70,8 @@ export class Heartbeat {
         if (!this.failing) this.log("deployment heartbeat failed; retrying", { error: error instanceof Error ? error.message : String(error) });
         this.failing = true;
         if (!this.listed && this.timer !== null) {
+          // One retry pending at most: an interval beat failing too must not leave a timer stop() cannot clear.
+          if (this.firstRetry !== null) clearTimeout(this.firstRetry);
           this.firstRetry = setTimeout(() => void this.beat(), FIRST_RETRY_MS);
           this.firstRetry.unref?.();
         }
