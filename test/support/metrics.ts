@@ -51,14 +51,20 @@ export function parseMetrics(text: string): Scrape {
 const lastFetch = new Map<string, number>();
 
 /**
- * GET `url` (a `/metrics` address) at least 1.05 s after the previous call for it: the server
- * renders /metrics at most once per second (SPEC §8), so a scrape sooner would repeat the last.
+ * GET `url` (a `/metrics` address) at least 1.05 s after the previous answer for it arrived: the
+ * server renders /metrics at most once per second, counted from when a rendering's request reached
+ * it (SPEC §8), so a scrape sooner would repeat the last. Counting from the previous *answer*, not
+ * from when it was asked, matters on a loaded machine: a request that waited 100 ms to be read
+ * started the server's second that much later.
  */
 export async function fetchMetrics(url: string, init: RequestInit = {}): Promise<Response> {
   const wait = (lastFetch.get(url) ?? 0) + 1050 - Date.now();
   if (wait > 0) await Bun.sleep(wait);
-  lastFetch.set(url, Date.now());
-  return fetch(url, init);
+  try {
+    return await fetch(url, init);
+  } finally {
+    lastFetch.set(url, Date.now());
+  }
 }
 
 export async function scrape(server: { url: string }, timeoutMs = 3000): Promise<Scrape> {
