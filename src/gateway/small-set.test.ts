@@ -28,3 +28,23 @@ describe("SmallSet behaves as a Set of strings", () => {
     expect(small.size).toBe(0);
   });
 });
+
+describe("SmallSet of objects", () => {
+  test("one entry, then many, then one again: the same answers as a Set", () => {
+    const objs = Array.from({ length: 12 }, (_, i) => ({ i }));
+    const small = new SmallSet<{ i: number }>();
+    const real = new Set<{ i: number }>();
+    for (const o of objs) {
+      small.add(o);
+      real.add(o);
+      expect([...small]).toEqual([...real]);
+    }
+    for (const o of objs.slice(1)) expect(small.delete(o)).toBe(real.delete(o));
+    expect(small.size).toBe(1);
+    expect(small.has(objs[0]!)).toBe(true);
+    expect(small.has({ i: 0 })).toBe(false);
+    expect([...small]).toEqual([objs[0]!]);
+    expect(small.delete(objs[0]!)).toBe(true);
+    expect(small.size).toBe(0);
+  });
+});
