@@ -17,7 +17,7 @@ import { FloodGuard } from "./rate.ts";
 import { errorFields } from "../log.ts";
 import { parseJson } from "../protocol/parse.ts";
 import { errorFrame, refOf, validateFrame } from "./frame-input.ts";
-import { FrameQueue, type FrameQueueOptions } from "./frame-queue.ts";
+import { FrameQueue, type FrameQueueOptions, type Job } from "./frame-queue.ts";
 import type { CredentialTimers } from "./expiry.ts";
 import type { Caps } from "../auth/caps.ts";
 import { Pacer } from "./pacer.ts";
@@ -37,10 +37,27 @@ const REPLAY_STALL_MS = 5000;
 const REF_PARSE_MAX = 1024;
 
 /**
- * Idle memory (bench/README.md): an idle socket holds this object, its frame queue, its flood
- * guard, its subscription count and two small topic sets. The pacer and the credential timers are
- * made when first needed, the queue calls the connection itself (FrameQueueOptions), and nothing
- * here keeps a closure or a timer for an idle cookie socket.
+ * The fields few sockets ever set — a token socket's auth timer, a closing socket's kill timer, a
+ * replay's pacer, a credential's timers, publishes in flight, a retirement time
+ * (MAX_CONNECTION_AGE_S), a shed socket's retry hint — made by the first that is set. Keeping them
+ * out of Connection keeps it at 18 fields, JSC's 160-byte cell instead of 224 (idle memory).
+ */
+class RareFields {
+  authTimer: ReturnType<typeof setTimeout> | null = null;
+  killTimer: ReturnType<typeof setTimeout> | null = null;
+  pacer: Pacer | null = null;
+  expiry: CredentialTimers | null = null;
+  publishesInFlight = 0;
+  retireAt: number | null = null;
+  shedRetryMs: number | null = null;
+}
+
+/**
+ * Idle memory (bench/README.md): an idle socket holds this object, its flood guard, its
+ * subscription count and two small topic sets. Its frame queue exists while frames wait, the rare
+ * fields once one is set (RareFields), the queue calls the connection itself
+ * (FrameQueueOptions), and nothing here keeps a closure or a timer for an idle cookie socket.
+ * Adding a field: count them (at most 18 for the 160-byte cell).
  */
 export class Connection implements Socket, FrameQueueOptions, SessionSocket, TopicFrameSocket, PublishingSocket {
   readonly id: string;
@@ -61,19 +78,12 @@ export class Connection implements Socket, FrameQueueOptions, SessionSocket, Top
   /** Its topics that count toward MAX_SUBSCRIPTIONS_PER_SOCKET / _PER_USER (budgets.ts). */
   readonly slots: SocketSubscriptions;
   readonly openedAt = Date.now();
-  readonly retireAt: number | null;
   /** The session's state (socket-session.ts sets it, as does closing). */
   state: SessionState;
-  private readonly queue = new FrameQueue(this);
-  publishesInFlight = 0;
-  private readonly shedRetryMs: number | null;
+  /** Made by the first frame or job, dropped once it ran out (queueDrained). */
+  private queue: FrameQueue | null = null;
   readonly flood: FloodGuard;
-  authTimer: ReturnType<typeof setTimeout> | null = null;
-  /** Made by the first paced replay. */
-  private pacer: Pacer | null = null;
-  private killTimer: ReturnType<typeof setTimeout> | null = null;
-  /** `expiring`, then 4001 at the credential's expiry (SPEC §4); never for built-in cookie sessions. Made when first set. */
-  expiry: CredentialTimers | null = null;
+  private rare: RareFields | null = null;
 
   constructor(
     readonly host: ConnectionHost,
@@ -91,9 +101,45 @@ export class Connection implements Socket, FrameQueueOptions, SessionSocket, Top
     this.caps = identity?.caps ?? null;
     this.state = identity === null ? "awaiting-auth" : "authenticating";
     this.flood = new FloodGuard(host.config.rateLimitPerS, host.config.rateLimitBurst, this.openedAt);
-    this.retireAt = init.retireAt;
     this.slots = new SocketSubscriptions(host.subscriptions);
-    this.shedRetryMs = init.shedRetryMs ?? null;
+    if (init.retireAt !== null) this.rareFields().retireAt = init.retireAt;
+    if (init.shedRetryMs !== undefined) this.rareFields().shedRetryMs = init.shedRetryMs;
+  }
+
+  private rareFields(): RareFields {
+    return (this.rare ??= new RareFields());
+  }
+
+  /** When the sweep retires this socket with 1012 (MAX_CONNECTION_AGE_S), or null. */
+  get retireAt(): number | null {
+    return this.rare?.retireAt ?? null;
+  }
+
+  /** A token socket's AUTH_TIMEOUT_MS timer (socket-session.ts). */
+  get authTimer(): ReturnType<typeof setTimeout> | null {
+    return this.rare?.authTimer ?? null;
+  }
+
+  set authTimer(timer: ReturnType<typeof setTimeout> | null) {
+    if (timer !== null || this.rare !== null) this.rareFields().authTimer = timer;
+  }
+
+  /** `expiring`, then 4001 at the credential's expiry (SPEC §4); never for built-in cookie sessions. Made when first set. */
+  get expiry(): CredentialTimers | null {
+    return this.rare?.expiry ?? null;
+  }
+
+  set expiry(timers: CredentialTimers | null) {
+    if (timers !== null || this.rare !== null) this.rareFields().expiry = timers;
+  }
+
+  /** Publishes handed to the broker and not yet acknowledged (publish-frames.ts). */
+  get publishesInFlight(): number {
+    return this.rare?.publishesInFlight ?? 0;
+  }
+
+  set publishesInFlight(n: number) {
+    if (n !== 0 || this.rare !== null) this.rareFields().publishesInFlight = n;
   }
 
   get isOpen(): boolean {
@@ -117,11 +163,12 @@ export class Connection implements Socket, FrameQueueOptions, SessionSocket, Top
       ws.close(Close.restarting, "server restarting");
       return;
     }
-    if (this.shedRetryMs !== null) {
-      this.close(Close.overloaded, `overloaded; retry in ${this.shedRetryMs} ms`);
+    const shedRetryMs = this.rare?.shedRetryMs ?? null;
+    if (shedRetryMs !== null) {
+      this.close(Close.overloaded, `overloaded; retry in ${shedRetryMs} ms`);
       return;
     }
-    if (this.user !== null) this.queue.push(() => welcome(this));
+    if (this.user !== null) this.push(() => welcome(this));
     else armAuthTimeout(this);
   }
 
@@ -140,19 +187,26 @@ export class Connection implements Socket, FrameQueueOptions, SessionSocket, Top
       this.sendError(ref, new SwitchboardError(ErrorCode.rateLimited, "too many frames; slow down"));
       return;
     }
-    this.queue.push(message);
+    this.push(message);
+  }
+
+  private push(item: string | Job): void {
+    (this.queue ??= new FrameQueue(this)).push(item);
   }
 
   /** Bun `close`: the socket is gone. Frees everything it held; idempotent. */
   closed(): void {
     if (this.state === "closed" && this.ws === null) return;
     this.state = "closed";
-    this.queue.clear();
-    this.pacer?.close();
-    if (this.authTimer !== null) clearTimeout(this.authTimer);
-    if (this.killTimer !== null) clearTimeout(this.killTimer);
-    this.authTimer = this.killTimer = null;
-    this.expiry?.clear();
+    this.queue?.clear();
+    const rare = this.rare;
+    if (rare !== null) {
+      rare.pacer?.close();
+      if (rare.authTimer !== null) clearTimeout(rare.authTimer);
+      if (rare.killTimer !== null) clearTimeout(rare.killTimer);
+      rare.authTimer = rare.killTimer = null;
+      rare.expiry?.clear();
+    }
     this.ws = null;
     this.host.forget(this);
     leaveAll(this);
@@ -172,19 +226,20 @@ export class Connection implements Socket, FrameQueueOptions, SessionSocket, Top
 
   /** A replay, paced by the peer's reading (pacer.ts); a peer that stops reading is a slow consumer. */
   async sendPaced(frames: string[]): Promise<boolean> {
-    this.pacer ??= new Pacer({
+    const rare = this.rareFields();
+    rare.pacer ??= new Pacer({
       bufferedAmount: () => this.bufferedAmount(),
       send: (frame) => this.send(frame),
       live: () => this.ws !== null && this.state !== "closed",
     });
-    const outcome = await this.pacer.send(frames, this.host.config.backpressureLimitBytes / 2, REPLAY_STALL_MS);
+    const outcome = await rare.pacer.send(frames, this.host.config.backpressureLimitBytes / 2, REPLAY_STALL_MS);
     if (outcome === "stalled") this.closeSlow();
     return outcome === "sent";
   }
 
   /** Bun `drain`. */
   onDrain(): void {
-    this.pacer?.onDrain();
+    this.rare?.pacer?.onDrain();
   }
 
   receives(topic: string): boolean {
@@ -217,13 +272,13 @@ export class Connection implements Socket, FrameQueueOptions, SessionSocket, Top
     const ws = this.ws;
     if (this.state === "closed") return;
     this.state = "closed";
-    this.queue.clear();
+    this.queue?.clear();
     this.expiry?.clear();
     if (ws === null) return; // not open yet: `opened` closes it
     this.host.metrics.closesSent.inc({ code: String(code) });
     ws.close(code, reason);
     // A peer that never reads cannot take the close frame: cut it after a grace period.
-    this.killTimer = setTimeout(() => ws.terminate(), 2000);
+    this.rareFields().killTimer = setTimeout(() => ws.terminate(), 2000);
   }
 
   /** A socket whose unsent bytes passed the backpressure limit: never let it miss silently. */
@@ -248,6 +303,10 @@ export class Connection implements Socket, FrameQueueOptions, SessionSocket, Top
 
   queueLive(): boolean {
     return this.state !== "closed";
+  }
+
+  queueDrained(queue: FrameQueue): void {
+    if (this.queue === queue) this.queue = null;
   }
 
   queueFailed(error: unknown): void {

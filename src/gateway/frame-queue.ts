@@ -15,6 +15,12 @@ export interface FrameQueueOptions {
   pausable(): { pause(): void; resume(): void } | null;
   /** False once the socket is closing: what is left is not handled. */
   queueLive(): boolean;
+  /**
+   * The queue ran out and is not running: its owner may drop it and make a new one for the next
+   * item (an idle socket then holds no queue: idle memory). Nothing is lost or reordered, since
+   * nothing waits in this one.
+   */
+  queueDrained(queue: FrameQueue): void;
   /** A frame or job threw: the queue stopped, and the socket should close. */
   queueFailed(error: unknown): void;
 }
@@ -64,6 +70,8 @@ export class FrameQueue {
         }
       }
       if (this.items !== null && this.items.length === 0) this.items = null;
+      this.running = false;
+      if (this.items === null) this.options.queueDrained(this);
     } catch (error) {
       this.options.queueFailed(error);
     } finally {
