@@ -7,6 +7,7 @@ import type { Identity } from "../auth/credentials.ts";
 import type { User } from "../protocol/frames.ts";
 import { ErrorCode, SwitchboardError } from "../protocol/codes.ts";
 import { Connection } from "./connection.ts";
+import { nextConnectionId } from "./connection-ids.ts";
 import type { Gateway } from "./gateway.ts";
 import type { SwitchboardServer } from "./socket.ts";
 
@@ -50,7 +51,7 @@ export function shedUpgrade(gw: Gateway, server: SwitchboardServer, req: Request
  */
 export function acceptUpgrade(gw: Gateway, server: SwitchboardServer, req: Request, ip: string, identity: Identity | null, shedRetryMs?: number): boolean {
   const openedAt = Date.now();
-  const conn = new Connection(gw, { id: crypto.randomUUID(), ip, identity, retireAt: gw.retireAt(openedAt), shedRetryMs });
+  const conn = new Connection(gw, { id: nextConnectionId(), ip, identity, retireAt: gw.retireAt(openedAt), shedRetryMs });
   if (!server.upgrade(req, { data: conn })) return false;
   gw.registry.add(conn);
   return true;
