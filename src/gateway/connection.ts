@@ -12,8 +12,8 @@ import type { ClientFrame, User } from "../protocol/frames.ts";
 import { Close, ErrorCode, SwitchboardError } from "../protocol/codes.ts";
 import type { Namespace } from "../auth/namespaces.ts";
 import type { Via } from "../auth/credentials.ts";
-import { presenceChannel, type ConnectionHost, type ConnectionInit, type Socket } from "./connection-host.ts";
-import { FloodGuard } from "./rate.ts";
+import { presenceChannel, type ConnectionConfig, type ConnectionHost, type ConnectionInit, type Socket } from "./connection-host.ts";
+import { FloodGuard, type BucketRate } from "./rate.ts";
 import { errorFields } from "../log.ts";
 import { parseJson } from "../protocol/parse.ts";
 import { errorFrame, refOf, validateFrame } from "./frame-input.ts";
@@ -35,6 +35,15 @@ export type SocketData = Connection;
 const REPLAY_STALL_MS = 5000;
 /** Rate-limited frames up to this size are parsed for their `ref`; larger ones are not. */
 const REF_PARSE_MAX = 1024;
+
+/** The flood rule's rate, one object per config shared by every socket's FloodGuard (idle memory). */
+const floodRates = new WeakMap<ConnectionConfig, BucketRate>();
+
+function floodRate(config: ConnectionConfig): BucketRate {
+  let rate = floodRates.get(config);
+  if (rate === undefined) floodRates.set(config, (rate = { perSecond: config.rateLimitPerS, burst: config.rateLimitBurst }));
+  return rate;
+}
 
 /**
  * The fields few sockets ever set — a token socket's auth timer, a closing socket's kill timer, a
@@ -100,7 +109,7 @@ export class Connection implements Socket, FrameQueueOptions, SessionSocket, Top
     this.issuedAt = identity?.iat ?? null;
     this.caps = identity?.caps ?? null;
     this.state = identity === null ? "awaiting-auth" : "authenticating";
-    this.flood = new FloodGuard(host.config.rateLimitPerS, host.config.rateLimitBurst, this.openedAt);
+    this.flood = new FloodGuard(floodRate(host.config), this.openedAt);
     this.slots = new SocketSubscriptions(host.subscriptions);
     if (init.retireAt !== null) this.rareFields().retireAt = init.retireAt;
     if (init.shedRetryMs !== undefined) this.rareFields().shedRetryMs = init.shedRetryMs;

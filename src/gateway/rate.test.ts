@@ -3,7 +3,7 @@ import { RejectionRun, SUSTAINED_REJECTION_MS, TokenBucket } from "./rate.ts";
 
 describe("token bucket", () => {
   test("allows a burst, then refills at the rate", () => {
-    const bucket = new TokenBucket(10, 5, 0);
+    const bucket = new TokenBucket({ perSecond: 10, burst: 5 }, 0);
     for (let i = 0; i < 5; i++) expect(bucket.take(0)).toBe(true);
     expect(bucket.take(0)).toBe(false);
     expect(bucket.take(99)).toBe(false); // 0.99 tokens
@@ -35,7 +35,7 @@ describe("sustained rejection closes with 4008", () => {
 
 describe("TokenBucket.charge", () => {
   test("an answer's extra cost puts the bucket in debt (at most -burst) until refilled", () => {
-    const bucket = new TokenBucket(10, 5, 0);
+    const bucket = new TokenBucket({ perSecond: 10, burst: 5 }, 0);
     expect(bucket.take(0)).toBe(true);
     bucket.charge(20, 0); // 4 - 20 → floored at -5
     expect(bucket.take(0)).toBe(false);

@@ -3,16 +3,21 @@
  * turns sustained rejection into close 4008. Pure: time is passed in.
  */
 
+/** A bucket's refill rate and size; one object shared by all buckets of the same rule (idle memory). */
+export interface BucketRate {
+  readonly perSecond: number;
+  readonly burst: number;
+}
+
 export class TokenBucket {
   private tokens: number;
   private last: number;
 
   constructor(
-    private readonly perSecond: number,
-    private readonly burst: number,
+    private readonly rate: BucketRate,
     now: number,
   ) {
-    this.tokens = burst;
+    this.tokens = rate.burst;
     this.last = now;
   }
 
@@ -31,13 +36,13 @@ export class TokenBucket {
   charge(n: number, now: number): void {
     if (n <= 0) return;
     this.refill(now);
-    this.tokens = Math.max(-this.burst, this.tokens - n);
+    this.tokens = Math.max(-this.rate.burst, this.tokens - n);
   }
 
   private refill(now: number): void {
     const elapsed = now - this.last;
     if (elapsed > 0) {
-      this.tokens = Math.min(this.burst, this.tokens + (elapsed * this.perSecond) / 1000);
+      this.tokens = Math.min(this.rate.burst, this.tokens + (elapsed * this.rate.perSecond) / 1000);
       this.last = now;
     }
   }
