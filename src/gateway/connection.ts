@@ -12,13 +12,13 @@ import type { ClientFrame, User } from "../protocol/frames.ts";
 import { Close, ErrorCode, SwitchboardError } from "../protocol/codes.ts";
 import type { Namespace } from "../auth/namespaces.ts";
 import type { Via } from "../auth/credentials.ts";
-import { presenceChannel, type ConnectionConfig, type ConnectionHost, type ConnectionInit, type Socket } from "./connection-host.ts";
-import { FloodGuard, type BucketRate } from "./rate.ts";
+import { presenceChannel, type ConnectionHost, type ConnectionInit, type Socket } from "./connection-host.ts";
+import { FloodGuard } from "./rate.ts";
+import { floodRate, WithRareFields } from "./connection-fields.ts";
 import { errorFields } from "../log.ts";
 import { parseJson } from "../protocol/parse.ts";
 import { errorFrame, refOf, validateFrame } from "./frame-input.ts";
 import { FrameQueue, type FrameQueueOptions, type Job } from "./frame-queue.ts";
-import type { CredentialTimers } from "./expiry.ts";
 import type { Caps } from "../auth/caps.ts";
 import { Pacer } from "./pacer.ts";
 import { SocketSubscriptions } from "./budgets.ts";
@@ -36,39 +36,14 @@ const REPLAY_STALL_MS = 5000;
 /** Rate-limited frames up to this size are parsed for their `ref`; larger ones are not. */
 const REF_PARSE_MAX = 1024;
 
-/** The flood rule's rate, one object per config shared by every socket's FloodGuard (idle memory). */
-const floodRates = new WeakMap<ConnectionConfig, BucketRate>();
-
-function floodRate(config: ConnectionConfig): BucketRate {
-  let rate = floodRates.get(config);
-  if (rate === undefined) floodRates.set(config, (rate = { perSecond: config.rateLimitPerS, burst: config.rateLimitBurst }));
-  return rate;
-}
-
-/**
- * The fields few sockets ever set — a token socket's auth timer, a closing socket's kill timer, a
- * replay's pacer, a credential's timers, publishes in flight, a retirement time
- * (MAX_CONNECTION_AGE_S), a shed socket's retry hint — made by the first that is set. Keeping them
- * out of Connection keeps it at 18 fields, JSC's 160-byte cell instead of 224 (idle memory).
- */
-class RareFields {
-  authTimer: ReturnType<typeof setTimeout> | null = null;
-  killTimer: ReturnType<typeof setTimeout> | null = null;
-  pacer: Pacer | null = null;
-  expiry: CredentialTimers | null = null;
-  publishesInFlight = 0;
-  retireAt: number | null = null;
-  shedRetryMs: number | null = null;
-}
-
 /**
  * Idle memory (bench/README.md): an idle socket holds this object, its flood guard, its
  * subscription count and two small topic sets. Its frame queue exists while frames wait, the rare
- * fields once one is set (RareFields), the queue calls the connection itself
+ * fields once one is set (connection-fields.ts), the queue calls the connection itself
  * (FrameQueueOptions), and nothing here keeps a closure or a timer for an idle cookie socket.
- * Adding a field: count them (at most 18 for the 160-byte cell).
+ * Adding a field: count them, `rare` included (at most 18 for the 160-byte cell).
  */
-export class Connection implements Socket, FrameQueueOptions, SessionSocket, TopicFrameSocket, PublishingSocket {
+export class Connection extends WithRareFields implements Socket, FrameQueueOptions, SessionSocket, TopicFrameSocket, PublishingSocket {
   readonly id: string;
   readonly ip: string;
   readonly via: Via;
@@ -92,12 +67,12 @@ export class Connection implements Socket, FrameQueueOptions, SessionSocket, Top
   /** Made by the first frame or job, dropped once it ran out (queueDrained). */
   private queue: FrameQueue | null = null;
   readonly flood: FloodGuard;
-  private rare: RareFields | null = null;
 
   constructor(
     readonly host: ConnectionHost,
     init: ConnectionInit,
   ) {
+    super();
     const identity = init.identity;
     this.id = init.id;
     this.ip = init.ip;
@@ -113,42 +88,6 @@ export class Connection implements Socket, FrameQueueOptions, SessionSocket, Top
     this.slots = new SocketSubscriptions(host.subscriptions);
     if (init.retireAt !== null) this.rareFields().retireAt = init.retireAt;
     if (init.shedRetryMs !== undefined) this.rareFields().shedRetryMs = init.shedRetryMs;
-  }
-
-  private rareFields(): RareFields {
-    return (this.rare ??= new RareFields());
-  }
-
-  /** When the sweep retires this socket with 1012 (MAX_CONNECTION_AGE_S), or null. */
-  get retireAt(): number | null {
-    return this.rare?.retireAt ?? null;
-  }
-
-  /** A token socket's AUTH_TIMEOUT_MS timer (socket-session.ts). */
-  get authTimer(): ReturnType<typeof setTimeout> | null {
-    return this.rare?.authTimer ?? null;
-  }
-
-  set authTimer(timer: ReturnType<typeof setTimeout> | null) {
-    if (timer !== null || this.rare !== null) this.rareFields().authTimer = timer;
-  }
-
-  /** `expiring`, then 4001 at the credential's expiry (SPEC §4); never for built-in cookie sessions. Made when first set. */
-  get expiry(): CredentialTimers | null {
-    return this.rare?.expiry ?? null;
-  }
-
-  set expiry(timers: CredentialTimers | null) {
-    if (timers !== null || this.rare !== null) this.rareFields().expiry = timers;
-  }
-
-  /** Publishes handed to the broker and not yet acknowledged (publish-frames.ts). */
-  get publishesInFlight(): number {
-    return this.rare?.publishesInFlight ?? 0;
-  }
-
-  set publishesInFlight(n: number) {
-    if (n !== 0 || this.rare !== null) this.rareFields().publishesInFlight = n;
   }
 
   get isOpen(): boolean {
@@ -172,7 +111,7 @@ export class Connection implements Socket, FrameQueueOptions, SessionSocket, Top
       ws.close(Close.restarting, "server restarting");
       return;
     }
-    const shedRetryMs = this.rare?.shedRetryMs ?? null;
+    const shedRetryMs = this.rareIfSet?.shedRetryMs ?? null;
     if (shedRetryMs !== null) {
       this.close(Close.overloaded, `overloaded; retry in ${shedRetryMs} ms`);
       return;
@@ -208,14 +147,7 @@ export class Connection implements Socket, FrameQueueOptions, SessionSocket, Top
     if (this.state === "closed" && this.ws === null) return;
     this.state = "closed";
     this.queue?.clear();
-    const rare = this.rare;
-    if (rare !== null) {
-      rare.pacer?.close();
-      if (rare.authTimer !== null) clearTimeout(rare.authTimer);
-      if (rare.killTimer !== null) clearTimeout(rare.killTimer);
-      rare.authTimer = rare.killTimer = null;
-      rare.expiry?.clear();
-    }
+    this.rareIfSet?.release();
     this.ws = null;
     this.host.forget(this);
     leaveAll(this);
@@ -248,7 +180,7 @@ export class Connection implements Socket, FrameQueueOptions, SessionSocket, Top
 
   /** Bun `drain`. */
   onDrain(): void {
-    this.rare?.pacer?.onDrain();
+    this.rareIfSet?.pacer?.onDrain();
   }
 
   receives(topic: string): boolean {
