@@ -15,7 +15,7 @@ import type { Presence } from "../presence/presence.ts";
 import type { User } from "../protocol/frames.ts";
 import type { Logger } from "../log.ts";
 import { errorFields } from "../log.ts";
-import { SmallSet } from "./small-set.ts";
+import { PresencePairs } from "./presence-pairs.ts";
 
 /** What the ledger sees of a socket. */
 export interface LedgerMember {
@@ -39,12 +39,10 @@ export interface PresenceLedgerOptions {
 }
 
 export class PresenceLedger {
-  /** Every (socket, topic) listed or being listed. */
-  private readonly wanted = new Pairs();
+  /** Every (socket, topic) listed or being listed ("wanted"), and the entries known to be written ("confirmed": a join that landed). */
+  private readonly pairs = new PresencePairs<LedgerMember>();
   /** Joins in flight, by `id topic`: a leave waits for its socket's join. */
   private readonly joining = new Map<string, Promise<void>>();
-  /** Entries known to be written (a join that landed). */
-  private readonly confirmed = new Pairs();
   /** The retry waiting for its timer, by `id topic`: it writes whatever is wanted when it runs. */
   private readonly retries = new Map<string, ReturnType<typeof setTimeout>>();
   private readonly retryDelayMs: (attempt: number) => number;
@@ -59,11 +57,11 @@ export class PresenceLedger {
   async join(member: LedgerMember, topic: string): Promise<void> {
     const user = member.user!;
     const key = keyOf(member, topic);
-    this.wanted.add(member, topic);
+    this.pairs.want(member, topic);
     const done = (async () => {
       try {
         const changed = await this.options.presence.join(topic, member.id, user);
-        this.confirmed.add(member, topic);
+        this.pairs.confirm(member, topic);
         if (changed) this.options.announce(topic, "presence.join", user);
       } catch (error) {
         this.options.log.warn("presence join failed; retrying", { topic, ...errorFields(error) });
@@ -77,12 +75,12 @@ export class PresenceLedger {
 
   /** Unlists the socket, when it was listed (after its join in flight). Never throws. */
   leave(member: LedgerMember, topic: string): void {
-    if (this.wanted.delete(member, topic)) void this.unlist(member, topic);
+    if (this.pairs.unwant(member, topic)) void this.unlist(member, topic);
   }
 
   /** True while the socket is listed, or being listed, in the topic. */
   has(member: LedgerMember, topic: string): boolean {
-    return this.wanted.has(member, topic);
+    return this.pairs.isWanted(member, topic);
   }
 
   /** Retries waiting for their timer. */
@@ -102,7 +100,7 @@ export class PresenceLedger {
     if (joining !== undefined) await joining;
     try {
       const changed = await this.options.presence.leave(topic, member.id, user);
-      this.confirmed.delete(member, topic);
+      this.pairs.unconfirm(member, topic);
       if (changed) this.options.announce(topic, "presence.leave", user);
     } catch (error) {
       this.options.log.warn("presence leave failed; retrying", { topic, ...errorFields(error) });
@@ -111,7 +109,7 @@ export class PresenceLedger {
   }
 
   private wants(member: LedgerMember, topic: string): boolean {
-    return member.isOpen && this.wanted.has(member, topic);
+    return member.isOpen && this.pairs.isWanted(member, topic);
   }
 
   private retry(member: LedgerMember, topic: string, attempt: number): void {
@@ -138,9 +136,9 @@ export class PresenceLedger {
     const user = member.user!;
     const { presence } = this.options;
     let changed = wanted ? await presence.join(topic, member.id, user) : await presence.leave(topic, member.id, user);
-    const known = this.confirmed.has(member, topic);
-    if (wanted) this.confirmed.add(member, topic);
-    else this.confirmed.delete(member, topic);
+    const known = this.pairs.isConfirmed(member, topic);
+    if (wanted) this.pairs.confirm(member, topic);
+    else this.pairs.unconfirm(member, topic);
     if (!changed) {
       // The write that timed out may have been applied after all (a stalled, not a dead,
       // Redis): then nobody announced it. Decide from the list itself, and from what this ledger
@@ -156,30 +154,4 @@ export class PresenceLedger {
 /** The key of a write in flight (joins, retries): made only while one is. */
 function keyOf(member: LedgerMember, topic: string): string {
   return `${member.id} ${topic}`;
-}
-
-/**
- * (socket, topic) pairs, by topic: the pairs every idle socket holds cost no string of their own
- * (`id topic` was one per socket and topic; bench/README.md, idle memory).
- */
-class Pairs {
-  private readonly byTopic = new Map<string, SmallSet<LedgerMember>>();
-
-  has(member: LedgerMember, topic: string): boolean {
-    return this.byTopic.get(topic)?.has(member) ?? false;
-  }
-
-  add(member: LedgerMember, topic: string): void {
-    let members = this.byTopic.get(topic);
-    if (members === undefined) this.byTopic.set(topic, (members = new SmallSet()));
-    members.add(member);
-  }
-
-  /** True when it was there. */
-  delete(member: LedgerMember, topic: string): boolean {
-    const members = this.byTopic.get(topic);
-    if (members === undefined || !members.delete(member)) return false;
-    if (members.size === 0) this.byTopic.delete(topic);
-    return true;
-  }
 }
