@@ -20,12 +20,12 @@ export class KeyedBuckets {
       this.buckets.set(key, (entry = { bucket: new TokenBucket(this.rate, now), usedAt: now }));
     }
     entry.usedAt = now;
-    return entry.bucket.take(now);
+    return entry.bucket.take(this.rate, now);
   }
 
   /** Extra tokens for the answer just given (TokenBucket.charge). */
   charge(key: string, n: number, now: number): void {
-    this.buckets.get(key)?.bucket.charge(n, now);
+    this.buckets.get(key)?.bucket.charge(this.rate, n, now);
   }
 
   /** Forgets buckets that have refilled completely since their last use. */

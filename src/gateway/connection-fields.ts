@@ -5,7 +5,7 @@
  */
 import type { CredentialTimers } from "./expiry.ts";
 import type { Pacer } from "./pacer.ts";
-import type { BucketRate } from "./rate.ts";
+import type { BucketRate, RejectionRun } from "./rate.ts";
 import type { ConnectionConfig } from "./connection-host.ts";
 
 type Timer = ReturnType<typeof setTimeout>;
@@ -13,7 +13,7 @@ type Timer = ReturnType<typeof setTimeout>;
 /**
  * A token socket's auth timer, a closing socket's kill timer, a replay's pacer, a credential's
  * timers, publishes in flight, a retirement time (MAX_CONNECTION_AGE_S), a shed socket's retry
- * hint: made by the first that is set.
+ * hint, a run of frames refused by the flood rule: made by the first that is set.
  */
 export class RareFields {
   authTimer: Timer | null = null;
@@ -23,6 +23,7 @@ export class RareFields {
   publishesInFlight = 0;
   retireAt: number | null = null;
   shedRetryMs: number | null = null;
+  floodRejections: RejectionRun | null = null;
 
   /** The socket is gone: stops the pacer and every timer. */
   release(): void {
@@ -82,7 +83,7 @@ export abstract class WithRareFields {
 
 const floodRates = new WeakMap<ConnectionConfig, BucketRate>();
 
-/** The flood rule's rate: one object per config, shared by every socket's FloodGuard. */
+/** The flood rule's rate: one object per config, shared by every socket's bucket. */
 export function floodRate(config: ConnectionConfig): BucketRate {
   let rate = floodRates.get(config);
   if (rate === undefined) floodRates.set(config, (rate = { perSecond: config.rateLimitPerS, burst: config.rateLimitBurst }));

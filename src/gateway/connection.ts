@@ -13,7 +13,7 @@ import { Close, ErrorCode, SwitchboardError } from "../protocol/codes.ts";
 import type { Namespace } from "../auth/namespaces.ts";
 import type { Via } from "../auth/credentials.ts";
 import { presenceChannel, type ConnectionHost, type ConnectionInit, type Socket } from "./connection-host.ts";
-import { FloodGuard } from "./rate.ts";
+import { RejectionRun, TokenBucket } from "./rate.ts";
 import { floodRate, WithRareFields } from "./connection-fields.ts";
 import { errorFields } from "../log.ts";
 import { parseJson } from "../protocol/parse.ts";
@@ -66,7 +66,8 @@ export class Connection extends WithRareFields implements Socket, FrameQueueOpti
   state: SessionState;
   /** Made by the first frame or job, dropped once it ran out (queueDrained). */
   private queue: FrameQueue | null = null;
-  readonly flood: FloodGuard;
+  /** The flood rule's bucket (SPEC "Limits"); a run of refusals is a rare field. */
+  private readonly flood: TokenBucket;
 
   constructor(
     readonly host: ConnectionHost,
@@ -84,7 +85,7 @@ export class Connection extends WithRareFields implements Socket, FrameQueueOpti
     this.issuedAt = identity?.iat ?? null;
     this.caps = identity?.caps ?? null;
     this.state = identity === null ? "awaiting-auth" : "authenticating";
-    this.flood = new FloodGuard(floodRate(host.config), this.openedAt);
+    this.flood = new TokenBucket(floodRate(host.config), this.openedAt);
     this.slots = new SocketSubscriptions(host.subscriptions);
     if (init.retireAt !== null) this.rareFields().retireAt = init.retireAt;
     if (init.shedRetryMs !== undefined) this.rareFields().shedRetryMs = init.shedRetryMs;
@@ -103,6 +104,10 @@ export class Connection extends WithRareFields implements Socket, FrameQueueOpti
     return this.ws?.getBufferedAmount() ?? 0;
   }
 
+  chargeFlood(tokens: number): void {
+    this.flood.charge(floodRate(this.host.config), tokens, Date.now());
+  }
+
   // ── Bun events ────────────────────────────────────────────────────────────
 
   opened(ws: ServerWebSocket<SocketData>): void {
@@ -112,23 +117,18 @@ export class Connection extends WithRareFields implements Socket, FrameQueueOpti
       return;
     }
     const shedRetryMs = this.rareIfSet?.shedRetryMs ?? null;
-    if (shedRetryMs !== null) {
-      this.close(Close.overloaded, `overloaded; retry in ${shedRetryMs} ms`);
-      return;
-    }
+    if (shedRetryMs !== null) return this.close(Close.overloaded, `overloaded; retry in ${shedRetryMs} ms`);
     if (this.user !== null) this.push(() => welcome(this));
     else armAuthTimeout(this);
   }
 
   received(message: string | Buffer): void {
     if (this.state === "closed") return;
-    if (typeof message !== "string") {
-      this.close(Close.unsupportedData, "binary frames are not part of the protocol");
-      return;
-    }
-    const verdict = this.flood.check(Date.now());
-    if (verdict === "close") return this.close(Close.rateLimited, "rate limited");
-    if (verdict === "refuse") {
+    if (typeof message !== "string") return this.close(Close.unsupportedData, "binary frames are not part of the protocol");
+    const now = Date.now();
+    if (!this.flood.take(floodRate(this.host.config), now)) {
+      // Over the rate: refused; refused for SUSTAINED_REJECTION_MS on end: closed with 4008 (rate.ts).
+      if ((this.rareFields().floodRejections ??= new RejectionRun()).reject(now)) return this.close(Close.rateLimited, "rate limited");
       this.host.metrics.rateLimited.inc();
       // A refused frame is not worth parsing in full: only a small one gets its ref echoed.
       const ref = message.length <= REF_PARSE_MAX ? refOf(parseJson(message)) : undefined;
@@ -233,8 +233,6 @@ export class Connection extends WithRareFields implements Socket, FrameQueueOpti
     this.host.metrics.slowConsumers.inc();
     this.close(Close.slowConsumer, "slow consumer");
   }
-
-  // ── Frames ───────────────────────────────────────────────────────────────
 
   // ── The frame queue's calls (FrameQueueOptions) ───────────────────────────
 

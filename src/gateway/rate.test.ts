@@ -3,14 +3,15 @@ import { RejectionRun, SUSTAINED_REJECTION_MS, TokenBucket } from "./rate.ts";
 
 describe("token bucket", () => {
   test("allows a burst, then refills at the rate", () => {
-    const bucket = new TokenBucket({ perSecond: 10, burst: 5 }, 0);
-    for (let i = 0; i < 5; i++) expect(bucket.take(0)).toBe(true);
-    expect(bucket.take(0)).toBe(false);
-    expect(bucket.take(99)).toBe(false); // 0.99 tokens
-    expect(bucket.take(100)).toBe(true); // 1 token after 100 ms at 10/s
-    expect(bucket.take(100)).toBe(false);
-    for (let i = 0; i < 5; i++) expect(bucket.take(10_000)).toBe(true); // never more than the burst
-    expect(bucket.take(10_000)).toBe(false);
+    const rate = { perSecond: 10, burst: 5 };
+    const bucket = new TokenBucket(rate, 0);
+    for (let i = 0; i < 5; i++) expect(bucket.take(rate, 0)).toBe(true);
+    expect(bucket.take(rate, 0)).toBe(false);
+    expect(bucket.take(rate, 99)).toBe(false); // 0.99 tokens
+    expect(bucket.take(rate, 100)).toBe(true); // 1 token after 100 ms at 10/s
+    expect(bucket.take(rate, 100)).toBe(false);
+    for (let i = 0; i < 5; i++) expect(bucket.take(rate, 10_000)).toBe(true); // never more than the burst
+    expect(bucket.take(rate, 10_000)).toBe(false);
   });
 });
 
@@ -35,11 +36,12 @@ describe("sustained rejection closes with 4008", () => {
 
 describe("TokenBucket.charge", () => {
   test("an answer's extra cost puts the bucket in debt (at most -burst) until refilled", () => {
-    const bucket = new TokenBucket({ perSecond: 10, burst: 5 }, 0);
-    expect(bucket.take(0)).toBe(true);
-    bucket.charge(20, 0); // 4 - 20 → floored at -5
-    expect(bucket.take(0)).toBe(false);
-    expect(bucket.take(500)).toBe(false); // -5 + 5 = 0
-    expect(bucket.take(600)).toBe(true); // 0 + 1
+    const rate = { perSecond: 10, burst: 5 };
+    const bucket = new TokenBucket(rate, 0);
+    expect(bucket.take(rate, 0)).toBe(true);
+    bucket.charge(rate, 20, 0); // 4 - 20 → floored at -5
+    expect(bucket.take(rate, 0)).toBe(false);
+    expect(bucket.take(rate, 500)).toBe(false); // -5 + 5 = 0
+    expect(bucket.take(rate, 600)).toBe(true); // 0 + 1
   });
 });

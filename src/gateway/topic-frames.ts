@@ -8,14 +8,13 @@ import { ErrorCode, SwitchboardError } from "../protocol/codes.ts";
 import { isValidTopic, TOPIC_RULE } from "../protocol/topics.ts";
 import { MEMBERS_PER_TOKEN, REPLAYED_PER_TOKEN, sizeCost } from "../budgets/cost.ts";
 import { joinTopic, leaveTopic, type TopicsSocket } from "./socket-topics.ts";
-import type { FloodGuard } from "./rate.ts";
 
 type Frame<T extends ClientFrame["type"]> = Extract<ClientFrame, { type: T }>;
 
 /** What a topic frame handler reaches of its socket (the Connection). */
 export interface TopicFrameSocket extends TopicsSocket {
-  /** The socket's rate limit: big answers are charged by their size (SPEC §8). */
-  readonly flood: FloodGuard;
+  /** Takes `tokens` more from the socket's rate limit: big answers are charged by their size (SPEC §8). */
+  chargeFlood(tokens: number): void;
 }
 
 /** `subscribe`: acked with the topic's position (none on an ephemeral topic), then replay and live frames. */
@@ -32,7 +31,7 @@ export async function onSubscribe(conn: TopicFrameSocket, frame: Frame<"subscrib
     if (ns.delivery === "ephemeral") return conn.sendJson({ type: "ack", ref, topic, recovered: false });
     if (since !== undefined) conn.host.metrics.recoveries.inc({ recovered: String(ack.recovered) });
     // A replay costs by its size (SPEC §8): one token per 10 messages; the frame paid one.
-    if (since !== undefined) conn.flood.charge(sizeCost(ack.replayed, REPLAYED_PER_TOKEN) - 1, Date.now());
+    if (since !== undefined) conn.chargeFlood(sizeCost(ack.replayed, REPLAYED_PER_TOKEN) - 1);
     conn.sendJson({ type: "ack", ref, topic, seq: ack.seq, epoch: ack.epoch, recovered: ack.recovered });
   });
 }
@@ -48,6 +47,6 @@ export function onUnsubscribe(conn: TopicFrameSocket, frame: Frame<"unsubscribe"
 export async function onPresence(conn: TopicFrameSocket, frame: Frame<"presence">): Promise<void> {
   await conn.host.authorize(conn, "presence", frame.topic);
   const members = await conn.host.members(frame.topic);
-  conn.flood.charge(sizeCost(members.length, MEMBERS_PER_TOKEN) - 1, Date.now());
+  conn.chargeFlood(sizeCost(members.length, MEMBERS_PER_TOKEN) - 1);
   conn.sendJson({ type: "presence", ref: frame.ref, topic: frame.topic, members });
 }
