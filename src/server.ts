@@ -22,6 +22,9 @@ import { RevocationWatch } from "./gateway/revocation-watch.ts";
 import { Webhooks } from "./webhooks/webhooks.ts";
 import type { Outbox } from "./webhooks/outbox.ts";
 
+/** After listening, before the built-in users' passwords are hashed: ready is answered first. */
+const HASHING_DELAY_MS = 200;
+
 export interface Running {
   config: Config;
   server: SwitchboardServer;
@@ -46,9 +49,8 @@ function startDeploymentDuties(services: Services, gateway: Gateway, log: Logger
 /** Who a request is (auth/): the session signer, the built-in users and the one credential check. */
 function createAuth(config: Config, services: Services, log: Logger, metrics: Metrics) {
   const signer = new SessionSigner(config.sessionSecret);
-  // Hashing runs in the background (users.ts): a failure there is a broken process, said once.
+  // Hashed later, in the background (users.ts, startSwitchboard).
   const users = UserDirectory.create(config.users);
-  users.ready().catch((error) => log.error("hashing the built-in users' passwords failed", errorFields(error)));
   const refused = (reason: string, fields: Record<string, unknown>) => {
     metrics.authFailures.inc({ reason });
     log.info("auth failure", { reason, ...fields });
@@ -88,6 +90,9 @@ export async function startSwitchboard(config: Config): Promise<Running> {
   // Off the path to ready: the default process metrics' module (~50–200 ms: it loads
   // OpenTelemetry's API) is loaded a moment after the first probes; a scrape before that waits.
   setTimeout(() => void metrics.collectDefaults().catch((error) => log.error("default metrics failed", errorFields(error))), 1000).unref();
+  // The built-in users' argon2id hashes, once the first probes are answered (users.ts says why; a
+  // login before then starts them itself). A failure there is a broken process, said once.
+  setTimeout(() => users.ready().catch((error) => log.error("hashing the built-in users' passwords failed", errorFields(error))), HASHING_DELAY_MS).unref();
 
   const { heartbeat, revocations } = startDeploymentDuties(services, gateway, log);
 
