@@ -12,7 +12,7 @@ import type { AppTokenVerifier } from "./app-tokens.ts";
 import type { ConnectClient } from "./connect.ts";
 import { tokenSource } from "./sources.ts";
 import { ISSUER as SWITCHBOARD_ISSUER, type SessionSigner } from "./sessions.ts";
-import { decodeJwt } from "jose";
+import { decodeJwt } from "jose/jwt/decode";
 
 function issuerOf(jwt: string): unknown {
   try {

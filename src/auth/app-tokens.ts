@@ -8,7 +8,10 @@
  * configured; RS256 where only a secret is), a payload without `exp`, already expired, or for
  * another issuer or audience.
  */
-import { decodeJwt, decodeProtectedHeader, jwtVerify, type JWTPayload } from "jose";
+import type { JWTPayload } from "jose";
+import { decodeJwt } from "jose/jwt/decode";
+import { decodeProtectedHeader } from "jose/decode/protected_header";
+import { jwtVerify } from "jose/jwt/verify";
 import { createHash } from "node:crypto";
 import type { Config } from "../config.ts";
 import type { Logger } from "../log.ts";

@@ -15,7 +15,9 @@
  *   into an HMAC secret (HS/RS confusion).
  * jose's createLocalJWKSet does the matching by `kid`, `alg`, `kty`, `use` and `key_ops`.
  */
-import { createLocalJWKSet, errors, type JSONWebKeySet, type JWSHeaderParameters, type FlattenedJWSInput } from "jose";
+import type { JSONWebKeySet, JWSHeaderParameters, FlattenedJWSInput } from "jose";
+import { createLocalJWKSet } from "jose/jwks/local";
+import { JWKSNoMatchingKey } from "jose/errors";
 import type { Logger } from "../log.ts";
 import { errorFields } from "../log.ts";
 import { readBounded } from "./read-bounded.ts";
@@ -62,13 +64,13 @@ export class RemoteKeySet {
       try {
         return await this.local(header, token);
       } catch (error) {
-        if (!(error instanceof errors.JWKSNoMatchingKey)) throw error;
+        if (!(error instanceof JWKSNoMatchingKey)) throw error;
       }
     }
     if (this.pending !== null) await this.pending;
     else if (this.mayRefetch()) await this.refresh("unknown kid");
-    else throw new errors.JWKSNoMatchingKey();
-    if (this.local === null) throw new errors.JWKSNoMatchingKey();
+    else throw new JWKSNoMatchingKey();
+    if (this.local === null) throw new JWKSNoMatchingKey();
     return this.local(header, token);
   };
 

@@ -3,7 +3,9 @@
  * id `sid` that logout revokes. The audience tells a cookie session from a first-message token
  * so one cannot stand in for the other.
  */
-import { SignJWT, jwtVerify } from "jose";
+// jose by subpath: its index also loads JWE, key generation and import (~5 ms of start-up).
+import { SignJWT } from "jose/jwt/sign";
+import { jwtVerify } from "jose/jwt/verify";
 import type { User } from "../protocol/frames.ts";
 import { Caps } from "./caps.ts";
 

@@ -24,7 +24,8 @@
  */
 import { createHmac } from "node:crypto";
 import { Hono } from "hono";
-import { SignJWT, jwtVerify } from "jose";
+import { SignJWT } from "jose/jwt/sign";
+import { jwtVerify } from "jose/jwt/verify";
 import { z } from "zod";
 import { budgetKeyOf, type Identity } from "../auth/credentials.ts";
 import type { Caps } from "../auth/caps.ts";
