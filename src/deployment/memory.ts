@@ -16,7 +16,8 @@ export class MemoryDeploymentRegistry implements DeploymentRegistry {
   ) {}
 
   async report(status: InstanceInfo, topics: ReadonlyMap<string, number>): Promise<void> {
-    this.reports.set(status.id, { status: { ...status }, topics: new Map(topics), expiresAt: this.now() + this.leaseMs });
+    // Kept, not copied: the caller never changes it (registry.ts).
+    this.reports.set(status.id, { status: { ...status }, topics, expiresAt: this.now() + this.leaseMs });
   }
 
   async remove(id: string): Promise<void> {

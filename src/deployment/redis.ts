@@ -46,7 +46,7 @@ export class RedisDeploymentRegistry implements DeploymentRegistry {
   ) {}
 
   /** The topics of this process's last full report, to skip rewriting an unchanged hash. */
-  private lastTopics: { id: string; topics: Map<string, number> } | null = null;
+  private lastTopics: { id: string; topics: ReadonlyMap<string, number> } | null = null;
 
   /**
    * Rewrites the topics hash only when the counts changed since the last report; otherwise only
@@ -57,14 +57,15 @@ export class RedisDeploymentRegistry implements DeploymentRegistry {
       const topicsKey = deploymentKeys.topics(status.id);
       const base = () => this.redis.multi().set(deploymentKeys.status(status.id), JSON.stringify(status), "PX", this.leaseMs).sadd(deploymentKeys.ids, status.id);
       const last = this.lastTopics;
-      if (topics.size > 0 && last !== null && last.id === status.id && sameCounts(last.topics, topics)) {
+      // The same map is the same counts (registry.ts): no walk over every topic each second.
+      if (topics.size > 0 && last !== null && last.id === status.id && (last.topics === topics || sameCounts(last.topics, topics))) {
         const [, , renewed] = await exec(base().pexpire(topicsKey, this.leaseMs));
         if (Number(renewed) === 1) return;
       }
       const multi = base().del(topicsKey);
       if (topics.size > 0) multi.hset(topicsKey, Object.fromEntries(topics)).pexpire(topicsKey, this.leaseMs);
       await exec(multi);
-      this.lastTopics = { id: status.id, topics: new Map(topics) };
+      this.lastTopics = { id: status.id, topics };
     });
   }
 

@@ -21,7 +21,9 @@ export interface TopicCount {
 export interface DeploymentRegistry {
   /**
    * Replaces this process's report: its status and, per topic it has local subscribers on, how
-   * many sockets. The report lives `leaseMs` unless renewed by the next one.
+   * many sockets. The report lives `leaseMs` unless renewed by the next one. The caller never
+   * changes `topics` after passing it (the hub hands out a new map when a count changes), so an
+   * implementation may keep it, and the same map again means the same counts.
    */
   report(status: InstanceInfo, topics: ReadonlyMap<string, number>): Promise<void>;
   /** Forgets a process at once (a clean shutdown). */

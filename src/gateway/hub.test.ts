@@ -214,6 +214,27 @@ describe("hub recovery with since", () => {
   });
 });
 
+describe("hub member counts (the deployment registry's report)", () => {
+  test("the same map while nobody joins or leaves; a new one with the new counts after", async () => {
+    const t = setup();
+    const [a, b] = [new t.TestMember(), new t.TestMember()];
+    await t.hub.subscribe(a, "room:a", undefined, () => {});
+    const first = t.hub.memberCounts();
+    expect([...first]).toEqual([["room:a", 1]]);
+    await t.publish(2);
+    expect(t.hub.memberCounts()).toBe(first);
+    await t.hub.subscribe(b, "room:a", undefined, () => {});
+    expect([...t.hub.memberCounts()]).toEqual([["room:a", 2]]);
+    expect(t.hub.joinNow(a, "room:b")).toBe(false); // not followed yet: nothing changes
+    await t.hub.subscribe(a, "room:b", undefined, () => {});
+    expect([...t.hub.memberCounts()]).toEqual([["room:a", 2], ["room:b", 1]]);
+    t.hub.leave(b, "room:a");
+    t.hub.leave(a, "room:b");
+    expect([...t.hub.memberCounts()]).toEqual([["room:a", 1]]);
+    expect([...first]).toEqual([["room:a", 1]]); // a map once handed out never changes
+  });
+});
+
 describe("hub membership races", () => {
   test("a member that leaves while its topic is still starting is never subscribed locally", async () => {
     const t = setup();

@@ -59,6 +59,8 @@ const STARTED: Promise<void> = Promise.resolve();
 
 export class Hub {
   private readonly topics = new Map<string, TopicState>();
+  /** memberCounts' last answer until a member joins or leaves: asked every second, it walked every topic. */
+  private counts: Map<string, number> | null = null;
   private readonly recoverDeps: RecoverDeps;
   /** In order, no duplicate, gaps repaired or resynced (topic-order.ts). */
   private readonly order: TopicOrder;
@@ -101,11 +103,12 @@ export class Hub {
     return this.topics.size;
   }
 
-  /** Local members per topic this process follows (the deployment registry's report). */
-  memberCounts(): Map<string, number> {
+  /** Local members per topic (the registry's report): the same map, never changed, until someone joins or leaves. */
+  memberCounts(): ReadonlyMap<string, number> {
+    if (this.counts !== null) return this.counts;
     const counts = new Map<string, number>();
     for (const [topic, state] of this.topics) if (state.members.size > 0) counts.set(topic, state.members.size);
-    return counts;
+    return (this.counts = counts);
   }
 
   members(topic: string): Iterable<Member> {
@@ -137,6 +140,7 @@ export class Hub {
     const state = this.ensure(topic);
     const rejoin = state.members.has(member);
     state.members.add(member);
+    this.counts = null;
     if (rejoin) member.unsubscribeLocal(topic);
     try {
       await state.ready;
@@ -168,6 +172,7 @@ export class Hub {
     if (state === undefined || state.position === null || state.members.has(member)) return false;
     this.stayOn(state);
     state.members.add(member);
+    this.counts = null;
     member.subscribeLocal(topic);
     return true;
   }
@@ -176,6 +181,7 @@ export class Hub {
   leave(member: Member, topic: string): void {
     const state = this.topics.get(topic);
     if (state === undefined || !state.members.delete(member)) return;
+    this.counts = null;
     member.unsubscribeLocal(topic);
     if (state.members.size > 0) return;
     const lingerMs = this.options.lingerMs?.(topic) ?? 0;
@@ -192,6 +198,7 @@ export class Hub {
 
   private drop(state: TopicState): void {
     this.topics.delete(state.topic);
+    this.counts = null;
     if (state.retry !== null) clearTimeout(state.retry);
     this.options.broker.unsubscribe(state.topic).catch(() => {
       // The broker drops interest with the link anyway; nothing to undo here.
@@ -204,6 +211,7 @@ export class Hub {
       if (state.linger !== null) clearTimeout(state.linger);
     }
     this.topics.clear();
+    this.counts = null;
   }
 
   /**
@@ -277,6 +285,7 @@ export class Hub {
     } catch (error) {
       if (this.topics.get(state.topic) === state) {
         this.topics.delete(state.topic);
+        this.counts = null;
         broker.unsubscribe(state.topic).catch(() => {}); // the subscribe may have succeeded before the read failed
       }
       throw error instanceof SwitchboardError ? error : new SwitchboardError(ErrorCode.unavailable, "the broker is unreachable; retry");
