@@ -34,4 +34,16 @@ describe("RedisDeploymentRegistry", () => {
     await registry.report(status, topics);
     expect(await registry.topics("room:lost-hash", 10)).toEqual([{ topic: "room:lost-hash", subscribers: 3 }]);
   });
+
+  test("a changed report writes only what changed, and the whole hash again when Redis lost it", async () => {
+    const registry = new RedisDeploymentRegistry(client, 5000);
+    const status = { id: "changed-hash", region: "local", connections: 3, topics: 3, startedAt: 1, draining: false };
+    await registry.report(status, new Map([["room:ch-a", 1], ["room:ch-b", 1], ["room:ch-c", 1]]));
+    await registry.report(status, new Map([["room:ch-a", 1], ["room:ch-b", 2], ["room:ch-d", 1]]));
+    expect(await client.hgetall(deploymentKeys.topics("changed-hash"))).toEqual({ "room:ch-a": "1", "room:ch-b": "2", "room:ch-d": "1" });
+    await client.del(deploymentKeys.topics("changed-hash"));
+    await registry.report(status, new Map([["room:ch-a", 1], ["room:ch-b", 3], ["room:ch-d", 1]]));
+    expect(await client.hgetall(deploymentKeys.topics("changed-hash"))).toEqual({ "room:ch-a": "1", "room:ch-b": "3", "room:ch-d": "1" });
+    expect(await client.pttl(deploymentKeys.topics("changed-hash"))).toBeGreaterThan(0);
+  });
 });
