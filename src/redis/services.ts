@@ -43,8 +43,10 @@ export async function createRedisServices(config: Config, historyFor?: (topic: s
     else void checkEvictionPolicy(data, log);
   });
   // Every handshake reads two revocations; on their own connection the reads of one turn of the
-  // event loop leave as one command (stores/revocation-reads.ts; auto-pipelined per node on a cluster).
-  const reads = createDataConnection(config, log, "auth-reads", true);
+  // event loop leave as one command (stores/revocation-reads.ts). On one Redis that command is the
+  // turn's only one, so auto-pipelining would only add a Pipeline and a nextTick hop per call; on
+  // a cluster each read is its own command, auto-pipelined per node.
+  const reads = createDataConnection(config, log, "auth-reads", config.redisCluster);
   void connectWithin(reads, 3000);
   const presence = new RedisPresence({ redis: data, instanceId: config.instanceId, leaseMs: config.presenceLeaseMs, log });
   const stores = redisStores(data, new RevocationReader(reads, config.redisCommandTimeoutMs));
