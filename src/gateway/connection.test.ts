@@ -157,6 +157,16 @@ describe("Connection", () => {
     expect(host.calls).toEqual(["followNow user:alice", "opened cookie"]);
   });
 
+  test("a welcome that throws inside open closes the socket with 1011, as a failed queued job", () => {
+    const host = new FakeHost();
+    host.followedNow.add("user:alice");
+    host.opened = () => {
+      throw new Error("boom");
+    };
+    const { ws } = connect(cookie, host);
+    expect(ws.closedWith).toEqual([Close.internal, "internal error"]);
+  });
+
   test("first-message auth: a good token is admitted and welcomed; the socket counts as token", async () => {
     const { ws, host, send } = connect(null);
     await send({ type: "auth", token: "good" });

@@ -23,7 +23,7 @@ import type { Caps } from "../auth/caps.ts";
 import { Pacer } from "./pacer.ts";
 import { SocketSubscriptions } from "./budgets.ts";
 import { SmallSet } from "./small-set.ts";
-import { armAuthTimeout, authenticate, refresh, welcome, type SessionSocket, type SessionState } from "./socket-session.ts";
+import { armAuthTimeout, authenticate, refresh, welcome, welcomeNow, type SessionSocket, type SessionState } from "./socket-session.ts";
 import { leaveAll, serverSubscribe, serverUnsubscribe } from "./socket-topics.ts";
 import { onPresence, onSubscribe, onUnsubscribe, type TopicFrameSocket } from "./topic-frames.ts";
 import { onPublish, type PublishingSocket } from "./publish-frames.ts";
@@ -118,8 +118,8 @@ export class Connection extends WithRareFields implements Socket, FrameQueueOpti
     }
     const shedRetryMs = this.rareIfSet?.shedRetryMs ?? null;
     if (shedRetryMs !== null) return this.close(Close.overloaded, `overloaded; retry in ${shedRetryMs} ms`);
-    if (this.user !== null) this.push(() => welcome(this));
-    else armAuthTimeout(this);
+    if (this.user === null) armAuthTimeout(this);
+    else if (!welcomeNow(this)) this.push(() => welcome(this));
   }
 
   received(message: string | Buffer): void {

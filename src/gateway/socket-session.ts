@@ -31,6 +31,8 @@ export interface SessionSocket extends TopicsSocket {
   caps: Caps | null;
   /** The credential changed: the topics' join/leave frames follow its `presence` action again. */
   rereadPresence(): void;
+  /** A job of the socket threw: logs it and closes with 1011 (the frame queue's own handler). */
+  queueFailed(error: unknown): void;
 }
 
 /** A socket without an identity opened: it has AUTH_TIMEOUT_MS to send one (4002 otherwise). */
@@ -67,11 +69,22 @@ export async function authenticate(conn: SessionSocket, parsed: unknown): Promis
  * `open`).
  */
 export function welcome(conn: SessionSocket): Promise<void> {
-  if (joinInboxNow(conn)) {
+  return welcomeNow(conn) ? Promise.resolve() : joinInboxThenGreet(conn);
+}
+
+/**
+ * `welcome` when it needs no wait (the inbox joined at once): true when sent. A socket known at
+ * its upgrade tries this in `open`, before any frame of it can arrive, so the frame queue (a job,
+ * a closure and an async pump per handshake) is only for the welcome that waits for the hub.
+ */
+export function welcomeNow(conn: SessionSocket): boolean {
+  try {
+    if (!joinInboxNow(conn)) return false;
     greet(conn);
-    return Promise.resolve();
+  } catch (error) {
+    conn.queueFailed(error); // as a failed queued job: logged, closed with 1011
   }
-  return joinInboxThenGreet(conn);
+  return true;
 }
 
 /** An in-band `refresh` (SPEC §4): the same socket goes on with the new credential. */
