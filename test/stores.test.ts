@@ -16,7 +16,7 @@ let reads: Redis;
 beforeAll(async () => {
   redis = await startRedis();
   client = createConnection(redis.url, { name: "stores-test" });
-  reads = createConnection(redis.url, { name: "stores-test-reads", autoPipelining: true });
+  reads = createConnection(redis.url, { name: "stores-test-reads" }); // as the server opens it on one Redis
   await Promise.all([connectWithin(client, 2000), connectWithin(reads, 2000)]);
 });
 afterAll(async () => {

@@ -18,7 +18,7 @@
  */
 import { USER_REVOCATION_RETENTION_S, type AttemptCounter, type AttemptWindow, type RevocationStore, type Stores, type TicketGrant, type TicketStore, type UserRevocationStore } from "./stores.ts";
 import { toSwitchboardError, type RedisClient } from "../redis/connection.ts";
-import { EXISTS, zscore, type RevocationReader } from "./revocation-reads.ts";
+import { EXISTS, type Replies, type RevocationReader } from "./revocation-reads.ts";
 import { newTicket } from "./memory.ts";
 
 export const storeKeys = {
@@ -98,17 +98,17 @@ export class RedisRevocationStore implements RevocationStore {
   }
 
   isRevoked(sid: string): Promise<boolean> {
-    if (this.reads !== undefined) return this.reads.check(this.revokedIn, storeKeys.revocations(sid), zscore(sid), storeKeys.revoked(sid), EXISTS);
+    if (this.reads !== undefined) return this.reads.check(this.revokedIn, storeKeys.revocations(sid), sid, storeKeys.revoked(sid), EXISTS);
     return guard("revocation", async () => {
       const [until, legacy] = await Promise.all([this.redis.zscore(storeKeys.revocations(sid), sid), this.redis.exists(storeKeys.revoked(sid))]);
-      return this.revokedIn([until, legacy], 0);
+      return this.revokedIn([until, legacy === 1 ? "1" : null], 0);
     });
   }
 
-  /** The session's revocation (its expiry, ms) and the legacy key's EXISTS, at `at` and `at + 1`. */
-  private readonly revokedIn = (replies: readonly unknown[], at: number): boolean => {
-    const until = replies[at] as string | null;
-    return replies[at + 1] === 1 || (until !== null && Number(until) > this.now());
+  /** The session's revocation (its expiry, ms) and whether the legacy key exists, at `at` and `at + 1`. */
+  private readonly revokedIn = (replies: Replies, at: number): boolean => {
+    const until = replies[at] ?? null;
+    return (replies[at + 1] ?? null) !== null || (until !== null && Number(until) > this.now());
   };
 }
 
@@ -129,7 +129,7 @@ export class RedisUserRevocationStore implements UserRevocationStore {
   }
 
   isRevoked(userId: string, iatS: number): Promise<boolean> {
-    if (this.reads !== undefined) return this.reads.check((replies, at) => revokedAtOrAfter(replies[at] as string | null, iatS), storeKeys.revokedUsers, zscore(userId));
+    if (this.reads !== undefined) return this.reads.check((replies, at) => revokedAtOrAfter(replies[at] ?? null, iatS), storeKeys.revokedUsers, userId);
     return guard("revocation", async () => revokedAtOrAfter(await this.redis.zscore(storeKeys.revokedUsers, userId), iatS));
   }
 

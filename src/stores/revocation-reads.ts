@@ -7,6 +7,11 @@
  * (bench/README.md, round four). ioredis's own auto-pipelining does not batch them: Bun runs
  * `process.nextTick` callbacks after each request, so it flushes once per handshake.
  *
+ * The call itself is compact (scriptArgs): each key once (a revocation shard serves many reads),
+ * the reads as one string, one string back. ioredis encodes each argument and decodes each reply
+ * element on its own, and in the server those per-element costs (Buffer.byteLength, the RESP
+ * decoder) were about as large as all the rest of the batch (bench/README.md, round five).
+ *
  * Nothing is answered from memory: each read is sent after it was asked, so a logout that Redis
  * acknowledged before an upgrade arrived is seen by that upgrade's read (auth/revocation-view.ts).
  * On a Redis Cluster the keys live in different slots, so there each read stays its own command
@@ -21,8 +26,12 @@ import { CLOSED, followRedirections } from "../redis/redirections.ts";
 
 const SCRIPT = readFileSync(new URL("./lua/revocation-reads.lua", import.meta.url), "utf8");
 
-/** The replies of a whole batch, and where one check's own replies start in it. */
-export type Verdict<T> = (replies: readonly unknown[], at: number) => T;
+/**
+ * The replies of a whole batch, one per read, and where one check's own replies start in it: a
+ * ZSCORE's score (a string) or null, an EXISTS's "1" or null.
+ */
+export type Replies = readonly (string | null)[];
+export type Verdict<T> = (replies: Replies, at: number) => T;
 
 /** One check (one or two reads) asked and not answered yet. */
 interface Check {
@@ -33,15 +42,20 @@ interface Check {
   reject(error: unknown): void;
 }
 
-type Scripted = { sbRevocationReads(numKeys: number, ...args: string[]): Promise<unknown[]> };
+type Scripted = { sbRevocationReads(numKeys: number, ...args: string[]): Promise<string> };
 
-/** A read: ZSCORE of `op.slice(1)` when `op` starts with "z", EXISTS when `op` is "e" (the script's encoding). */
-export const zscore = (member: string) => `z${member}`;
-export const EXISTS = "e";
+/** A read's member: the ZSCORE member, or EXISTS to ask whether the key exists. */
+export type Member = string | typeof EXISTS;
+export const EXISTS = null;
+
+/** The reads of one batch, in order. */
+interface Reads {
+  keys: string[];
+  members: Member[];
+}
 
 export class RevocationReader {
-  private keys: string[] = [];
-  private ops: string[] = [];
+  private reads: Reads = { keys: [], members: [] };
   private checks: Check[] = [];
   private readonly flush = () => this.send();
 
@@ -54,31 +68,31 @@ export class RevocationReader {
   }
 
   /**
-   * One check: its reads (key, op; key, op) go out with the others of this turn, and `verdict`
-   * turns their replies into the answer. Rejects with `unavailable` when Redis does not answer.
+   * One check: its reads (key, member; key, member) go out with the others of this turn, and
+   * `verdict` turns their replies into the answer. Rejects with `unavailable` when Redis does not answer.
    */
-  check<T>(verdict: Verdict<T>, key: string, op: string, key2?: string, op2?: string): Promise<T> {
+  check<T>(verdict: Verdict<T>, key: string, member: Member, key2?: string, member2?: Member): Promise<T> {
     if (this.checks.length === 0) {
       // After every request of this turn of the loop: Bun hands all the upgrades that arrived
       // together to `fetch` before the immediates run.
       setImmediate(this.flush);
     }
-    const at = this.keys.length;
-    this.keys.push(key);
-    this.ops.push(op);
+    const { keys, members } = this.reads;
+    const at = keys.length;
+    keys.push(key);
+    members.push(member);
     if (key2 !== undefined) {
-      this.keys.push(key2);
-      this.ops.push(op2!);
+      keys.push(key2);
+      members.push(member2 ?? EXISTS);
     }
     return new Promise<T>((resolve, reject) => this.checks.push({ at, verdict, resolve: resolve as (value: unknown) => void, reject }));
   }
 
   private send(): void {
-    const { keys, ops, checks } = this;
-    this.keys = [];
-    this.ops = [];
+    const { reads, checks } = this;
+    this.reads = { keys: [], members: [] };
     this.checks = [];
-    within(this.run(keys, ops), this.deadlineMs).then(
+    within(this.run(reads), this.deadlineMs).then(
       (replies) => {
         for (const check of checks) check.resolve(check.verdict(replies, check.at));
       },
@@ -89,12 +103,39 @@ export class RevocationReader {
     );
   }
 
-  private run(keys: string[], ops: string[]): Promise<readonly unknown[]> {
+  private run({ keys, members }: Reads): Promise<Replies> {
     const { redis } = this;
     if (redis instanceof Cluster) {
-      const read = (key: string, op: string) => followRedirections<unknown>(redis, () => (op === EXISTS ? redis.exists(key) : redis.zscore(key, op.slice(1))), CLOSED);
-      return Promise.all(keys.map((key, i) => read(key, ops[i]!)));
+      const read = (key: string, member: Member) =>
+        followRedirections<string | null>(redis, async () => (member === EXISTS ? ((await redis.exists(key)) === 1 ? "1" : null) : redis.zscore(key, member)), CLOSED);
+      return Promise.all(keys.map((key, i) => read(key, members[i]!)));
     }
-    return (redis as unknown as Scripted).sbRevocationReads(keys.length, ...keys, ...ops);
+    const args = scriptArgs(keys, members);
+    return (redis as unknown as Scripted).sbRevocationReads(args.numKeys, ...args.args).then(parseReplies);
   }
+}
+
+/** The script's KEYS (each key once) and ARGV (the reads as one string, then the ZSCORE members): lua/revocation-reads.lua. */
+export function scriptArgs(keys: readonly string[], members: readonly Member[]): { numKeys: number; args: string[] } {
+  const index = new Map<string, number>();
+  const distinct: string[] = [];
+  const zscoreMembers: string[] = [];
+  let ops = "";
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i]!;
+    let k = index.get(key);
+    if (k === undefined) index.set(key, (k = distinct.push(key)));
+    const member = members[i]!;
+    if (member === EXISTS) ops += ` e${k}`;
+    else {
+      ops += ` z${k}`;
+      zscoreMembers.push(member);
+    }
+  }
+  return { numKeys: distinct.length, args: [...distinct, ops, ...zscoreMembers] };
+}
+
+/** The script's one string back into one reply per read ("" is none). */
+export function parseReplies(reply: string): Replies {
+  return reply.split("\n").map((r) => (r === "" ? null : r));
 }

@@ -64,6 +64,14 @@ export function describeStores(name: string, factory: StoresFactory): void {
         const answers = await Promise.all([...sids.map((sid) => revocations.isRevoked(sid)), ...users.map((user) => userRevocations.isRevoked(user, 1_000))]);
         expect(answers).toEqual([...sids.map((_, i) => i % 3 === 0), ...users.map((_, i) => i % 2 === 0)]);
       });
+
+      test("an app token's session id may hold any characters (spaces, newlines, e2, 🔑): asked together, each answer is its own", async () => {
+        const { revocations } = await stores();
+        const base = unique("app:");
+        const sids = [`${base} a b`, `${base}\nz1 e1`, `${base}\u00e9\u{1f511}`, `${base}`, `${base}\n`];
+        await Promise.all([revocations.revoke(sids[1]!, 60), revocations.revoke(sids[2]!, 60)]);
+        expect(await Promise.all(sids.map((sid) => revocations.isRevoked(sid)))).toEqual([false, true, true, false, false]);
+      });
     });
 
     describe("user revocations", () => {
