@@ -190,7 +190,8 @@ export class Connection extends WithRareFields implements Socket, FrameQueueOpti
   subscribeLocal(topic: string): void {
     if (this.ws === null || this.state === "closed") return;
     this.ws.subscribe(topic);
-    this.followPresence(topic);
+    // Always afresh (a rejoin left both channels first): no presence channel to leave (the inbox's, per handshake).
+    if (this.host.readsPresence(this, topic)) this.ws.subscribe(presenceChannel(topic));
   }
 
   unsubscribeLocal(topic: string): void {
