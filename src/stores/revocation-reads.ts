@@ -7,10 +7,10 @@
  * (bench/README.md, round four). ioredis's own auto-pipelining does not batch them: Bun runs
  * `process.nextTick` callbacks after each request, so it flushes once per handshake.
  *
- * The call itself is compact (scriptArgs): each key once (a revocation shard serves many reads),
- * the reads as one string, one string back. ioredis encodes each argument and decodes each reply
- * element on its own, and in the server those per-element costs (Buffer.byteLength, the RESP
- * decoder) were about as large as all the rest of the batch (bench/README.md, round five).
+ * The call itself is compact (scriptReads): the reads' kinds as one string, one string back.
+ * ioredis encodes each argument and decodes each reply element on its own, and in the server those
+ * per-element costs (Buffer.byteLength, the RESP decoder) were about as large as all the rest of
+ * the batch (bench/README.md, round five).
  *
  * Nothing is answered from memory: each read is sent after it was asked, so a logout that Redis
  * acknowledged before an upgrade arrived is seen by that upgrade's read (auth/revocation-view.ts).
@@ -42,7 +42,8 @@ interface Check {
   reject(error: unknown): void;
 }
 
-type Scripted = { sbRevocationReads(numKeys: number, ...args: string[]): Promise<string> };
+/** ioredis flattens array arguments (one `Array.flat` it makes anyway): no spread of the batch here. */
+type Scripted = { sbRevocationReads(numKeys: number, keys: readonly string[], ops: string, members: readonly string[]): Promise<string> };
 
 /** A read's member: the ZSCORE member, or EXISTS to ask whether the key exists. */
 export type Member = string | typeof EXISTS;
@@ -110,29 +111,23 @@ export class RevocationReader {
         followRedirections<string | null>(redis, async () => (member === EXISTS ? ((await redis.exists(key)) === 1 ? "1" : null) : redis.zscore(key, member)), CLOSED);
       return Promise.all(keys.map((key, i) => read(key, members[i]!)));
     }
-    const args = scriptArgs(keys, members);
-    return (redis as unknown as Scripted).sbRevocationReads(args.numKeys, ...args.args).then(parseReplies);
+    const { ops, zscoreMembers } = scriptReads(members);
+    return (redis as unknown as Scripted).sbRevocationReads(keys.length, keys, ops, zscoreMembers).then(parseReplies);
   }
 }
 
-/** The script's KEYS (each key once) and ARGV (the reads as one string, then the ZSCORE members): lua/revocation-reads.lua. */
-export function scriptArgs(keys: readonly string[], members: readonly Member[]): { numKeys: number; args: string[] } {
-  const index = new Map<string, number>();
-  const distinct: string[] = [];
+/** The script's ARGV (lua/revocation-reads.lua): one character per read, then the ZSCORE members. */
+export function scriptReads(members: readonly Member[]): { ops: string; zscoreMembers: string[] } {
   const zscoreMembers: string[] = [];
   let ops = "";
-  for (let i = 0; i < keys.length; i++) {
-    const key = keys[i]!;
-    let k = index.get(key);
-    if (k === undefined) index.set(key, (k = distinct.push(key)));
-    const member = members[i]!;
-    if (member === EXISTS) ops += ` e${k}`;
+  for (const member of members) {
+    if (member === EXISTS) ops += "e";
     else {
-      ops += ` z${k}`;
+      ops += "z";
       zscoreMembers.push(member);
     }
   }
-  return { numKeys: distinct.length, args: [...distinct, ops, ...zscoreMembers] };
+  return { ops, zscoreMembers };
 }
 
 /** The script's one string back into one reply per read ("" is none). */
