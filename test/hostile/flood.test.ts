@@ -121,9 +121,12 @@ describe("a client flooding as fast as it can", () => {
     const frame = encodeFrame({ opcode: Op.text, payload: JSON.stringify({ type: "publish", topic: "room:flood", data: "x".repeat(200) }) });
     const started = Date.now();
     let sent = 0;
-    // As fast as the socket takes it: keep ~256 KB in flight, yield to the event loop in between.
+    // As fast as the socket takes it: keep ~256 KB in flight, and yield to the event loop after
+    // each 1,000 frames (more than the server handles in a millisecond), so that this process
+    // also reads what the server answers: while the kernel takes every write, a loop without
+    // that cap wrote for seconds and saw the close only once it stopped sending.
     while (!bob.ended && bob.closeFrame === null && Date.now() - started < 10_000) {
-      while (bob.unsent < 256 * 1024 && sent < 2_000_000) {
+      for (let turn = 0; turn < 1000 && bob.unsent < 256 * 1024 && sent < 2_000_000; turn++) {
         bob.send(frame);
         sent++;
       }
@@ -136,11 +139,12 @@ describe("a client flooding as fast as it can", () => {
     // BACKPRESSURE_LIMIT_BYTES first). Either way it is cut off within the 2 s rule.
     expect([4008, 4009]).toContain(closed.code!);
     // The first refusal comes within milliseconds (the burst goes at once), the close 2 s later
-    // by the server's clock; it reaches the client behind the refusals already on the wire, which
-    // on 2 shared cores (server, flooder and bystander) took 2–8 s. The exact 2 s rule is
-    // test/limits.test.ts's; here what matters is that the flooder is cut off and nobody else is.
+    // by the server's clock; it reaches the client behind the refusals already on the wire (seen
+    // at 2.02 s on a quiet machine, with 2 cores shared by server, flooder and bystander). The
+    // exact 2 s rule is test/limits.test.ts's; here what matters is that the flooder is cut off
+    // and nobody else is.
     const closedAfterMs = bob.closeFrame!.at - started;
-    expect(closedAfterMs).toBeLessThan(10_000);
+    expect(closedAfterMs).toBeLessThan(5_000);
     if (closed.code === 4008) expect(closedAfterMs).toBeGreaterThanOrEqual(1900);
     // A peer that does not answer the close is cut shortly after (2 s grace).
     await bob.until(() => bob.ended, 4000, "the TCP end");
