@@ -5,8 +5,11 @@
  * `'error'` event would crash the process).
  */
 import "./tracing-channel.ts";
+import "./command-deadline.ts";
 import Redis, { Cluster, type ClusterOptions, type RedisOptions } from "ioredis";
 import { ErrorCode, SwitchboardError } from "../protocol/codes.ts";
+
+export { within } from "./command-deadline.ts";
 
 /** How the Redis parts report what the operator should see; never carries credentials. */
 export type LogFn = (level: "info" | "warn" | "error", message: string) => void;
@@ -152,19 +155,6 @@ export function createClient(url: string, cluster: boolean, options: ClusterConn
   return cluster ? createClusterConnection(url, options) : createConnection(url, options);
 }
 
-/**
- * Rejects after `ms` even if the command is still queued: with auto-pipelining, ioredis sends one
- * pipeline at a time per connection, so while Redis stalls, a command queued behind a pipeline that
- * is timing out waits for that one's timeout before its own starts (2× the deadline, measured). The
- * command may still be sent and applied later (docs/protocol.md: retry with the same `key`).
- */
-export function within<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error("Command timed out")), ms);
-  });
-  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
-}
 
 /** Starts connecting; resolves when ready or after `waitMs`, whichever comes first. Never rejects. */
 export async function connectWithin(client: RedisClient, waitMs: number): Promise<boolean> {
