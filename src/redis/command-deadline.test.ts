@@ -32,6 +32,31 @@ test("a reply that arrived while the event loop stalled past the deadline is tak
   }
 });
 
+test("a command that waited behind a stall of this process gets that time back, at most the timeout", async () => {
+  const client = createConnection(redis.url, { name: "switchboard:test:deadline-late", commandTimeoutMs: 200 });
+  try {
+    await client.connect();
+    // Redis answers 450 ms after the call; this process is stalled for the first 400 of them, so
+    // its 200 ms timer fires 200 ms late and the command is given those 200 ms back (until 600).
+    expect(await redis.command("CLIENT", "PAUSE", "450", "ALL")).toBe("+OK");
+    const get = outcome(client.get("k"));
+    const wrapped = outcome(within(client.get("k"), 200));
+    stall(400);
+    expect([await get, await wrapped]).toEqual(["answered", "answered"]);
+
+    // Twice the timeout at most: a Redis that stays silent is refused by then, stall or not.
+    expect(await redis.command("CLIENT", "PAUSE", "1500", "ALL")).toBe("+OK");
+    const started = performance.now();
+    const late = outcome(client.get("k"));
+    stall(400);
+    expect(await late).toBe("Command timed out");
+    expect(performance.now() - started).toBeLessThan(700);
+  } finally {
+    await redis.command("CLIENT", "UNPAUSE");
+    client.disconnect();
+  }
+});
+
 test("a Redis that does not answer is still refused at the deadline", async () => {
   const client = createConnection(redis.url, { name: "switchboard:test:deadline-stalled", commandTimeoutMs: 200 });
   try {

@@ -8,11 +8,14 @@
  * `unavailable` by a process whose Redis was fine (a resubscription in a reconnect storm, a
  * publish, the deployment heartbeat).
  *
- * Here the timer, when it fires, waits one more turn of the loop before it rejects: the replies
- * that arrived meanwhile are read first. A Redis that really did not answer is still refused,
- * after the timeout and one turn. Same one timer per command as before (the second replaces
- * the first, and ioredis clears it when the command settles). `within` below does the same for
- * deadlines around several commands.
+ * Here the timer, when it fires, waits before it rejects: one more turn of the loop, so the
+ * replies that arrived meanwhile are read first, and when it fired late (this process was
+ * stalled), as long again as it was late, at most the timeout: a command whose write or reply
+ * waited behind this process's own work gets back the time it lost to it, not to Redis. A Redis
+ * that does not answer is still refused after the timeout and one turn when the process is not
+ * stalled, and within twice the timeout when it is. Same one timer per command as before (the
+ * second replaces the first, and ioredis clears it when the command settles). `within` below
+ * does the same for deadlines around several commands.
  */
 import { Command } from "ioredis";
 
@@ -27,13 +30,23 @@ export function patchCommandTimeout(): void {
   if (typeof prototype.setTimeout !== "function") throw new Error("ioredis's Command has no setTimeout: check src/redis/command-deadline.ts against this ioredis version");
   prototype.setTimeout = function (this: TimedCommand, ms: number): void {
     if (this._commandTimeoutTimer !== undefined) return;
+    const due = performance.now() + ms;
     this._commandTimeoutTimer = setTimeout(() => {
       if (this.isSettled) return;
       this._commandTimeoutTimer = setTimeout(() => {
         if (!this.isSettled) this.reject(new Error("Command timed out"));
-      }, 0);
+      }, grace(due, ms));
     }, ms);
   };
+}
+
+/** A timer firing this much after it was due says the process was stalled, not that it was busy. */
+const LATE_MS = 20;
+
+/** How long a deadline that fired at `due` still waits: one turn, or the time it fired late (≤ `ms`). */
+function grace(due: number, ms: number): number {
+  const late = performance.now() - due;
+  return late > LATE_MS ? Math.min(late, ms) : 0;
 }
 
 patchCommandTimeout();
@@ -43,13 +56,15 @@ patchCommandTimeout();
  * pipeline at a time per connection, so while Redis stalls, a command queued behind a pipeline that
  * is timing out waits for that one's timeout before its own starts (2× the deadline, measured). The
  * command may still be sent and applied later (docs/protocol.md: retry with the same `key`).
- * Counted as above: a reply read in the turn after the timer fired still wins.
+ * Counted as above: a reply read in the turn after the timer fired, or within the time it fired
+ * late, still wins.
  */
 export function within<T>(promise: Promise<T>, ms: number): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
+  const due = performance.now() + ms;
   const deadline = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
-      timer = setTimeout(() => reject(new Error("Command timed out")), 0);
+      timer = setTimeout(() => reject(new Error("Command timed out")), grace(due, ms));
     }, ms);
   });
   return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
