@@ -32,7 +32,6 @@ import { closeConnection, connectWithin, createClient, errorReporter, randomEpoc
 
 export { redisKeys };
 
-
 export interface RedisBrokerOptions {
   /** REDIS_URL: one URL, or with `cluster` one or more comma-separated seed nodes. */
   url: string;
@@ -55,7 +54,6 @@ export interface RedisBrokerOptions {
   startTimeoutMs?: number;
   log?: LogFn;
 }
-
 
 type PublishReply = [number, string, number];
 type HistoryReply = [number, string, number, ...string[]];

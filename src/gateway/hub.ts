@@ -56,7 +56,6 @@ const EPHEMERAL: Position = { seq: 0, epoch: "" };
 /** The `ready` of every started topic: a followed topic keeps no promise of its own. */
 const STARTED: Promise<void> = Promise.resolve();
 
-
 export class Hub {
   private readonly topics = new Map<string, TopicState>();
   /** memberCounts' last answer until a member joins or leaves: asked every second, it walked every topic. */

@@ -155,7 +155,6 @@ export function createClient(url: string, cluster: boolean, options: ClusterConn
   return cluster ? createClusterConnection(url, options) : createConnection(url, options);
 }
 
-
 /** Starts connecting; resolves when ready or after `waitMs`, whichever comes first. Never rejects. */
 export async function connectWithin(client: RedisClient, waitMs: number): Promise<boolean> {
   if (!(client instanceof Cluster)) return connectOne(client, waitMs);
