@@ -37,3 +37,36 @@ describe("revocations written by earlier versions", () => {
     expect(await Promise.all([batched.revocations.isRevoked(sid), batched.revocations.isRevoked(`${sid}-other`)])).toEqual([true, false]);
   });
 });
+
+describe("revocation reads in a storm", () => {
+  test("a wave of checks leaves in batches of at most maxChecks, each answered in a turn of its own, every answer its own", async () => {
+    const stores = redisStores(client, new RevocationReader(reads, 500, 4));
+    const sids = Array.from({ length: 10 }, (_, i) => `wave-${Date.now().toString(36)}-${i}`);
+    await Promise.all(sids.filter((_, i) => i % 3 === 0).map((sid) => stores.revocations.revoke(sid, 60)));
+    // Turns of the event loop, counted by a chain of immediates while the checks are answered.
+    let turn = 0;
+    let counting = true;
+    const tick = () => {
+      turn++;
+      if (counting) setImmediate(tick);
+    };
+    setImmediate(tick);
+    const answeredIn: number[] = [];
+    const answers = await Promise.all(sids.map((sid, i) => stores.revocations.isRevoked(sid).then((revoked) => ((answeredIn[i] = turn), revoked))));
+    counting = false;
+    expect(answers).toEqual(sids.map((_, i) => i % 3 === 0));
+    // 10 checks, 4 a batch: three batches, oldest first, each answered in a later turn than the one before.
+    const byTurn = new Map<number, number>();
+    for (const t of answeredIn) byTurn.set(t, (byTurn.get(t) ?? 0) + 1);
+    expect([...byTurn.values()]).toEqual([4, 4, 2]);
+    expect(answeredIn).toEqual([...answeredIn].sort((a, b) => a - b));
+  });
+
+  test("a wave no larger than a batch is one call, as before", async () => {
+    const stores = redisStores(client, new RevocationReader(reads, 500, 4));
+    const before = Number((await reads.info("commandstats")).match(/cmdstat_evalsha:calls=(\d+)/)?.[1] ?? 0);
+    expect(await Promise.all([0, 1, 2, 3].map((i) => stores.revocations.isRevoked(`small-${i}`)))).toEqual([false, false, false, false]);
+    const after = Number((await reads.info("commandstats")).match(/cmdstat_evalsha:calls=(\d+)/)?.[1] ?? 0);
+    expect(after - before).toBe(1);
+  });
+});

@@ -7,6 +7,12 @@
  * (bench/README.md, round four). ioredis's own auto-pipelining does not batch them: Bun runs
  * `process.nextTick` callbacks after each request, so it flushes once per handshake.
  *
+ * A batch holds at most `maxChecks` checks. More asked in one turn (a reconnect storm's wave: every
+ * upgrade that queued behind a long turn arrives in the next one) wait, and the next batch leaves
+ * only after this one's replies were handled: each batch's upgrades then complete in a turn of their
+ * own, with the sockets already connected served in between, instead of one turn opening thousands
+ * of sockets at once (bench/README.md, round six). Each read still leaves after it was asked.
+ *
  * The call itself is compact (scriptReads): the reads' kinds as one string, one string back.
  * ioredis encodes each argument and decodes each reply element on its own, and in the server those
  * per-element costs (Buffer.byteLength, the RESP decoder) were about as large as all the rest of
@@ -55,15 +61,32 @@ interface Reads {
   members: Member[];
 }
 
+/** Checks (two per cookie handshake) in one batch: ~250 upgrades completed in one turn of the loop. */
+const MAX_CHECKS = 512;
+
+/** The reads of one batch, in order, and the checks they answer. */
+interface Batch extends Reads {
+  checks: Check[];
+}
+
+const newBatch = (): Batch => ({ keys: [], members: [], checks: [] });
+
 export class RevocationReader {
-  private reads: Reads = { keys: [], members: [] };
-  private checks: Check[] = [];
-  private readonly flush = () => this.send();
+  /** Batches not sent yet, oldest first; only the last one takes new checks. */
+  private waiting: Batch[] = [newBatch()];
+  private scheduled = false;
+  /** A batch is out while others wait: the next one leaves once its replies were handled. */
+  private held = false;
+  private readonly flush = () => {
+    this.scheduled = false;
+    this.send();
+  };
 
   constructor(
     private readonly redis: RedisClient,
     /** A read without a reply after this long fails (REDIS_COMMAND_TIMEOUT_MS). */
     private readonly deadlineMs: number,
+    private readonly maxChecks = MAX_CHECKS,
   ) {
     if (!(redis instanceof Cluster) && !("sbRevocationReads" in redis)) redis.defineCommand("sbRevocationReads", { lua: SCRIPT });
   }
@@ -73,12 +96,12 @@ export class RevocationReader {
    * `verdict` turns their replies into the answer. Rejects with `unavailable` when Redis does not answer.
    */
   check<T>(verdict: Verdict<T>, key: string, member: Member, key2?: string, member2?: Member): Promise<T> {
-    if (this.checks.length === 0) {
-      // After every request of this turn of the loop: Bun hands all the upgrades that arrived
-      // together to `fetch` before the immediates run.
-      setImmediate(this.flush);
-    }
-    const { keys, members } = this.reads;
+    // After every request of this turn of the loop: Bun hands all the upgrades that arrived
+    // together to `fetch` before the immediates run.
+    this.schedule();
+    let batch = this.waiting.at(-1)!;
+    if (batch.checks.length >= this.maxChecks) this.waiting.push((batch = newBatch()));
+    const { keys, members } = batch;
     const at = keys.length;
     keys.push(key);
     members.push(member);
@@ -86,22 +109,38 @@ export class RevocationReader {
       keys.push(key2);
       members.push(member2 ?? EXISTS);
     }
-    return new Promise<T>((resolve, reject) => this.checks.push({ at, verdict, resolve: resolve as (value: unknown) => void, reject }));
+    return new Promise<T>((resolve, reject) => batch.checks.push({ at, verdict, resolve: resolve as (value: unknown) => void, reject }));
   }
 
+  private schedule(): void {
+    if (this.scheduled || this.held) return;
+    this.scheduled = true;
+    setImmediate(this.flush);
+  }
+
+  /** Sends the oldest batch; while more wait, the next leaves in the turn after its replies. */
   private send(): void {
-    const { reads, checks } = this;
-    this.reads = { keys: [], members: [] };
-    this.checks = [];
-    within(this.run(reads), this.deadlineMs).then(
-      (replies) => {
-        for (const check of checks) check.resolve(check.verdict(replies, check.at));
-      },
-      (error: unknown) => {
-        const failure = toSwitchboardError(error, "revocation");
-        for (const check of checks) check.reject(failure);
-      },
-    );
+    const batch = this.waiting.shift()!;
+    if (this.waiting.length === 0) this.waiting.push(newBatch());
+    const { checks } = batch;
+    if (checks.length === 0) return;
+    this.held = this.waiting[0]!.checks.length > 0;
+    within(this.run(batch), this.deadlineMs)
+      .then(
+        (replies) => {
+          for (const check of checks) check.resolve(check.verdict(replies, check.at));
+        },
+        (error: unknown) => {
+          const failure = toSwitchboardError(error, "revocation");
+          for (const check of checks) check.reject(failure);
+        },
+      )
+      .finally(() => {
+        if (!this.held) return;
+        // setImmediate: this batch's upgrades (microtasks of this turn) complete first.
+        this.held = false;
+        this.schedule();
+      });
   }
 
   private run({ keys, members }: Reads): Promise<Replies> {
