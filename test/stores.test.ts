@@ -52,8 +52,15 @@ describe("revocation reads in a storm", () => {
     };
     setImmediate(tick);
     const answeredIn: number[] = [];
-    const answers = await Promise.all(sids.map((sid, i) => stores.revocations.isRevoked(sid).then((revoked) => ((answeredIn[i] = turn), revoked))));
+    // One check alone first: its call is out when the wave is asked (an immediate after its flush),
+    // and its reply must not let a second batch of the wave leave before the first is answered.
+    const lone = stores.revocations.isRevoked(`${sids[0]}-lone`);
+    const wave = await new Promise<Promise<boolean[]>>((resolve) =>
+      setImmediate(() => resolve(Promise.all(sids.map((sid, i) => stores.revocations.isRevoked(sid).then((revoked) => ((answeredIn[i] = turn), revoked)))))),
+    );
+    const answers = await wave;
     counting = false;
+    expect(await lone).toBe(false);
     expect(answers).toEqual(sids.map((_, i) => i % 3 === 0));
     // 10 checks, 4 a batch: three batches, oldest first, each answered in a later turn than the one before.
     const byTurn = new Map<number, number>();

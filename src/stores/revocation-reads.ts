@@ -124,23 +124,23 @@ export class RevocationReader {
     if (this.waiting.length === 0) this.waiting.push(newBatch());
     const { checks } = batch;
     if (checks.length === 0) return;
-    this.held = this.waiting[0]!.checks.length > 0;
-    within(this.run(batch), this.deadlineMs)
-      .then(
-        (replies) => {
-          for (const check of checks) check.resolve(check.verdict(replies, check.at));
-        },
-        (error: unknown) => {
-          const failure = toSwitchboardError(error, "revocation");
-          for (const check of checks) check.reject(failure);
-        },
-      )
-      .finally(() => {
-        if (!this.held) return;
-        // setImmediate: this batch's upgrades (microtasks of this turn) complete first.
-        this.held = false;
-        this.schedule();
-      });
+    const answered = within(this.run(batch), this.deadlineMs).then(
+      (replies) => {
+        for (const check of checks) check.resolve(check.verdict(replies, check.at));
+      },
+      (error: unknown) => {
+        const failure = toSwitchboardError(error, "revocation");
+        for (const check of checks) check.reject(failure);
+      },
+    );
+    if (this.waiting[0]!.checks.length === 0) return;
+    // Only this batch's replies release the next one (a smaller batch sent before it may still be out).
+    this.held = true;
+    void answered.finally(() => {
+      // setImmediate: this batch's upgrades (microtasks of this turn) complete first.
+      this.held = false;
+      this.schedule();
+    });
   }
 
   private run({ keys, members }: Reads): Promise<Replies> {
