@@ -69,10 +69,11 @@ export class RevocationReader {
   }
 
   /**
-   * One check: its reads (key, member; key, member) go out with the others of this turn, and
-   * `verdict` turns their replies into the answer. Rejects with `unavailable` when Redis does not answer.
+   * One check: its reads (up to three key, member pairs) go out with the others of this turn, and
+   * `verdict` turns their replies into the answer: one promise per check, however many reads.
+   * Rejects with `unavailable` when Redis does not answer.
    */
-  check<T>(verdict: Verdict<T>, key: string, member: Member, key2?: string, member2?: Member): Promise<T> {
+  check<T>(verdict: Verdict<T>, key: string, member: Member, key2?: string, member2?: Member, key3?: string, member3?: Member): Promise<T> {
     if (this.checks.length === 0) {
       // After every request of this turn of the loop: Bun hands all the upgrades that arrived
       // together to `fetch` before the immediates run.
@@ -85,6 +86,10 @@ export class RevocationReader {
     if (key2 !== undefined) {
       keys.push(key2);
       members.push(member2 ?? EXISTS);
+    }
+    if (key3 !== undefined) {
+      keys.push(key3);
+      members.push(member3 ?? EXISTS);
     }
     return new Promise<T>((resolve, reject) => this.checks.push({ at, verdict, resolve: resolve as (value: unknown) => void, reject }));
   }
