@@ -26,7 +26,7 @@ export const storeKeys = {
   /** Written by earlier versions (a string with TTL): still read, never written. */
   revoked: (sid: string) => `sb:revoked:${sid}`,
   /** The revocations of one shard of session ids; each key its own hash slot on a cluster. */
-  revocations: (sid: string) => `sb:revocations:{${shardOf(sid)}}`,
+  revocations: (sid: string) => SHARD_KEYS[shardOf(sid)]!,
   attempts: (key: string) => `sb:attempts:${key}`,
   revokedUsers: "sb:{revocations}:users",
 };
@@ -74,6 +74,8 @@ export class RedisTicketStore implements TicketStore {
  * one turn of the event loop leave together on a connection of their own (stores/revocation-reads.ts).
  */
 const REVOCATION_SHARDS = 16;
+/** Made once: every handshake names one, and a flat string costs ioredis less to encode than a fresh one. */
+const SHARD_KEYS = Array.from({ length: REVOCATION_SHARDS }, (_, shard) => `sb:revocations:{${shard}}`);
 
 function shardOf(sid: string): number {
   let h = 0;
