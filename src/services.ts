@@ -29,11 +29,11 @@ export interface Services {
  * and `release` last (connections the parts share).
  */
 export function assemble(broker: Broker, presence: Presence, stores: Stores, deployment: DeploymentRegistry, release?: () => Promise<void>, outbox: Outbox | null = null): Services {
-  const revocations = new RevocationView(stores.revocations);
+  const revocations = new RevocationView(stores.revocations, stores.credentialRevocations);
   return {
     broker,
     presence,
-    stores: { ...stores, revocations },
+    stores: { ...stores, revocations, credentialRevocations: revocations },
     deployment,
     revocations,
     outbox,

@@ -24,7 +24,7 @@ export interface AppIdentitySources {
 
 export function createCredentials(
   signer: SessionSigner,
-  stores: Pick<Stores, "tickets" | "revocations" | "userRevocations">,
+  stores: Pick<Stores, "tickets" | "credentialRevocations">,
   onRefused?: CredentialsOptions["onRefused"],
   app?: AppIdentitySources,
 ): Credentials {
@@ -36,7 +36,7 @@ export function createCredentials(
   ];
   if (verifier !== null && app?.cookieName !== undefined) sources.push(appCookieSource(verifier, app.cookieName, app.note));
   if (app?.connect) sources.push(connectSource(app.connect, app.note));
-  return new Credentials({ sources, revocations: stores.revocations, userRevocations: stores.userRevocations, onRefused });
+  return new Credentials({ sources, revocations: stores.credentialRevocations, onRefused });
 }
 
 /**

@@ -11,7 +11,7 @@
  */
 import type { Caps } from "./caps.ts";
 import type { User } from "../protocol/frames.ts";
-import type { RevocationStore, UserRevocationStore } from "../stores/stores.ts";
+import type { CredentialRevocationStore } from "../stores/stores.ts";
 
 /** How a socket or request authenticated; also the `auth` label of the connection metrics. */
 export type Via = "cookie" | "ticket" | "token" | "app-token" | "app-cookie" | "connect";
@@ -76,9 +76,8 @@ export interface IdentitySource {
 export interface CredentialsOptions {
   /** Tried in this order; the first that finds its credential decides. */
   sources: IdentitySource[];
-  revocations: RevocationStore;
-  /** Per-user revocation by issue time (`/api/disconnect` with `revoke`). */
-  userRevocations: UserRevocationStore;
+  /** Session revocation (logout) and per-user revocation by issue time (`/api/disconnect` with `revoke`). */
+  revocations: CredentialRevocationStore;
   /** Told about every refused credential (metrics, log); never given the credential itself. */
   onRefused?(reason: string, fields: Record<string, unknown>): void;
 }
@@ -95,24 +94,14 @@ export class Credentials {
       const credential = source.find(presented);
       if (credential === null) continue;
       const identity = await source.check(credential, presented);
-      if (identity !== null && !(await this.isRevoked(identity))) return { ok: true, identity };
+      // Refused when its session was revoked (logout), or its user at or after its `iat`
+      // (`/api/disconnect` with `revoke`). A credential without `iat` cannot show it came later:
+      // it counts as issued before any revocation of its user (fail closed). Asked inline, not
+      // through a helper: one async frame fewer on every handshake.
+      if (identity !== null && (await this.options.revocations.revokedBy(identity.sid, identity.user.id, identity.iat ?? 0)) === null) return { ok: true, identity };
       return { ok: false, ...source.refusal };
     }
     return null;
-  }
-
-  /**
-   * True when the identity's session was revoked (logout), or its user was revoked at or after
-   * its `iat` (`/api/disconnect` with `revoke`). A credential without `iat` cannot show it came
-   * later: it counts as issued before any revocation of its user (fail closed).
-   */
-  async isRevoked(identity: Identity): Promise<boolean> {
-    const { revocations, userRevocations } = this.options;
-    const [session, user] = await Promise.all([
-      identity.sid !== null ? revocations.isRevoked(identity.sid) : false,
-      userRevocations.isRevoked(identity.user.id, identity.iat ?? 0),
-    ]);
-    return session || user;
   }
 
   /** Counts and logs a refused authentication. `fields` never carry the credential itself. */

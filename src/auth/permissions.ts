@@ -48,9 +48,10 @@ export function grantedActions(caps: Caps, topic: string): Set<CapAction> {
   return granted;
 }
 
-/** The topic `<ns>:<user id>` that `owner` allows. */
+/** The topic `<ns>:<user id>` that `owner` allows (compared in place: every handshake's inbox asks, twice). */
 function isOwner(ns: Namespace, userId: string, topic: string): boolean {
-  return topic === `${ns.name}:${userId}`;
+  const name = ns.name;
+  return topic.length === name.length + 1 + userId.length && topic.startsWith(name) && topic.charCodeAt(name.length) === 58 /* ":" */ && topic.endsWith(userId);
 }
 
 /** What the namespace says about the action: the ceiling no grant lifts. */
@@ -61,22 +62,26 @@ function ceiling(ns: Namespace, action: Action): Decision | null {
   return null;
 }
 
+/** How a refusal names the action (built only for a refusal: every handshake's inbox is allowed twice). */
+function verbOf(action: Action): string {
+  return action === "publish" ? "publish to" : action === "subscribe" ? "subscribe to" : `read the ${action} of`;
+}
+
 /** A credential without caps: the namespace's rule for the action. */
 function byNamespace(ns: Namespace, userId: string, action: Action, topic: string): Decision {
   const rule = action === "publish" ? ns.publish : ns.subscribe;
-  const verb = action === "publish" ? "publish to" : action === "subscribe" ? "subscribe to" : `read the ${action} of`;
   switch (rule) {
     case "any":
       return ALLOW;
     case "owner":
-      return isOwner(ns, userId, topic) ? ALLOW : forbid(`only its owner may ${verb} ${topic}`);
+      return isOwner(ns, userId, topic) ? ALLOW : forbid(`only its owner may ${verbOf(action)} ${topic}`);
     case "app":
       return { verdict: "ask", question: action === "publish" ? "publish" : "subscribe" };
     case "caps":
-      return forbid(`${ns.name}:* needs a grant to ${verb} it`);
+      return forbid(`${ns.name}:* needs a grant to ${verbOf(action)} it`);
     case "none":
     case "server":
-      return forbid(`no client may ${verb} ${ns.name}:*`);
+      return forbid(`no client may ${verbOf(action)} ${ns.name}:*`);
   }
 }
 

@@ -13,9 +13,9 @@
  * right after the logout at A had answered). The reads are cheap instead: the Redis data
  * connection pipelines every command of one tick into one write.
  */
-import type { RevocationStore } from "../stores/stores.ts";
+import type { CredentialRevocationStore, RevocationStore, RevokedBy } from "../stores/stores.ts";
 
-export class RevocationView implements RevocationStore {
+export class RevocationView implements RevocationStore, CredentialRevocationStore {
   private readonly revoked = new Set<string>();
   /** Checks answered here / by the store (the `switchboard_revocation_checks_total` metric). */
   hits = 0;
@@ -23,6 +23,8 @@ export class RevocationView implements RevocationStore {
 
   constructor(
     private readonly store: RevocationStore,
+    /** Both checks of a credential at once, on the same data as `store`. */
+    private readonly both: CredentialRevocationStore,
     private readonly maxEntries = 100_000,
   ) {}
 
@@ -40,6 +42,27 @@ export class RevocationView implements RevocationStore {
     if (!(await this.store.isRevoked(sid))) return false;
     this.heard(sid);
     return true;
+  }
+
+  /**
+   * A credential's session and user checked together (each handshake): a session known revoked
+   * here is answered at once; otherwise one store question, and a revoked session learned from it.
+   */
+  revokedBy(sid: string | null, userId: string, iatS: number): Promise<RevokedBy> {
+    if (sid !== null) {
+      if (this.revoked.has(sid)) {
+        this.hits++;
+        return Promise.resolve("session");
+      }
+      this.reads++;
+    }
+    const answer = this.both.revokedBy(sid, userId, iatS);
+    return sid === null ? answer : answer.then((by) => this.learned(sid, by));
+  }
+
+  private learned(sid: string, by: RevokedBy): RevokedBy {
+    if (by === "session") this.heard(sid);
+    return by;
   }
 
   /** The control channel (or this process) says the session is revoked. */

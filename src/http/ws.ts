@@ -13,7 +13,7 @@
  * JSON body, the same security headers.
  */
 import { isAllowedOrigin } from "../auth/origin.ts";
-import type { Identity } from "../auth/credentials.ts";
+import type { Identity, Outcome } from "../auth/credentials.ts";
 import { ErrorCode, SwitchboardError, httpStatus } from "../protocol/codes.ts";
 import { acceptUpgrade, checkCapacity, refuseUpgrade, shedUpgrade } from "../gateway/upgrade.ts";
 import type { SwitchboardServer } from "../gateway/socket.ts";
@@ -42,9 +42,8 @@ function ticketOf(url: string): string | undefined {
 export function wsRoute(deps: Deps): WsHandler {
   const { gateway, credentials, config, log } = deps;
 
-  /** Who the upgrade is for; null: nobody yet (the first frame must be a token). */
-  async function identify(req: Request, ip: string): Promise<Identity | null> {
-    const outcome = await credentials.identify({ ticket: ticketOf(req.url), ...requestCookies(req, config, ip) });
+  /** Who the upgrade is for; null: nobody yet (the first frame must be a token). Throws the refusal. */
+  function identityOf(outcome: Outcome | null): Identity | null {
     if (outcome === null || outcome.ok) return outcome?.identity ?? null;
     credentials.refused(outcome.reason);
     return refuseUpgrade(gateway, outcome.reason, ErrorCode.unauthorized, outcome.message);
@@ -63,7 +62,7 @@ export function wsRoute(deps: Deps): WsHandler {
     const ip = requestIp(req, server, config);
     checkCapacity(gateway, ip, null);
     if (shedUpgrade(gateway, server, req, ip)) return undefined;
-    const identity = await identify(req, ip);
+    const identity = identityOf(await credentials.identify({ ticket: ticketOf(req.url), ...requestCookies(req, config, ip) }));
     checkCapacity(gateway, ip, identity?.user ?? null);
     if (!acceptUpgrade(gateway, server, req, ip, identity)) return answer(req, errorBody(ErrorCode.badRequest, "WebSocket upgrade failed"), 400);
     return undefined;

@@ -1,5 +1,5 @@
 /** The embedded stores for a single process. Expired entries are dropped lazily and by a sweep. */
-import { USER_REVOCATION_RETENTION_S, type AttemptCounter, type AttemptWindow, type RevocationStore, type Stores, type TicketGrant, type TicketStore, type UserRevocationStore } from "./stores.ts";
+import { USER_REVOCATION_RETENTION_S, type AttemptCounter, type AttemptWindow, type CredentialRevocationStore, type RevocationStore, type RevokedBy, type Stores, type TicketGrant, type TicketStore, type UserRevocationStore } from "./stores.ts";
 
 /** 32 random bytes, base64url: an unguessable single-use ticket. */
 export function newTicket(): string {
@@ -88,6 +88,19 @@ export class MemoryUserRevocationStore implements UserRevocationStore {
   }
 }
 
+/** Both checks of one credential, on the same maps as the two stores. */
+export class MemoryCredentialRevocationStore implements CredentialRevocationStore {
+  constructor(
+    private readonly sessions: MemoryRevocationStore,
+    private readonly users: MemoryUserRevocationStore,
+  ) {}
+
+  async revokedBy(sid: string | null, userId: string, iatS: number): Promise<RevokedBy> {
+    if (sid !== null && (await this.sessions.isRevoked(sid))) return "session";
+    return (await this.users.isRevoked(userId, iatS)) ? "user" : null;
+  }
+}
+
 export class MemoryAttemptCounter implements AttemptCounter {
   constructor(
     private readonly map: ExpiringMap<number>,
@@ -128,10 +141,13 @@ export function memoryStores(now: () => number = Date.now): Stores {
     attempts.sweep();
   }, 30_000);
   sweeper.unref?.();
+  const revocations = new MemoryRevocationStore(revoked);
+  const userRevocations = new MemoryUserRevocationStore(revokedUsers);
   return {
     tickets: new MemoryTicketStore(tickets),
-    revocations: new MemoryRevocationStore(revoked),
-    userRevocations: new MemoryUserRevocationStore(revokedUsers),
+    revocations,
+    userRevocations,
+    credentialRevocations: new MemoryCredentialRevocationStore(revocations, userRevocations),
     attempts: new MemoryAttemptCounter(attempts, now),
     async close() {
       clearInterval(sweeper);

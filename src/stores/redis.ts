@@ -16,7 +16,7 @@
  * A Redis failure surfaces as SwitchboardError `unavailable` (see redis/connection.ts).
  * Every command and MULTI touches one key, so the stores run unchanged on Redis Cluster.
  */
-import { USER_REVOCATION_RETENTION_S, type AttemptCounter, type AttemptWindow, type RevocationStore, type Stores, type TicketGrant, type TicketStore, type UserRevocationStore } from "./stores.ts";
+import { USER_REVOCATION_RETENTION_S, type AttemptCounter, type AttemptWindow, type CredentialRevocationStore, type RevocationStore, type RevokedBy, type Stores, type TicketGrant, type TicketStore, type UserRevocationStore } from "./stores.ts";
 import { toSwitchboardError, type RedisClient } from "../redis/connection.ts";
 import { EXISTS, type Replies, type RevocationReader } from "./revocation-reads.ts";
 import { newTicket } from "./memory.ts";
@@ -26,7 +26,7 @@ export const storeKeys = {
   /** Written by earlier versions (a string with TTL): still read, never written. */
   revoked: (sid: string) => `sb:revoked:${sid}`,
   /** The revocations of one shard of session ids; each key its own hash slot on a cluster. */
-  revocations: (sid: string) => `sb:revocations:{${shardOf(sid)}}`,
+  revocations: (sid: string) => SHARD_KEYS[shardOf(sid)]!,
   attempts: (key: string) => `sb:attempts:${key}`,
   revokedUsers: "sb:{revocations}:users",
 };
@@ -74,6 +74,8 @@ export class RedisTicketStore implements TicketStore {
  * one turn of the event loop leave together on a connection of their own (stores/revocation-reads.ts).
  */
 const REVOCATION_SHARDS = 16;
+/** Made once: every handshake names one, and a flat string costs ioredis less to encode than a fresh one. */
+const SHARD_KEYS = Array.from({ length: REVOCATION_SHARDS }, (_, shard) => `sb:revocations:{${shard}}`);
 
 function shardOf(sid: string): number {
   let h = 0;
@@ -106,7 +108,7 @@ export class RedisRevocationStore implements RevocationStore {
   }
 
   /** The session's revocation (its expiry, ms) and whether the legacy key exists, at `at` and `at + 1`. */
-  private readonly revokedIn = (replies: Replies, at: number): boolean => {
+  readonly revokedIn = (replies: Replies, at: number): boolean => {
     const until = replies[at] ?? null;
     return (replies[at + 1] ?? null) !== null || (until !== null && Number(until) > this.now());
   };
@@ -140,6 +142,33 @@ export class RedisUserRevocationStore implements UserRevocationStore {
       for (let i = 0; i + 1 < flat.length; i += 2) out.set(flat[i]!, Number(flat[i + 1]));
       return out;
     });
+  }
+}
+
+/**
+ * A credential's two checks together: with a RevocationReader its session's two reads and its
+ * user's one are one entry of the turn's batch (one promise, one verdict); without, the stores'
+ * own reads side by side.
+ */
+export class RedisCredentialRevocationStore implements CredentialRevocationStore {
+  constructor(
+    private readonly sessions: RedisRevocationStore,
+    private readonly users: RedisUserRevocationStore,
+    private readonly reads?: RevocationReader,
+  ) {}
+
+  revokedBy(sid: string | null, userId: string, iatS: number): Promise<RevokedBy> {
+    const { reads, sessions } = this;
+    if (reads === undefined || sid === null) return this.apart(sid, userId, iatS);
+    return reads.check(
+      (replies, at): RevokedBy => (sessions.revokedIn(replies, at) ? "session" : revokedAtOrAfter(replies[at + 2] ?? null, iatS) ? "user" : null),
+      storeKeys.revocations(sid), sid, storeKeys.revoked(sid), EXISTS, storeKeys.revokedUsers, userId,
+    );
+  }
+
+  private async apart(sid: string | null, userId: string, iatS: number): Promise<RevokedBy> {
+    const [session, user] = await Promise.all([sid !== null && this.sessions.isRevoked(sid), this.users.isRevoked(userId, iatS)]);
+    return session ? "session" : user ? "user" : null;
   }
 }
 
@@ -196,10 +225,13 @@ const RELEASE_SCRIPT = `if (tonumber(redis.call('GET', KEYS[1]) or '0') > 0) the
 
 /** The stores on one connection (one Redis or a cluster); `close()` is a no-op (the caller owns the connection). */
 export function redisStores(redis: RedisClient, reads?: RevocationReader): Stores {
+  const revocations = new RedisRevocationStore(redis, reads);
+  const userRevocations = new RedisUserRevocationStore(redis, reads);
   return {
     tickets: new RedisTicketStore(redis),
-    revocations: new RedisRevocationStore(redis, reads),
-    userRevocations: new RedisUserRevocationStore(redis, reads),
+    revocations,
+    userRevocations,
+    credentialRevocations: new RedisCredentialRevocationStore(revocations, userRevocations, reads),
     attempts: new RedisAttemptCounter(redis),
     async close() {},
   };

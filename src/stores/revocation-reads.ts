@@ -39,7 +39,7 @@ const SCRIPT = readFileSync(new URL("./lua/revocation-reads.lua", import.meta.ur
 export type Replies = readonly (string | null)[];
 export type Verdict<T> = (replies: Replies, at: number) => T;
 
-/** One check (one or two reads) asked and not answered yet. */
+/** One check (one to three reads) asked and not answered yet. */
 interface Check {
   /** Index of its first read in the batch. */
   at: number;
@@ -61,8 +61,8 @@ interface Reads {
   members: Member[];
 }
 
-/** Checks (two per cookie handshake) in one batch: ~250 upgrades completed in one turn of the loop. */
-const MAX_CHECKS = 512;
+/** Checks (one per handshake: its session's and its user's reads together) in one batch: the upgrades completed in one turn of the loop. */
+const MAX_CHECKS = 256;
 
 /** The reads of one batch, in order, and the checks they answer. */
 interface Batch extends Reads {
@@ -92,10 +92,11 @@ export class RevocationReader {
   }
 
   /**
-   * One check: its reads (key, member; key, member) go out with the others of this turn, and
-   * `verdict` turns their replies into the answer. Rejects with `unavailable` when Redis does not answer.
+   * One check: its reads (up to three key, member pairs) go out with the others of this turn, and
+   * `verdict` turns their replies into the answer: one promise per check, however many reads.
+   * Rejects with `unavailable` when Redis does not answer.
    */
-  check<T>(verdict: Verdict<T>, key: string, member: Member, key2?: string, member2?: Member): Promise<T> {
+  check<T>(verdict: Verdict<T>, key: string, member: Member, key2?: string, member2?: Member, key3?: string, member3?: Member): Promise<T> {
     // After every request of this turn of the loop: Bun hands all the upgrades that arrived
     // together to `fetch` before the immediates run.
     this.schedule();
@@ -108,6 +109,10 @@ export class RevocationReader {
     if (key2 !== undefined) {
       keys.push(key2);
       members.push(member2 ?? EXISTS);
+    }
+    if (key3 !== undefined) {
+      keys.push(key3);
+      members.push(member3 ?? EXISTS);
     }
     return new Promise<T>((resolve, reject) => batch.checks.push({ at, verdict, resolve: resolve as (value: unknown) => void, reject }));
   }

@@ -76,10 +76,26 @@ export interface AttemptCounter {
   release(key: string): Promise<void>;
 }
 
+/** What refuses a credential: its session's revocation (logout), its user's (by `iat`), or nothing (null). */
+export type RevokedBy = "session" | "user" | null;
+
+/**
+ * Both revocation checks of one credential — its session's (RevocationStore) and its user's by
+ * issue time (UserRevocationStore) — as one question: every handshake asks it, and one entry in
+ * the turn's read batch with one promise costs less than two checks joined by `Promise.all`
+ * (bench/README.md, round six). Answers as the two stores would; never from a cache of "not revoked".
+ */
+export interface CredentialRevocationStore {
+  /** `sid` null: the credential has no session (only its user is checked). */
+  revokedBy(sid: string | null, userId: string, iatS: number): Promise<RevokedBy>;
+}
+
 export interface Stores {
   tickets: TicketStore;
   revocations: RevocationStore;
   userRevocations: UserRevocationStore;
+  /** `revocations` and `userRevocations` asked together (the same data). */
+  credentialRevocations: CredentialRevocationStore;
   attempts: AttemptCounter;
   close(): Promise<void>;
 }

@@ -74,6 +74,37 @@ export function describeStores(name: string, factory: StoresFactory): void {
       });
     });
 
+    describe("a credential's two checks at once (credentialRevocations)", () => {
+      test("says what refuses each credential asked together: its session, its user by issue time, or nothing", async () => {
+        const { revocations, userRevocations, credentialRevocations } = await stores();
+        const sids = Array.from({ length: 12 }, () => unique("sid"));
+        const users = Array.from({ length: 12 }, () => unique("u"));
+        await Promise.all(sids.filter((_, i) => i % 3 === 0).map((sid) => revocations.revoke(sid, 60)));
+        await Promise.all(users.filter((_, i) => i % 2 === 0).map((user) => userRevocations.revokeUser(user, 1_000)));
+        // Issued at 1,000 (refused by its user's revoke) or 1,001 (not): every other pair of the 12.
+        const iat = (i: number) => (i % 4 < 2 ? 1_000 : 1_001);
+        const answers = await Promise.all(sids.map((sid, i) => credentialRevocations.revokedBy(sid, users[i]!, iat(i))));
+        const expected = sids.map((_, i) => (i % 3 === 0 ? "session" : i % 2 === 0 && iat(i) === 1_000 ? "user" : null));
+        expect(answers).toEqual(expected);
+      });
+
+      test("a credential without a session is checked by its user alone", async () => {
+        const { userRevocations, credentialRevocations } = await stores();
+        const [user, other] = [unique("u"), unique("u")];
+        await userRevocations.revokeUser(user, 1_000);
+        expect(await Promise.all([credentialRevocations.revokedBy(null, user, 1_000), credentialRevocations.revokedBy(null, other, 1_000)])).toEqual(["user", null]);
+      });
+
+      test("session ids and user ids of any characters answer as their own", async () => {
+        const { revocations, userRevocations, credentialRevocations } = await stores();
+        const base = unique("app:");
+        const sids = [`${base} a\nb`, `${base}\u00e9\u{1f511}`, `${base}\n`];
+        const users = [`auth0|${base}@example.com`, `${base} \n`, `${base}\u{1f511}`];
+        await Promise.all([revocations.revoke(sids[1]!, 60), userRevocations.revokeUser(users[2]!, 2_000)]);
+        expect(await Promise.all(sids.map((sid, i) => credentialRevocations.revokedBy(sid, users[i]!, 1_500)))).toEqual([null, "session", "user"]);
+      });
+    });
+
     describe("user revocations", () => {
       test("credentials issued at or before the revoke's second are refused; later ones and other users are not", async () => {
         const { userRevocations } = await stores();
