@@ -7,8 +7,8 @@
  * Gauges that mirror state (open sockets, the broker link) are read at scrape time from the
  * sources given to `bind`, so they can never drift from the truth.
  */
-import type { Counter as PromCounter, Registry as PromRegistry } from "prom-client";
 import { Counter, Gauge, Histogram, Registry, loadDefaultMetrics } from "./prom.ts";
+import { HotCounter, HotHistogram, HotTally } from "./hot-metrics.ts";
 
 export interface MetricSources {
   /** Open sockets (upgraded, authenticated or not) per auth mode: cookie, ticket, token. */
@@ -65,14 +65,13 @@ export class Metrics {
   readonly framesOut = new HotCounter(this.registry, { name: "switchboard_frames_out_total", help: "Frames handed to sockets, by type (a fan-out counts once per local subscriber)", label: "type" });
   readonly publications = new HotCounter(this.registry, { name: "switchboard_publications_total", help: "Publications accepted by the broker, by source (ws, api)", label: "source" });
   readonly publishFailures = new Counter({ name: "switchboard_publish_failures_total", help: "Publications refused because the broker was unreachable", registers: [this.registry] });
-  readonly deliveries = new Counter({ name: "switchboard_fanouts_total", help: "Publications and presence frames fanned out to this process's subscribers (one per frame, not per socket)", registers: [this.registry] });
-  readonly socketDeliveries = new Counter({ name: "switchboard_deliveries_total", help: "Publications delivered live to sockets (one per subscribed socket)", registers: [this.registry] });
+  readonly deliveries = new HotTally(this.registry, { name: "switchboard_fanouts_total", help: "Publications and presence frames fanned out to this process's subscribers (one per frame, not per socket)" });
+  readonly socketDeliveries = new HotTally(this.registry, { name: "switchboard_deliveries_total", help: "Publications delivered live to sockets (one per subscribed socket)" });
   readonly publishSeconds = new Histogram({ name: "switchboard_publish_seconds", help: "Broker publish latency (append + publish at the ordering point, round trip)", buckets: LATENCY_BUCKETS, registers: [this.registry] });
-  readonly deliveryLag = new Histogram({
+  readonly deliveryLag = new HotHistogram(this.registry, {
     name: "switchboard_delivery_lag_seconds",
     help: "Publication ts (set by the accepting process) to local fan-out on this process; across machines it includes their clock offset",
     buckets: LATENCY_BUCKETS,
-    registers: [this.registry],
   });
   readonly repairs = new Counter({ name: "switchboard_gap_repairs_total", help: "Gaps seen on a topic, by outcome (repaired from history, resync sent, failed and retried)", labelNames: ["outcome"], registers: [this.registry] });
   readonly recoveries = new Counter({ name: "switchboard_recoveries_total", help: "Subscribes with since, by whether everything missed was replayed", labelNames: ["recovered"], registers: [this.registry] });
@@ -212,35 +211,6 @@ export class Metrics {
 }
 
 const RENDER_EVERY_MS = 1000;
-
-/**
- * A one-label counter of the per-frame paths (frames in and out, publications): counted in a Map
- * and added to its prom-client counter when the registry is read. prom-client's labelled `inc`
- * serializes the label object on every call: ~3 % of a process's CPU under the many-rooms load
- * (bench/README.md, round three).
- */
-export class HotCounter {
-  private readonly pending = new Map<string, number>();
-  private readonly counter: PromCounter<string>;
-
-  constructor(registry: PromRegistry, config: { name: string; help: string; label: string }) {
-    const { label } = config;
-    this.counter = new Counter({
-      name: config.name,
-      help: config.help,
-      labelNames: [label],
-      registers: [registry],
-      collect: () => {
-        for (const [value, count] of this.pending) this.counter.inc({ [label]: value }, count);
-        this.pending.clear();
-      },
-    });
-  }
-
-  inc(value: string, by = 1): void {
-    this.pending.set(value, (this.pending.get(value) ?? 0) + by);
-  }
-}
 
 const TYPE_HEAD = '{"type":"';
 

@@ -41,8 +41,13 @@ export class BrokerEventRouter {
     if (topic !== undefined) {
       const decoded = decodePayload(topic, payload);
       if (decoded === undefined) return;
-      if ("seq" in decoded) this.emit(() => this.events.onPublication(decoded));
-      else this.emit(() => this.events.onEphemeral(topic, decoded.frame));
+      // Once per publication: no closure for `emit`, the same guard.
+      try {
+        if ("seq" in decoded) this.events.onPublication(decoded);
+        else this.events.onEphemeral(topic, decoded.frame);
+      } catch (error) {
+        this.threw(error);
+      }
       return;
     }
     if (channel !== redisKeys.control) return;
@@ -60,7 +65,11 @@ export class BrokerEventRouter {
     try {
       call();
     } catch (error) {
-      this.log("error", `broker event handler threw: ${(error as Error).message}`);
+      this.threw(error);
     }
+  }
+
+  private threw(error: unknown): void {
+    this.log("error", `broker event handler threw: ${(error as Error).message}`);
   }
 }

@@ -171,8 +171,7 @@ export class Gateway implements ConnectionHost {
 
   /** Local fan-out of one serialized frame (fanout.ts). */
   fanout(topic: string, frame: string): void {
-    // The hub's members are the sockets this gateway subscribed: every one is a Socket.
-    if (this.server !== null) fanOut(this.server, this.metrics, topic, frame, () => this.hub.members(topic) as Iterable<Socket>, this.config.backpressureLimitBytes);
+    if (this.server !== null) fanOut(this.server, this.metrics, topic, frame, this.hub, this.config.backpressureLimitBytes);
   }
 
   /**
