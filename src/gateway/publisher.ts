@@ -58,8 +58,10 @@ export class Publisher {
       if (mayCreate && result.seq === 1 && !result.duplicate) this.creations.created(input.from);
       metrics.publications.inc(input.from === "server" ? "api" : "ws");
       metrics.publishSeconds.observe((performance.now() - started) / 1000);
-      // Stored in the webhook outbox before the publisher hears its ack (at least once).
-      await this.options.events?.published(topic, input, result);
+      // Stored in the webhook outbox before the publisher hears its ack (at least once). Without
+      // webhooks, no `await`: a resumption less between Redis's reply and the ack.
+      const events = this.options.events;
+      if (events !== null) await events.published(topic, input, result);
       return result;
     } catch (error) {
       metrics.publishFailures.inc();
