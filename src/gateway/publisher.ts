@@ -48,7 +48,8 @@ export class Publisher {
     const started = performance.now();
     try {
       const mayCreate = input.from !== "server" && !this.followedByOthers(topic, input.from);
-      const creation = mayCreate ? await this.creations.admit(input.from, () => this.exists(topic, input.from)) : TopicCreations.none();
+      let creation = mayCreate ? this.creations.admit(input.from, () => this.exists(topic, input.from)) : TopicCreations.none();
+      if (creation instanceof Promise) creation = await creation; // only at the budget's limit
       let result: PublishResult;
       try {
         result = await broker.publish(topic, input);
