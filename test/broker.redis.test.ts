@@ -215,6 +215,30 @@ describe("RedisBroker across versions", () => {
   });
 });
 
+describe("RedisBroker publish replies", () => {
+  test("as a Function and as a script (EVALSHA) alike: seq, epoch, duplicate; an idempotency key written by an older version reads back", async () => {
+    const broker = makeBroker({ historySize: 100, historyTtlS: 60 });
+    try {
+      await broker.start(new Recorder());
+      for (let i = 0; i < 100 && (await redis.command("FUNCTION", "LIST")) === "*0"; i++) await Bun.sleep(20);
+      expect(await redis.command("FUNCTION", "LIST")).toBe("*1");
+      const topic = uniqueTopic();
+      const first = await broker.publish(topic, { from: "u", data: 1, ts: 1, key: "k1" });
+      expect(first).toEqual({ seq: 1, epoch: expect.stringMatching(/^[0-9a-f]{16}$/), duplicate: false });
+      expect(await broker.publish(topic, { from: "u", data: 1, ts: 1, key: "k1" })).toEqual({ ...first, duplicate: true });
+      // Without the library (a primary restarted empty) the broker falls back to EVALSHA.
+      expect(await redis.command("FUNCTION", "FLUSH")).toBe("+OK");
+      expect(await broker.publish(topic, { from: "u", data: 2, ts: 1 })).toEqual({ seq: 2, epoch: first.epoch, duplicate: false });
+      expect(await broker.publish(topic, { from: "u", data: 1, ts: 1, key: "k1" })).toEqual({ ...first, duplicate: true });
+      // The key's value format ("<seq>:<epoch>") is shared with older versions during a rolling deploy.
+      expect(await redis.command("SET", `sb:{${topic}}:key:k2`, `7:${first.epoch}`)).toBe("+OK");
+      expect(await broker.publish(topic, { from: "u", data: 3, ts: 1, key: "k2" })).toEqual({ seq: 7, epoch: first.epoch, duplicate: true });
+    } finally {
+      await broker.close();
+    }
+  });
+});
+
 describe("RedisBroker on one Redis with a replica (a managed Redis failing over)", () => {
   test("a failover that lost acknowledged writes moves the topic to a new epoch: no seq is reused", async () => {
     const [primary, replica] = [await startRedis(), await startRedis()];

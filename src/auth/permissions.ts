@@ -118,16 +118,32 @@ export class Permissions {
    * not answer: an outage is never a refusal).
    */
   async authorize(actor: Actor, action: Action, topic: unknown): Promise<Namespace> {
+    const decision = this.check(actor, action, topic);
+    const named = topic as string; // valid: `check` threw otherwise
+    if (decision.verdict === "ask") {
+      if (this.app === null || actor.kind !== "user") throw new SwitchboardError(ErrorCode.unavailable, "no AUTHZ_URL to ask");
+      if (!(await this.app.allows(actor.user, named, decision.question))) {
+        throw new SwitchboardError(ErrorCode.forbidden, `the app does not allow ${actor.user.id} to ${decision.question} ${named}`);
+      }
+    }
+    return this.namespaces.of(named)!;
+  }
+
+  /**
+   * The same decision without a promise, for the hot frame (a publish): the topic's namespace when
+   * the rules allow the action, null when only the app can tell (then call `authorize`, which asks
+   * it); throws `bad_request` or `forbidden` as `authorize` does.
+   */
+  authorizeNow(actor: Actor, action: Action, topic: unknown): Namespace | null {
+    return this.check(actor, action, topic).verdict === "ask" ? null : this.namespaces.of(topic as string)!;
+  }
+
+  /** The rules' decision; throws `bad_request` (malformed name) or `forbidden`. */
+  private check(actor: Actor, action: Action, topic: unknown): Exclude<Decision, { verdict: "forbidden" }> {
     if (!isValidTopic(topic)) throw new SwitchboardError(ErrorCode.badRequest, TOPIC_RULE);
     const decision = decide(this.namespaces, actor, action, topic);
     if (decision.verdict === "forbidden") throw new SwitchboardError(ErrorCode.forbidden, decision.reason);
-    if (decision.verdict === "ask") {
-      if (this.app === null || actor.kind !== "user") throw new SwitchboardError(ErrorCode.unavailable, "no AUTHZ_URL to ask");
-      if (!(await this.app.allows(actor.user, topic, decision.question))) {
-        throw new SwitchboardError(ErrorCode.forbidden, `the app does not allow ${actor.user.id} to ${decision.question} ${topic}`);
-      }
-    }
-    return this.namespaces.of(topic)!;
+    return decision;
   }
 
   /**

@@ -47,7 +47,7 @@ end)
 type Reply = (string | number)[];
 
 interface Scripted {
-  sbPublish(...args: (string | number)[]): Promise<Reply>;
+  sbPublish(...args: (string | number)[]): Promise<string>;
   sbHistory(...args: (string | number)[]): Promise<Reply>;
 }
 
@@ -77,18 +77,18 @@ export class ScriptRunner {
    * TRYAGAIN for as long as some declared keys have moved and others do not exist, and that key
    * usually does not exist.
    */
-  publish(keys: string[], args: (string | number)[]): Promise<Reply> {
-    return this.run("publish", keys, args);
+  publish(keys: string[], args: (string | number)[]): Promise<string> {
+    return this.run("publish", keys, args) as Promise<string>;
   }
 
   history(keys: string[], args: (string | number)[]): Promise<Reply> {
-    return this.run("history", keys, args);
+    return this.run("history", keys, args) as Promise<Reply>;
   }
 
-  private async run(which: "publish" | "history", keys: string[], args: (string | number)[]): Promise<Reply> {
+  private async run(which: "publish" | "history", keys: string[], args: (string | number)[]): Promise<string | Reply> {
     if (this.functions !== true) return this.evalsha(which, keys, args);
     try {
-      return (await this.client.fcall(FUNCTION_NAMES[which], keys.length, ...keys, ...args)) as Reply;
+      return (await this.client.fcall(FUNCTION_NAMES[which], keys.length, ...keys, ...args)) as string | Reply;
     } catch (error) {
       // A primary restarted empty (or a new one) lacks the library: the call did not run.
       if (!/Function not found/i.test((error as Error).message)) throw error;
@@ -98,7 +98,7 @@ export class ScriptRunner {
     }
   }
 
-  private evalsha(which: "publish" | "history", keys: string[], args: (string | number)[]): Promise<Reply> {
+  private evalsha(which: "publish" | "history", keys: string[], args: (string | number)[]): Promise<string | Reply> {
     const scripted = this.client as RedisClient & Scripted;
     return which === "publish" ? scripted.sbPublish(keys.length, ...keys, ...args) : scripted.sbHistory(...keys, ...args);
   }

@@ -55,8 +55,14 @@ export interface RedisBrokerOptions {
   log?: LogFn;
 }
 
-type PublishReply = [number, string, number];
 type HistoryReply = [number, string, number, ...string[]];
+
+/** publish.lua's reply, "<seq>:<epoch>:<duplicate>" (an epoch is hex: no colon in it). */
+export function publishResult(reply: string): PublishResult {
+  const first = reply.indexOf(":");
+  const last = reply.lastIndexOf(":");
+  return { seq: Number(reply.slice(0, first)), epoch: reply.slice(first + 1, last), duplicate: reply.slice(last + 1) === "1" };
+}
 
 export class RedisBroker implements Broker {
   private readonly cmd: RedisClient;
@@ -138,7 +144,7 @@ export class RedisBroker implements Broker {
     const key = input.key ?? "";
     const policy = this.historyOf(topic);
     try {
-      const [seq, epoch, duplicate] = (await this.sender.send(() => this.scripts.publish(
+      const reply = await this.sender.send(() => this.scripts.publish(
         key === "" ? [redisKeys.meta(topic), redisKeys.log(topic)] : [redisKeys.meta(topic), redisKeys.log(topic), redisKeys.idempotency(topic, key)],
         [key === "" ? "" : "1",
         randomEpoch(),
@@ -148,8 +154,8 @@ export class RedisBroker implements Broker {
         frameSuffix(input),
         redisKeys.channel(topic),
         this.cluster ? "SPUBLISH" : "PUBLISH"],
-      ))) as PublishReply;
-      return { seq: Number(seq), epoch: String(epoch), duplicate: Number(duplicate) === 1 };
+      ));
+      return publishResult(reply);
     } catch (error) {
       throw toSwitchboardError(error, "publish");
     }

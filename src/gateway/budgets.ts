@@ -99,14 +99,14 @@ export class TopicCreations {
     this.window = new SlidingWindow(limit, 60_000);
   }
 
-  /** Admits a publish of `userId` to a topic this process does not follow; throws `limit_exceeded`. */
-  async admit(userId: string, exists: () => Promise<boolean>): Promise<Creation> {
+  /**
+   * Admits a publish of `userId` to a topic this process does not follow; throws (or rejects with)
+   * `limit_exceeded`. Synchronous while the user's budget has room, the common case of the publish
+   * path: only a user at the limit waits for `exists` (a broker read).
+   */
+  admit(userId: string, exists: () => Promise<boolean>): Creation | Promise<Creation> {
     const pending = this.inFlight.get(userId) ?? 0;
-    if (this.window.count(userId, this.now()) + pending >= this.window.limit) {
-      if (await exists()) return NONE;
-      const retry = this.window.retryAfterS(userId, this.now());
-      throw new SwitchboardError(ErrorCode.limitExceeded, `at most ${this.window.limit} new topics per minute; nothing was published`, retry);
-    }
+    if (this.window.count(userId, this.now()) + pending >= this.window.limit) return this.admitExisting(userId, exists);
     this.inFlight.set(userId, pending + 1);
     let settled = false;
     return {
@@ -118,6 +118,13 @@ export class TopicCreations {
         else this.inFlight.set(userId, left);
       },
     };
+  }
+
+  /** Past the budget, only a publish to a topic that already exists goes ahead. */
+  private async admitExisting(userId: string, exists: () => Promise<boolean>): Promise<Creation> {
+    if (await exists()) return NONE;
+    const retry = this.window.retryAfterS(userId, this.now());
+    throw new SwitchboardError(ErrorCode.limitExceeded, `at most ${this.window.limit} new topics per minute; nothing was published`, retry);
   }
 
   /** The user's publish was the first of its topic. */

@@ -79,10 +79,11 @@ export interface ConnectionHost {
   /** Leaves the topic's fan-out and, when it was listed, its presence. Never throws. */
   leave(conn: Socket, topic: string): void;
   /**
-   * The one decision point (auth/permissions.ts) for this socket's user and caps: resolves with the
-   * topic's namespace, or rejects with `bad_request`, `forbidden` or `unavailable`.
+   * The one decision point (auth/permissions.ts) for this socket's user and caps: the topic's
+   * namespace, or `bad_request`, `forbidden` or `unavailable`. Answered without a promise (returns
+   * or throws) when the rules decide alone; a promise when the app (AUTHZ_URL) is asked.
    */
-  authorize(conn: Socket, action: Action, topic: unknown): Promise<Namespace>;
+  authorize(conn: Socket, action: Action, topic: unknown): Namespace | Promise<Namespace>;
   /** Whether the socket's credential reads the topic's join/leave frames (the `presence` action). */
   readsPresence(conn: Socket, topic: string): boolean;
   /** Whether the inbox is joined at welcome: the credential may subscribe to it without asking the app. */

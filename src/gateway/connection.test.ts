@@ -16,6 +16,7 @@ import { Permissions, type Action } from "../auth/permissions.ts";
 import { loadNamespaces, type Namespace } from "../auth/namespaces.ts";
 import type { ConnectionHost, Socket } from "./connection-host.ts";
 import { Connection, type SocketData } from "./connection.ts";
+import { ackFrame } from "./publish-frames.ts";
 
 const alice = { id: "alice", name: "alice" };
 const cookie: Identity = { user: alice, sid: "s1", exp: null, iat: null, caps: null, via: "cookie" };
@@ -235,6 +236,19 @@ describe("Connection", () => {
       { type: "error", ref: 3, code: "internal", message: "internal error" },
     ]);
     expect(ws.closedWith).toBeNull();
+  });
+
+  test("the ack's text is the JSON of {type, ref?, topic, seq?, epoch?}, byte for byte", () => {
+    const cases: [number | undefined, string, PublishResult | null][] = [
+      [1, "room:a", { seq: 7, epoch: "e1", duplicate: false }],
+      [undefined, 'room:"é\u2028', { seq: 2 ** 53 - 1, epoch: "ff", duplicate: true }],
+      [0, "typing:x", null],
+      [undefined, "typing:x", null],
+    ];
+    for (const [ref, topic, result] of cases) {
+      const expected = JSON.stringify(result === null ? { type: "ack", ref, topic } : { type: "ack", ref, topic, seq: result.seq, epoch: result.epoch });
+      expect(ackFrame(ref, topic, result)).toBe(expected);
+    }
   });
 
   test("bad frames get a coded error; forbidden topics are refused before the host is asked", async () => {

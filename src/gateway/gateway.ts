@@ -14,7 +14,7 @@ import type { Services } from "../services.ts";
 import type { Logger } from "../log.ts";
 import type { ControlMessage, Position, PublishInput, PublishResult } from "../broker/broker.ts";
 import type { Credentials, Identity, Outcome } from "../auth/credentials.ts";
-import type { Action, Permissions } from "../auth/permissions.ts";
+import type { Action, Actor, Permissions } from "../auth/permissions.ts";
 import type { Namespace } from "../auth/namespaces.ts";
 import type { PresenceMember } from "../protocol/frames.ts";
 import { inboxOf } from "../protocol/topics.ts";
@@ -191,8 +191,9 @@ export class Gateway implements ConnectionHost {
 
   // ── ConnectionHost ────────────────────────────────────────────────────────
 
-  authorize(conn: Socket, action: Action, topic: unknown): Promise<Namespace> {
-    return this.permissions.authorize({ kind: "user", user: conn.user!, caps: conn.caps }, action, topic);
+  authorize(conn: Socket, action: Action, topic: unknown): Namespace | Promise<Namespace> {
+    const actor: Actor = { kind: "user", user: conn.user!, caps: conn.caps };
+    return this.permissions.authorizeNow(actor, action, topic) ?? this.permissions.authorize(actor, action, topic);
   }
 
   readsPresence(conn: Socket, topic: string): boolean {

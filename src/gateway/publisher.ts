@@ -48,7 +48,8 @@ export class Publisher {
     const started = performance.now();
     try {
       const mayCreate = input.from !== "server" && !this.followedByOthers(topic, input.from);
-      const creation = mayCreate ? await this.creations.admit(input.from, () => this.exists(topic, input.from)) : TopicCreations.none();
+      let creation = mayCreate ? this.creations.admit(input.from, () => this.exists(topic, input.from)) : TopicCreations.none();
+      if (creation instanceof Promise) creation = await creation; // only at the budget's limit
       let result: PublishResult;
       try {
         result = await broker.publish(topic, input);
@@ -58,8 +59,10 @@ export class Publisher {
       if (mayCreate && result.seq === 1 && !result.duplicate) this.creations.created(input.from);
       metrics.publications.inc(input.from === "server" ? "api" : "ws");
       metrics.publishSeconds.observe((performance.now() - started) / 1000);
-      // Stored in the webhook outbox before the publisher hears its ack (at least once).
-      await this.options.events?.published(topic, input, result);
+      // Stored in the webhook outbox before the publisher hears its ack (at least once). Without
+      // webhooks, no `await`: a resumption less between Redis's reply and the ack.
+      const events = this.options.events;
+      if (events !== null) await events.published(topic, input, result);
       return result;
     } catch (error) {
       metrics.publishFailures.inc();

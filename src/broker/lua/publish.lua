@@ -31,14 +31,15 @@
   need no escaping). The channel payload is "p<seq>:<epoch>:<frame>": a receiver reads the
   position without parsing the frame.
 
-  Returns {seq, epoch, duplicate} with duplicate 1 when the key had been seen (nothing published).
+  Returns "<seq>:<epoch>:<duplicate>", duplicate "1" when the key had been seen (nothing published).
+  One string rather than an array: ioredis decodes an array element by element, and from Redis's
+  reply to the broker's result took ~3 µs longer per publish that way (issue 17, round six).
 ]]
 
 if ARGV[1] == "1" then
   local previous = redis.call("GET", KEYS[3])
   if previous then
-    local colon = string.find(previous, ":", 1, true)
-    return { tonumber(string.sub(previous, 1, colon - 1)), string.sub(previous, colon + 1), 1 }
+    return previous .. ":1"
   end
 end
 
@@ -76,4 +77,4 @@ if ARGV[1] == "1" then
 end
 
 redis.call(ARGV[8], ARGV[7], "p" .. seqText .. ":" .. epoch .. ":" .. frame)
-return { seq, epoch, 0 }
+return seqText .. ":" .. epoch .. ":0"
