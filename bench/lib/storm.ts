@@ -38,15 +38,6 @@ async function historyReads(url: string): Promise<number> {
   return line ? Number(line.split(" ").at(-1)) : 0;
 }
 
-/**
- * POSTs in flight at most: an app server publishing through the API keeps a few connections alive.
- * Unbounded, a publisher that fell behind sent its backlog at once (40–100 POSTs), fetch opened a
- * new connection for each, and those waited in B's accept queue behind the storm's 10,000 connects
- * (the kernel's listen queue overflows, `ListenOverflows`): 600–900 ms per POST while B's event loop
- * ran no turn longer than ~200 ms, and every bystander saw that message ~1.2 s late (round six).
- */
-const MAX_POSTS_IN_FLIGHT = 4;
-
 /** Posts `rate` msg/s round-robin over the topics until stopped; each carries its send time. */
 function publisher(url: string, topics: number, rate: number, target: TargetName): { stop(): Promise<number>; lastSeq: Map<string, number> } {
   let running = true;
@@ -57,7 +48,7 @@ function publisher(url: string, topics: number, rate: number, target: TargetName
     while (running) {
       const due = Math.floor(((performance.now() - started) / 1000) * rate);
       const batch: Promise<unknown>[] = [];
-      for (; sent < due && batch.length < MAX_POSTS_IN_FLIGHT; sent++) {
+      for (; sent < due; sent++) {
         const topic = `room:storm-${sent % topics}`;
         const body = JSON.stringify({ topic, data: { t: Date.now() } });
         const posted =
