@@ -48,3 +48,18 @@ test("never listed while every report fails; stop() leaves no retry behind", asy
   expect(listed).toBe(false);
   expect(reg.reports).toBe(reports);
 });
+
+test("a failed report is logged once per outage, with what Redis said (the error's cause) for the operator", async () => {
+  const lines: Record<string, unknown>[] = [];
+  const failing: DeploymentRegistry = {
+    ...registry(Infinity),
+    async report() {
+      throw new Error("deployment registry: the broker is unreachable; retry", { cause: new Error("Command timed out") });
+    },
+  };
+  const beat = new Heartbeat(failing, () => ({ status, topics: new Map() }), (_message, fields) => lines.push(fields), 10_000);
+  beat.start();
+  await Bun.sleep(250);
+  await beat.stop("p1");
+  expect(lines).toEqual([{ error: "deployment registry: the broker is unreachable; retry", cause: "Command timed out" }]);
+});

@@ -67,7 +67,7 @@ export class Heartbeat {
           this.onListed();
         }
       } catch (error) {
-        if (!this.failing) this.log("deployment heartbeat failed; retrying", { error: error instanceof Error ? error.message : String(error) });
+        if (!this.failing) this.log("deployment heartbeat failed; retrying", failureFields(error));
         this.failing = true;
         if (!this.listed && this.timer !== null) {
           // One retry pending at most: an interval beat failing too must not leave a timer stop() cannot clear.
@@ -91,4 +91,11 @@ export class Heartbeat {
     await this.inFlight;
     await this.registry.remove(id).catch(() => {});
   }
+}
+
+/** The failure's sentence and, for the operator, what Redis or ioredis said (the error's cause). */
+function failureFields(error: unknown): Record<string, unknown> {
+  const fields: Record<string, unknown> = { error: error instanceof Error ? error.message : String(error) };
+  if (error instanceof Error && error.cause instanceof Error) fields.cause = error.cause.message;
+  return fields;
 }
