@@ -57,9 +57,28 @@ test("a failed report is logged once per outage, with what Redis said (the error
       throw new Error("deployment registry: the broker is unreachable; retry", { cause: new Error("Command timed out") });
     },
   };
-  const beat = new Heartbeat(failing, () => ({ status, topics: new Map() }), (_message, fields) => lines.push(fields), 10_000);
+  const beat = new Heartbeat(failing, () => ({ status, topics: new Map() }), (_message, fields) => lines.push(fields), 10_000, () => {}, 0);
   beat.start();
   await Bun.sleep(250);
   await beat.stop("p1");
   expect(lines).toEqual([{ error: "deployment registry: the broker is unreachable; retry", cause: "Command timed out" }]);
+});
+
+test("at start-up, first reports that fail while the connection comes up are retried without a warning; past the grace, one warning", async () => {
+  const quiet: string[] = [];
+  const soon = registry(2); // a connection writable after ~200 ms
+  const starting = new Heartbeat(soon, () => ({ status, topics: new Map() }), (message) => quiet.push(message), 10_000, () => {}, 1000);
+  starting.start();
+  await Bun.sleep(400);
+  await starting.stop("p1");
+  expect(soon.reports).toBeGreaterThanOrEqual(3);
+  expect(quiet).toEqual([]);
+
+  const warned: string[] = [];
+  const down = registry(Infinity);
+  const stuck = new Heartbeat(down, () => ({ status, topics: new Map() }), (message) => warned.push(message), 10_000, () => {}, 200);
+  stuck.start();
+  await Bun.sleep(600);
+  await stuck.stop("p1");
+  expect(warned).toEqual(["deployment heartbeat failed; retrying"]);
 });

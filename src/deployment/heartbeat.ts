@@ -10,6 +10,13 @@ import type { DeploymentRegistry, InstanceInfo } from "./registry.ts";
 export const HEARTBEAT_MS = 1000;
 export const LEASE_MS = 3000;
 const FIRST_RETRY_MS = 100;
+/**
+ * At start-up the data connection connects in the background (redis/services.ts), and under load
+ * the first report can leave before it is writable ("Stream isn't writeable"). Until the first
+ * report lands, failures in this window are retried without a warning: a Redis still unreachable
+ * after it has its own line from the connection, and the heartbeat warns from then on.
+ */
+export const START_GRACE_MS = 3000;
 
 export interface Snapshot {
   status: InstanceInfo;
@@ -36,9 +43,13 @@ export class Heartbeat {
      * server API calls do not wait for it, so it is not ready for sockets (`/readyz` 503).
      */
     private readonly onListed: () => void = () => {},
+    private readonly startGraceMs = START_GRACE_MS,
   ) {}
 
+  private startedAt = 0;
+
   start(): void {
+    this.startedAt = performance.now();
     void this.beat();
     this.timer = setInterval(() => void this.beat(), this.intervalMs);
     this.timer.unref?.();
@@ -67,8 +78,11 @@ export class Heartbeat {
           this.onListed();
         }
       } catch (error) {
-        if (!this.failing) this.log("deployment heartbeat failed; retrying", failureFields(error));
-        this.failing = true;
+        const starting = !this.listed && performance.now() - this.startedAt < this.startGraceMs;
+        if (!this.failing && !starting) {
+          this.log("deployment heartbeat failed; retrying", failureFields(error));
+          this.failing = true;
+        }
         if (!this.listed && this.timer !== null) {
           // One retry pending at most: an interval beat failing too must not leave a timer stop() cannot clear.
           if (this.firstRetry !== null) clearTimeout(this.firstRetry);
