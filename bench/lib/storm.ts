@@ -2,7 +2,8 @@
  * The `storm` scenario (issue 17): `--storm-conns` SDK clients (bench/storm-worker.ts, in
  * `--gen-procs` processes) on process A, subscribed to `--storm-topics` topics, plus
  * `--storm-bystanders` clients on B. A publisher posts `--storm-rate` msg/s in total to the
- * topics through B's HTTP API all along. A is killed with SIGKILL; the clients reconnect to B as
+ * topics through B's HTTP API all along (`--storm-publisher socket`: over a WebSocket opened on B
+ * before the storm, each message stamped when it was due). A is killed with SIGKILL; the clients reconnect to B as
  * the SDK does (its own jittered backoff) and resume with `since`.
  *
  * Reported: time from the kill until every client resumed, the p50/p99 of each client's link
@@ -26,6 +27,13 @@ export interface StormOptions {
   topics: number;
   bystanders: number;
   rate: number;
+  /**
+   * How messages reach B during the storm: `api` (default, rounds three to five) POSTs to B's HTTP API,
+   * each stamped when sent; a POST that falls behind opens a new connection, which waits in B's listen
+   * queue behind the storm's connects. `socket` publishes over one WebSocket opened on B before the
+   * storm, each stamped when it was due, so every wait inside B counts and nothing waits for a connection.
+   */
+  publisher: "api" | "socket";
   /** How A goes away: SIGKILL (the issue's crash, default) or SIGTERM (a graceful stop: Switchboard drains with 1012, Socket.IO closes its sockets and persists their sessions). */
   signal: "KILL" | "TERM";
 }
@@ -64,6 +72,55 @@ function publisher(url: string, topics: number, rate: number, target: TargetName
   return { stop: async () => ((running = false), await loop, sent), lastSeq };
 }
 
+/**
+ * Publishes `rate` msg/s round-robin over the topics until stopped, over one WebSocket to B that is
+ * open before the storm (a socket of B already connected). Each message carries the time it was
+ * due, not the time it left: a publisher held back by B counts that wait in the bystanders' latency.
+ */
+async function socketPublisher(url: string, cookie: string, topics: number, rate: number): Promise<{ stop(): Promise<number>; lastSeq: Map<string, number> }> {
+  const lastSeq = new Map<string, number>();
+  const ws = new WebSocket(url, { headers: { Cookie: cookie } } as unknown as string[]);
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error("storm publisher: no welcome from B")), 10_000);
+    ws.addEventListener("message", function welcome(ev) {
+      if (String(ev.data).startsWith('{"type":"welcome"')) {
+        ws.removeEventListener("message", welcome);
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    ws.addEventListener("error", () => reject(new Error("storm publisher: the socket to B failed")));
+  });
+  ws.addEventListener("message", (ev) => {
+    const frame = JSON.parse(String(ev.data)) as { type: string; topic?: string; seq?: number };
+    if (frame.type === "ack" && frame.topic !== undefined && frame.seq !== undefined) lastSeq.set(frame.topic, Math.max(lastSeq.get(frame.topic) ?? 0, frame.seq));
+  });
+  let running = true;
+  let sent = 0;
+  const startedEpoch = Date.now();
+  const started = performance.now();
+  const loop = (async () => {
+    while (running) {
+      const due = Math.floor(((performance.now() - started) / 1000) * rate);
+      for (; sent < due; sent++) {
+        const topic = `room:storm-${sent % topics}`;
+        ws.send(JSON.stringify({ type: "publish", ref: sent + 1, topic, data: { t: Math.round(startedEpoch + (sent * 1000) / rate) } }));
+      }
+      await sleep(10);
+    }
+  })();
+  return {
+    stop: async () => {
+      running = false;
+      await loop;
+      await sleep(500); // the last acks
+      ws.close();
+      return sent;
+    },
+    lastSeq,
+  };
+}
+
 export async function runStorm(target: TargetName, o: RunOptions, s: StormOptions): Promise<Metrics> {
   if (target === "limit") return { note: "n/a" };
   const sio = target === "socketio";
@@ -86,7 +143,7 @@ export async function runStorm(target: TargetName, o: RunOptions, s: StormOption
     bystander.send({ cmd: "init", init: { role: "bystander", url: ws(b), cookie: servers.cookie, first: 0, count: s.bystanders, topics: s.topics } });
     const ready = await Promise.all([...workers, bystander].map((w) => w.next("ready", 120_000)));
     const failed = ready.reduce((n, r) => n + r.failed, 0);
-    const pub = publisher(b, s.topics, s.rate, target);
+    const pub = s.publisher === "socket" && !sio ? await socketPublisher(ws(b), servers.cookie ?? "", s.topics, s.rate) : publisher(b, s.topics, s.rate, target);
     await sleep(2000);
     const readsBefore = sio ? NaN : await historyReads(b);
     for (const w of workers) w.send({ cmd: "target", url: ws(b) });
