@@ -35,6 +35,9 @@ describe("revocations written by earlier versions", () => {
     expect(await redisStores(client).revocations.isRevoked(sid)).toBe(true);
     const batched = redisStores(client, new RevocationReader(reads, 500));
     expect(await Promise.all([batched.revocations.isRevoked(sid), batched.revocations.isRevoked(`${sid}-other`)])).toEqual([true, false]);
+    // The handshake's question (session and user at once) reads the legacy key too.
+    expect(await redisStores(client).credentialRevocations.revokedBy(sid, "legacy-user", 1_000)).toBe("session");
+    expect(await Promise.all([batched.credentialRevocations.revokedBy(sid, "legacy-user", 1_000), batched.credentialRevocations.revokedBy(`${sid}-other`, "legacy-user", 1_000)])).toEqual(["session", null]);
   });
 });
 
