@@ -11,11 +11,8 @@ const bool = z
   .transform((v) => v === "true" || v === "1" || v === "yes");
 
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
-  z.coerce
-    .number({ error: "must be a whole number" })
-    .int({ error: "must be a whole number" })
-    .min(min, { error: `must be at least ${min}` })
-    .max(max, { error: `must be at most ${max}` });
+  z.coerce.number({ error: "must be a whole number" }).int({ error: "must be a whole number" })
+    .min(min, { error: `must be at least ${min}` }).max(max, { error: `must be at most ${max}` });
 
 /** TRUST_PROXY: which proxy in front, if any, and so which of its headers to believe. */
 export type TrustProxy = false | true | "fly";
@@ -171,6 +168,8 @@ const Env = z.object({
   REDIS_CLUSTER: bool.default(false),
   /** A Redis command without a reply after this long fails (`unavailable`). */
   REDIS_COMMAND_TIMEOUT_MS: int(50, 60_000).default(500),
+  /** Extension, one Redis: revokers answer this long after telling every machine, which may then reuse "not revoked" (docs/redis.md); 0: off. */
+  REVOCATION_FENCE_MS: int(0, 10_000).default(250),
 
   // ── SPEC §8: budgets ──
   MAX_SUBSCRIPTIONS_PER_SOCKET: int(1, 100_000).default(256),

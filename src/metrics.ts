@@ -16,7 +16,7 @@ export interface MetricSources {
   /** True while the broker reaches its ordering point (always true for the embedded broker). */
   brokerUp(): boolean;
   /** Session revocation checks answered from this process's view and from the store. */
-  revocationChecks?(): { local: number; store: number };
+  revocationChecks?(): { local: number; store: number; kept: number };
 }
 
 export interface MetricsInfo {
@@ -80,7 +80,7 @@ export class Metrics {
   readonly rateLimited = new Counter({ name: "switchboard_rate_limited_frames_total", help: "Client frames refused by the rate limit", registers: [this.registry] });
   readonly revocationChecks = new Counter({
     name: "switchboard_revocation_checks_total",
-    help: "Session revocation checks, by where the answer came from (local: this process's view kept by the control channel; store: a read)",
+    help: "Credential revocation checks, by where the answer came from (local: a revocation this process knows; kept: a \"not revoked\" kept behind the revocation fence; store: a read)",
     labelNames: ["answer"],
     registers: [this.registry],
     collect: () => {
@@ -89,6 +89,7 @@ export class Metrics {
       this.revocationChecks.reset();
       this.revocationChecks.inc({ answer: "local" }, counts.local);
       this.revocationChecks.inc({ answer: "store" }, counts.store);
+      this.revocationChecks.inc({ answer: "kept" }, counts.kept);
     },
   });
   readonly historyReads = new Counter({

@@ -15,7 +15,10 @@ export interface Services {
   stores: Stores;
   /** Every live process of the deployment and its topics (`/api/topics`, `/api/info`). */
   deployment: DeploymentRegistry;
-  /** `stores.revocations` itself: revoked sessions known here, kept current by the control channel. */
+  /**
+   * `stores.revocations` and `stores.credentialRevocations` themselves: revocations known here, kept
+   * current by the control channel, and "not revoked" kept behind the broker's fence when it has one.
+   */
   revocations: RevocationView;
   /** The webhook outbox (SPEC §6): null unless WEBHOOK_URL is set. */
   outbox: Outbox | null;
@@ -29,7 +32,7 @@ export interface Services {
  * and `release` last (connections the parts share).
  */
 export function assemble(broker: Broker, presence: Presence, stores: Stores, deployment: DeploymentRegistry, release?: () => Promise<void>, outbox: Outbox | null = null): Services {
-  const revocations = new RevocationView(stores.revocations, stores.credentialRevocations);
+  const revocations = new RevocationView(stores.revocations, stores.credentialRevocations, broker.fence);
   return {
     broker,
     presence,

@@ -54,7 +54,7 @@ export class SessionSigner {
   /**
    * Credentials already verified, by their exact text, until they expire: a reconnecting SPA
    * presents the same cookie again and again, and an HMAC check costs ~50 µs of a handshake.
-   * Bounded; the oldest entry goes first. Revocation is never cached (checked by the caller).
+   * Bounded; the oldest entry goes first. Revocation is checked by the caller (auth/revocation-view.ts).
    */
   private readonly verified = new Map<string, Claims & { kind: CredentialKind }>();
   private static readonly CACHE_SIZE = 10_000;

@@ -87,7 +87,31 @@ export interface BrokerEvents {
   onReconnect(topics?: string[]): void;
 }
 
+/**
+ * How far this process's hearing of control messages reaches, so that what it learned from a read
+ * can be kept safely (the revocation fence, auth/revocation-view.ts). A process that sends a control
+ * message and then waits `windowMs` before it answers anyone knows that every process whose fence is
+ * `current` at a later moment has heard the message by then.
+ */
+export interface ControlFence {
+  /** How long a sender waits after its control message was taken before it answers (REVOCATION_FENCE_MS). */
+  readonly windowMs: number;
+  /**
+   * The unbroken stretch of hearing: null while control messages could go unheard (the link is
+   * down), another number after every break. Equal at two moments: everything in between was heard.
+   */
+  continuity(): number | null;
+  /** True when every control message taken at least `windowMs` ago has been heard here. */
+  current(): boolean;
+}
+
 export interface Broker {
+  /**
+   * Present where control messages are ordered with this process's own canaries (one Redis): the
+   * embedded broker has no other process, and on a Redis Cluster PUBLISHes taken by different nodes
+   * have no common order, so there is no fence there.
+   */
+  readonly fence?: ControlFence;
   start(events: BrokerEvents): Promise<void>;
   /** Fails with SwitchboardError `unavailable` (never a false ack) when it cannot reach the ordering point. */
   publish(topic: string, input: PublishInput): Promise<PublishResult>;

@@ -10,6 +10,9 @@
  *   timeout, otherwise the link is deaf (up, but not delivering) and is replaced.
  * - A subscribe that Redis refuses or does not confirm rejects: the caller was promised delivery
  *   once it resolves.
+ * - The canaries also date what the link has heard (`heardUpTo`): a canary sent at t and heard back
+ *   means every message Redis took before t has been handed on, because one Redis delivers to a
+ *   connection in the order it ran the PUBLISHes (the revocation fence, auth/revocation-view.ts).
  */
 import type Redis from "ioredis";
 import { createConnection, retryDelay } from "../redis/connection.ts";
@@ -50,6 +53,12 @@ export class SubscriberLink {
   private generation = 0;
   private everSubscribed = false;
   private readonly inFlight: { nonce: number; at: number }[] = [];
+  /** When each canary not yet heard back was sent (performance.now()), oldest first. */
+  private readonly sentAt = new Map<number, number>();
+  /** performance.now() at which the newest canary heard back in this continuity was sent. */
+  private heardUpToMs = -Infinity;
+  /** Changes whenever messages may have been missed: each loss of the connection, each (re)subscribe. */
+  private continuityId = 0;
   private sent = 0;
   private received = 0;
   private closed = false;
@@ -74,6 +83,7 @@ export class SubscriberLink {
       if (this.subscribed) this.downSince = Date.now();
       this.subscribed = false;
       this.inFlight.length = 0;
+      this.broken();
     });
     const deliver = (channel: string, payload: string) => this.onPayload(channel, payload);
     this.conn.on(options.mode === "sharded" ? "smessage" : "message", deliver);
@@ -90,6 +100,19 @@ export class SubscriberLink {
 
   get healthy(): boolean {
     return !this.closed && this.subscribed && this.conn.status === "ready";
+  }
+
+  /**
+   * Which unbroken stretch of hearing this is: null while the link is not subscribed, another
+   * number after every break. A message published while it stays the same is heard.
+   */
+  get continuity(): number | null {
+    return this.healthy ? this.continuityId : null;
+  }
+
+  /** performance.now() at which the newest canary heard back in this continuity was sent (-Infinity: none yet). */
+  get heardUpTo(): number {
+    return this.heardUpToMs;
   }
 
   /** Carries the topic from now on. Rejects (and forgets it) when Redis does not confirm. */
@@ -154,6 +177,8 @@ export class SubscriberLink {
       return;
     }
     const nonce = ++this.sent;
+    this.sentAt.set(nonce, performance.now());
+    if (this.sentAt.size > 256) this.sentAt.delete(this.sentAt.keys().next().value!);
     this.host.publishCanary(this.canaryChannel, String(nonce)).then(
       () => {
         if (nonce > this.received && this.inFlight.length < 64) this.inFlight.push({ nonce, at: now });
@@ -167,7 +192,15 @@ export class SubscriberLink {
     if (this.closed) return;
     if (this.subscribed) this.downSince = Date.now();
     this.subscribed = false;
+    this.broken();
     this.conn.disconnect(true);
+  }
+
+  /** Messages may be missed from here on: nothing heard so far vouches for what comes next. */
+  private broken(): void {
+    this.continuityId++;
+    this.heardUpToMs = -Infinity;
+    this.sentAt.clear();
   }
 
   close(): void {
@@ -194,6 +227,7 @@ export class SubscriberLink {
       return;
     }
     if (this.closed || generation !== this.generation || this.conn.status !== "ready") return;
+    this.broken();
     this.subscribed = true;
     this.inFlight.length = 0;
     const again = this.everSubscribed;
@@ -204,6 +238,17 @@ export class SubscriberLink {
     // A link back after a loss is reported even without topics: it may carry the control channel,
     // whose messages (logouts) went unheard meanwhile, and operators count reconnects.
     if (again || restored.length > 0) this.host.onRestored(restored);
+  }
+
+  /** A canary came back: whatever Redis took before it was sent has been heard (sent in this continuity only). */
+  private heard(nonce: number): void {
+    const at = this.sentAt.get(nonce);
+    if (at === undefined) return;
+    if (at > this.heardUpToMs) this.heardUpToMs = at;
+    for (const earlier of this.sentAt.keys()) {
+      if (earlier > nonce) break;
+      this.sentAt.delete(earlier);
+    }
   }
 
   /** Sharded links subscribe one slot per call; plain links everything at once. */
@@ -226,7 +271,9 @@ export class SubscriberLink {
 
   private onPayload(channel: string, payload: string): void {
     if (channel === this.canaryChannel) {
-      this.received = Math.max(this.received, Number(payload) || 0);
+      const nonce = Number(payload) || 0;
+      this.received = Math.max(this.received, nonce);
+      this.heard(nonce);
       return;
     }
     this.host.onMessage(channel, payload);

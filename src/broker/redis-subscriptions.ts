@@ -61,6 +61,15 @@ export class Subscriptions {
     return this.control.healthy;
   }
 
+  /** The control link's unbroken stretch of hearing (null: down), and what its canaries vouch for. */
+  get controlContinuity(): number | null {
+    return this.control.continuity;
+  }
+
+  get controlHeardUpTo(): number {
+    return this.control.heardUpTo;
+  }
+
   /** Resolves once the control link subscribed, or after `waitMs`. */
   async started(waitMs: number): Promise<void> {
     let timer: ReturnType<typeof setTimeout> | undefined;

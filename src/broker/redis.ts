@@ -21,7 +21,7 @@
  */
 import type { Cluster } from "ioredis";
 import type Redis from "ioredis";
-import type { Broker, BrokerEvents, ControlMessage, HistoryPolicy, HistoryResult, Position, Publication, PublishInput, PublishResult } from "./broker.ts";
+import type { Broker, BrokerEvents, ControlFence, ControlMessage, HistoryPolicy, HistoryResult, Position, Publication, PublishInput, PublishResult } from "./broker.ts";
 import { framePrefix, frameSuffix } from "./frame.ts";
 import { redisKeys } from "./redis-keys.ts";
 import { BrokerEventRouter } from "./redis-events.ts";
@@ -48,6 +48,11 @@ export interface RedisBrokerOptions {
   commandTimeoutMs?: number;
   /** How often each subscriber link publishes a canary to itself. Default 1000. */
   canaryIntervalMs?: number;
+  /**
+   * REVOCATION_FENCE_MS: on one Redis, the control link's canary runs every fifth of this and the
+   * broker offers a ControlFence of this window (auth/revocation-view.ts). 0 or absent: none.
+   */
+  fenceMs?: number;
   /** A canary not back after this long marks its link deaf. Default 3000. */
   canaryTimeoutMs?: number;
   /** How long `start` waits for Redis before resolving unhealthy (it keeps retrying). Default 3000. */
@@ -64,6 +69,15 @@ export function publishResult(reply: string): PublishResult {
   return { seq: Number(reply.slice(0, first)), epoch: reply.slice(first + 1, last), duplicate: reply.slice(last + 1) === "1" };
 }
 
+/** One Redis: the control link's canaries, sent through the command connection, date what it heard. */
+function controlFence(subs: Subscriptions, windowMs: number): ControlFence {
+  return {
+    windowMs,
+    continuity: () => subs.controlContinuity,
+    current: () => performance.now() - subs.controlHeardUpTo < windowMs,
+  };
+}
+
 export class RedisBroker implements Broker {
   private readonly cmd: RedisClient;
   private readonly sender: CommandSender;
@@ -72,6 +86,7 @@ export class RedisBroker implements Broker {
   private readonly log: LogFn;
   private readonly cluster: boolean;
   private readonly router: BrokerEventRouter;
+  readonly fence: ControlFence | undefined;
   private canaryTimer: ReturnType<typeof setInterval> | undefined;
   private canaryFailures = 0;
   private cmdWasReady = false;
@@ -125,6 +140,7 @@ export class RedisBroker implements Broker {
         warn: (message) => this.log("warn", message),
       },
     );
+    this.fence = this.cluster || !(options.fenceMs! > 0) ? undefined : controlFence(this.subs, options.fenceMs!);
   }
 
   get healthy(): boolean {
@@ -136,7 +152,11 @@ export class RedisBroker implements Broker {
     this.router.listen(events);
     const waitMs = this.options.startTimeoutMs ?? 3000;
     await Promise.all([connectWithin(this.cmd, waitMs), this.subs.started(waitMs)]);
-    this.canaryTimer = setInterval(() => this.tick(), this.options.canaryIntervalMs ?? 1000);
+    const canaryMs = this.options.canaryIntervalMs ?? 1000;
+    // With a fence the control link's canary dates what it heard: often enough that a window is
+    // current again long before it ends (one Redis: the control link is the only link).
+    const fenceTickMs = this.fence === undefined ? canaryMs : Math.max(10, Math.floor(this.fence.windowMs / 5));
+    this.canaryTimer = setInterval(() => this.tick(), Math.min(canaryMs, fenceTickMs));
   }
 
   async publish(topic: string, input: PublishInput): Promise<PublishResult> {

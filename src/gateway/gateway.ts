@@ -141,7 +141,7 @@ export class Gateway implements ConnectionHost {
         return counts;
       },
       brokerUp: () => broker.healthy,
-      revocationChecks: () => ({ local: revocations.hits, store: revocations.reads }),
+      revocationChecks: () => ({ local: revocations.hits, store: revocations.reads, kept: revocations.kept }),
     });
   }
 
@@ -266,8 +266,8 @@ export class Gateway implements ConnectionHost {
   }
 
   private onControl(message: ControlMessage): void {
-    if (message.type === "revoke-session") this.sessions.heard(message.sid);
-    else if (message.type === "call" || message.type === "call-reply") this.calls.onControl(message);
+    this.sessions.heardControl(message);
+    if (message.type === "call" || message.type === "call-reply") this.calls.onControl(message);
   }
 
   /** The periodic sweep (lifetimes.ts): expired credentials (4001), connections past their age (1012). */

@@ -5,6 +5,7 @@
  * pub/sub is at most once): every open socket's session is then asked again.
  */
 import type { Services } from "../services.ts";
+import type { ControlMessage } from "../broker/broker.ts";
 import { Close } from "../protocol/codes.ts";
 import type { Registry } from "./registry.ts";
 import type { Socket } from "./connection-host.ts";
@@ -17,11 +18,24 @@ export class SessionRevocation {
     private readonly registry: Registry<Socket>,
   ) {}
 
-  /** Revokes a session everywhere: its sockets on every machine close with 4001. */
+  /**
+   * Revokes a session everywhere: its sockets on every machine close with 4001. Resolves once every
+   * machine refuses it (after the revocation fence's window, where there is one).
+   */
   async revoke(sid: string, ttlS: number): Promise<void> {
     await this.services.stores.revocations.revoke(sid, ttlS);
     this.closeSession(sid);
     await this.services.broker.sendControl({ type: "revoke-session", sid });
+    await this.services.revocations.afterRevocation();
+  }
+
+  /**
+   * Every control message, before anything acts on it: a session's revocation closes its sockets
+   * here; a user's (a `disconnect` call with `revoke`) forgets the "not revoked" kept for that user.
+   */
+  heardControl(message: ControlMessage): void {
+    if (message.type === "revoke-session") this.heard(message.sid);
+    else if (message.type === "call" && message.call.op === "disconnect" && message.call.revoke) this.services.revocations.heardUser(message.call.user);
   }
 
   /** Another process revoked the session (its control message). */

@@ -116,8 +116,14 @@ function userRoutes(app: Hono<Env>, deps: Deps, guard: MiddlewareHandler<Env>): 
   app.post("/disconnect", guard, async (c) => {
     const body = await jsonBody(c, DisconnectBody);
     // The revocation is stored before any socket closes: a client reconnecting at once is refused.
-    if (body.revoke === true) await services.stores.userRevocations.revokeUser(body.user, Math.floor(Date.now() / 1000));
-    return c.json(await gateway.calls.run({ op: "disconnect", user: body.user, revoke: body.revoke === true }));
+    if (body.revoke === true) {
+      services.revocations.heardUser(body.user);
+      await services.stores.userRevocations.revokeUser(body.user, Math.floor(Date.now() / 1000));
+    }
+    const answer = await gateway.calls.run({ op: "disconnect", user: body.user, revoke: body.revoke === true });
+    // Every machine refuses the user's older credentials before the answer (the revocation fence).
+    if (body.revoke === true) await services.revocations.afterRevocation();
+    return c.json(answer);
   });
 
   app.post("/tickets", guard, async (c) => {

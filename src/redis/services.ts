@@ -32,6 +32,7 @@ export async function createRedisServices(config: Config, historyFor?: (topic: s
     historySize: config.historySize,
     historyTtlS: config.historyTtlS,
     commandTimeoutMs: config.redisCommandTimeoutMs,
+    fenceMs: config.revocationFenceMs,
     historyFor,
     log,
   });

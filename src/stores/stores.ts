@@ -83,7 +83,8 @@ export type RevokedBy = "session" | "user" | null;
  * Both revocation checks of one credential — its session's (RevocationStore) and its user's by
  * issue time (UserRevocationStore) — as one question: every handshake asks it, and one entry in
  * the turn's read batch with one promise costs less than two checks joined by `Promise.all`
- * (bench/README.md, round six). Answers as the two stores would; never from a cache of "not revoked".
+ * (bench/README.md, round six). Answers as the two stores would, from Redis; a "not revoked" is kept only by the
+ * RevocationView above it, behind the revocation fence (auth/revocation-view.ts).
  */
 export interface CredentialRevocationStore {
   /** `sid` null: the credential has no session (only its user is checked). */

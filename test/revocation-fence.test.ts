@@ -1,0 +1,128 @@
+/**
+ * The revocation fence (docs/redis.md): on one Redis a machine reuses a credential's "not revoked"
+ * instead of a read per handshake, yet a logout or a user's revocation answered at A is refused at
+ * B from the moment it answers. B sits behind a link that adds 30 ms each way, so it hears A's
+ * control message ~30 ms after Redis took it — long after a client that waited for the answer has
+ * reached B — and only the fence (A answers a window after telling everyone; B trusts what it kept
+ * only while its own canaries vouch for everything taken a window ago) keeps it refused.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { upgradeStatus } from "./support/raw-ws.ts";
+import { CLUSTER_ENV } from "./support/cluster.ts";
+import { loginSession, postJson, startServer, TEST_API_KEY, type TestServer } from "./support/server.ts";
+import { startRedis, type TestRedis } from "./support/redis.ts";
+import { startLatencyProxy, type LatencyProxy } from "./support/latency-proxy.ts";
+import { scrape } from "./support/metrics.ts";
+
+const ONE_WAY_MS = 30;
+
+let redis: TestRedis;
+let far: LatencyProxy;
+let A: TestServer, B: TestServer;
+
+beforeAll(async () => {
+  redis = await startRedis();
+  far = await startLatencyProxy({ upstream: redis.port, delayMs: ONE_WAY_MS });
+  [A, B] = await Promise.all([
+    startServer({ ...CLUSTER_ENV, REDIS_URL: redis.url, INSTANCE_ID: "fence-a" }),
+    startServer({ ...CLUSTER_ENV, REDIS_URL: far.url("redis"), INSTANCE_ID: "fence-b" }, { startTimeoutMs: 20_000 }),
+  ]);
+  await Promise.all([ready(A), ready(B)]);
+}, 40_000);
+afterAll(async () => {
+  A?.kill();
+  B?.kill();
+  await far?.close();
+  await redis?.stop();
+});
+
+async function ready(server: TestServer): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while ((await fetch(`${server.url}/readyz`).catch(() => null))?.status !== 200) {
+    if (Date.now() > deadline) throw new Error(`${server.url} not ready`);
+    await Bun.sleep(20);
+  }
+}
+
+const status = async (server: TestServer, cookie: string) => (await upgradeStatus(server.wsUrl, { Cookie: cookie }, 5000)).status;
+
+/** B's revocation checks so far, by answer. */
+async function checks(): Promise<{ kept: number; store: number }> {
+  const s = await scrape(B);
+  return { kept: s.value("switchboard_revocation_checks_total", { answer: "kept" }), store: s.value("switchboard_revocation_checks_total", { answer: "store" }) };
+}
+
+/** Opens sockets of the session on B until one was answered from what B kept (the fence became current). */
+async function keptOnB(cookie: string): Promise<void> {
+  const before = (await checks()).kept;
+  for (let round = 0; round < 5; round++) {
+    for (let i = 0; i < 4; i++) {
+      expect(await status(B, cookie)).toBe(101);
+      await Bun.sleep(20);
+    }
+    // /metrics renders at most once a second (SPEC §8): a few upgrades per scrape.
+    if ((await checks()).kept > before) return;
+  }
+  throw new Error("B never reused the session's \"not revoked\"");
+}
+
+describe("the revocation fence", () => {
+  test("B reuses a session's \"not revoked\", and refuses it right after the logout at A answers (6 sessions)", async () => {
+    for (let i = 0; i < 6; i++) {
+      const { cookie } = await loginSession(A, "alice");
+      await keptOnB(cookie);
+      const started = performance.now();
+      const res = await postJson(A, "/auth/logout", {}, { Cookie: cookie, Origin: A.origin });
+      expect(res.status).toBe(204);
+      // The logout answers a window (REVOCATION_FENCE_MS, 250 by default) after telling everyone.
+      expect(performance.now() - started).toBeGreaterThanOrEqual(240);
+      expect(await status(B, cookie)).toBe(401);
+    }
+  }, 60_000);
+
+  test("a user's revocation at A (`/api/disconnect` with `revoke`) is refused on B at once, though B kept the session", async () => {
+    for (const user of ["bob", "carol"]) {
+      const { cookie } = await loginSession(A, user);
+      await keptOnB(cookie);
+      const res = await postJson(A, "/api/disconnect", { user, revoke: true }, { Authorization: `Bearer ${TEST_API_KEY}` });
+      expect(res.status).toBe(200);
+      expect(await status(B, cookie)).toBe(401);
+    }
+  }, 60_000);
+
+  test("while B's canaries come back later than the window, B reads every time (and still refuses after a logout)", async () => {
+    const { cookie } = await loginSession(A, "alice");
+    await keptOnB(cookie);
+    far.setDelay(200);
+    try {
+      await Bun.sleep(600);
+      const before = await checks();
+      for (let i = 0; i < 3; i++) expect(await status(B, cookie)).toBe(101);
+      const after = await checks();
+      expect(after.kept - before.kept).toBe(0);
+      expect(after.store - before.store).toBeGreaterThanOrEqual(3);
+      expect((await postJson(A, "/auth/logout", {}, { Cookie: cookie, Origin: A.origin })).status).toBe(204);
+      expect(await status(B, cookie)).toBe(401);
+    } finally {
+      far.setDelay(ONE_WAY_MS);
+    }
+  }, 60_000);
+
+  test("B's link to Redis breaks around a logout (its control message lost): B forgets what it kept and refuses the session", async () => {
+    for (let i = 0; i < 3; i++) {
+      const { cookie } = await loginSession(A, "alice");
+      await keptOnB(cookie);
+      far.dropAll();
+      expect((await postJson(A, "/auth/logout", {}, { Cookie: cookie, Origin: A.origin })).status).toBe(204);
+      // B may answer 503 while its connections come back; once it answers, it refuses.
+      let answer = await status(B, cookie);
+      for (let k = 0; answer === 503 && k < 100; k++) {
+        await Bun.sleep(50);
+        answer = await status(B, cookie);
+      }
+      expect(answer).toBe(401);
+    }
+    // And B still takes (and again reuses) a session nobody revoked.
+    await keptOnB((await loginSession(A, "alice")).cookie);
+  }, 60_000);
+});
