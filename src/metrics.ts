@@ -7,7 +7,7 @@
  * Gauges that mirror state (open sockets, the broker link) are read at scrape time from the
  * sources given to `bind`, so they can never drift from the truth.
  */
-import { Counter, Gauge, Histogram, Registry, loadDefaultMetrics } from "./prom.ts";
+import { Counter, Gauge, Registry, loadDefaultMetrics } from "./prom.ts";
 import { HotCounter, HotHistogram, HotTally } from "./hot-metrics.ts";
 
 export interface MetricSources {
@@ -67,7 +67,8 @@ export class Metrics {
   readonly publishFailures = new Counter({ name: "switchboard_publish_failures_total", help: "Publications refused because the broker was unreachable", registers: [this.registry] });
   readonly deliveries = new HotTally(this.registry, { name: "switchboard_fanouts_total", help: "Publications and presence frames fanned out to this process's subscribers (one per frame, not per socket)" });
   readonly socketDeliveries = new HotTally(this.registry, { name: "switchboard_deliveries_total", help: "Publications delivered live to sockets (one per subscribed socket)" });
-  readonly publishSeconds = new Histogram({ name: "switchboard_publish_seconds", help: "Broker publish latency (append + publish at the ordering point, round trip)", buckets: LATENCY_BUCKETS, registers: [this.registry] });
+  /** Observed once per publish, between Redis's reply and the ack: a HotHistogram (no label hashing, no allocation). */
+  readonly publishSeconds = new HotHistogram(this.registry, { name: "switchboard_publish_seconds", help: "Broker publish latency (append + publish at the ordering point, round trip)", buckets: LATENCY_BUCKETS });
   readonly deliveryLag = new HotHistogram(this.registry, {
     name: "switchboard_delivery_lag_seconds",
     help: "Publication ts (set by the accepting process) to local fan-out on this process; across machines it includes their clock offset",

@@ -6,6 +6,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test
 import { RedisBroker } from "../src/broker/redis.ts";
 import { SwitchboardError } from "../src/protocol/codes.ts";
 import { startProxy } from "./support/proxy.ts";
+import { startLatencyProxy } from "./support/latency-proxy.ts";
 import { startRedis, type TestRedis } from "./support/redis.ts";
 import { describeBroker, Recorder, uniqueTopic, waitFor } from "./suites/broker.suite.ts";
 
@@ -235,6 +236,34 @@ describe("RedisBroker publish replies", () => {
       expect(await broker.publish(topic, { from: "u", data: 3, ts: 1, key: "k2" })).toEqual({ seq: 7, epoch: first.epoch, duplicate: true });
     } finally {
       await broker.close();
+    }
+  });
+});
+
+describe("RedisBroker publish order across the fallback to EVALSHA", () => {
+  test("publishes made while FCALLs that met a missing library are out get their seqs after those, in call order", async () => {
+    // 150 ms each way: A's error comes back at ~300 ms, B's at ~400; C is made in between.
+    const far = await startLatencyProxy({ upstream: redis.port, delayMs: 150 });
+    const broker = new RedisBroker({ url: far.url("redis"), instanceId: `fallback-${process.pid}`, historySize: 100, historyTtlS: 60, commandTimeoutMs: 2000 });
+    try {
+      await broker.start(new Recorder());
+      // The library was loaded before this publish (same connection, in order): FCALL from here on.
+      await broker.publish(uniqueTopic(), { from: "u", data: 0, ts: 1 });
+      expect(await redis.command("FUNCTION", "FLUSH")).toBe("+OK");
+      const topic = uniqueTopic();
+      const started = performance.now();
+      const at = (ms: number) => Bun.sleep(Math.max(0, started + ms - performance.now()));
+      const a = broker.publish(topic, { from: "u", data: "a", ts: 1 });
+      await at(100);
+      const b = broker.publish(topic, { from: "u", data: "b", ts: 1 });
+      await at(350);
+      const c = broker.publish(topic, { from: "u", data: "c", ts: 1 });
+      const seqs = (await Promise.all([a, b, c])).map((result) => result.seq);
+      expect(seqs).toEqual([1, 2, 3]);
+      expect((await broker.history(topic, { seq: 0, epoch: (await a).epoch })).publications.map((p) => JSON.parse(p.frame).data)).toEqual(["a", "b", "c"]);
+    } finally {
+      await broker.close();
+      await far.close();
     }
   });
 });

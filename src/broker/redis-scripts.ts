@@ -56,6 +56,19 @@ export class ScriptRunner {
   /** undefined: not tried yet; true: loaded on every primary known; false: the server has no Functions. */
   private functions: boolean | undefined;
   private loading: Promise<void> | undefined;
+  /**
+   * Order across the fallback. An FCALL that meets a missing library is retried as EVALSHA when its
+   * error comes back; a call made in the meantime must not go out before those retries, or a
+   * socket's publishes on one topic would get their seqs out of order. So while FCALLs are out and
+   * the library is missing, new calls are held until every FCALL out has settled (its retry done),
+   * then sent in the order they were made. Only in that window: a held call waits for those (each
+   * bounded by the command deadline, its retry too) before its own deadline starts.
+   */
+  private fcallsOut = 0;
+  /** Non-null while calls are held: resolves when the last FCALL out settles. */
+  private held: Promise<void> | null = null;
+  private releaseHeld: (() => void) | null = null;
+  private heldCalls = 0;
 
   constructor(
     private readonly client: RedisClient,
@@ -85,8 +98,22 @@ export class ScriptRunner {
     return this.run("history", keys, args) as Promise<Reply>;
   }
 
-  private async run(which: "publish" | "history", keys: string[], args: (string | number)[]): Promise<string | Reply> {
-    if (this.functions !== true) return this.evalsha(which, keys, args);
+  private run(which: "publish" | "history", keys: string[], args: (string | number)[]): Promise<string | Reply> {
+    if (this.held === null) {
+      if (this.functions === true) return this.fcall(which, keys, args);
+      if (this.fcallsOut === 0) return this.evalsha(which, keys, args);
+      this.held = new Promise((resolve) => (this.releaseHeld = resolve));
+    }
+    this.heldCalls += 1;
+    return this.held.then(() => {
+      // The last held call lets the next ones go direct: they come after it.
+      if (--this.heldCalls === 0) this.held = null;
+      return this.evalsha(which, keys, args);
+    });
+  }
+
+  private async fcall(which: "publish" | "history", keys: string[], args: (string | number)[]): Promise<string | Reply> {
+    this.fcallsOut += 1;
     try {
       return (await this.client.fcall(FUNCTION_NAMES[which], keys.length, ...keys, ...args)) as string | Reply;
     } catch (error) {
@@ -94,7 +121,12 @@ export class ScriptRunner {
       if (!/Function not found/i.test((error as Error).message)) throw error;
       this.functions = undefined;
       void this.load();
-      return this.evalsha(which, keys, args);
+      return await this.evalsha(which, keys, args);
+    } finally {
+      if (--this.fcallsOut === 0 && this.releaseHeld !== null) {
+        this.releaseHeld();
+        this.releaseHeld = null;
+      }
     }
   }
 

@@ -2,6 +2,7 @@
 import type { ZodError } from "zod";
 import { describeZod, whyNotJson } from "../protocol/parse.ts";
 import { ClientFrame } from "../protocol/frames.ts";
+import { wellFormedPublish } from "../protocol/publish-check.ts";
 import { ErrorCode, SwitchboardError } from "../protocol/codes.ts";
 
 export function isObject(value: unknown): value is Record<string, unknown> {
@@ -27,6 +28,8 @@ export function describeFrameError(error: ZodError): string {
 
 /** A frame (`parsed` from `raw`) checked against the schema, or the `bad_request` that answers it. */
 export function validateFrame(raw: string, parsed: unknown): { frame: ClientFrame } | { error: SwitchboardError } {
+  const publish = wellFormedPublish(parsed);
+  if (publish !== undefined) return { frame: publish };
   const result = parsed === undefined ? null : ClientFrame.safeParse(parsed);
   if (result !== null && result.success) return { frame: result.data };
   const why = result === null ? whyNotJson(raw, "frame") : describeFrameError(result.error);
