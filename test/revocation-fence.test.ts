@@ -80,6 +80,35 @@ describe("the revocation fence", () => {
     }
   }, 60_000);
 
+  test("upgrades racing a logout: each one sent after the logout answered is refused (6 sessions)", async () => {
+    let acceptedDuring = 0;
+    for (let i = 0; i < 6; i++) {
+      const { cookie } = await loginSession(A, "alice");
+      for (let k = 0; k < 3; k++) expect(await status(B, cookie)).toBe(101);
+      let answeredAt = Infinity;
+      const racing: Promise<{ sentAt: number; code: number }>[] = [];
+      const loop = (async () => {
+        while (performance.now() < answeredAt + 150) {
+          const sentAt = performance.now();
+          racing.push(status(B, cookie).then((code) => ({ sentAt, code })));
+          await Bun.sleep(5);
+        }
+      })();
+      await Bun.sleep(10 + i * 7);
+      const res = await postJson(A, "/auth/logout", {}, { Cookie: cookie, Origin: A.origin });
+      answeredAt = performance.now();
+      expect(res.status).toBe(204);
+      await loop;
+      const outcomes = await Promise.all(racing);
+      const late = outcomes.filter((o) => o.sentAt > answeredAt);
+      expect(late.length).toBeGreaterThan(0);
+      expect(late.filter((o) => o.code !== 401)).toEqual([]);
+      acceptedDuring += outcomes.filter((o) => o.code === 101).length;
+    }
+    // The race was real: B still accepted the session while the logout was on its way.
+    expect(acceptedDuring).toBeGreaterThan(0);
+  }, 60_000);
+
   test("a user's revocation at A (`/api/disconnect` with `revoke`) is refused on B at once, though B kept the session", async () => {
     for (const user of ["bob", "carol"]) {
       const { cookie } = await loginSession(A, user);
