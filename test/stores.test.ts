@@ -72,6 +72,36 @@ describe("revocation reads in a storm", () => {
     expect(answeredIn).toEqual([...answeredIn].sort((a, b) => a - b));
   });
 
+  test("the expected wait of a new check: 0 with nothing queued, then one measured cycle per batch waiting", async () => {
+    const reader = new RevocationReader(reads, 500, 4);
+    const stores = redisStores(client, reader);
+    expect(stores.revocationWaitMs?.()).toBe(0);
+    // A first wave (3 batches back to back) measures how long a cycle takes.
+    const wave = (n: number, tag: string) => Array.from({ length: n }, (_, i) => stores.revocations.isRevoked(`wait-${tag}-${i}`));
+    await Promise.all(wave(10, "first"));
+    expect(reader.expectedWaitMs()).toBe(0);
+    // One batch waiting: about one cycle; three: about three (the oldest has waited ~0 so far).
+    const one = wave(2, "one");
+    const waitOne = reader.expectedWaitMs();
+    const more = wave(8, "more");
+    const waitThree = reader.expectedWaitMs();
+    expect(waitOne).toBeGreaterThan(0);
+    expect(waitThree).toBeGreaterThan(2.5 * waitOne);
+    expect(waitThree).toBeLessThan(3.5 * waitOne);
+    await Promise.all([...one, ...more]);
+    expect(reader.expectedWaitMs()).toBe(0);
+  });
+
+  test("a check not sent yet counts its own wait: the oldest waiting check's age is the floor", async () => {
+    const reader = new RevocationReader(reads, 500, 4);
+    const asked = redisStores(client, reader).revocations.isRevoked("wait-age");
+    const askedAt = performance.now();
+    while (performance.now() - askedAt < 30); // this turn of the loop runs on; the read leaves after it
+    expect(reader.expectedWaitMs()).toBeGreaterThanOrEqual(30);
+    expect(await asked).toBe(false);
+    expect(reader.expectedWaitMs()).toBe(0);
+  });
+
   test("a wave no larger than a batch is one call, as before", async () => {
     const stores = redisStores(client, new RevocationReader(reads, 500, 4));
     const before = Number((await reads.info("commandstats")).match(/cmdstat_evalsha:calls=(\d+)/)?.[1] ?? 0);

@@ -64,12 +64,13 @@ interface Reads {
 /** Checks (one per handshake: its session's and its user's reads together) in one batch: the upgrades completed in one turn of the loop. */
 const MAX_CHECKS = 256;
 
-/** The reads of one batch, in order, and the checks they answer. */
+/** The reads of one batch, in order, the checks they answer, and when its first check was asked (performance.now()). */
 interface Batch extends Reads {
   checks: Check[];
+  since: number;
 }
 
-const newBatch = (): Batch => ({ keys: [], members: [], checks: [] });
+const newBatch = (): Batch => ({ keys: [], members: [], checks: [], since: 0 });
 
 export class RevocationReader {
   /** Batches not sent yet, oldest first; only the last one takes new checks. */
@@ -77,6 +78,13 @@ export class RevocationReader {
   private scheduled = false;
   /** A batch is out while others wait: the next one leaves once its replies were handled. */
   private held = false;
+  /**
+   * How long one batch takes from leaving to the next one leaving, measured while batches queue back
+   * to back (a storm): Redis's round trip, its upgrades' completion, and the rest of that turn of the
+   * loop. The last two cycles' mean; 0 until a storm has been seen.
+   */
+  private cycleMs = 0;
+  private sentAt = 0;
   private readonly flush = () => {
     this.scheduled = false;
     this.send();
@@ -102,6 +110,7 @@ export class RevocationReader {
     this.schedule();
     let batch = this.waiting.at(-1)!;
     if (batch.checks.length >= this.maxChecks) this.waiting.push((batch = newBatch()));
+    if (batch.checks.length === 0) batch.since = performance.now();
     const { keys, members } = batch;
     const at = keys.length;
     keys.push(key);
@@ -117,6 +126,17 @@ export class RevocationReader {
     return new Promise<T>((resolve, reject) => batch.checks.push({ at, verdict, resolve: resolve as (value: unknown) => void, reject }));
   }
 
+  /**
+   * How long a check asked now would wait for its answer, as the queue tells (gateway/load-guard.ts
+   * sheds upgrades on it): one cycle for each batch waiting, its own included, and never less than
+   * the oldest waiting check has waited already. 0 when no check waits to be sent.
+   */
+  expectedWaitMs(now = performance.now()): number {
+    const oldest = this.waiting[0]!;
+    if (oldest.checks.length === 0) return 0;
+    return Math.max(now - oldest.since, this.waiting.length * this.cycleMs);
+  }
+
   private schedule(): void {
     if (this.scheduled || this.held) return;
     this.scheduled = true;
@@ -129,6 +149,10 @@ export class RevocationReader {
     if (this.waiting.length === 0) this.waiting.push(newBatch());
     const { checks } = batch;
     if (checks.length === 0) return;
+    const now = performance.now();
+    // Sent in the turn after the previous batch's replies: one whole cycle of a storm.
+    if (this.sentAt > 0) this.cycleMs = this.cycleMs === 0 ? now - this.sentAt : (this.cycleMs + now - this.sentAt) / 2;
+    this.sentAt = 0;
     const answered = within(this.run(batch), this.deadlineMs).then(
       (replies) => {
         for (const check of checks) check.resolve(check.verdict(replies, check.at));
@@ -141,6 +165,7 @@ export class RevocationReader {
     if (this.waiting[0]!.checks.length === 0) return;
     // Only this batch's replies release the next one (a smaller batch sent before it may still be out).
     this.held = true;
+    this.sentAt = now;
     void answered.finally(() => {
       // setImmediate: this batch's upgrades (microtasks of this turn) complete first.
       this.held = false;

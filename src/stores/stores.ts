@@ -98,5 +98,10 @@ export interface Stores {
   /** `revocations` and `userRevocations` asked together (the same data). */
   credentialRevocations: CredentialRevocationStore;
   attempts: AttemptCounter;
+  /**
+   * How long a revocation check asked now would wait for its read, in ms (stores/revocation-reads.ts):
+   * the gateway sheds upgrades on it (gateway/load-guard.ts). Absent where checks do not queue.
+   */
+  revocationWaitMs?: () => number;
   close(): Promise<void>;
 }
