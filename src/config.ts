@@ -109,7 +109,7 @@ const Env = z.object({
   /** Failed logins per IP, across every username, in the same 5-minute window (password spraying). */
   LOGIN_MAX_FAILURES_PER_IP: int(1).default(100),
   DRAIN_MS: int(0, 300_000).default(3000),
-  /** During a storm of upgrades (≥ 100/s), new ones are shed (opened, closed 1013 with a retry hint) while one would wait longer than SHED_WAIT_MS for its revocation read (with Redis), or the event loop lags more than SHED_LAG_MS (without); 0 = never (docs/protocol.md). */
+  /** During a storm of upgrades (≥ 100/s), new ones are shed (opened, closed 1013 with a retry hint) while the oldest revocation read queued has waited longer than SHED_WAIT_MS (with Redis), or the event loop lags more than SHED_LAG_MS (without); 0 = never (docs/protocol.md). */
   SHED_WAIT_MS: int(0, 60_000).default(5000),
   SHED_LAG_MS: int(0, 60_000).default(200),
   /**

@@ -3,8 +3,8 @@
  * cannot keep up, new upgrades are closed at once with 1013 and a retry hint, and the sockets
  * already welcomed are not touched. Without Redis "cannot keep up" is the event loop lagging past
  * SHED_LAG_MS: SHED_LAG_MS=1 makes a burst of 1,500 upgrades lag the loop past it for sure;
- * SHED_LAG_MS=0 sheds nobody. With Redis it is a new upgrade's expected wait for its revocation
- * read (SHED_WAIT_MS): 1 ms sheds part of a burst of 1,500 sessions for sure, and a lagging loop
+ * SHED_LAG_MS=0 sheds nobody. With Redis it is how long the oldest queued revocation read has
+ * waited (SHED_WAIT_MS): 1 ms sheds part of a burst of 1,500 sessions for sure, and a lagging loop
  * alone (SHED_LAG_MS=1) no longer sheds.
  */
 import { afterEach, describe, expect, test } from "bun:test";
@@ -78,7 +78,7 @@ describe("load shedding", () => {
   }, 60_000);
 });
 
-describe("load shedding with Redis: on a new upgrade's expected wait for its revocation read", () => {
+describe("load shedding with Redis: on how long the queued revocation reads wait", () => {
   test("a burst whose reads would wait past SHED_WAIT_MS: some upgrades are closed 1013 with a retry hint, the others welcomed and left alone", async () => {
     redis = await startRedis();
     server = await startServer({ ...LOAD, REDIS_URL: redis.url, SHED_WAIT_MS: "1", SHED_LAG_MS: "0" });

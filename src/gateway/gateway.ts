@@ -80,7 +80,7 @@ export class Gateway implements ConnectionHost {
   draining = false;
   /** Set once the deployment registry lists this process (its first heartbeat): `/readyz` waits for it. */
   listed = false;
-  /** A new upgrade's expected wait for its revocation read (SHED_WAIT_MS), or the loop's lag without Redis (SHED_LAG_MS): past it upgrades are shed with 1013 (upgrade.ts). */
+  /** How long the oldest queued revocation read has waited (SHED_WAIT_MS), or the loop's lag without Redis (SHED_LAG_MS): past it upgrades are shed with 1013 (upgrade.ts). */
   readonly load: LoadGuard;
   /** Memory back to the OS once a burst of upgrades has settled (burst-reclaim.ts). */
   private readonly reclaim: BurstReclaim;

@@ -5,8 +5,8 @@ const MAX_RETRY_MS = 3000;
 /** What the guard sheds on (gateway.ts builds it from SHED_WAIT_MS, SHED_LAG_MS and the stores). */
 export interface LoadSignals {
   /**
-   * How long a credential check asked now would wait for its revocation read
-   * (stores/revocation-reads.ts `expectedWaitMs`); absent where checks do not queue (embedded stores).
+   * How long the oldest credential check not sent yet has waited for its revocation read
+   * (stores/revocation-reads.ts `oldestWaitMs`); absent where checks do not queue (embedded stores).
    */
   readWait?: () => number;
   /** With `readWait`: shed while it is over this many ms (SHED_WAIT_MS); 0: never. */
@@ -20,11 +20,11 @@ export interface LoadSignals {
  * new upgrades (1013 with a retry hint) instead of letting every socket's latency collapse.
  *
  * Where credential checks queue for their revocation reads (Redis), the signal is **how long a new
- * upgrade would wait for its read**: the reads leave in batches, one per turn of the loop, so the
- * wait counts the checks queued ahead and how long each turn takes (a loop made slow by other work
- * lengthens it too), and a shed saves exactly that: its read, its 101, its subscribes. The loop's
- * lag is not the signal there: during a storm it is mostly the arrivals themselves (Bun reads every
- * ready request in one turn), which a shed cannot make cheaper — a shed costs more of a turn than an
+ * upgrade would wait for its read**, as the queue shows it: the age of the oldest check not sent yet
+ * (checks leave in order, in batches, one per turn of the loop, so a loop made slow by other work
+ * makes it grow too). A shed saves exactly that: its read, its 101, its subscribes. The loop's lag is
+ * not the signal there: during a storm it is mostly the arrivals themselves (Bun reads every ready
+ * request in one turn), which a shed cannot make cheaper — a shed costs more of a turn than an
  * upgrade waiting for its read, and shedding on one long turn of arrivals cascaded (bench/README.md,
  * rounds six and seven). Without such a queue (embedded stores) the signal is the loop's lag: a
  * timer due every `intervalMs` that fires late by more than `maxLagMs` means everything queued
@@ -64,8 +64,8 @@ export class LoadGuard {
 
   /**
    * Counts one upgrade and says whether to shed it: true while upgrades come in at a storm's rate
-   * and the process is late past the threshold: a new read would wait longer than it, or (without a
-   * read queue) the last sample, or the time since it, says the loop is.
+   * and the process is late past the threshold: the oldest queued read has waited longer than it, or
+   * (without a read queue) the last sample, or the time since it, says the loop is.
    */
   shouldShed(): boolean {
     this.onUpgrade?.();

@@ -78,13 +78,6 @@ export class RevocationReader {
   private scheduled = false;
   /** A batch is out while others wait: the next one leaves once its replies were handled. */
   private held = false;
-  /**
-   * How long one batch takes from leaving to the next one leaving, measured while batches queue back
-   * to back (a storm): Redis's round trip, its upgrades' completion, and the rest of that turn of the
-   * loop. The last two cycles' mean; 0 until a storm has been seen.
-   */
-  private cycleMs = 0;
-  private sentAt = 0;
   private readonly flush = () => {
     this.scheduled = false;
     this.send();
@@ -127,14 +120,16 @@ export class RevocationReader {
   }
 
   /**
-   * How long a check asked now would wait for its answer, as the queue tells (gateway/load-guard.ts
-   * sheds upgrades on it): one cycle for each batch waiting, its own included, and never less than
-   * the oldest waiting check has waited already. 0 when no check waits to be sent.
+   * How long the oldest check not sent yet has waited, in ms (0: none waits): the wait of a check
+   * asked now, as far as the queue has shown it, since checks leave in the order they were asked
+   * (gateway/load-guard.ts sheds upgrades on it). Observed rather than predicted: in a storm,
+   * "batches ahead × the last cycle" measured during the turns that read thousands of arrivals
+   * (the turns in which it is asked) said 4–7 s while no check waited more than ~1.2 s
+   * (bench/README.md, round seven).
    */
-  expectedWaitMs(now = performance.now()): number {
+  oldestWaitMs(now = performance.now()): number {
     const oldest = this.waiting[0]!;
-    if (oldest.checks.length === 0) return 0;
-    return Math.max(now - oldest.since, this.waiting.length * this.cycleMs);
+    return oldest.checks.length === 0 ? 0 : now - oldest.since;
   }
 
   private schedule(): void {
@@ -149,10 +144,6 @@ export class RevocationReader {
     if (this.waiting.length === 0) this.waiting.push(newBatch());
     const { checks } = batch;
     if (checks.length === 0) return;
-    const now = performance.now();
-    // Sent in the turn after the previous batch's replies: one whole cycle of a storm.
-    if (this.sentAt > 0) this.cycleMs = this.cycleMs === 0 ? now - this.sentAt : (this.cycleMs + now - this.sentAt) / 2;
-    this.sentAt = 0;
     const answered = within(this.run(batch), this.deadlineMs).then(
       (replies) => {
         for (const check of checks) check.resolve(check.verdict(replies, check.at));
@@ -165,7 +156,6 @@ export class RevocationReader {
     if (this.waiting[0]!.checks.length === 0) return;
     // Only this batch's replies release the next one (a smaller batch sent before it may still be out).
     this.held = true;
-    this.sentAt = now;
     void answered.finally(() => {
       // setImmediate: this batch's upgrades (microtasks of this turn) complete first.
       this.held = false;

@@ -99,8 +99,9 @@ export interface Stores {
   credentialRevocations: CredentialRevocationStore;
   attempts: AttemptCounter;
   /**
-   * How long a revocation check asked now would wait for its read, in ms (stores/revocation-reads.ts):
-   * the gateway sheds upgrades on it (gateway/load-guard.ts). Absent where checks do not queue.
+   * How long the oldest revocation check not sent yet has waited for its read, in ms
+   * (stores/revocation-reads.ts): the gateway sheds upgrades on it (gateway/load-guard.ts). Absent
+   * where checks do not queue.
    */
   revocationWaitMs?: () => number;
   close(): Promise<void>;
