@@ -50,6 +50,7 @@ const { values: f } = parseArgs({
     "storm-rate": { type: "string", default: "100" },
     "storm-signal": { type: "string", default: "KILL" },
     "storm-publisher": { type: "string", default: "api" },
+    "storm-sessions": { type: "string", default: "distinct" },
     quick: { type: "boolean", default: false },
     "cpu-prof": { type: "boolean", default: false },
     "max-minutes": { type: "string", default: "40" },
@@ -66,7 +67,7 @@ if (f.help) {
   [--subs 1000] [--procs 2] [--gen-procs 2] [--duration 10] [--warmup 2] [--repeat 3]
   [--rate max,500] [--window 64] [--lag-cap 500] [--rooms 100] [--room-size 10] [--room-rate 2000]
   [--idle-conns 15000] [--connect-concurrency 32] [--payload 0] [--publishers 1] [--pub-conns 0] [--starts 5]
-  [--storm-conns 2000] [--storm-topics 50] [--storm-bystanders 200] [--storm-rate 100] [--storm-signal KILL|TERM] [--storm-publisher api|socket] [--quick] [--cpu-prof] [--max-minutes 40]
+  [--storm-conns 2000] [--storm-topics 50] [--storm-bystanders 200] [--storm-rate 100] [--storm-signal KILL|TERM] [--storm-publisher api|socket] [--storm-sessions distinct|shared] [--quick] [--cpu-prof] [--max-minutes 40]
   [--sb-env KEY=VALUE,...]   extra environment for the Switchboard processes
   [--bun-flags=F1,F2]        flags for the bun-run servers (limit, Switchboard), e.g. --bun-flags=--smol
   [--sb-root DIR]            run Switchboard from DIR/src/server.ts (e.g. a checkout with a candidate fix)`);
@@ -90,7 +91,8 @@ const rooms = num(f.rooms, 100, 20);
 const roomRate = num(f["room-rate"], 2000, 400);
 const idleConns = num(f["idle-conns"], 15000, 2000);
 const starts = num(f.starts, 5, 3);
-const storm = { conns: num(f["storm-conns"], 2000, 300), topics: num(f["storm-topics"], 50, 20), bystanders: num(f["storm-bystanders"], 200, 50), rate: Number(f["storm-rate"]), signal: f["storm-signal"] === "TERM" ? ("TERM" as const) : ("KILL" as const), publisher: f["storm-publisher"] === "socket" ? ("socket" as const) : ("api" as const) };
+const storm = { conns: num(f["storm-conns"], 2000, 300), topics: num(f["storm-topics"], 50, 20), bystanders: num(f["storm-bystanders"], 200, 50), rate: Number(f["storm-rate"]), signal: f["storm-signal"] === "TERM" ? ("TERM" as const) : ("KILL" as const), publisher: f["storm-publisher"] === "socket" ? ("socket" as const) : ("api" as const), sessions: f["storm-sessions"] === "shared" ? ("shared" as const) : ("distinct" as const) };
+if (!["distinct", "shared"].includes(f["storm-sessions"]!)) throw new Error(`--storm-sessions is distinct or shared, not "${f["storm-sessions"]}"`);
 const profDir = new URL("./profiles", import.meta.url).pathname;
 const opts: RunOptions = {
   procs: Number(f.procs),
@@ -154,7 +156,7 @@ for (const s of scenarios) {
   if (s === "idle") plan.push({ scenario: s, variant: `${idleConns} conns, 1 proc`, run: (t) => runIdle(t, opts, idleConns) });
   if (s === "connect") plan.push({ scenario: s, variant: `1 proc, ${Number(f["connect-concurrency"]) * opts.genProcs} in flight`, run: (t) => runConnect(t, opts, Number(f["connect-concurrency"])) });
   if (s === "publish") plan.push({ scenario: s, variant: "1 in flight", run: (t) => runPublishPath(t, opts) });
-  if (s === "storm") plan.push({ scenario: s, variant: `${storm.conns} SDK clients A→B, ${storm.topics} topics, ${storm.rate} msg/s${storm.signal === "TERM" ? ", SIGTERM" : ""}${storm.publisher === "socket" ? ", published over a socket" : ""}`, run: (t) => runStorm(t, opts, storm) });
+  if (s === "storm") plan.push({ scenario: s, variant: `${storm.conns} SDK clients A→B, ${storm.topics} topics, ${storm.rate} msg/s${storm.signal === "TERM" ? ", SIGTERM" : ""}${storm.publisher === "socket" ? ", published over a socket" : ""}${storm.sessions === "shared" ? ", one shared session" : ""}`, run: (t) => runStorm(t, opts, storm) });
   if (s === "startup") plan.push({ scenario: s, variant: `no Redis, ${starts} starts (limit: bare Bun.serve)`, run: (t) => runStartup(t, opts, starts) });
 }
 

@@ -4,18 +4,23 @@
  * one topic. Every upgrade goes to the current `target` URL, which the orchestrator switches to B
  * right before it kills A. Per client it records the seqs it got (gaps and duplicates), when its
  * link dropped and when it resumed (`onRecovered`), and the close codes it saw (1013 = shed).
- * Bystanders (`role: "bystander"`) stay on B all along and report their delivery latency.
+ * Bystanders (`role: "bystander"`) stay on B all along and report their delivery latency. With
+ * `sessionSecret` each storm client presents a session of its own on every upgrade (to A, then B).
  *
  * IPC in: {cmd:"init", ...}, {cmd:"target", url}, {cmd:"report"}, {cmd:"exit"}.
  * IPC out: {ev:"ready"}, {ev:"report", ...}.
  */
 import { createClient, type SwitchboardClient } from "../src/client/index.ts";
+import { newSessionId, SessionSigner } from "../src/auth/sessions.ts";
+import { COOKIE_NAME } from "../src/auth/cookie.ts";
 import { Histogram } from "./lib/histogram.ts";
 
 interface Init {
   role: "storm" | "bystander";
   url: string;
   cookie: string;
+  /** Set: each storm client gets a session of its own, signed with this SESSION_SECRET (lib/storm.ts `sessions`). */
+  sessionSecret?: string;
   first: number;
   count: number;
   topics: number;
@@ -38,11 +43,25 @@ const closeCodes: Record<string, number> = {};
 const latency = new Histogram();
 let measuring = false;
 
-function track(init: Init, i: number): Promise<unknown> {
+/**
+ * A session cookie of its own for each of `count` clients: the user of the bench's login (read from
+ * its cookie), a fresh session id each, signed as `/auth/login` signs (src/http/auth.ts).
+ */
+async function ownSessions(init: Init): Promise<string[]> {
+  const jwt = init.cookie.slice(init.cookie.indexOf("=") + 1);
+  const claims = JSON.parse(Buffer.from(jwt.split(".")[1]!, "base64url").toString()) as { sub: string; name?: string };
+  const signer = new SessionSigner(new TextEncoder().encode(init.sessionSecret));
+  const user = { id: claims.sub, name: claims.name ?? claims.sub };
+  const cookies: string[] = [];
+  for (let i = 0; i < init.count; i++) cookies.push(`${COOKIE_NAME}=${await signer.sign("session", user, newSessionId(), 86_400)}`);
+  return cookies;
+}
+
+function track(init: Init, i: number, cookie: string): Promise<unknown> {
   const topic = `room:storm-${i % init.topics}`;
   const client = createClient({
     url: init.url,
-    createWebSocket: () => new WebSocket(target, { headers: { Cookie: init.cookie } } as unknown as string[]),
+    createWebSocket: () => new WebSocket(target, { headers: { Cookie: cookie } } as unknown as string[]),
   });
   const t: Tracked = { client, topic, last: -1, lost: 0, duplicated: 0, droppedAt: null, resumedAfterMs: null, recovered: [] };
   tracked.push(t);
@@ -76,9 +95,10 @@ process.on("message", async (m: any) => {
   if (m.cmd === "init") {
     const init = m.init as Init;
     target = init.url;
+    const cookies = init.sessionSecret === undefined ? null : await ownSessions(init);
     const pending: Promise<unknown>[] = [];
     for (let i = init.first; i < init.first + init.count; i++) {
-      pending.push(track(init, i));
+      pending.push(track(init, i, cookies?.[i - init.first] ?? init.cookie));
       if (pending.length % 200 === 0) await Promise.allSettled(pending.slice(-200));
     }
     const settled = await Promise.allSettled(pending);

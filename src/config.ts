@@ -68,9 +68,7 @@ const httpUrl = z
   .string()
   .refine((v) => URL.canParse(v) && /^https?:$/.test(new URL(v).protocol), { error: "must be an http:// or https:// URL" });
 
-const secret32 = z.string().refine((v) => new TextEncoder().encode(v).byteLength >= 32, {
-  error: "must be at least 32 bytes (try: openssl rand -base64 48)",
-});
+const secret32 = z.string().refine((v) => new TextEncoder().encode(v).byteLength >= 32, { error: "must be at least 32 bytes (try: openssl rand -base64 48)" });
 
 /** A claim's name: a whole claim name (`https://example.com/caps`) or a dotted path (`app.caps`). */
 const claimName = z.string().min(1).max(256);
@@ -111,7 +109,8 @@ const Env = z.object({
   /** Failed logins per IP, across every username, in the same 5-minute window (password spraying). */
   LOGIN_MAX_FAILURES_PER_IP: int(1).default(100),
   DRAIN_MS: int(0, 300_000).default(3000),
-  /** During a storm of upgrades (≥ 100/s), new ones are shed (opened, then closed 1013 with a retry hint) while the event loop lags more than this; 0 = never. */
+  /** During a storm of upgrades (≥ 100/s), new ones are shed (opened, closed 1013 with a retry hint) while the oldest revocation read queued has waited longer than SHED_WAIT_MS (with Redis), or the event loop lags more than SHED_LAG_MS (without); 0 = never (docs/protocol.md). */
+  SHED_WAIT_MS: int(0, 60_000).default(5000),
   SHED_LAG_MS: int(0, 60_000).default(200),
   /**
    * Which proxy headers are read (SPEC §8): `false` none; `true` the scheme from X-Forwarded-Proto

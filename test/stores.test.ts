@@ -72,6 +72,29 @@ describe("revocation reads in a storm", () => {
     expect(answeredIn).toEqual([...answeredIn].sort((a, b) => a - b));
   });
 
+  test("the oldest waiting check's age: 0 with nothing queued, how long it has waited while it waits (a long turn, or batches behind one out), 0 again once all left", async () => {
+    const reader = new RevocationReader(reads, 500, 4);
+    const stores = redisStores(client, reader);
+    const busy = (ms: number) => {
+      const from = performance.now();
+      while (performance.now() - from < ms); // this turn of the loop runs on
+    };
+    expect(stores.revocationWaitMs?.()).toBe(0);
+    // One check: it leaves after this turn, however long the turn is.
+    const lone = stores.revocations.isRevoked("wait-lone");
+    busy(30);
+    expect(reader.oldestWaitMs()).toBeGreaterThanOrEqual(30);
+    expect(await lone).toBe(false);
+    expect(reader.oldestWaitMs()).toBe(0);
+    // A wave of 10 at 4 a batch: once the first batch is out, the other 6 wait for its replies.
+    const wave = Array.from({ length: 10 }, (_, i) => stores.revocations.isRevoked(`wait-wave-${i}`));
+    await new Promise((resolve) => setImmediate(resolve));
+    busy(20);
+    expect(reader.oldestWaitMs()).toBeGreaterThanOrEqual(20);
+    expect(await Promise.all(wave)).toEqual(Array(10).fill(false));
+    expect(reader.oldestWaitMs()).toBe(0);
+  });
+
   test("a wave no larger than a batch is one call, as before", async () => {
     const stores = redisStores(client, new RevocationReader(reads, 500, 4));
     const before = Number((await reads.info("commandstats")).match(/cmdstat_evalsha:calls=(\d+)/)?.[1] ?? 0);

@@ -6,6 +6,9 @@
  * before the storm, each message stamped when it was due). A is killed with SIGKILL; the clients reconnect to B as
  * the SDK does (its own jittered backoff) and resume with `since`.
  *
+ * Each storm client presents a session of its own (`--storm-sessions distinct`, default) or all
+ * present the bench's one login (`shared`, rounds three to six).
+ *
  * Reported: time from the kill until every client resumed, the p50/p99 of each client's link
  * drop → resumed, how many resumed with recovered:true, messages lost / duplicated (per client,
  * by seq), closes with 1013 (shed), B's history reads per topic for the whole storm
@@ -17,7 +20,7 @@
  * through B's `POST /pub`. "Resumed" is the client's reconnect `connect` (recovered or not; a client
  * that was not recovered has joined its room again); history reads are not counted.
  */
-import { procs, spawnWorker, startRedis, startServers, SWITCHBOARD_API_KEY, type Worker } from "./cluster.ts";
+import { procs, spawnWorker, startRedis, startServers, SWITCHBOARD_API_KEY, SWITCHBOARD_SECRET, type Worker } from "./cluster.ts";
 import type { TargetName } from "./dialects.ts";
 import type { Metrics, RunOptions } from "./scenarios.ts";
 import { Histogram } from "./histogram.ts";
@@ -34,6 +37,15 @@ export interface StormOptions {
    * storm, each stamped when it was due, so every wait inside B counts and nothing waits for a connection.
    */
   publisher: "api" | "socket";
+  /**
+   * Whose session each storm client presents (Switchboard only): `distinct` (default) gives every
+   * client a session of its own, signed before the storm by its generator with the servers'
+   * SESSION_SECRET exactly as `/auth/login` signs one (src/auth/sessions.ts), so B verifies and
+   * checks 10,000 sessions as it would for 10,000 users' browsers. `shared` is rounds three to six:
+   * every client presents the one cookie of the bench's login, which a server may verify and
+   * judge once for the whole storm. Bystanders and the socket publisher keep the login's cookie.
+   */
+  sessions: "distinct" | "shared";
   /** How A goes away: SIGKILL (the issue's crash, default) or SIGTERM (a graceful stop: Switchboard drains with 1012, Socket.IO closes its sockets and persists their sessions). */
   signal: "KILL" | "TERM";
 }
@@ -135,7 +147,8 @@ export async function runStorm(target: TargetName, o: RunOptions, s: StormOption
     const per = Math.ceil(s.conns / o.genProcs);
     for (let first = 0; first < s.conns; first += per) {
       const w = spawnWorker(worker);
-      w.send({ cmd: "init", init: { role: "storm", url: ws(a), cookie: servers.cookie, first, count: Math.min(per, s.conns - first), topics: s.topics } });
+      const sessionSecret = !sio && s.sessions === "distinct" ? SWITCHBOARD_SECRET : undefined;
+      w.send({ cmd: "init", init: { role: "storm", url: ws(a), cookie: servers.cookie, sessionSecret, first, count: Math.min(per, s.conns - first), topics: s.topics } });
       workers.push(w);
     }
     const bystander = spawnWorker(worker);

@@ -80,7 +80,7 @@ export class Gateway implements ConnectionHost {
   draining = false;
   /** Set once the deployment registry lists this process (its first heartbeat): `/readyz` waits for it. */
   listed = false;
-  /** Event-loop lag: past SHED_LAG_MS new upgrades are shed with 1013 (upgrade.ts). */
+  /** How long the oldest queued revocation read has waited (SHED_WAIT_MS), or the loop's lag without Redis (SHED_LAG_MS): past it upgrades are shed with 1013 (upgrade.ts). */
   readonly load: LoadGuard;
   /** Memory back to the OS once a burst of upgrades has settled (burst-reclaim.ts). */
   private readonly reclaim: BurstReclaim;
@@ -94,7 +94,7 @@ export class Gateway implements ConnectionHost {
     this.log = deps.log;
     this.metrics = deps.metrics ?? new Metrics();
     this.subscriptions = new SubscriptionCounts(config.maxSubscriptionsPerUser, config.maxSubscriptionsPerSocket);
-    this.load = new LoadGuard(config.shedLagMs ?? 0);
+    this.load = new LoadGuard({ readWait: services.stores.revocationWaitMs, maxReadWaitMs: config.shedWaitMs ?? 0, maxLagMs: config.shedLagMs ?? 0 });
     this.reclaim = reclaimAfterBursts(this.load, this.log);
     const namespaceOf = (topic: string) => this.permissions.namespaceOf(topic);
     this.hub = new Hub({

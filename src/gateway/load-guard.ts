@@ -2,12 +2,33 @@
 const MIN_RETRY_MS = 1000;
 const MAX_RETRY_MS = 3000;
 
+/** What the guard sheds on (gateway.ts builds it from SHED_WAIT_MS, SHED_LAG_MS and the stores). */
+export interface LoadSignals {
+  /**
+   * How long the oldest credential check not sent yet has waited for its revocation read
+   * (stores/revocation-reads.ts `oldestWaitMs`); absent where checks do not queue (embedded stores).
+   */
+  readWait?: () => number;
+  /** With `readWait`: shed while it is over this many ms (SHED_WAIT_MS); 0: never. */
+  maxReadWaitMs: number;
+  /** Without `readWait`: shed while the event loop lags more than this many ms (SHED_LAG_MS); 0: never. */
+  maxLagMs: number;
+}
+
 /**
- * Whether this process is keeping up, from the lag of its own event loop: a timer due every
- * `intervalMs` that fires late by more than `thresholdMs` means everything queued behind it (a
- * reconnect storm's handshakes and history reads, the fan-out to the sockets already here) is
- * late too. While that is so the gateway sheds new upgrades (1013 with a retry hint) instead of
- * letting every socket's latency collapse. Threshold 0: never overloaded.
+ * Whether this process is keeping up with a storm of upgrades. While it is not, the gateway sheds
+ * new upgrades (1013 with a retry hint) instead of letting every socket's latency collapse.
+ *
+ * Where credential checks queue for their revocation reads (Redis), the signal is **how long a new
+ * upgrade would wait for its read**, as the queue shows it: the age of the oldest check not sent yet
+ * (checks leave in order, in batches, one per turn of the loop, so a loop made slow by other work
+ * makes it grow too). A shed saves exactly that: its read, its 101, its subscribes. The loop's lag is
+ * not the signal there: during a storm it is mostly the arrivals themselves (Bun reads every ready
+ * request in one turn), which a shed cannot make cheaper — a shed costs more of a turn than an
+ * upgrade waiting for its read, and shedding on one long turn of arrivals cascaded (bench/README.md,
+ * rounds six and seven). Without such a queue (embedded stores) the signal is the loop's lag: a
+ * timer due every `intervalMs` that fires late by more than `maxLagMs` means everything queued
+ * behind it is late too.
  *
  * Only a storm is shed: the process must also have taken at least `minUpgradesPerS` upgrades in
  * the last second. A lone pause (a GC, a busy neighbour on the machine) sheds nobody.
@@ -24,18 +45,27 @@ export class LoadGuard {
   /** Told of every upgrade, shed or not (the gateway's burst reclaim counts them: burst-reclaim.ts). */
   onUpgrade: (() => void) | null = null;
 
+  /** How late the process is by the signal in use, in ms, and past what it sheds (0: never). */
+  private readonly late: () => number;
+  private readonly thresholdMs: number;
+
   constructor(
-    private readonly thresholdMs: number,
+    signals: LoadSignals,
     private readonly intervalMs = 50,
     private readonly minUpgradesPerS = 100,
   ) {
-    this.timer = thresholdMs > 0 ? setInterval(() => this.sample(), intervalMs) : null;
+    const { readWait } = signals;
+    this.thresholdMs = readWait !== undefined ? signals.maxReadWaitMs : signals.maxLagMs;
+    this.late = readWait ?? (() => Math.max(this.lagMs, performance.now() - this.lastSampleAt - this.intervalMs));
+    // The lag is also what `busy` reports, whichever signal sheds.
+    this.timer = this.thresholdMs > 0 ? setInterval(() => this.sample(), intervalMs) : null;
     (this.timer as { unref?(): void } | null)?.unref?.();
   }
 
   /**
-   * Counts one upgrade and says whether to shed it: true while the last sample (or the time since
-   * it) says the loop is late past the threshold and upgrades come in at a storm's rate.
+   * Counts one upgrade and says whether to shed it: true while upgrades come in at a storm's rate
+   * and the process is late past the threshold: the oldest queued read has waited longer than it, or
+   * (without a read queue) the last sample, or the time since it, says the loop is.
    */
   shouldShed(): boolean {
     this.onUpgrade?.();
@@ -49,7 +79,7 @@ export class LoadGuard {
     this.upgrades++;
     const rate = this.upgrades + this.upgradesBefore * Math.max(0, 1 - (now - this.windowStart) / 1000);
     if (rate < this.minUpgradesPerS) return false;
-    const shed = Math.max(this.lagMs, now - this.lastSampleAt - this.intervalMs) > this.thresholdMs;
+    const shed = this.late() > this.thresholdMs;
     if (shed) this.lastShedAt = now;
     return shed;
   }

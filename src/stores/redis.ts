@@ -233,6 +233,7 @@ export function redisStores(redis: RedisClient, reads?: RevocationReader): Store
     userRevocations,
     credentialRevocations: new RedisCredentialRevocationStore(revocations, userRevocations, reads),
     attempts: new RedisAttemptCounter(redis),
+    ...(reads && { revocationWaitMs: () => reads.oldestWaitMs() }),
     async close() {},
   };
 }

@@ -64,12 +64,13 @@ interface Reads {
 /** Checks (one per handshake: its session's and its user's reads together) in one batch: the upgrades completed in one turn of the loop. */
 const MAX_CHECKS = 256;
 
-/** The reads of one batch, in order, and the checks they answer. */
+/** The reads of one batch, in order, the checks they answer, and when its first check was asked (performance.now()). */
 interface Batch extends Reads {
   checks: Check[];
+  since: number;
 }
 
-const newBatch = (): Batch => ({ keys: [], members: [], checks: [] });
+const newBatch = (): Batch => ({ keys: [], members: [], checks: [], since: 0 });
 
 export class RevocationReader {
   /** Batches not sent yet, oldest first; only the last one takes new checks. */
@@ -102,6 +103,7 @@ export class RevocationReader {
     this.schedule();
     let batch = this.waiting.at(-1)!;
     if (batch.checks.length >= this.maxChecks) this.waiting.push((batch = newBatch()));
+    if (batch.checks.length === 0) batch.since = performance.now();
     const { keys, members } = batch;
     const at = keys.length;
     keys.push(key);
@@ -115,6 +117,19 @@ export class RevocationReader {
       members.push(member3 ?? EXISTS);
     }
     return new Promise<T>((resolve, reject) => batch.checks.push({ at, verdict, resolve: resolve as (value: unknown) => void, reject }));
+  }
+
+  /**
+   * How long the oldest check not sent yet has waited, in ms (0: none waits): the wait of a check
+   * asked now, as far as the queue has shown it, since checks leave in the order they were asked
+   * (gateway/load-guard.ts sheds upgrades on it). Observed rather than predicted: in a storm,
+   * "batches ahead × the last cycle" measured during the turns that read thousands of arrivals
+   * (the turns in which it is asked) said 4–7 s while no check waited more than ~1.2 s
+   * (bench/README.md, round seven).
+   */
+  oldestWaitMs(now = performance.now()): number {
+    const oldest = this.waiting[0]!;
+    return oldest.checks.length === 0 ? 0 : now - oldest.since;
   }
 
   private schedule(): void {

@@ -98,5 +98,11 @@ export interface Stores {
   /** `revocations` and `userRevocations` asked together (the same data). */
   credentialRevocations: CredentialRevocationStore;
   attempts: AttemptCounter;
+  /**
+   * How long the oldest revocation check not sent yet has waited for its read, in ms
+   * (stores/revocation-reads.ts): the gateway sheds upgrades on it (gateway/load-guard.ts). Absent
+   * where checks do not queue.
+   */
+  revocationWaitMs?: () => number;
   close(): Promise<void>;
 }
