@@ -289,6 +289,7 @@ export class Gateway implements ConnectionHost {
 
   async close(): Promise<void> {
     this.calls.close();
+    this.sessions.close();
     this.announcements.close();
     this.load.stop();
     this.reclaim.stop();

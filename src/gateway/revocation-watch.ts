@@ -5,7 +5,8 @@
  * command) and closes, with 4003, its open sockets of those users whose credential was issued at
  * or before the revoke (a credential without `iat` counts as older, as in Credentials.isRevoked).
  * Closing is idempotent, so a revoke seen by both the call and the watch closes once. The window
- * is wide enough to absorb clock differences between machines and a link down for a while.
+ * is wide enough to absorb clock differences between machines; after passes that failed, the next
+ * one reads from the last that succeeded (minus the window).
  */
 import { Close } from "../protocol/codes.ts";
 import type { UserRevocationStore } from "../stores/stores.ts";
@@ -23,6 +24,12 @@ export class RevocationWatch {
   private timer: ReturnType<typeof setInterval> | null = null;
   private running = false;
   private failing = false;
+  /**
+   * `nowS` of the last pass that read (null before the first): a pass after failing ones reads from
+   * there, so a revocation made while this process could not read is not skipped, however long that
+   * lasted (its link down for longer than the window).
+   */
+  private lastReadS: number | null = null;
 
   constructor(private readonly options: RevocationWatchOptions) {}
 
@@ -37,7 +44,8 @@ export class RevocationWatch {
     this.running = true;
     let closed = 0;
     try {
-      const revoked = await this.options.store.revokedSince(nowS - (this.options.windowS ?? 120));
+      const revoked = await this.options.store.revokedSince(Math.min(nowS, this.lastReadS ?? nowS) - (this.options.windowS ?? 120));
+      this.lastReadS = nowS;
       this.failing = false;
       for (const [userId, atS] of revoked) {
         for (const conn of this.options.socketsOf(userId)) {
