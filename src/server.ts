@@ -39,7 +39,14 @@ export interface Running {
  */
 function startDeploymentDuties(services: Services, gateway: Gateway, log: Logger) {
   const warn = (message: string, fields: Record<string, unknown>) => log.warn(message, fields);
-  const heartbeat = new Heartbeat(services.deployment, () => gateway.snapshot(), warn, HEARTBEAT_MS, () => (gateway.listed = true));
+  // Each process tells the others its revocation fence window (auth/fence-windows.ts).
+  const fenceMs = services.broker.fence?.windowMs;
+  const snapshot = () => {
+    const now = gateway.snapshot();
+    if (fenceMs !== undefined) now.status.fenceMs = fenceMs;
+    return now;
+  };
+  const heartbeat = new Heartbeat(services.deployment, snapshot, warn, HEARTBEAT_MS, () => (gateway.listed = true));
   const revocations = new RevocationWatch({ store: services.stores.userRevocations, socketsOf: (userId) => gateway.registry.withUser(userId), log: warn });
   heartbeat.start();
   revocations.start();

@@ -7,6 +7,7 @@ import type { Presence } from "./presence/presence.ts";
 import type { Stores } from "./stores/stores.ts";
 import type { DeploymentRegistry } from "./deployment/registry.ts";
 import { RevocationView } from "./auth/revocation-view.ts";
+import { FenceWindows } from "./auth/fence-windows.ts";
 import type { Outbox } from "./webhooks/outbox.ts";
 
 export interface Services {
@@ -32,7 +33,9 @@ export interface Services {
  * and `release` last (connections the parts share).
  */
 export function assemble(broker: Broker, presence: Presence, stores: Stores, deployment: DeploymentRegistry, release?: () => Promise<void>, outbox: Outbox | null = null): Services {
-  const revocations = new RevocationView(stores.revocations, stores.credentialRevocations, broker.fence);
+  const windows = broker.fence === undefined ? undefined : new FenceWindows(broker.fence.windowMs, () => deployment.instances());
+  const revocations = new RevocationView(stores.revocations, stores.credentialRevocations, broker.fence, windows);
+  windows?.start();
   return {
     broker,
     presence,
@@ -41,6 +44,7 @@ export function assemble(broker: Broker, presence: Presence, stores: Stores, dep
     revocations,
     outbox,
     async close() {
+      windows?.stop();
       await presence.close();
       await outbox?.close();
       await broker.close();

@@ -15,12 +15,15 @@
  *   took before it (every revocation already answered elsewhere) has been heard here — and only
  *   while the control link has not broken since the read that produced it was sent;
  * - a read answered after a revocation was heard here (any session or user) is not kept, and hearing
- *   one forgets what it revokes.
+ *   one forgets what it revokes;
+ * - where machines' windows differ, the revoker waits the longest listed and this process trusts the
+ *   shortest (auth/fence-windows.ts).
  * Without a fence (no Redis, a Redis Cluster, REVOCATION_FENCE_MS=0) every check that is not a known
  * revocation is a store read sent after it was asked (test/revocation-view.test.ts: B refuses a
  * session right after the logout at A answered, with and without the fence).
  */
 import type { ControlFence } from "../broker/broker.ts";
+import type { FenceWindows } from "./fence-windows.ts";
 import type { CredentialRevocationStore, RevocationStore, RevokedBy } from "../stores/stores.ts";
 
 /** A credential found not revoked by a read, and the control link's continuity when the read was sent. */
@@ -46,6 +49,8 @@ export class RevocationView implements RevocationStore, CredentialRevocationStor
     /** Both checks of a credential at once, on the same data as `store`. */
     private readonly both: CredentialRevocationStore,
     private readonly fence?: ControlFence,
+    /** Every machine's window (auth/fence-windows.ts); absent: all machines share this one's. */
+    private readonly windows?: FenceWindows,
     private readonly maxEntries = 100_000,
     private readonly maxClear = 10_000,
   ) {}
@@ -84,7 +89,7 @@ export class RevocationView implements RevocationStore, CredentialRevocationStor
     }
     const continuity = fence.continuity();
     const clear = this.clear.get(sid);
-    if (clear !== undefined && continuity !== null && clear.continuity === continuity && clear.userId === userId && clear.iatS === iatS && fence.current()) {
+    if (clear !== undefined && continuity !== null && clear.continuity === continuity && clear.userId === userId && clear.iatS === iatS && fence.current(this.windows?.trustMs)) {
       this.kept++;
       return Promise.resolve(null);
     }
@@ -127,7 +132,7 @@ export class RevocationView implements RevocationStore, CredentialRevocationStor
    * whose fence is current from then on has heard it. At once without a fence.
    */
   afterRevocation(): Promise<void> {
-    return this.fence === undefined ? Promise.resolve() : Bun.sleep(this.fence.windowMs);
+    return this.fence === undefined ? Promise.resolve() : Bun.sleep(this.windows?.waitMs ?? this.fence.windowMs);
   }
 
   /** Revoked as far as this process knows (no I/O). */

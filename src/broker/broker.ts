@@ -101,8 +101,8 @@ export interface ControlFence {
    * down), another number after every break. Equal at two moments: everything in between was heard.
    */
   continuity(): number | null;
-  /** True when every control message taken at least `windowMs` ago has been heard here. */
-  current(): boolean;
+  /** True when every control message taken at least `withinMs` (default `windowMs`) ago has been heard here. */
+  current(withinMs?: number): boolean;
 }
 
 export interface Broker {

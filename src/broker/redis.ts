@@ -74,7 +74,7 @@ function controlFence(subs: Subscriptions, windowMs: number): ControlFence {
   return {
     windowMs,
     continuity: () => subs.controlContinuity,
-    current: () => performance.now() - subs.controlHeardUpTo < windowMs,
+    current: (withinMs = windowMs) => performance.now() - subs.controlHeardUpTo < withinMs,
   };
 }
 

@@ -94,7 +94,11 @@ function topicRoutes(app: Hono<Env>, deps: Deps, guard: MiddlewareHandler<Env>):
     return c.json({ topics: await services.deployment.topics(q.prefix, q.limit) });
   });
 
-  app.get("/info", guard, async (c) => c.json({ instances: await services.deployment.instances() }));
+  app.get("/info", guard, async (c) => {
+    const instances = await services.deployment.instances();
+    // The SPEC's fields only: the registry also carries what the processes tell each other (fenceMs).
+    return c.json({ instances: instances.map(({ id, region, connections, topics, startedAt, draining }) => ({ id, region, connections, topics, startedAt, draining })) });
+  });
 }
 
 /** Per user: server-side subscribe, unsubscribe, disconnect (every machine), and minting credentials. */

@@ -147,6 +147,11 @@ export interface InstanceInfo {
   /** Epoch milliseconds. */
   startedAt: number;
   draining: boolean;
+  /**
+   * Internal, never in `/api/info`: the process's revocation fence window (REVOCATION_FENCE_MS)
+   * while its fence is on; absent when it has none (auth/fence-windows.ts).
+   */
+  fenceMs?: number;
 }
 export interface InfoAnswer {
   instances: InstanceInfo[];
