@@ -8,7 +8,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { upgradeStatus } from "./support/raw-ws.ts";
-import { CLUSTER_ENV } from "./support/cluster.ts";
+import { CLUSTER_ENV, inService } from "./support/cluster.ts";
 import { loginSession, postJson, startServer, TEST_API_KEY, type TestServer } from "./support/server.ts";
 import { startRedis, type TestRedis } from "./support/redis.ts";
 import { startLatencyProxy, type LatencyProxy } from "./support/latency-proxy.ts";
@@ -19,13 +19,6 @@ let far: LatencyProxy;
 let A: TestServer, B: TestServer;
 const extra: TestServer[] = [];
 
-async function ready(server: TestServer): Promise<void> {
-  const deadline = Date.now() + 20_000;
-  while ((await fetch(`${server.url}/readyz`).catch(() => null))?.status !== 200) {
-    if (Date.now() > deadline) throw new Error(`${server.url} not ready`);
-    await Bun.sleep(50);
-  }
-}
 
 beforeAll(async () => {
   redis = await startRedis();
@@ -34,7 +27,7 @@ beforeAll(async () => {
     startServer({ ...CLUSTER_ENV, REDIS_URL: redis.url, INSTANCE_ID: "win-a" }),
     startServer({ ...CLUSTER_ENV, REDIS_URL: far.url("redis"), INSTANCE_ID: "win-b", REVOCATION_FENCE_MS: "2000", REDIS_COMMAND_TIMEOUT_MS: "2000" }, { startTimeoutMs: 30_000 }),
   ]);
-  await Promise.all([ready(A), ready(B)]);
+  await Promise.all([inService(A, 20_000), inService(B, 20_000)]);
   // Each has read the other's window (every second).
   await Bun.sleep(1500);
 }, 60_000);
@@ -73,7 +66,7 @@ describe("machines with different revocation fence windows", () => {
     const { cookie } = await loginSession(A, "bob");
     const off = await startServer({ ...CLUSTER_ENV, REDIS_URL: redis.url, INSTANCE_ID: "win-off", REVOCATION_FENCE_MS: "0" });
     extra.push(off);
-    await ready(off);
+    await inService(off, 20_000);
     await Bun.sleep(1500);
     const before = await kept(A);
     for (let k = 0; k < 5; k++) expect(await status(A, cookie)).toBe(101);

@@ -8,7 +8,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { upgradeStatus } from "./support/raw-ws.ts";
-import { CLUSTER_ENV } from "./support/cluster.ts";
+import { CLUSTER_ENV, inService } from "./support/cluster.ts";
 import { loginSession, postJson, startServer, TEST_API_KEY, type TestServer } from "./support/server.ts";
 import { startRedis, type TestRedis } from "./support/redis.ts";
 import { startLatencyProxy, type LatencyProxy } from "./support/latency-proxy.ts";
@@ -27,7 +27,7 @@ beforeAll(async () => {
     startServer({ ...CLUSTER_ENV, REDIS_URL: redis.url, INSTANCE_ID: "fence-a" }),
     startServer({ ...CLUSTER_ENV, REDIS_URL: far.url("redis"), INSTANCE_ID: "fence-b" }, { startTimeoutMs: 20_000 }),
   ]);
-  await Promise.all([ready(A), ready(B)]);
+  await Promise.all([inService(A, 10_000), inService(B, 10_000)]);
 }, 40_000);
 afterAll(async () => {
   A?.kill();
@@ -36,13 +36,6 @@ afterAll(async () => {
   await redis?.stop();
 });
 
-async function ready(server: TestServer): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while ((await fetch(`${server.url}/readyz`).catch(() => null))?.status !== 200) {
-    if (Date.now() > deadline) throw new Error(`${server.url} not ready`);
-    await Bun.sleep(20);
-  }
-}
 
 const status = async (server: TestServer, cookie: string) => (await upgradeStatus(server.wsUrl, { Cookie: cookie }, 5000)).status;
 

@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { TestClient } from "./support/client.ts";
-import { CLUSTER_ENV } from "./support/cluster.ts";
+import { CLUSTER_ENV, inService } from "./support/cluster.ts";
 import { loginSession, postJson, startServer, type TestServer } from "./support/server.ts";
 import { startRedis, type TestRedis } from "./support/redis.ts";
 import { startLatencyProxy, type LatencyProxy } from "./support/latency-proxy.ts";
@@ -24,7 +24,7 @@ beforeAll(async () => {
     startServer({ ...CLUSTER_ENV, REDIS_URL: redis.url, INSTANCE_ID: "recheck-a" }),
     startServer({ ...CLUSTER_ENV, REDIS_URL: far.url("redis"), INSTANCE_ID: "recheck-b" }, { startTimeoutMs: 20_000 }),
   ]);
-  await Promise.all([ready(A), ready(B)]);
+  await Promise.all([inService(A, 15_000), inService(B, 15_000)]);
 }, 40_000);
 afterAll(async () => {
   A?.kill();
@@ -33,13 +33,6 @@ afterAll(async () => {
   await redis?.stop();
 });
 
-async function ready(server: TestServer): Promise<void> {
-  const deadline = Date.now() + 15_000;
-  while ((await fetch(`${server.url}/readyz`).catch(() => null))?.status !== 200) {
-    if (Date.now() > deadline) throw new Error(`${server.url} not ready`);
-    await Bun.sleep(20);
-  }
-}
 
 const reconnects = async (server: TestServer) => (await scrape(server)).value("switchboard_broker_reconnects_total", {});
 

@@ -31,10 +31,10 @@ export const CLUSTER_ENV: Record<string, string> = {
  * other machines' server API calls wait for it (/healthz, which startServer waits for, answers
  * from the moment it listens).
  */
-async function inService(server: TestServer): Promise<void> {
-  const deadline = Date.now() + 10_000;
+export async function inService(server: { url: string }, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
   while ((await fetch(`${server.url}/readyz`).catch(() => null))?.status !== 200) {
-    if (Date.now() > deadline) throw new Error(`${server.url}/readyz did not answer 200 within 10 s`);
+    if (Date.now() > deadline) throw new Error(`${server.url}/readyz did not answer 200 within ${timeoutMs / 1000} s`);
     await Bun.sleep(20);
   }
 }
