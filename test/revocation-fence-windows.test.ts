@@ -8,33 +8,25 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { upgradeStatus } from "./support/raw-ws.ts";
-import { CLUSTER_ENV, inService } from "./support/cluster.ts";
+import { CLUSTER_ENV, inService, startNearAndFar, type NearAndFar } from "./support/cluster.ts";
 import { loginSession, postJson, startServer, TEST_API_KEY, type TestServer } from "./support/server.ts";
-import { startRedis, type TestRedis } from "./support/redis.ts";
-import { startLatencyProxy, type LatencyProxy } from "./support/latency-proxy.ts";
+import type { TestRedis } from "./support/redis.ts";
 import { scrape } from "./support/metrics.ts";
 
+let net: NearAndFar;
 let redis: TestRedis;
-let far: LatencyProxy;
 let A: TestServer, B: TestServer;
 const extra: TestServer[] = [];
 
-
 beforeAll(async () => {
-  redis = await startRedis();
-  far = await startLatencyProxy({ upstream: redis.port, delayMs: 400 });
-  [A, B] = await Promise.all([
-    startServer({ ...CLUSTER_ENV, REDIS_URL: redis.url, INSTANCE_ID: "win-a" }),
-    startServer({ ...CLUSTER_ENV, REDIS_URL: far.url("redis"), INSTANCE_ID: "win-b", REVOCATION_FENCE_MS: "2000", REDIS_COMMAND_TIMEOUT_MS: "2000" }, { startTimeoutMs: 30_000 }),
-  ]);
-  await Promise.all([inService(A, 20_000), inService(B, 20_000)]);
+  net = await startNearAndFar(400, ["win-a", "win-b"], { B: { REVOCATION_FENCE_MS: "2000", REDIS_COMMAND_TIMEOUT_MS: "2000" } });
+  ({ redis, A, B } = net);
   // Each has read the other's window (every second).
   await Bun.sleep(1500);
 }, 60_000);
 afterAll(async () => {
-  for (const server of [A, B, ...extra]) server?.kill();
-  await far?.close();
-  await redis?.stop();
+  for (const server of extra) server.kill();
+  await net?.stop();
 });
 
 const status = async (server: TestServer, cookie: string) => (await upgradeStatus(server.wsUrl, { Cookie: cookie }, 8000)).status;

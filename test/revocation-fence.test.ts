@@ -8,34 +8,24 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { upgradeStatus } from "./support/raw-ws.ts";
-import { CLUSTER_ENV, inService } from "./support/cluster.ts";
-import { loginSession, postJson, startServer, TEST_API_KEY, type TestServer } from "./support/server.ts";
-import { startRedis, type TestRedis } from "./support/redis.ts";
-import { startLatencyProxy, type LatencyProxy } from "./support/latency-proxy.ts";
+import { startNearAndFar, type NearAndFar } from "./support/cluster.ts";
+import { loginSession, postJson, TEST_API_KEY, type TestServer } from "./support/server.ts";
+import type { LatencyProxy } from "./support/latency-proxy.ts";
 import { scrape } from "./support/metrics.ts";
 
 const ONE_WAY_MS = 30;
 
-let redis: TestRedis;
+let net: NearAndFar;
 let far: LatencyProxy;
 let A: TestServer, B: TestServer;
 
 beforeAll(async () => {
-  redis = await startRedis();
-  far = await startLatencyProxy({ upstream: redis.port, delayMs: ONE_WAY_MS });
-  [A, B] = await Promise.all([
-    startServer({ ...CLUSTER_ENV, REDIS_URL: redis.url, INSTANCE_ID: "fence-a" }),
-    startServer({ ...CLUSTER_ENV, REDIS_URL: far.url("redis"), INSTANCE_ID: "fence-b" }, { startTimeoutMs: 20_000 }),
-  ]);
-  await Promise.all([inService(A, 10_000), inService(B, 10_000)]);
+  net = await startNearAndFar(ONE_WAY_MS, ["fence-a", "fence-b"]);
+  ({ far, A, B } = net);
 }, 40_000);
 afterAll(async () => {
-  A?.kill();
-  B?.kill();
-  await far?.close();
-  await redis?.stop();
+  await net?.stop();
 });
-
 
 const status = async (server: TestServer, cookie: string) => (await upgradeStatus(server.wsUrl, { Cookie: cookie }, 5000)).status;
 

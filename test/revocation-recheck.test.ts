@@ -7,32 +7,22 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { TestClient } from "./support/client.ts";
-import { CLUSTER_ENV, inService } from "./support/cluster.ts";
-import { loginSession, postJson, startServer, type TestServer } from "./support/server.ts";
-import { startRedis, type TestRedis } from "./support/redis.ts";
-import { startLatencyProxy, type LatencyProxy } from "./support/latency-proxy.ts";
+import { startNearAndFar, type NearAndFar } from "./support/cluster.ts";
+import { loginSession, postJson, type TestServer } from "./support/server.ts";
+import type { LatencyProxy } from "./support/latency-proxy.ts";
 import { scrape } from "./support/metrics.ts";
 
-let redis: TestRedis;
+let net: NearAndFar;
 let far: LatencyProxy;
 let A: TestServer, B: TestServer;
 
 beforeAll(async () => {
-  redis = await startRedis();
-  far = await startLatencyProxy({ upstream: redis.port, delayMs: 5 });
-  [A, B] = await Promise.all([
-    startServer({ ...CLUSTER_ENV, REDIS_URL: redis.url, INSTANCE_ID: "recheck-a" }),
-    startServer({ ...CLUSTER_ENV, REDIS_URL: far.url("redis"), INSTANCE_ID: "recheck-b" }, { startTimeoutMs: 20_000 }),
-  ]);
-  await Promise.all([inService(A, 15_000), inService(B, 15_000)]);
+  net = await startNearAndFar(5, ["recheck-a", "recheck-b"]);
+  ({ far, A, B } = net);
 }, 40_000);
 afterAll(async () => {
-  A?.kill();
-  B?.kill();
-  await far?.close();
-  await redis?.stop();
+  await net?.stop();
 });
-
 
 const reconnects = async (server: TestServer) => (await scrape(server)).value("switchboard_broker_reconnects_total", {});
 

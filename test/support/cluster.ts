@@ -4,6 +4,7 @@
  */
 import { startRedis, type TestRedis } from "./redis.ts";
 import { startServer, type TestServer } from "./server.ts";
+import { startLatencyProxy, type LatencyProxy } from "./latency-proxy.ts";
 
 export interface TestCluster {
   redis: TestRedis;
@@ -65,4 +66,36 @@ export async function startCluster(names: string[], env: Record<string, string> 
     await redis.stop();
     throw error;
   }
+}
+
+/** One Redis; process A next to it, process B behind a link that adds `delayMs` each way (another region, simulated). */
+export interface NearAndFar {
+  redis: TestRedis;
+  /** B's link: `setDelay`, `dropAll`. */
+  far: LatencyProxy;
+  A: TestServer;
+  B: TestServer;
+  stop(): Promise<void>;
+}
+
+export async function startNearAndFar(delayMs: number, names: [string, string], env: { A?: Record<string, string>; B?: Record<string, string> } = {}): Promise<NearAndFar> {
+  const redis = await startRedis();
+  const far = await startLatencyProxy({ upstream: redis.port, delayMs });
+  const [A, B] = await Promise.all([
+    startServer({ ...CLUSTER_ENV, ...env.A, REDIS_URL: redis.url, INSTANCE_ID: names[0] }),
+    startServer({ ...CLUSTER_ENV, ...env.B, REDIS_URL: far.url("redis"), INSTANCE_ID: names[1] }, { startTimeoutMs: 30_000 }),
+  ]);
+  await Promise.all([inService(A, 20_000), inService(B, 20_000)]);
+  return {
+    redis,
+    far,
+    A,
+    B,
+    async stop() {
+      A.kill();
+      B.kill();
+      await far.close();
+      await redis.stop();
+    },
+  };
 }
