@@ -4,7 +4,7 @@
  * JavaScript before its command leaves (round six's stage marks). This is a shortcut, not a second
  * schema: it answers only "zod would accept this, and here is zod's output"; everything else
  * (another type, any field zod might refuse) goes to zod, which alone writes the error frames.
- * publish-check.test.ts compares both on generated frames.
+ * src/gateway/frame-input.test.ts compares both on generated frames.
  */
 import type { ClientFrame } from "./frames.ts";
 
