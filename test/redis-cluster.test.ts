@@ -10,6 +10,7 @@ import { closeConnection, connectWithin, createClusterConnection, type RedisClie
 import { redisStores } from "../src/stores/redis.ts";
 import { RevocationReader } from "../src/stores/revocation-reads.ts";
 import { startRedisCluster, type TestRedisCluster } from "./support/redis-cluster.ts";
+import { hearChannel } from "./support/redis.ts";
 import { describeBroker, Recorder, uniqueTopic, waitFor } from "./suites/broker.suite.ts";
 import { describePresence } from "./suites/presence.suite.ts";
 import { describeStores } from "./suites/stores.suite.ts";
@@ -37,8 +38,9 @@ const makeBroker = (options: { historySize: number; historyTtlS: number }) =>
   new RedisBroker({ url: cluster.url, cluster: true, instanceId: `cl-${process.pid}-${++instances}`, ...options });
 
 describeBroker("RedisBroker on Redis Cluster", makeBroker);
-describeStores("Redis Cluster", async () => redisStores(await dataConnection()));
-describeStores("Redis Cluster, revocation reads batched", async () => redisStores(await dataConnection(), new RevocationReader(await dataConnection(), 500)));
+const hear = (channel: string) => hearChannel(cluster.url, channel);
+describeStores("Redis Cluster", async () => redisStores(await dataConnection()), { hear });
+describeStores("Redis Cluster, revocation reads batched", async () => redisStores(await dataConnection(), new RevocationReader(await dataConnection(), 500)), { hear });
 describePresence("RedisPresence on Redis Cluster", async () => new RedisPresence({ redis: await dataConnection(), instanceId: `p-${++instances}` }));
 describeDeployment("Redis Cluster", async (leaseMs) => new RedisDeploymentRegistry(await dataConnection(), leaseMs));
 

@@ -7,11 +7,10 @@
  * only while its own canaries vouch for everything taken a window ago) keeps it refused.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { upgradeStatus } from "./support/raw-ws.ts";
 import { startNearAndFar, type NearAndFar } from "./support/cluster.ts";
 import { loginSession, postJson, TEST_API_KEY, type TestServer } from "./support/server.ts";
 import type { LatencyProxy } from "./support/latency-proxy.ts";
-import { scrape } from "./support/metrics.ts";
+import { keptOn, revocationChecks, upgradeCode } from "./support/fence.ts";
 
 const ONE_WAY_MS = 30;
 
@@ -27,39 +26,17 @@ afterAll(async () => {
   await net?.stop();
 });
 
-const status = async (server: TestServer, cookie: string) => (await upgradeStatus(server.wsUrl, { Cookie: cookie }, 5000)).status;
-
-/** B's revocation checks so far, by answer. */
-async function checks(): Promise<{ kept: number; store: number }> {
-  const s = await scrape(B);
-  return { kept: s.value("switchboard_revocation_checks_total", { answer: "kept" }), store: s.value("switchboard_revocation_checks_total", { answer: "store" }) };
-}
-
-/** Opens sockets of the session on B until one was answered from what B kept (the fence became current). */
-async function keptOnB(cookie: string): Promise<void> {
-  const before = (await checks()).kept;
-  for (let round = 0; round < 5; round++) {
-    for (let i = 0; i < 4; i++) {
-      expect(await status(B, cookie)).toBe(101);
-      await Bun.sleep(20);
-    }
-    // /metrics renders at most once a second (SPEC §8): a few upgrades per scrape.
-    if ((await checks()).kept > before) return;
-  }
-  throw new Error("B never reused the session's \"not revoked\"");
-}
-
 describe("the revocation fence", () => {
   test("B reuses a session's \"not revoked\", and refuses it right after the logout at A answers (4 sessions)", async () => {
     for (let i = 0; i < 4; i++) {
       const { cookie } = await loginSession(A, "alice");
-      await keptOnB(cookie);
+      await keptOn(B, cookie);
       const started = performance.now();
       const res = await postJson(A, "/auth/logout", {}, { Cookie: cookie, Origin: A.origin });
       expect(res.status).toBe(204);
       // The logout answers a window (REVOCATION_FENCE_MS, 250 by default) after telling everyone.
       expect(performance.now() - started).toBeGreaterThanOrEqual(240);
-      expect(await status(B, cookie)).toBe(401);
+      expect(await upgradeCode(B, cookie)).toBe(401);
     }
   }, 60_000);
 
@@ -67,13 +44,13 @@ describe("the revocation fence", () => {
     let acceptedDuring = 0;
     for (let i = 0; i < 6; i++) {
       const { cookie } = await loginSession(A, "alice");
-      for (let k = 0; k < 3; k++) expect(await status(B, cookie)).toBe(101);
+      for (let k = 0; k < 3; k++) expect(await upgradeCode(B, cookie)).toBe(101);
       let answeredAt = Infinity;
       const racing: Promise<{ sentAt: number; code: number }>[] = [];
       const loop = (async () => {
         while (performance.now() < answeredAt + 150) {
           const sentAt = performance.now();
-          racing.push(status(B, cookie).then((code) => ({ sentAt, code })));
+          racing.push(upgradeCode(B, cookie).then((code) => ({ sentAt, code })));
           await Bun.sleep(5);
         }
       })();
@@ -95,26 +72,26 @@ describe("the revocation fence", () => {
   test("a user's revocation at A (`/api/disconnect` with `revoke`) is refused on B at once, though B kept the session", async () => {
     for (const user of ["bob", "carol"]) {
       const { cookie } = await loginSession(A, user);
-      await keptOnB(cookie);
+      await keptOn(B, cookie);
       const res = await postJson(A, "/api/disconnect", { user, revoke: true }, { Authorization: `Bearer ${TEST_API_KEY}` });
       expect(res.status).toBe(200);
-      expect(await status(B, cookie)).toBe(401);
+      expect(await upgradeCode(B, cookie)).toBe(401);
     }
   }, 60_000);
 
   test("while B's canaries come back later than the window, B reads every time (and still refuses after a logout)", async () => {
     const { cookie } = await loginSession(A, "alice");
-    await keptOnB(cookie);
+    await keptOn(B, cookie);
     far.setDelay(200);
     try {
       await Bun.sleep(600);
-      const before = await checks();
-      for (let i = 0; i < 3; i++) expect(await status(B, cookie)).toBe(101);
-      const after = await checks();
+      const before = await revocationChecks(B);
+      for (let i = 0; i < 3; i++) expect(await upgradeCode(B, cookie)).toBe(101);
+      const after = await revocationChecks(B);
       expect(after.kept - before.kept).toBe(0);
       expect(after.store - before.store).toBeGreaterThanOrEqual(3);
       expect((await postJson(A, "/auth/logout", {}, { Cookie: cookie, Origin: A.origin })).status).toBe(204);
-      expect(await status(B, cookie)).toBe(401);
+      expect(await upgradeCode(B, cookie)).toBe(401);
     } finally {
       far.setDelay(ONE_WAY_MS);
     }
@@ -123,18 +100,18 @@ describe("the revocation fence", () => {
   test("B's link to Redis breaks around a logout (its control message lost): B forgets what it kept and refuses the session", async () => {
     for (let i = 0; i < 2; i++) {
       const { cookie } = await loginSession(A, "alice");
-      await keptOnB(cookie);
+      await keptOn(B, cookie);
       far.dropAll();
       expect((await postJson(A, "/auth/logout", {}, { Cookie: cookie, Origin: A.origin })).status).toBe(204);
       // B may answer 503 while its connections come back; once it answers, it refuses.
-      let answer = await status(B, cookie);
+      let answer = await upgradeCode(B, cookie);
       for (let k = 0; answer === 503 && k < 100; k++) {
         await Bun.sleep(50);
-        answer = await status(B, cookie);
+        answer = await upgradeCode(B, cookie);
       }
       expect(answer).toBe(401);
     }
     // And B still takes (and again reuses) a session nobody revoked.
-    await keptOnB((await loginSession(A, "alice")).cookie);
+    await keptOn(B, (await loginSession(A, "alice")).cookie);
   }, 60_000);
 });

@@ -5,7 +5,7 @@ import { closeConnection, connectWithin, createConnection } from "../src/redis/c
 import { memoryStores } from "../src/stores/memory.ts";
 import { redisStores } from "../src/stores/redis.ts";
 import { RevocationReader } from "../src/stores/revocation-reads.ts";
-import { startRedis, type TestRedis } from "./support/redis.ts";
+import { hearChannel, startRedis, type TestRedis } from "./support/redis.ts";
 import { describeStores } from "./suites/stores.suite.ts";
 
 describeStores("memory", () => memoryStores());
@@ -24,9 +24,10 @@ afterAll(async () => {
   await redis.stop();
 });
 
-describeStores("Redis", () => redisStores(client));
+const hear = (channel: string) => hearChannel(redis.url, channel);
+describeStores("Redis", () => redisStores(client), { hear });
 // As the server runs them: the revocation reads of one moment as one script call.
-describeStores("Redis, revocation reads batched", () => redisStores(client, new RevocationReader(reads, 500)));
+describeStores("Redis, revocation reads batched", () => redisStores(client, new RevocationReader(reads, 500)), { hear });
 
 describe("revocations written by earlier versions", () => {
   test("a session revoked under sb:revoked:<sid> (a string with TTL) stays revoked, with and without batched reads", async () => {

@@ -6,7 +6,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import { RevocationView } from "./revocation-view.ts";
-import type { ControlFence } from "../broker/broker.ts";
+import type { ControlFence, ControlMessage } from "../broker/broker.ts";
 import type { CredentialRevocationStore, RevocationStore, RevokedBy } from "../stores/stores.ts";
 
 class Fence implements ControlFence {
@@ -15,13 +15,16 @@ class Fence implements ControlFence {
   fresh = true;
   continuity = () => this.link;
   current = () => this.fresh;
+  announcement = (message: ControlMessage) => ({ channel: "control", message: JSON.stringify(message) });
 }
 
 /** A store whose reads wait until `answer` is called; counts the reads sent. */
 class HeldStore implements RevocationStore, CredentialRevocationStore {
   sent = 0;
   private waiting: ((by: RevokedBy) => void)[] = [];
-  async revoke(): Promise<void> {}
+  async revoke(): Promise<boolean> {
+    return false;
+  }
   async isRevoked(): Promise<boolean> {
     return false;
   }

@@ -24,7 +24,7 @@
  */
 import type { ControlFence } from "../broker/broker.ts";
 import type { FenceWindows } from "./fence-windows.ts";
-import type { CredentialRevocationStore, RevocationStore, RevokedBy } from "../stores/stores.ts";
+import type { Announcement, CredentialRevocationStore, RevocationStore, RevokedBy } from "../stores/stores.ts";
 
 /** A credential found not revoked by a read, and the control link's continuity when the read was sent. */
 interface Clear {
@@ -55,9 +55,9 @@ export class RevocationView implements RevocationStore, CredentialRevocationStor
     private readonly maxClear = 10_000,
   ) {}
 
-  async revoke(sid: string, ttlS: number): Promise<void> {
+  revoke(sid: string, ttlS: number, announcement?: Announcement): Promise<boolean> {
     this.heard(sid);
-    await this.store.revoke(sid, ttlS);
+    return this.store.revoke(sid, ttlS, announcement);
   }
 
   async isRevoked(sid: string): Promise<boolean> {

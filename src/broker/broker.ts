@@ -10,6 +10,7 @@
  */
 import type { Position } from "../protocol/frames.ts";
 import type { UserCall } from "../protocol/api.ts";
+import type { Announcement } from "../stores/stores.ts";
 
 export type { Position };
 
@@ -68,6 +69,8 @@ export interface HistoryResult {
 /** Messages between processes that are not topic traffic. At most once, every process. */
 export type ControlMessage =
   | { type: "revoke-session"; sid: string }
+  /** The user's credentials up to a second were revoked (`disconnect` with `revoke`): forget what was kept for them. */
+  | { type: "revoke-user"; user: string }
   | { type: "canary"; instance: string; nonce: string }
   /** A server API call for a user's sockets on every machine, and each machine's reply (gateway/server-calls.ts). */
   | { type: "call"; id: string; from: string; call: UserCall }
@@ -103,6 +106,11 @@ export interface ControlFence {
   continuity(): number | null;
   /** True when every control message taken at least `withinMs` (default `windowMs`) ago has been heard here. */
   current(withinMs?: number): boolean;
+  /**
+   * The control message as a store publishes it in the transaction that writes a revocation
+   * (stores.ts `Announcement`): behind the fence a revocation must never be stored unannounced.
+   */
+  announcement(message: ControlMessage): Announcement;
 }
 
 export interface Broker {

@@ -75,6 +75,8 @@ function controlFence(subs: Subscriptions, windowMs: number): ControlFence {
     windowMs,
     continuity: () => subs.controlContinuity,
     current: (withinMs = windowMs) => performance.now() - subs.controlHeardUpTo < withinMs,
+    // As sendControl publishes it: the same channel, the same encoding.
+    announcement: (message) => ({ channel: redisKeys.control, message: JSON.stringify(message) }),
   };
 }
 

@@ -30,9 +30,12 @@ export class SessionRevocation {
    * machine refuses it (after the revocation fence's window, where there is one).
    */
   async revoke(sid: string, ttlS: number): Promise<void> {
-    await this.services.stores.revocations.revoke(sid, ttlS);
+    const message: ControlMessage = { type: "revoke-session", sid };
+    // Behind the fence the control message goes out in the write's own transaction: a machine that
+    // kept the session "not revoked" hears of it whenever it is stored, even if this process then fails.
+    const announced = await this.services.stores.revocations.revoke(sid, ttlS, this.services.broker.fence?.announcement(message));
     this.closeSession(sid);
-    await this.services.broker.sendControl({ type: "revoke-session", sid });
+    if (!announced) await this.services.broker.sendControl(message);
     await this.services.revocations.afterRevocation();
   }
 
@@ -42,6 +45,7 @@ export class SessionRevocation {
    */
   heardControl(message: ControlMessage): void {
     if (message.type === "revoke-session") this.heard(message.sid);
+    else if (message.type === "revoke-user") this.services.revocations.heardUser(message.user);
     else if (message.type === "call" && message.call.op === "disconnect" && message.call.revoke) this.services.revocations.heardUser(message.call.user);
   }
 

@@ -122,7 +122,9 @@ function userRoutes(app: Hono<Env>, deps: Deps, guard: MiddlewareHandler<Env>): 
     // The revocation is stored before any socket closes: a client reconnecting at once is refused.
     if (body.revoke === true) {
       services.revocations.heardUser(body.user);
-      await services.stores.userRevocations.revokeUser(body.user, Math.floor(Date.now() / 1000));
+      // Announced in the write's own transaction behind the fence (as a logout): the call below may fail.
+      const announcement = services.broker.fence?.announcement({ type: "revoke-user", user: body.user });
+      await services.stores.userRevocations.revokeUser(body.user, Math.floor(Date.now() / 1000), announcement);
     }
     const answer = await gateway.calls.run({ op: "disconnect", user: body.user, revoke: body.revoke === true });
     // Every machine refuses the user's older credentials before the answer (the revocation fence).

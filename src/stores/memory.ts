@@ -61,8 +61,10 @@ export class MemoryTicketStore implements TicketStore {
 export class MemoryRevocationStore implements RevocationStore {
   constructor(private readonly map: ExpiringMap<true>) {}
 
-  async revoke(sid: string, ttlS: number): Promise<void> {
+  /** One process: nothing to announce to (false). */
+  async revoke(sid: string, ttlS: number): Promise<boolean> {
     this.map.set(sid, true, Math.max(1, ttlS));
+    return false;
   }
 
   async isRevoked(sid: string): Promise<boolean> {
@@ -73,9 +75,11 @@ export class MemoryRevocationStore implements RevocationStore {
 export class MemoryUserRevocationStore implements UserRevocationStore {
   constructor(private readonly map: ExpiringMap<number>) {}
 
-  async revokeUser(userId: string, atS: number): Promise<void> {
+  /** One process: nothing to announce to (false). */
+  async revokeUser(userId: string, atS: number): Promise<boolean> {
     const previous = this.map.get(userId)?.value ?? -Infinity;
     if (atS > previous) this.map.set(userId, atS, USER_REVOCATION_RETENTION_S);
+    return false;
   }
 
   async isRevoked(userId: string, iatS: number): Promise<boolean> {

@@ -16,7 +16,7 @@
  * A Redis failure surfaces as SwitchboardError `unavailable` (see redis/connection.ts).
  * Every command and MULTI touches one key, so the stores run unchanged on Redis Cluster.
  */
-import { USER_REVOCATION_RETENTION_S, type AttemptCounter, type AttemptWindow, type CredentialRevocationStore, type RevocationStore, type RevokedBy, type Stores, type TicketGrant, type TicketStore, type UserRevocationStore } from "./stores.ts";
+import { USER_REVOCATION_RETENTION_S, type Announcement, type AttemptCounter, type AttemptWindow, type CredentialRevocationStore, type RevocationStore, type RevokedBy, type Stores, type TicketGrant, type TicketStore, type UserRevocationStore } from "./stores.ts";
 import { toSwitchboardError, type RedisClient } from "../redis/connection.ts";
 import { EXISTS, type Replies, type RevocationReader } from "./revocation-reads.ts";
 import { newTicket } from "./memory.ts";
@@ -45,6 +45,14 @@ async function exec(multi: ReturnType<RedisClient["multi"]>): Promise<unknown[]>
   if (replies === null) throw new Error("transaction aborted");
   for (const [error] of replies) if (error) throw error;
   return replies.map(([, value]) => value);
+}
+
+/**
+ * The transaction with the announcement's PUBLISH at its end: Redis runs a MULTI as one, so the
+ * revocation is never stored without being announced, nor announced without being stored.
+ */
+function announced(multi: ReturnType<RedisClient["multi"]>, announcement?: Announcement): ReturnType<RedisClient["multi"]> {
+  return announcement === undefined ? multi : multi.publish(announcement.channel, announcement.message);
 }
 
 export class RedisTicketStore implements TicketStore {
@@ -90,12 +98,14 @@ export class RedisRevocationStore implements RevocationStore {
     private readonly now: () => number = Date.now,
   ) {}
 
-  /** Adds the session with its expiry, and drops the shard's revocations that ended. */
-  revoke(sid: string, ttlS: number): Promise<void> {
+  /** Adds the session with its expiry, and drops the shard's revocations that ended; publishes `announcement` with them. */
+  revoke(sid: string, ttlS: number, announcement?: Announcement): Promise<boolean> {
     return guard("revocation", async () => {
       const key = storeKeys.revocations(sid);
       const now = this.now();
-      await exec(this.redis.multi().zadd(key, now + Math.max(1, Math.ceil(ttlS)) * 1000, sid).zremrangebyscore(key, "-inf", now));
+      const multi = this.redis.multi().zadd(key, now + Math.max(1, Math.ceil(ttlS)) * 1000, sid).zremrangebyscore(key, "-inf", now);
+      await exec(announced(multi, announcement));
+      return announcement !== undefined;
     });
   }
 
@@ -123,10 +133,12 @@ export class RedisUserRevocationStore implements UserRevocationStore {
     private readonly reads?: RevocationReader,
   ) {}
 
-  revokeUser(userId: string, atS: number): Promise<void> {
+  revokeUser(userId: string, atS: number, announcement?: Announcement): Promise<boolean> {
     return guard("revocation", async () => {
       const key = storeKeys.revokedUsers;
-      await exec(this.redis.multi().zadd(key, "GT", atS, userId).zremrangebyscore(key, "-inf", `(${atS - USER_REVOCATION_RETENTION_S}`));
+      const multi = this.redis.multi().zadd(key, "GT", atS, userId).zremrangebyscore(key, "-inf", `(${atS - USER_REVOCATION_RETENTION_S}`);
+      await exec(announced(multi, announcement));
+      return announcement !== undefined;
     });
   }
 

@@ -30,9 +30,24 @@ export interface TicketStore {
   redeem(ticket: string): Promise<TicketGrant | null>;
 }
 
+/**
+ * A control message that tells every machine of a revocation, published by the store in the same
+ * transaction that writes it (one Redis). Behind the revocation fence a machine answers from a kept
+ * "not revoked" until it hears of the revocation, so a revocation stored but never announced would
+ * not reach it; in one transaction there is never one without the other.
+ */
+export interface Announcement {
+  channel: string;
+  message: string;
+}
+
 export interface RevocationStore {
-  /** Remembers the session id as revoked for `ttlS` seconds (the session's remaining life). */
-  revoke(sid: string, ttlS: number): Promise<void>;
+  /**
+   * Remembers the session id as revoked for `ttlS` seconds (the session's remaining life). Resolves
+   * true when `announcement` was published with the write, false when the caller must still send it
+   * (a store with no channel to publish on).
+   */
+  revoke(sid: string, ttlS: number, announcement?: Announcement): Promise<boolean>;
   isRevoked(sid: string): Promise<boolean>;
 }
 
@@ -41,8 +56,11 @@ export interface RevocationStore {
  * `revoke`): sessions, tickets, Switchboard tokens and app tokens, judged by their `iat`.
  */
 export interface UserRevocationStore {
-  /** Refuses, from now on, the user's credentials with `iat` ≤ `atS` (epoch seconds). A later `atS` wins. */
-  revokeUser(userId: string, atS: number): Promise<void>;
+  /**
+   * Refuses, from now on, the user's credentials with `iat` ≤ `atS` (epoch seconds). A later `atS`
+   * wins. `announcement` as in RevocationStore.revoke.
+   */
+  revokeUser(userId: string, atS: number, announcement?: Announcement): Promise<boolean>;
   /** True when a credential of this user issued at `iatS` is refused. */
   isRevoked(userId: string, iatS: number): Promise<boolean>;
   /** Users revoked at `sinceS` or later (epoch seconds), with the second of their latest revoke. */

@@ -7,10 +7,22 @@ import type { Stores } from "../../src/stores/stores.ts";
 
 export type StoresFactory = () => Stores | Promise<Stores>;
 
+/** What was published on a channel since `hear` (a store that publishes revocations' announcements). */
+export interface Hearing {
+  /** The first `count` messages, in order. */
+  messages(count: number): Promise<string[]>;
+  stop(): Promise<void>;
+}
+
+export interface StoresSuiteOptions {
+  /** Listens on a channel the stores publish on; absent: the stores have none (one process). */
+  hear?(channel: string): Promise<Hearing>;
+}
+
 const grant = { user: { id: "u-alice", name: "alice" }, sid: "sid-1" };
 const unique = (prefix: string) => `${prefix}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
 
-export function describeStores(name: string, factory: StoresFactory): void {
+export function describeStores(name: string, factory: StoresFactory, options: StoresSuiteOptions = {}): void {
   describe(`Stores conformance: ${name}`, () => {
     const open: Stores[] = [];
     afterEach(async () => {
@@ -46,6 +58,25 @@ export function describeStores(name: string, factory: StoresFactory): void {
     });
 
     describe("revocations", () => {
+      test("a revocation's announcement is published in the write's transaction, or left to the caller", async () => {
+        const { revocations, userRevocations } = await stores();
+        const channel = unique("announce");
+        const hearing = await options.hear?.(channel);
+        try {
+          const [sid, user] = [unique("sid"), unique("user")];
+          const announced = [await revocations.revoke(sid, 60, { channel, message: "session" }), await userRevocations.revokeUser(user, 1_000, { channel, message: "user" })];
+          expect(await revocations.isRevoked(sid)).toBe(true);
+          expect(await userRevocations.isRevoked(user, 1_000)).toBe(true);
+          if (hearing === undefined) expect(announced).toEqual([false, false]);
+          else {
+            expect(announced).toEqual([true, true]);
+            expect(await hearing.messages(2)).toEqual(["session", "user"]);
+          }
+        } finally {
+          await hearing?.stop();
+        }
+      });
+
       test("a revoked session is revoked; others are not", async () => {
         const { revocations } = await stores();
         const [sid, other] = [unique("sid"), unique("sid")];

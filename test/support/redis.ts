@@ -7,6 +7,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort } from "./server.ts";
+import { closeConnection, connectWithin, createConnection } from "../../src/redis/connection.ts";
+import type { Hearing } from "../suites/stores.suite.ts";
 
 const BINARY = "redis-server";
 /** `setpriv --pdeathsig KILL`: the kernel kills redis-server when the test process dies, however it dies. */
@@ -116,4 +118,22 @@ function raw(port: number, args: string[]): Promise<string> {
       reject(error);
     });
   });
+}
+
+/** Subscribes to `channel` on the Redis at `url` (a cluster: one of its nodes; PUBLISH reaches them all). */
+export async function hearChannel(url: string, channel: string): Promise<Hearing> {
+  const subscriber = createConnection(url.split(",")[0]!, { name: "hear-channel" });
+  await connectWithin(subscriber, 2000);
+  const heard: string[] = [];
+  subscriber.on("message", (from: string, message: string) => {
+    if (from === channel) heard.push(message);
+  });
+  await subscriber.subscribe(channel);
+  return {
+    async messages(count) {
+      for (let i = 0; i < 200 && heard.length < count; i++) await Bun.sleep(10);
+      return heard.slice(0, count);
+    },
+    stop: () => closeConnection(subscriber),
+  };
 }
