@@ -34,6 +34,27 @@ describe("FenceWindows", () => {
     expect([windows.trustMs, windows.waitMs]).toEqual([0, 250]);
   });
 
+  test("a revoker waits for the first read: before it, this process does not know the others' windows", async () => {
+    const windows = new FenceWindows(250, async () => [instance("a", 250), instance("b", 2000)]);
+    let waited: number | undefined;
+    const wait = windows.revokerWaitMs().then((ms) => (waited = ms));
+    await Bun.sleep(20);
+    expect(waited).toBeUndefined();
+    await windows.refresh();
+    await wait;
+    expect(waited).toBe(2000);
+    // From then on at once, whatever later reads bring.
+    expect(await windows.revokerWaitMs(0)).toBe(2000);
+  });
+
+  test("no read of the registry within the bound: the revoker answers unavailable (and leaves no timer)", async () => {
+    const windows = new FenceWindows(250, async () => {
+      throw new Error("redis down");
+    });
+    await windows.refresh();
+    await expect(windows.revokerWaitMs(30)).rejects.toMatchObject({ code: "unavailable" });
+  });
+
   test("a failed read trusts nothing until a read succeeds", async () => {
     let fail = false;
     const windows = new FenceWindows(250, async () => {

@@ -5,8 +5,16 @@
  * trusted only for the shortest: not at all while some listed machine has no fence (it answers
  * revocations without waiting), nor before the registry has been read. Each process announces its
  * window in its deployment heartbeat (`InstanceInfo.fenceMs`); this reads them every second.
+ *
+ * A process that has not read the registry yet does not know the others' windows: one that starts
+ * with a shorter window than theirs would answer a logout before they stop trusting what they kept.
+ * Its revokers wait for that first read.
  */
 import type { InstanceInfo } from "../protocol/api.ts";
+import { ErrorCode, SwitchboardError } from "../protocol/codes.ts";
+
+/** How long a revoker waits for the first read of the registry before it answers `unavailable`. */
+export const FIRST_READ_MS = 3000;
 
 export class FenceWindows {
   /** How long a kept "not revoked" may be trusted, ms: 0 until the registry has been read. */
@@ -14,6 +22,8 @@ export class FenceWindows {
   /** How long a revoker waits after Redis took its control message, ms. */
   waitMs: number;
   private timer: ReturnType<typeof setInterval> | null = null;
+  private readonly firstRead = Promise.withResolvers<void>();
+  private read = false;
 
   constructor(
     /** This process's own window. */
@@ -35,6 +45,21 @@ export class FenceWindows {
     this.timer = null;
   }
 
+  /**
+   * How long a revoker waits after Redis took its control message: the longest window listed, once
+   * the registry has been read. Rejects `unavailable` when no read succeeded within `firstReadMs`.
+   */
+  async revokerWaitMs(firstReadMs = FIRST_READ_MS): Promise<number> {
+    if (!this.read) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const late = new Promise<"late">((resolve) => (timer = setTimeout(() => resolve("late"), firstReadMs)));
+      const outcome = await Promise.race([this.firstRead.promise, late]);
+      clearTimeout(timer);
+      if (outcome === "late") throw new SwitchboardError(ErrorCode.unavailable, "the deployment registry is unreachable; retry");
+    }
+    return this.waitMs;
+  }
+
   /** Reads every listed machine's window; a failed read trusts nothing until the next one succeeds. */
   async refresh(): Promise<void> {
     try {
@@ -54,5 +79,9 @@ export class FenceWindows {
     }
     this.trustMs = trust;
     this.waitMs = wait;
+    if (!this.read) {
+      this.read = true;
+      this.firstRead.resolve();
+    }
   }
 }

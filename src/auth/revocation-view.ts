@@ -129,10 +129,12 @@ export class RevocationView implements RevocationStore, CredentialRevocationStor
 
   /**
    * Resolves when a revocation whose control message Redis has taken may be answered: every process
-   * whose fence is current from then on has heard it. At once without a fence.
+   * whose fence is current from then on has heard it. At once without a fence. Rejects `unavailable`
+   * when this process could not learn the other machines' windows (fence-windows.ts).
    */
-  afterRevocation(): Promise<void> {
-    return this.fence === undefined ? Promise.resolve() : Bun.sleep(this.windows?.waitMs ?? this.fence.windowMs);
+  async afterRevocation(): Promise<void> {
+    if (this.fence === undefined) return;
+    await Bun.sleep(this.windows === undefined ? this.fence.windowMs : await this.windows.revokerWaitMs());
   }
 
   /** Revoked as far as this process knows (no I/O). */
