@@ -79,6 +79,24 @@ async function subscribeAsTheSdkDoes(client: TestClient, topic: string): Promise
   }
 }
 
+/**
+ * Connects, again after a 1013 as the SDK does (docs/client.md): the socket's inbox lives on one
+ * shard, and on a loaded machine the process's link there may not be up within the broker's 1 s
+ * wait, so the welcome is refused with 1013 "broker unavailable" (seen once in a full run, in
+ * this setup). Like the subscribes above, this setup is not what the tests are about.
+ */
+async function connectAsTheSdkDoes(server: TestServer): Promise<TestClient> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    try {
+      return await TestClient.connect(server.wsUrl, { cookie: session.cookie }, 5000);
+    } catch (error) {
+      if (!String(error).includes("(1013 ") || Date.now() > deadline) throw error;
+      await Bun.sleep(200);
+    }
+  }
+}
+
 interface Acked {
   topic: string;
   seq: number;
@@ -95,7 +113,7 @@ async function underLoad(name: string, topics: string[], fault: () => Promise<vo
   const subscribers: TestClient[] = [];
   for (const server of nodes) {
     for (let i = 0; i < 2; i++) {
-      const client = await TestClient.connect(server.wsUrl, { cookie: session.cookie }, 5000);
+      const client = await connectAsTheSdkDoes(server);
       clients.add(client);
       subscribers.push(client);
       for (const topic of topics) await subscribeAsTheSdkDoes(client, topic);
@@ -271,7 +289,7 @@ describe("Redis Cluster seeds", () => {
         if (Date.now() - started > 5000) throw new Error("not ready within 5 s with the first seed dead");
         await Bun.sleep(100);
       }
-      const client = await TestClient.connect(server.wsUrl, { cookie: session.cookie }, 5000);
+      const client = await connectAsTheSdkDoes(server);
       clients.add(client);
       const topic = `room:late-${Math.random().toString(36).slice(2, 8)}`;
       await client.subscribe(topic);
