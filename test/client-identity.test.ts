@@ -42,53 +42,63 @@ function appTokens(sub: string, lifetimeS: number, refuse: (request: TokenReques
   };
 }
 
-function client(getToken: (request: TokenRequest) => Promise<string>): Recorder {
+/**
+ * Runs `body` with a recording SDK client and closes the client after it. Each test closes its own
+ * (not the file's afterEach): the two tests below wait out their tokens' lifetimes side by side
+ * (test.concurrent), and an afterEach runs as soon as either ends.
+ */
+async function withClient(getToken: (request: TokenRequest) => Promise<string>, body: (r: Recorder) => Promise<void>): Promise<void> {
   const r = recordedClient({ url: server.wsUrl, getToken });
   for (const name of ["expiring", "refreshed"] as const) r.client.on(name, (payload) => r.events.push({ at: 0, name, payload }));
-  cleanup.push(() => (r.client as SwitchboardClient).close());
-  return r;
+  try {
+    await body(r);
+  } finally {
+    (r.client as SwitchboardClient).close();
+  }
 }
 
 describe("SPEC §4 with the SDK: expiring → getToken → refresh, same socket", () => {
-  test("a 7 s app token is refreshed in-band before its end: no close, the subscription keeps receiving", async () => {
+  test.concurrent("a 7 s app token is refreshed in-band before its end: no close, the subscription keeps receiving", async () => {
     const topic = room();
     const t = appTokens("app|rita", 7);
-    const r = client(t.getToken);
-    await r.client.subscribe(topic, r.handlers(topic));
-    const connectionId = r.client.welcome!.connectionId;
-    expect(r.client.welcome!.user).toEqual({ id: "app|rita", name: "app|rita" });
+    await withClient(t.getToken, async (r) => {
+      await r.client.subscribe(topic, r.handlers(topic));
+      const connectionId = r.client.welcome!.connectionId;
+      expect(r.client.welcome!.user).toEqual({ id: "app|rita", name: "app|rita" });
 
-    await waitFor(() => r.count("refreshed") === 1, 8000, "the refresh");
-    expect(t.asked).toEqual(["connect", "expiring"]);
-    const expiring = r.last("expiring") as { expiresAt: number };
-    const refreshed = r.last("refreshed") as { expiresAt: number };
-    expect(refreshed.expiresAt).toBeGreaterThan(expiring.expiresAt);
+      await waitFor(() => r.count("refreshed") === 1, 8000, "the refresh");
+      expect(t.asked).toEqual(["connect", "expiring"]);
+      const expiring = r.last("expiring") as { expiresAt: number };
+      const refreshed = r.last("refreshed") as { expiresAt: number };
+      expect(refreshed.expiresAt).toBeGreaterThan(expiring.expiresAt);
 
-    await Bun.sleep(Math.max(0, expiring.expiresAt * 1000 + 2500 - Date.now())); // past the first token's end
-    expect((await apiPublish(server, { topic, data: "after the first token's end" })).status).toBe(202);
-    await waitFor(() => r.seqs(topic).length === 1, 3000, "a message on the refreshed socket");
-    expect(r.count("closed")).toBe(0);
-    expect(r.count("open")).toBe(1);
-    expect(r.client.welcome!.connectionId).toBe(connectionId);
+      await Bun.sleep(Math.max(0, expiring.expiresAt * 1000 + 2500 - Date.now())); // past the first token's end
+      expect((await apiPublish(server, { topic, data: "after the first token's end" })).status).toBe(202);
+      await waitFor(() => r.seqs(topic).length === 1, 3000, "a message on the refreshed socket");
+      expect(r.count("closed")).toBe(0);
+      expect(r.count("open")).toBe(1);
+      expect(r.client.welcome!.connectionId).toBe(connectionId);
+    });
   }, 20_000);
 
-  test("an app that cannot refresh: 4001 at the expiry, getToken asked with reason unauthorized, resumed with since", async () => {
+  test.concurrent("an app that cannot refresh: 4001 at the expiry, getToken asked with reason unauthorized, resumed with since", async () => {
     const topic = room();
     const t = appTokens("app|sam", 7, (req) => req.reason === "expiring");
-    const r = client(t.getToken);
-    await r.client.subscribe(topic, r.handlers(topic));
-    expect((await apiPublish(server, { topic, data: "before" })).status).toBe(202);
-    await waitFor(() => r.count("closed") === 1, 12_000, "the 4001 at the expiry");
-    expect(r.last("closed")).toMatchObject({ code: 4001, reconnect: true });
-    expect(r.events.some((e) => e.name === "error")).toBe(true); // the failed refresh was reported
-    expect((await apiPublish(server, { topic, data: "while away" })).status).toBe(202);
-    await waitFor(() => r.count("open") === 2, 5000, "reopened with a fresh token");
-    await waitFor(() => r.seqs(topic).length === 2, 3000, "the missed message");
-    expect(t.asked[0]).toBe("connect");
-    expect(t.asked.at(-1)).toBe("unauthorized");
-    expect(r.messages.get(topic)!.map((m) => m.data)).toEqual(["before", "while away"]);
-    expect(r.recovered).toEqual([{ topic, recovered: true }]);
-    expect(r.count("unauthorized")).toBe(0);
+    await withClient(t.getToken, async (r) => {
+      await r.client.subscribe(topic, r.handlers(topic));
+      expect((await apiPublish(server, { topic, data: "before" })).status).toBe(202);
+      await waitFor(() => r.count("closed") === 1, 12_000, "the 4001 at the expiry");
+      expect(r.last("closed")).toMatchObject({ code: 4001, reconnect: true });
+      expect(r.events.some((e) => e.name === "error")).toBe(true); // the failed refresh was reported
+      expect((await apiPublish(server, { topic, data: "while away" })).status).toBe(202);
+      await waitFor(() => r.count("open") === 2, 5000, "reopened with a fresh token");
+      await waitFor(() => r.seqs(topic).length === 2, 3000, "the missed message");
+      expect(t.asked[0]).toBe("connect");
+      expect(t.asked.at(-1)).toBe("unauthorized");
+      expect(r.messages.get(topic)!.map((m) => m.data)).toEqual(["before", "while away"]);
+      expect(r.recovered).toEqual([{ topic, recovered: true }]);
+      expect(r.count("unauthorized")).toBe(0);
+    });
   }, 25_000);
 });
 
