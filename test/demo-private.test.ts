@@ -44,7 +44,9 @@ function privateRooms(page: Page): Promise<string[]> {
 }
 
 describe("the demo's private room", () => {
-  test("only invited users see it, at once, and keep it after a reload; others are refused", async () => {
+  // The two tests run side by side (test.concurrent): the second mostly waits out two token
+  // lifetimes. Each closes only the browser contexts it opened.
+  test.concurrent("only invited users see it, at once, and keep it after a reload; others are refused", async () => {
     const [alice, bob, carol] = await Promise.all([signedIn("alice", a), signedIn("bob", b), signedIn("carol", a)]);
     expect(await bob.textContent("#conn-instance")).toBe("node-b");
     const bobSockets: string[] = [];
@@ -113,11 +115,10 @@ describe("the demo's private room", () => {
     for (const context of contexts) await context.close();
   }, 60_000);
 
-  test("the in-band token is short-lived and renewed on the same socket: still connected and writing past two lifetimes", async () => {
+  test.concurrent("the in-band token is short-lived and renewed on the same socket: still connected and writing past two lifetimes", async () => {
     const short = await startServer({ TOKEN_TTL_S: "10", INSTANCE_ID: "short-tokens" });
+    const context = await browser.newContext();
     try {
-      const context = await browser.newContext();
-      contexts.push(context);
       const page = await context.newPage();
       const sockets = recordSockets(page);
       await signInThroughForm(page, `${short.url}/`, "alice", PASSWORDS.alice!);
@@ -134,6 +135,7 @@ describe("the demo's private room", () => {
       expect(refreshes).toBeGreaterThanOrEqual(3); // the room's creation, then each expiring
       await waitForState(page, "open");
     } finally {
+      await context.close();
       short.kill();
     }
   }, 45_000);
