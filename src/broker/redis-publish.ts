@@ -59,9 +59,11 @@ export function sharedPublishPath(cmd: RedisClient, sender: CommandSender, scrip
   };
 }
 
-/** RespLink for one Redis over plain TCP; `undefined` where it does not apply (Cluster, TLS). */
+/** RespLink for one Redis over plain TCP; `undefined` where it does not apply (Cluster, TLS, a Unix socket). */
 export function linkPublishPath(options: PublishPathOptions): PublishPath | undefined {
-  if (options.cluster || new URL(options.url).protocol !== "redis:") return undefined;
+  if (options.cluster) return undefined; // its URL may list several seed nodes
+  const url = new URL(options.url);
+  if (url.protocol !== "redis:" || url.hostname === "") return undefined;
   return new LinkPublishPath(options);
 }
 
