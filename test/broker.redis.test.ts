@@ -94,8 +94,9 @@ describe("RedisBroker when Redis fails", () => {
       await direct.publish(topic, { from: "u", data: 1, ts: 1 });
       await waitFor(() => events.on(topic).length === 1, "the first publication");
 
-      // Replies and pushes from Redis vanish; no FIN, no RST: both connections claim to be up.
-      expect(proxy.blackhole("toClient")).toBe(2);
+      // Replies and pushes from Redis vanish; no FIN, no RST: all three connections (commands,
+      // publishes, subscriber) claim to be up.
+      expect(proxy.blackhole("toClient")).toBe(3);
       const lost = await direct.publish(topic, { from: "u", data: 2, ts: 1 });
       await waitFor(() => events.reconnects === 1, "onReconnect after the deaf link was replaced", 6000);
       expect(events.on(topic).length).toBe(1); // seq 2 never arrived live: the hub's repair reads it

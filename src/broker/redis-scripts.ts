@@ -45,10 +45,37 @@ end)
 `;
 
 type Reply = (string | number)[];
+type Which = "publish" | "history";
+
+/** What a ScriptRunner needs of a connection: ioredis's below, or RespLink's (redis-publish.ts). */
+export interface ScriptTransport {
+  fcall(name: string, keys: string[], args: (string | number)[]): Promise<unknown>;
+  /** EVALSHA, and EVAL when the script is not cached. */
+  evalsha(which: Which, keys: string[], args: (string | number)[]): Promise<unknown>;
+  /** FUNCTION LOAD REPLACE on every primary: true when loaded, false when there are none yet; rejects otherwise. */
+  loadLibrary(): Promise<boolean>;
+}
 
 interface Scripted {
   sbPublish(...args: (string | number)[]): Promise<string>;
   sbHistory(...args: (string | number)[]): Promise<Reply>;
+}
+
+/** The two scripts on an ioredis client (one Redis or a Cluster). */
+export function ioredisScripts(client: RedisClient, cluster: boolean): ScriptTransport {
+  // The key count varies (the idempotency key only when there is one): see `ScriptRunner.publish`.
+  client.defineCommand("sbPublish", { lua: PUBLISH_SCRIPT });
+  client.defineCommand("sbHistory", { numberOfKeys: 2, lua: HISTORY_SCRIPT });
+  const scripted = client as RedisClient & Scripted;
+  return {
+    fcall: (name, keys, args) => client.fcall(name, keys.length, ...keys, ...args),
+    evalsha: (which, keys, args) => (which === "publish" ? scripted.sbPublish(keys.length, ...keys, ...args) : scripted.sbHistory(...keys, ...args)),
+    async loadLibrary() {
+      const nodes: Redis[] = cluster ? (client as Cluster).nodes("master") : [client as Redis];
+      await Promise.all(nodes.map((node) => node.call("FUNCTION", "LOAD", "REPLACE", LIBRARY)));
+      return nodes.length > 0;
+    },
+  };
 }
 
 /** Runs the two scripts on a client: Functions when loaded, EVALSHA until then or without them. */
@@ -70,14 +97,7 @@ export class ScriptRunner {
   private releaseHeld: (() => void) | null = null;
   private heldCalls = 0;
 
-  constructor(
-    private readonly client: RedisClient,
-    private readonly cluster: boolean,
-  ) {
-    // The key count varies (the idempotency key only when there is one): see `publish`.
-    client.defineCommand("sbPublish", { lua: PUBLISH_SCRIPT });
-    client.defineCommand("sbHistory", { numberOfKeys: 2, lua: HISTORY_SCRIPT });
-  }
+  constructor(private readonly transport: ScriptTransport) {}
 
   /** Loads the library on every primary; call on each (re)connection. Never rejects. */
   load(): Promise<void> {
@@ -98,7 +118,7 @@ export class ScriptRunner {
     return this.run("history", keys, args) as Promise<Reply>;
   }
 
-  private run(which: "publish" | "history", keys: string[], args: (string | number)[]): Promise<string | Reply> {
+  private run(which: Which, keys: string[], args: (string | number)[]): Promise<string | Reply> {
     if (this.held === null) {
       if (this.functions === true) return this.fcall(which, keys, args);
       if (this.fcallsOut === 0) return this.evalsha(which, keys, args);
@@ -112,10 +132,10 @@ export class ScriptRunner {
     });
   }
 
-  private async fcall(which: "publish" | "history", keys: string[], args: (string | number)[]): Promise<string | Reply> {
+  private async fcall(which: Which, keys: string[], args: (string | number)[]): Promise<string | Reply> {
     this.fcallsOut += 1;
     try {
-      return (await this.client.fcall(FUNCTION_NAMES[which], keys.length, ...keys, ...args)) as string | Reply;
+      return (await this.transport.fcall(FUNCTION_NAMES[which], keys, args)) as string | Reply;
     } catch (error) {
       // A primary restarted empty (or a new one) lacks the library: the call did not run.
       if (!/Function not found/i.test((error as Error).message)) throw error;
@@ -130,16 +150,13 @@ export class ScriptRunner {
     }
   }
 
-  private evalsha(which: "publish" | "history", keys: string[], args: (string | number)[]): Promise<string | Reply> {
-    const scripted = this.client as RedisClient & Scripted;
-    return which === "publish" ? scripted.sbPublish(keys.length, ...keys, ...args) : scripted.sbHistory(...keys, ...args);
+  private evalsha(which: Which, keys: string[], args: (string | number)[]): Promise<string | Reply> {
+    return this.transport.evalsha(which, keys, args) as Promise<string | Reply>;
   }
 
   private async loadEverywhere(): Promise<void> {
-    const nodes: Redis[] = this.cluster ? (this.client as Cluster).nodes("master") : [this.client as Redis];
     try {
-      await Promise.all(nodes.map((node) => node.call("FUNCTION", "LOAD", "REPLACE", LIBRARY)));
-      this.functions = nodes.length > 0;
+      this.functions = await this.transport.loadLibrary();
     } catch (error) {
       const message = (error as Error).message;
       if (/unknown command|unknown subcommand/i.test(message)) this.functions = false;

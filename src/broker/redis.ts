@@ -25,7 +25,8 @@ import type { Broker, BrokerEvents, ControlFence, ControlMessage, HistoryPolicy,
 import { framePrefix, frameSuffix } from "./frame.ts";
 import { redisKeys } from "./redis-keys.ts";
 import { BrokerEventRouter } from "./redis-events.ts";
-import { ScriptRunner } from "./redis-scripts.ts";
+import { ioredisScripts, ScriptRunner } from "./redis-scripts.ts";
+import { linkPublishPath, sharedPublishPath, type PublishPath } from "./redis-publish.ts";
 import { Subscriptions } from "./redis-subscriptions.ts";
 import { CommandSender } from "./redis-send.ts";
 import { closeConnection, connectWithin, createClient, errorReporter, randomEpoch, toSwitchboardError, unavailable, type LogFn, type RedisClient } from "../redis/connection.ts";
@@ -62,13 +63,6 @@ export interface RedisBrokerOptions {
 
 type HistoryReply = [number, string, number, ...string[]];
 
-/** publish.lua's reply, "<seq>:<epoch>:<duplicate>" (an epoch is hex: no colon in it). */
-export function publishResult(reply: string): PublishResult {
-  const first = reply.indexOf(":");
-  const last = reply.lastIndexOf(":");
-  return { seq: Number(reply.slice(0, first)), epoch: reply.slice(first + 1, last), duplicate: reply.slice(last + 1) === "1" };
-}
-
 /** One Redis: the control link's canaries, sent through the command connection, date what it heard. */
 function controlFence(subs: Subscriptions, windowMs: number): ControlFence {
   return {
@@ -84,6 +78,7 @@ export class RedisBroker implements Broker {
   private readonly cmd: RedisClient;
   private readonly sender: CommandSender;
   private readonly scripts: ScriptRunner;
+  private readonly publishing: PublishPath;
   private readonly subs: Subscriptions;
   private readonly log: LogFn;
   private readonly cluster: boolean;
@@ -109,7 +104,10 @@ export class RedisBroker implements Broker {
       onError: (error) => errors.report(error),
     });
     this.sender = new CommandSender(this.cmd, this.cluster, commandTimeoutMs);
-    this.scripts = new ScriptRunner(this.cmd, this.cluster);
+    this.scripts = new ScriptRunner(ioredisScripts(this.cmd, this.cluster));
+    this.publishing =
+      linkPublishPath({ url: options.url, cluster: this.cluster, name, commandTimeoutMs, log: this.log }) ??
+      sharedPublishPath(this.cmd, this.sender, this.scripts);
     this.cmd.on("ready", () => {
       errors.reset();
       void this.scripts.load();
@@ -146,14 +144,14 @@ export class RedisBroker implements Broker {
   }
 
   get healthy(): boolean {
-    return !this.closed && this.cmd.status === "ready" && this.subs.healthy;
+    return !this.closed && this.cmd.status === "ready" && this.publishing.ready && this.subs.healthy;
   }
 
   /** Connects; resolves within `startTimeoutMs` even when Redis is down (it keeps retrying). */
   async start(events: BrokerEvents): Promise<void> {
     this.router.listen(events);
     const waitMs = this.options.startTimeoutMs ?? 3000;
-    await Promise.all([connectWithin(this.cmd, waitMs), this.subs.started(waitMs)]);
+    await Promise.all([connectWithin(this.cmd, waitMs), this.publishing.started(waitMs), this.subs.started(waitMs)]);
     const canaryMs = this.options.canaryIntervalMs ?? 1000;
     // With a fence the control link's canary dates what it heard: often enough that a window is
     // current again long before it ends (one Redis: the control link is the only link).
@@ -162,11 +160,11 @@ export class RedisBroker implements Broker {
   }
 
   async publish(topic: string, input: PublishInput): Promise<PublishResult> {
-    if (this.closed || this.cmd.status !== "ready") throw unavailable("publish");
+    if (this.closed || !this.publishing.ready) throw unavailable("publish");
     const key = input.key ?? "";
     const policy = this.historyOf(topic);
     try {
-      const reply = await this.sender.send(() => this.scripts.publish(
+      return await this.publishing.publish(
         key === "" ? [redisKeys.meta(topic), redisKeys.log(topic)] : [redisKeys.meta(topic), redisKeys.log(topic), redisKeys.idempotency(topic, key)],
         [key === "" ? "" : "1",
         randomEpoch(),
@@ -176,8 +174,7 @@ export class RedisBroker implements Broker {
         frameSuffix(input),
         redisKeys.channel(topic),
         this.cluster ? "SPUBLISH" : "PUBLISH"],
-      ));
-      return publishResult(reply);
+      );
     } catch (error) {
       throw toSwitchboardError(error, "publish");
     }
@@ -260,6 +257,7 @@ export class RedisBroker implements Broker {
     clearInterval(this.canaryTimer);
     this.router.stop();
     this.subs.close();
+    this.publishing.close();
     await closeConnection(this.cmd);
   }
 
@@ -274,7 +272,9 @@ export class RedisBroker implements Broker {
 
   /** Every canary interval, each subscriber link checks its canary (a deaf link is replaced and its topics repaired). */
   private tick(): void {
-    if (this.closed || this.cmd.status !== "ready") return;
+    if (this.closed) return;
+    this.publishing.tick();
+    if (this.cmd.status !== "ready") return;
     this.subs.tick(Date.now());
   }
 

@@ -44,7 +44,7 @@ export function patchCommandTimeout(): void {
 const LATE_MS = 20;
 
 /** How long a deadline that fired at `due` still waits: one turn, or the time it fired late (≤ `ms`). */
-function grace(due: number, ms: number): number {
+export function grace(due: number, ms: number): number {
   const late = performance.now() - due;
   return late > LATE_MS ? Math.min(late, ms) : 0;
 }

@@ -23,6 +23,8 @@ export interface TestRedis {
   restart(): Promise<void>;
   /** Stops it for good. */
   stop(): Promise<void>;
+  /** Sends a signal to the running server: SIGSTOP freezes it (connections stay open, nothing answers), SIGCONT resumes. */
+  signal(signal: "SIGSTOP" | "SIGCONT"): void;
   /** Runs one command over a raw connection and returns the first line of the reply. */
   command(...args: string[]): Promise<string>;
 }
@@ -75,6 +77,9 @@ export async function startRedis(): Promise<TestRedis> {
       rmSync(dir, { recursive: true, force: true });
     },
     command: (...args: string[]) => raw(port, args),
+    signal(signal) {
+      if (child !== undefined && child.exitCode === null && child.signalCode === null) child.kill(signal);
+    },
   };
 }
 
