@@ -25,10 +25,12 @@ const peers = new Set<RawPeer>();
 const clients = new Set<TestClient>();
 
 beforeAll(async () => {
+  // The hoarders must outlive each test's metric reads (each waits out /metrics's one-second
+  // rendering), not be released by the auth deadline (5 s by default) halfway through: `release`
+  // waits for the count to drop by the sockets it closes, which it never does for sockets the
+  // server already closed (on a busy machine a test reached its release ~5 s in, and timed out).
   [capped, full] = await Promise.all([
-    startServer({ TRUST_PROXY: "fly", MAX_CONNECTIONS_PER_IP: String(PER_IP), MAX_CONNECTIONS_PER_USER: String(PER_USER), MAX_CONNECTIONS: "1000" }),
-    // The hoarders must outlive this test's metric reads (each waits out /metrics's one-second
-    // rendering), not be released by the auth deadline halfway through.
+    startServer({ TRUST_PROXY: "fly", AUTH_TIMEOUT_MS: "30000", MAX_CONNECTIONS_PER_IP: String(PER_IP), MAX_CONNECTIONS_PER_USER: String(PER_USER), MAX_CONNECTIONS: "1000" }),
     startServer({ TRUST_PROXY: "fly", AUTH_TIMEOUT_MS: "30000", MAX_CONNECTIONS: String(TOTAL), MAX_CONNECTIONS_PER_IP: "1000", MAX_CONNECTIONS_PER_USER: "1000" }),
   ]);
   for (const s of [capped, full]) for (const user of ["alice", "bob", "carol"]) await session(s, user);
@@ -109,7 +111,7 @@ describe("per-IP cap (MAX_CONNECTIONS_PER_IP), authenticated or not", () => {
 describe("behind a proxy that appends X-Forwarded-For (TRUST_PROXY=true)", () => {
   let appended: TestServer;
   beforeAll(async () => {
-    appended = await startServer({ TRUST_PROXY: "true", MAX_CONNECTIONS_PER_IP: String(PER_IP) });
+    appended = await startServer({ TRUST_PROXY: "true", AUTH_TIMEOUT_MS: "30000", MAX_CONNECTIONS_PER_IP: String(PER_IP) }); // as above
   });
   afterAll(() => appended?.kill());
 

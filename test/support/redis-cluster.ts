@@ -9,6 +9,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { slotOf } from "../../src/redis/slot.ts";
+import { clusterPort } from "./ports.ts";
 
 export interface ClusterNode {
   port: number;
@@ -174,21 +175,4 @@ async function cli(port: number, ...args: string[]): Promise<string> {
   const [out, code] = await Promise.all([new Response(proc.stdout).text(), proc.exited]);
   if (code !== 0) throw new Error(`redis-cli -p ${port} ${args.join(" ")} exited ${code}`);
   return out.trim();
-}
-
-/** A free port P below 55536 whose cluster bus port P + 10000 is free too. */
-function clusterPort(): number {
-  for (;;) {
-    const port = 20_000 + Math.floor(Math.random() * 30_000);
-    if (canListen(port) && canListen(port + 10_000)) return port;
-  }
-}
-
-function canListen(port: number): boolean {
-  try {
-    Bun.listen({ hostname: "127.0.0.1", port, socket: { data() {} } }).stop(true);
-    return true;
-  } catch {
-    return false;
-  }
 }

@@ -29,8 +29,6 @@ export interface TestRedis {
   command(...args: string[]): Promise<string>;
 }
 
-/** A port that was free a moment ago (the kernel picks it). */
-
 export async function startRedis(): Promise<TestRedis> {
   if (Bun.which(BINARY) === null) {
     throw new Error("redis-server is not installed: run `apt-get install -y redis-server`");

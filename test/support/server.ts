@@ -6,6 +6,7 @@
  * `killAllServers()` in a file's `afterAll` kills any a test lost track of.
  */
 import type { Subprocess } from "bun";
+import { freePort } from "./ports.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
 const ENTRY = "src/server.ts";
@@ -77,13 +78,8 @@ export function killAllServers(): void {
 /** `setpriv --pdeathsig KILL`: the kernel kills the server when the test process dies, however it dies. */
 const PDEATHSIG = Bun.which("setpriv") ? ["setpriv", "--pdeathsig", "KILL", "--"] : [];
 
-/** A port that was free a moment ago (bind to port 0, read it, release it). */
-export function freePort(): number {
-  const l = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const port = l.port;
-  l.stop(true);
-  return port;
-}
+/** A free port of this test worker's own block (support/ports.ts: safe under `bun test --parallel`). */
+export { freePort };
 
 /** Collects a pipe into a string as it is written, so the child never blocks on a full pipe. */
 function collect(stream: ReadableStream<Uint8Array>): { text(): string; done: Promise<void> } {
