@@ -64,7 +64,7 @@ const { values: f } = parseArgs({
 
 if (f.help) {
   console.log(`bun run bench -- [--scenario fanout,rooms,idle,connect,publish,startup,storm|all] [--targets limit,socketio,switchboard]
-  [--subs 1000] [--procs 2] [--gen-procs 2] [--duration 10] [--warmup 2] [--repeat 3]
+  [--subs 1000] [--procs 2] [--gen-procs 2] [--duration 10] [--warmup 2 (rooms 8)] [--repeat 3]
   [--rate max,500] [--window 64] [--lag-cap 500] [--rooms 100] [--room-size 10] [--room-rate 2000]
   [--idle-conns 15000] [--connect-concurrency 32] [--payload 0] [--publishers 1] [--pub-conns 0] [--starts 5]
   [--storm-conns 2000] [--storm-topics 50] [--storm-bystanders 200] [--storm-rate 100] [--storm-signal KILL|TERM] [--storm-publisher api|socket] [--storm-sessions distinct|shared] [--quick] [--cpu-prof] [--max-minutes 40]
@@ -98,7 +98,8 @@ const opts: RunOptions = {
   procs: Number(f.procs),
   genProcs: Number(f["gen-procs"]),
   duration: num(f.duration, 10, 2),
-  warmup: num(f.warmup, 2, 0.5),
+  // Absent: each scenario's own (bench/lib/scenarios.ts `warmupFor`: 2 s, rooms 8 s).
+  warmup: f.warmup !== undefined ? Number(f.warmup) : q ? 0.5 : undefined,
   window: Number(f.window),
   lagCap: Number(f["lag-cap"]),
   payload: Number(f.payload),

@@ -35,15 +35,44 @@ describe("RedisDeploymentRegistry", () => {
     expect(await registry.topics("room:lost-hash", 10)).toEqual([{ topic: "room:lost-hash", subscribers: 3 }]);
   });
 
-  test("a changed report writes only what changed, and the whole hash again when Redis lost it", async () => {
+  test("a changed report writes only the topics listed as changed, and the whole hash again when Redis lost it", async () => {
     const registry = new RedisDeploymentRegistry(client, 5000);
     const status = { id: "changed-hash", region: "local", connections: 3, topics: 3, startedAt: 1, draining: false };
-    await registry.report(status, new Map([["room:ch-a", 1], ["room:ch-b", 1], ["room:ch-c", 1]]));
-    await registry.report(status, new Map([["room:ch-a", 1], ["room:ch-b", 2], ["room:ch-d", 1]]));
-    expect(await client.hgetall(deploymentKeys.topics("changed-hash"))).toEqual({ "room:ch-a": "1", "room:ch-b": "2", "room:ch-d": "1" });
-    await client.del(deploymentKeys.topics("changed-hash"));
-    await registry.report(status, new Map([["room:ch-a", 1], ["room:ch-b", 3], ["room:ch-d", 1]]));
-    expect(await client.hgetall(deploymentKeys.topics("changed-hash"))).toEqual({ "room:ch-a": "1", "room:ch-b": "3", "room:ch-d": "1" });
-    expect(await client.pttl(deploymentKeys.topics("changed-hash"))).toBeGreaterThan(0);
+    const key = deploymentKeys.topics("changed-hash");
+    const live = new Map([["room:ch-a", 1], ["room:ch-b", 1], ["room:ch-c", 1]]);
+    await registry.report(status, live, null);
+    // A field the next report does not list stays as Redis has it: only the changes are written.
+    await client.hset(key, "room:ch-a", "9");
+    live.set("room:ch-b", 2);
+    live.delete("room:ch-c");
+    live.set("room:ch-d", 1);
+    await registry.report(status, live, new Set(["room:ch-b", "room:ch-c", "room:ch-d"]));
+    expect(await client.hgetall(key)).toEqual({ "room:ch-a": "9", "room:ch-b": "2", "room:ch-d": "1" });
+    await client.del(key);
+    live.set("room:ch-b", 3);
+    await registry.report(status, live, new Set(["room:ch-b"]));
+    expect(await client.hgetall(key)).toEqual({ "room:ch-a": "1", "room:ch-b": "3", "room:ch-d": "1" });
+    expect(await client.pttl(key)).toBeGreaterThan(0);
+    // Changes not known (null): the whole hash.
+    await client.hset(key, "room:ch-a", "9");
+    await registry.report(status, live, null);
+    expect(await client.hgetall(key)).toEqual({ "room:ch-a": "1", "room:ch-b": "3", "room:ch-d": "1" });
+  });
+
+  test("after a report that failed, the next one writes the whole hash", async () => {
+    const registry = new RedisDeploymentRegistry(client, 5000);
+    const status = { id: "failed-hash", region: "local", connections: 1, topics: 2, startedAt: 1, draining: false };
+    const key = deploymentKeys.topics("failed-hash");
+    const live = new Map([["room:fh-a", 1], ["room:fh-b", 1]]);
+    await registry.report(status, live, null);
+    // The hash holds a wrong type: the MULTI's HSET fails, the report rejects.
+    await client.del(key);
+    await client.set(key, "not a hash");
+    live.set("room:fh-b", 2);
+    await expect(registry.report(status, live, new Set(["room:fh-b"]))).rejects.toThrow();
+    await client.del(key);
+    await client.hset(key, "room:fh-a", "9"); // what the next report must not trust
+    await registry.report(status, live, new Set());
+    expect(await client.hgetall(key)).toEqual({ "room:fh-a": "1", "room:fh-b": "2" });
   });
 });

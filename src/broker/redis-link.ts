@@ -14,12 +14,11 @@
  *   means every message Redis took before t has been handed on, because one Redis delivers to a
  *   connection in the order it ran the PUBLISHes (the revocation fence, auth/revocation-view.ts).
  */
-import type Redis from "ioredis";
-import { createConnection, retryDelay } from "../redis/connection.ts";
 import { slotOf } from "../redis/slot.ts";
 import { redisKeys } from "./redis-keys.ts";
+import { subscriberConnection, type LinkMode, type SubscriberConnection } from "./redis-subscriber.ts";
 
-export type LinkMode = "plain" | "sharded";
+export type { LinkMode };
 
 export interface LinkHost {
   onMessage(channel: string, payload: string): void;
@@ -46,7 +45,7 @@ export interface LinkOptions {
 
 export class SubscriberLink {
   readonly topics = new Set<string>();
-  private readonly conn: Redis;
+  private readonly conn: SubscriberConnection;
   private canaryChannel: string;
   /** True once everything wanted was confirmed on the current connection. */
   private subscribed = false;
@@ -72,23 +71,18 @@ export class SubscriberLink {
   ) {
     this.canaryChannel = options.canaryChannel;
     this.whenFirstSubscribed = new Promise((resolve) => (this.firstReady = resolve));
-    this.conn = createConnection(options.url, {
-      name: options.name,
-      commandTimeoutMs: Math.max(options.commandTimeoutMs, 2000),
-      onError: () => {},
+    const { url, name, mode } = options;
+    this.conn = subscriberConnection({ url, name, mode, commandTimeoutMs: Math.max(options.commandTimeoutMs, 2000) }, {
+      onReady: () => void this.onReady(),
+      onClose: () => {
+        if (this.subscribed) this.downSince = Date.now();
+        this.subscribed = false;
+        this.inFlight.length = 0;
+        this.broken();
+      },
+      onMessage: (channel, payload) => this.onPayload(channel, payload),
+      onMoved: () => this.host.onMoved(),
     });
-    this.conn.options.retryStrategy = (times) => (this.closed ? null : retryDelay(times));
-    this.conn.on("ready", () => void this.onReady());
-    this.conn.on("close", () => {
-      if (this.subscribed) this.downSince = Date.now();
-      this.subscribed = false;
-      this.inFlight.length = 0;
-      this.broken();
-    });
-    const deliver = (channel: string, payload: string) => this.onPayload(channel, payload);
-    this.conn.on(options.mode === "sharded" ? "smessage" : "message", deliver);
-    this.conn.on("moved", () => this.host.onMoved());
-    this.conn.connect().catch(() => {});
   }
 
   /** Since when the link has not been subscribed (0 while it is). */
@@ -99,7 +93,7 @@ export class SubscriberLink {
   }
 
   get healthy(): boolean {
-    return !this.closed && this.subscribed && this.conn.status === "ready";
+    return !this.closed && this.subscribed && this.conn.ready;
   }
 
   /**
@@ -161,7 +155,7 @@ export class SubscriberLink {
     this.canaryChannel = channel;
     this.inFlight.length = 0;
     if (!this.subscribed) return;
-    await this.command("subscribe", [channel]).catch(() => this.conn.disconnect(true));
+    await this.command("subscribe", [channel]).catch(() => this.conn.reconnect());
     await this.command("unsubscribe", [old]).catch(() => {});
   }
 
@@ -193,7 +187,7 @@ export class SubscriberLink {
     if (this.subscribed) this.downSince = Date.now();
     this.subscribed = false;
     this.broken();
-    this.conn.disconnect(true);
+    this.conn.reconnect();
   }
 
   /** Messages may be missed from here on: nothing heard so far vouches for what comes next. */
@@ -209,7 +203,7 @@ export class SubscriberLink {
     this.subscribed = false;
     clearTimeout(this.retry);
     this.firstReady?.();
-    this.conn.disconnect();
+    this.conn.close();
   }
 
   private async onReady(): Promise<void> {
@@ -226,7 +220,7 @@ export class SubscriberLink {
       this.retry = setTimeout(() => this.reconnect(), Math.min(1000, this.options.commandTimeoutMs));
       return;
     }
-    if (this.closed || generation !== this.generation || this.conn.status !== "ready") return;
+    if (this.closed || generation !== this.generation || !this.conn.ready) return;
     this.broken();
     this.subscribed = true;
     this.inFlight.length = 0;
@@ -265,8 +259,7 @@ export class SubscriberLink {
   }
 
   private command(kind: "subscribe" | "unsubscribe", channels: string[]): Promise<unknown> {
-    if (this.options.mode === "plain") return kind === "subscribe" ? this.conn.subscribe(...channels) : this.conn.unsubscribe(...channels);
-    return kind === "subscribe" ? this.conn.ssubscribe(...channels) : this.conn.sunsubscribe(...channels);
+    return this.conn.command(kind, channels);
   }
 
   private onPayload(channel: string, payload: string): void {

@@ -20,8 +20,10 @@ export const START_GRACE_MS = 3000;
 
 export interface Snapshot {
   status: InstanceInfo;
-  /** Local sockets per topic. */
+  /** Local sockets per topic (live: read it at once). */
   topics: ReadonlyMap<string, number>;
+  /** The topics whose counts changed since the last snapshot (null: unknown). */
+  changed?: ReadonlySet<string> | null;
 }
 
 export class Heartbeat {
@@ -70,8 +72,8 @@ export class Heartbeat {
     }
     this.inFlight = (async () => {
       try {
-        const { status, topics } = this.snapshot();
-        await this.registry.report(status, topics);
+        const { status, topics, changed } = this.snapshot();
+        await this.registry.report(status, topics, changed);
         this.failing = false;
         if (!this.listed) {
           this.listed = true;

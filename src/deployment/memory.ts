@@ -15,9 +15,11 @@ export class MemoryDeploymentRegistry implements DeploymentRegistry {
     private readonly now: () => number = Date.now,
   ) {}
 
-  async report(status: InstanceInfo, topics: ReadonlyMap<string, number>): Promise<void> {
-    // Kept, not copied: the caller never changes it (registry.ts).
-    this.reports.set(status.id, { status: { ...status }, topics, expiresAt: this.now() + this.leaseMs });
+  async report(status: InstanceInfo, topics: ReadonlyMap<string, number>, changed?: ReadonlySet<string> | null): Promise<void> {
+    // The caller's map changes after the call (registry.ts): a copy, unless nothing changed since the last one.
+    const last = this.reports.get(status.id);
+    const kept = last !== undefined && changed?.size === 0 ? last.topics : new Map(topics);
+    this.reports.set(status.id, { status: { ...status }, topics: kept, expiresAt: this.now() + this.leaseMs });
   }
 
   async remove(id: string): Promise<void> {

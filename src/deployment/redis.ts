@@ -32,15 +32,6 @@ async function exec(batch: ReturnType<RedisClient["multi"]>): Promise<unknown[]>
   return replies.map(([, value]) => value);
 }
 
-/** What turns the counts `a` into `b`: the topics to set (new or changed) and the topics gone. */
-function countChanges(a: ReadonlyMap<string, number>, b: ReadonlyMap<string, number>): { set: [string, number][]; gone: string[] } {
-  const set: [string, number][] = [];
-  const gone: string[] = [];
-  for (const [topic, count] of b) if (a.get(topic) !== count) set.push([topic, count]);
-  for (const topic of a.keys()) if (!b.has(topic)) gone.push(topic);
-  return { set, gone };
-}
-
 export class RedisDeploymentRegistry implements DeploymentRegistry {
   constructor(
     /** A command connection, shared and not closed here. */
@@ -48,24 +39,31 @@ export class RedisDeploymentRegistry implements DeploymentRegistry {
     private readonly leaseMs: number,
   ) {}
 
-  /** The counts of this process's last report: what its topics hash holds, unless Redis lost it. */
-  private lastTopics: { id: string; topics: ReadonlyMap<string, number> } | null = null;
+  /** The id whose last report landed whole or in part (its topics hash is what it wrote), or null. */
+  private landed: string | null = null;
 
   /**
-   * Changes only the topics whose counts changed since the last report (HSET / HDEL of those
-   * fields) and renews the leases. Rewriting the whole hash on every change cost Redis tens of ms
-   * per heartbeat at 10,000 topics (one HSET of every field, blocking every other client), each
-   * second while sockets come and go. A hash that vanished meanwhile (Redis restarted, evicted) is
-   * written again whole.
+   * Writes only the topics that changed since the last report (HSET / HDEL of those fields) and
+   * renews the leases. Rewriting the whole hash on every change cost Redis tens of ms per
+   * heartbeat at 10,000 topics (one HSET of every field, blocking every other client), and the
+   * process 5–27 ms of its event loop to build and diff the maps. A hash that vanished meanwhile
+   * (Redis restarted, evicted), a report that failed, or changes not known are written whole.
    */
-  report(status: InstanceInfo, topics: ReadonlyMap<string, number>): Promise<void> {
+  report(status: InstanceInfo, topics: ReadonlyMap<string, number>, changed?: ReadonlySet<string> | null): Promise<void> {
     return guard(async () => {
       const topicsKey = deploymentKeys.topics(status.id);
       const base = () => this.redis.multi().set(deploymentKeys.status(status.id), JSON.stringify(status), "PX", this.leaseMs).sadd(deploymentKeys.ids, status.id);
-      const last = this.lastTopics;
-      if (topics.size > 0 && last !== null && last.id === status.id) {
-        // The same map is the same counts (registry.ts): no walk over every topic each second.
-        const { set, gone } = last.topics === topics ? { set: [], gone: [] } : countChanges(last.topics, topics);
+      const incremental = topics.size > 0 && changed != null && this.landed === status.id;
+      // Until this report lands, the hash is not known to match what this process wrote.
+      this.landed = null;
+      if (incremental) {
+        const set: [string, number][] = [];
+        const gone: string[] = [];
+        for (const topic of changed) {
+          const count = topics.get(topic);
+          if (count === undefined) gone.push(topic);
+          else set.push([topic, count]);
+        }
         // The first PEXPIRE says whether the hash was still there; the last one bounds what the
         // changes wrote when it was not (they are then replaced by a whole rewrite below).
         const multi = base().pexpire(topicsKey, this.leaseMs);
@@ -74,18 +72,19 @@ export class RedisDeploymentRegistry implements DeploymentRegistry {
         if (set.length > 0) multi.pexpire(topicsKey, this.leaseMs);
         const [, , renewed] = await exec(multi);
         if (Number(renewed) === 1) {
-          this.lastTopics = { id: status.id, topics };
+          this.landed = status.id;
           return;
         }
       }
       const multi = base().del(topicsKey);
       if (topics.size > 0) multi.hset(topicsKey, Object.fromEntries(topics)).pexpire(topicsKey, this.leaseMs);
       await exec(multi);
-      this.lastTopics = { id: status.id, topics };
+      this.landed = status.id;
     });
   }
 
   remove(id: string): Promise<void> {
+    if (this.landed === id) this.landed = null;
     return guard(async () => {
       await exec(this.redis.multi().del(deploymentKeys.status(id), deploymentKeys.topics(id)).srem(deploymentKeys.ids, id));
     });

@@ -21,11 +21,13 @@ export interface TopicCount {
 export interface DeploymentRegistry {
   /**
    * Replaces this process's report: its status and, per topic it has local subscribers on, how
-   * many sockets. The report lives `leaseMs` unless renewed by the next one. The caller never
-   * changes `topics` after passing it (the hub hands out a new map when a count changes), so an
-   * implementation may keep it, and the same map again means the same counts.
+   * many sockets. The report lives `leaseMs` unless renewed by the next one. `topics` is the
+   * process's live map (the hub changes it in place): read it during the call, never keep it.
+   * `changed` lists the topics whose counts may differ from the previous report of this process
+   * (every topic not listed has the count that report had); absent or null: unknown. An
+   * implementation may write only those when the previous report landed.
    */
-  report(status: InstanceInfo, topics: ReadonlyMap<string, number>): Promise<void>;
+  report(status: InstanceInfo, topics: ReadonlyMap<string, number>, changed?: ReadonlySet<string> | null): Promise<void>;
   /** Forgets a process at once (a clean shutdown). */
   remove(id: string): Promise<void>;
   /** Every live process, ordered by id. */

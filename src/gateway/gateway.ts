@@ -186,7 +186,7 @@ export class Gateway implements ConnectionHost {
   snapshot(): Snapshot {
     const topics = this.hub.memberCounts();
     const { instanceId: id, region } = this.config;
-    return { status: { id, region, connections: this.registry.size, topics: topics.size, startedAt: this.startedAt, draining: this.draining }, topics };
+    return { status: { id, region, connections: this.registry.size, topics: topics.size, startedAt: this.startedAt, draining: this.draining }, topics, changed: this.hub.takeCountChanges() };
   }
 
   // ── ConnectionHost ────────────────────────────────────────────────────────

@@ -215,23 +215,41 @@ describe("hub recovery with since", () => {
 });
 
 describe("hub member counts (the deployment registry's report)", () => {
-  test("the same map while nobody joins or leaves; a new one with the new counts after", async () => {
+  test("one map kept up to date, and the topics whose counts changed since the last time asked", async () => {
     const t = setup();
     const [a, b] = [new t.TestMember(), new t.TestMember()];
+    expect([...t.hub.takeCountChanges()!]).toEqual([]);
     await t.hub.subscribe(a, "room:a", undefined, () => {});
-    const first = t.hub.memberCounts();
-    expect([...first]).toEqual([["room:a", 1]]);
+    const live = t.hub.memberCounts();
+    expect([...live]).toEqual([["room:a", 1]]);
+    expect([...t.hub.takeCountChanges()!]).toEqual(["room:a"]);
     await t.publish(2);
-    expect(t.hub.memberCounts()).toBe(first);
+    expect(t.hub.memberCounts()).toBe(live);
+    expect([...t.hub.takeCountChanges()!]).toEqual([]); // nobody joined or left
     await t.hub.subscribe(b, "room:a", undefined, () => {});
-    expect([...t.hub.memberCounts()]).toEqual([["room:a", 2]]);
+    expect([...live]).toEqual([["room:a", 2]]);
     expect(t.hub.joinNow(a, "room:b")).toBe(false); // not followed yet: nothing changes
     await t.hub.subscribe(a, "room:b", undefined, () => {});
-    expect([...t.hub.memberCounts()]).toEqual([["room:a", 2], ["room:b", 1]]);
+    expect([...live]).toEqual([["room:a", 2], ["room:b", 1]]);
+    expect([...t.hub.takeCountChanges()!]).toEqual(["room:a", "room:b"]);
     t.hub.leave(b, "room:a");
     t.hub.leave(a, "room:b");
-    expect([...t.hub.memberCounts()]).toEqual([["room:a", 1]]);
-    expect([...first]).toEqual([["room:a", 1]]); // a map once handed out never changes
+    expect([...live]).toEqual([["room:a", 1]]);
+    expect([...t.hub.takeCountChanges()!]).toEqual(["room:a", "room:b"]);
+    t.hub.close();
+    expect([...live]).toEqual([]);
+    expect([...t.hub.takeCountChanges()!]).toEqual(["room:a"]);
+  });
+
+  test("a topic whose start failed leaves the counts", async () => {
+    const t = setup();
+    const a = new t.TestMember();
+    t.broker.subscribe = async () => {
+      throw new Error("the broker is down");
+    };
+    await expect(t.hub.subscribe(a, "room:x", undefined, () => {})).rejects.toThrow();
+    expect([...t.hub.memberCounts()]).toEqual([]);
+    expect(t.hub.topicsCount()).toBe(0);
   });
 });
 

@@ -10,6 +10,7 @@
  */
 import type { Broker, Position, Publication } from "../broker/broker.ts";
 import { ErrorCode, SwitchboardError } from "../protocol/codes.ts";
+import { MemberCounts } from "./member-counts.ts";
 import { SmallSet } from "./small-set.ts";
 import { TopicOrder } from "./topic-order.ts";
 import { recoverSince, replayPaced, type Member, type PendingRecovery, type RecoverDeps, type TopicState } from "./hub-topic.ts";
@@ -58,8 +59,8 @@ const STARTED: Promise<void> = Promise.resolve();
 
 export class Hub {
   private readonly topics = new Map<string, TopicState>();
-  /** memberCounts' last answer until a member joins or leaves: asked every second, it walked every topic. */
-  private counts: Map<string, number> | null = null;
+  /** Local members per topic, kept as they change (the registry's report: member-counts.ts). */
+  private readonly counts = new MemberCounts();
   private readonly recoverDeps: RecoverDeps;
   /** In order, no duplicate, gaps repaired or resynced (topic-order.ts). */
   private readonly order: TopicOrder;
@@ -102,12 +103,14 @@ export class Hub {
     return this.topics.size;
   }
 
-  /** Local members per topic (the registry's report): the same map, never changed, until someone joins or leaves. */
+  /** Local members per topic (the registry's report): one map kept up to date, changed in place. */
   memberCounts(): ReadonlyMap<string, number> {
-    if (this.counts !== null) return this.counts;
-    const counts = new Map<string, number>();
-    for (const [topic, state] of this.topics) if (state.members.size > 0) counts.set(topic, state.members.size);
-    return (this.counts = counts);
+    return this.counts.live;
+  }
+
+  /** The topics whose member counts changed since the last call (null: unknown): member-counts.ts. */
+  takeCountChanges(): ReadonlySet<string> | null {
+    return this.counts.takeChanges();
   }
 
   members(topic: string): Iterable<Member> {
@@ -139,7 +142,7 @@ export class Hub {
     const state = this.ensure(topic);
     const rejoin = state.members.has(member);
     state.members.add(member);
-    this.counts = null;
+    this.counts.set(topic, state.members.size);
     if (rejoin) member.unsubscribeLocal(topic);
     try {
       await state.ready;
@@ -171,7 +174,7 @@ export class Hub {
     if (state === undefined || state.position === null || state.members.has(member)) return false;
     this.stayOn(state);
     state.members.add(member);
-    this.counts = null;
+    this.counts.set(topic, state.members.size);
     member.subscribeLocal(topic);
     return true;
   }
@@ -180,7 +183,7 @@ export class Hub {
   leave(member: Member, topic: string): void {
     const state = this.topics.get(topic);
     if (state === undefined || !state.members.delete(member)) return;
-    this.counts = null;
+    this.counts.set(topic, state.members.size);
     member.unsubscribeLocal(topic);
     if (state.members.size > 0) return;
     const lingerMs = this.options.lingerMs?.(topic) ?? 0;
@@ -197,7 +200,7 @@ export class Hub {
 
   private drop(state: TopicState): void {
     this.topics.delete(state.topic);
-    this.counts = null;
+    this.counts.set(state.topic, 0);
     if (state.retry !== null) clearTimeout(state.retry);
     this.options.broker.unsubscribe(state.topic).catch(() => {
       // The broker drops interest with the link anyway; nothing to undo here.
@@ -208,9 +211,9 @@ export class Hub {
     for (const state of this.topics.values()) {
       if (state.retry !== null) clearTimeout(state.retry);
       if (state.linger !== null) clearTimeout(state.linger);
+      this.counts.set(state.topic, 0);
     }
     this.topics.clear();
-    this.counts = null;
   }
 
   /**
@@ -284,7 +287,7 @@ export class Hub {
     } catch (error) {
       if (this.topics.get(state.topic) === state) {
         this.topics.delete(state.topic);
-        this.counts = null;
+        this.counts.set(state.topic, 0);
         broker.unsubscribe(state.topic).catch(() => {}); // the subscribe may have succeeded before the read failed
       }
       throw error instanceof SwitchboardError ? error : new SwitchboardError(ErrorCode.unavailable, "the broker is unreachable; retry");

@@ -1,9 +1,9 @@
 /**
  * RespLink: one connection to one Redis (`redis://`) on `Bun.connect`, for the broker's publish
- * path (broker/redis-publish.ts). It carries that path's few commands with less of the process's
- * CPU and latency than ioredis (issue 17, round eight: measured in /work/coord/r8/pub8.md), and
- * unlike Bun's own RedisClient it sees its socket close, names Redis's errors like ioredis
- * (`ReplyError`) and never gives up reconnecting.
+ * path (broker/redis-publish.ts) and its subscriber (broker/redis-subscriber.ts). It carries their
+ * few commands with less CPU and latency than ioredis (issue 17, rounds eight and nine), and unlike
+ * Bun's own RedisClient it sees its socket close, names Redis's errors like ioredis (`ReplyError`)
+ * and never gives up reconnecting.
  *
  * The rules of connection.ts's clients hold here too:
  * - nothing is queued while the link is down: a command then rejects at once;
@@ -24,7 +24,7 @@
 import type { Socket } from "bun";
 import { grace } from "./command-deadline.ts";
 import { retryDelay } from "./connection.ts";
-import { encodeCommand, INCOMPLETE, parseReply, type Reply, ReplyError } from "./resp.ts";
+import { encodeCommand, type Reply, ReplyError, ReplyReader } from "./resp.ts";
 
 export interface RespLinkOptions {
   /** redis://[user:password@]host[:port][/db] */
@@ -39,6 +39,7 @@ export interface RespLinkOptions {
   /** The ready link was lost. */
   onDown(): void;
   onError(error: Error): void;
+  onMessage?(channel: string, payload: string): void; // pub/sub messages (a subscriber's link): they answer no command
 }
 
 interface Pending {
@@ -46,6 +47,7 @@ interface Pending {
   reject(error: Error): void;
   due: number;
   settled: boolean;
+  left: number; // replies still to come: (UN)SUBSCRIBE confirms each channel with one of its own
 }
 
 type State = "down" | "connecting" | "ready" | "closed";
@@ -57,7 +59,7 @@ export class RespLink {
   private generation = 0;
   private attempts = 0;
   private readonly pending: Pending[] = [];
-  private rest: Buffer | null = null;
+  private readonly reader: ReplyReader;
   private outbox = "";
   private outboxBytes = 0;
   private turnOpen = false;
@@ -77,6 +79,7 @@ export class RespLink {
     const db = Number(url.pathname.slice(1) || 0);
     if (db !== 0) handshake.push(["SELECT", String(db)]);
     handshake.push(["CLIENT", "SETNAME", options.name.replace(/[^A-Za-z0-9_.:-]/g, "_")]);
+    this.reader = new ReplyReader((reply) => this.answer(reply), options.onMessage);
     this.target = { hostname: url.hostname.replace(/^\[|\]$/g, ""), port: Number(url.port || 6379), handshake };
   }
 
@@ -123,9 +126,14 @@ export class RespLink {
     );
   }
 
-  /** Sends one command; rejects at once when the link is not ready. */
-  send(args: readonly (string | number)[]): Promise<Reply> {
-    return this.state === "ready" ? this.enqueue(args) : Promise.reject(new Error("Connection is not ready"));
+  /** Sends one command; rejects at once when the link is not ready. Resolves with the last of its `replies` (SUBSCRIBE: one per channel). */
+  send(args: readonly (string | number)[], replies = 1): Promise<Reply> {
+    return this.state === "ready" ? this.enqueue(args, replies) : Promise.reject(new Error("Connection is not ready"));
+  }
+
+  /** Drops the connection and opens a new one (what is out rejects). */
+  reconnect(): void {
+    if (this.state === "ready" || this.state === "connecting") this.drop(this.generation, new Error("reconnect asked"));
   }
 
   /** Called every canary interval: an idle ready link is PINGed, so a dead one is noticed and replaced. */
@@ -157,10 +165,10 @@ export class RespLink {
     this.options.onReady();
   }
 
-  private enqueue(args: readonly (string | number)[]): Promise<Reply> {
+  private enqueue(args: readonly (string | number)[], replies = 1): Promise<Reply> {
     const { text, bytes } = encodeCommand(args);
     const promise = new Promise<Reply>((resolve, reject) => {
-      this.pending.push({ resolve, reject, due: performance.now() + this.options.commandTimeoutMs, settled: false });
+      this.pending.push({ resolve, reject, due: performance.now() + this.options.commandTimeoutMs, settled: false, left: replies });
     });
     this.deadlineTimer ??= setTimeout(this.checkDeadlines, this.options.commandTimeoutMs);
     this.write(text, bytes);
@@ -203,27 +211,20 @@ export class RespLink {
   }
 
   private onData(chunk: Buffer): void {
-    const data = this.rest === null ? chunk : Buffer.concat([this.rest, chunk]);
-    let at = 0;
     try {
-      while (at < data.length) {
-        const parsed = parseReply(data, at);
-        if (parsed === INCOMPLETE) break;
-        at = parsed[1];
-        this.answer(parsed[0]);
-      }
+      this.reader.feed(chunk);
     } catch (error) {
       this.drop(this.generation, error as Error);
-      return;
     }
-    // Copied: the chunk's memory may be reused once this callback returns.
-    this.rest = at === data.length ? null : Buffer.from(data.subarray(at));
   }
 
   private answer(reply: Reply): void {
     this.missedInARow = 0;
-    const command = this.pending.shift();
+    const command = this.pending[0];
     if (command === undefined) throw new Error("a reply nobody asked for");
+    // An error reply is the whole command's (Redis refused it before running it).
+    if (--command.left > 0 && !(reply instanceof ReplyError)) return;
+    this.pending.shift();
     if (command.settled) return; // timed out: its late reply only keeps the order
     command.settled = true;
     if (reply instanceof ReplyError) command.reject(reply);
@@ -293,6 +294,7 @@ export class RespLink {
       command.settled = true;
       command.reject(error);
     }
-    [this.rest, this.unsent, this.outbox, this.outboxBytes] = [null, null, "", 0];
+    this.reader.reset();
+    [this.unsent, this.outbox, this.outboxBytes] = [null, "", 0];
   }
 }

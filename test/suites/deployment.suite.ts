@@ -64,6 +64,24 @@ export function describeDeployment(name: string, factory: DeploymentFactory): vo
       expect(await r.topics(ns, 100)).toEqual([]);
     });
 
+    test("a live map with its changes: each report has the counts of its call, later changes wait for the next", async () => {
+      const r = await registry();
+      const [id, ns] = [unique("p"), unique("room")];
+      const live = new Map([[`${ns}:a`, 1], [`${ns}:b`, 2]]);
+      await r.report(status(id), live, null);
+      live.set(`${ns}:b`, 5);
+      live.delete(`${ns}:a`);
+      live.set(`${ns}:c`, 1);
+      // Changed in place after the call, not reported yet: the registry still has the last report.
+      expect(await r.topics(ns, 100)).toEqual([{ topic: `${ns}:a`, subscribers: 1 }, { topic: `${ns}:b`, subscribers: 2 }]);
+      await r.report(status(id), live, new Set([`${ns}:a`, `${ns}:b`, `${ns}:c`]));
+      live.set(`${ns}:c`, 7);
+      expect(await r.topics(ns, 100)).toEqual([{ topic: `${ns}:b`, subscribers: 5 }, { topic: `${ns}:c`, subscribers: 1 }]);
+      await r.report(status(id), live, new Set([`${ns}:c`]));
+      await r.report(status(id), live, new Set());
+      expect(await r.topics(ns, 100)).toEqual([{ topic: `${ns}:b`, subscribers: 5 }, { topic: `${ns}:c`, subscribers: 7 }]);
+    });
+
     test("an unchanged report keeps the topics alive past the lease", async () => {
       const r = await registry(400);
       const [id, ns] = [unique("p"), unique("room")];
