@@ -123,8 +123,8 @@ class LinkPublishPath implements PublishPath {
     return this.link.ready;
   }
 
-  async publish(keys: string[], args: (string | number)[]): Promise<PublishResult> {
-    return publishResult(await this.scripts.publish(keys, args));
+  publish(keys: string[], args: (string | number)[]): Promise<PublishResult> {
+    return this.scripts.publish(keys, args).then(publishResult);
   }
 
   async started(waitMs: number): Promise<void> {

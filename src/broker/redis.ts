@@ -159,12 +159,13 @@ export class RedisBroker implements Broker {
     this.canaryTimer = setInterval(() => this.tick(), Math.min(canaryMs, fenceTickMs));
   }
 
-  async publish(topic: string, input: PublishInput): Promise<PublishResult> {
-    if (this.closed || !this.publishing.ready) throw unavailable("publish");
+  /** Not async: the reply goes on to the publisher through one `then` (issue 17, round nine). */
+  publish(topic: string, input: PublishInput): Promise<PublishResult> {
+    if (this.closed || !this.publishing.ready) return Promise.reject(unavailable("publish"));
     const key = input.key ?? "";
     const policy = this.historyOf(topic);
     try {
-      return await this.publishing.publish(
+      return this.publishing.publish(
         key === "" ? [redisKeys.meta(topic), redisKeys.log(topic)] : [redisKeys.meta(topic), redisKeys.log(topic), redisKeys.idempotency(topic, key)],
         [key === "" ? "" : "1",
         randomEpoch(),
@@ -174,9 +175,9 @@ export class RedisBroker implements Broker {
         frameSuffix(input),
         redisKeys.channel(topic),
         this.cluster ? "SPUBLISH" : "PUBLISH"],
-      );
+      ).catch((error: unknown) => Promise.reject(toSwitchboardError(error, "publish")));
     } catch (error) {
-      throw toSwitchboardError(error, "publish");
+      return Promise.reject(toSwitchboardError(error, "publish"));
     }
   }
 

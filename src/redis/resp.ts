@@ -13,18 +13,23 @@ export class ReplyError extends Error {
 
 export type Reply = string | number | null | ReplyError | Reply[];
 
-/** The encoded command and its size in bytes (what a partial socket write is counted in). */
+/**
+ * The encoded command and its size in bytes (what a partial socket write is counted in). One
+ * `Buffer.byteLength` per argument and the text's own length for the rest: half the time of
+ * counting every piece's bytes (0.78 → 0.35 µs for a publish's FCALL, issue 17 round nine).
+ */
 export function encodeCommand(args: readonly (string | number)[]): { text: string; bytes: number } {
-  let text = `*${args.length}\r\n`;
-  let bytes = text.length;
-  for (const arg of args) {
+  let text = "*" + args.length + "\r\n";
+  // Bytes beyond one per UTF-16 unit: the headers are ASCII, only the values may be wider.
+  let wider = 0;
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
     const value = typeof arg === "string" ? arg : String(arg);
     const size = Buffer.byteLength(value);
-    const head = `$${size}\r\n`;
-    text += head + value + "\r\n";
-    bytes += head.length + size + 2;
+    wider += size - value.length;
+    text += "$" + size + "\r\n" + value + "\r\n";
   }
-  return { text, bytes };
+  return { text, bytes: text.length + wider };
 }
 
 /** Returned by `parseReply` when the buffer ends inside a reply. */
