@@ -30,8 +30,8 @@ export type Metrics = Record<string, number | string | Record<string, number> | 
  * The warm-up of the fan-out and rooms scenarios when --warmup is not given. Rooms: 8 s. With
  * 10,000 topics both servers are still compiling their hot paths (JSC's JIT) seconds after the
  * load starts: between 2 and 8 s of warm-up the CPU per delivery fell ~20 % for round eight's
- * Switchboard and for the limit alike (12 % with round nine's subscriber), issue 17, round nine:
- * /work/coord/r9/rooms9.md; so a 2 s warm-up measured compilation, not the steady state a
+ * Switchboard and for the limit alike (12 % with round nine's subscriber), issue 17: bench/README.md,
+ * "Round nine"; so a 2 s warm-up measured compilation, not the steady state a
  * long-running server is in. The same for every target.
  */
 export function warmupFor(o: RunOptions, rooms: boolean): number {

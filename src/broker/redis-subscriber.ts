@@ -4,7 +4,7 @@
  *
  * - One Redis over `redis://`, plain pub/sub: a RespLink (redis/resp-link.ts), as the publishes.
  *   Every delivery of the process crosses this connection; ioredis decoded each message with ~5 µs
- *   more CPU than the link's in-place read (issue 17, round nine: /work/coord/r9/rooms9.md).
+ *   more CPU than the link's in-place read (issue 17: bench/README.md, "Round nine").
  * - Sharded links (Cluster), TLS (`rediss://`) and Unix sockets: ioredis, as before.
  * Either way: nothing queued while down, nothing resent, a command without a reply after
  * `commandTimeoutMs` fails, reconnecting (with `retryDelay`) until `close()`; after every
