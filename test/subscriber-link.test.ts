@@ -47,6 +47,25 @@ async function client(name: string): Promise<string | undefined> {
 
 const seqs = (events: Recorder, topic: string) => events.on(topic).map((p) => p.seq);
 
+/**
+ * A subscribing broker on `topics` and a publishing one, both started; the first topic's first
+ * publication already delivered (the link works before the fault).
+ */
+async function subscribed(events: Restores, topics: string[]): Promise<{ sub: ReturnType<typeof broker>; pub: ReturnType<typeof broker> }> {
+  const [sub, pub] = [broker(), broker()];
+  try {
+    await sub.b.start(events);
+    await pub.b.start(new Recorder());
+    for (const topic of topics) await sub.b.subscribe(topic);
+    await pub.b.publish(topics[0]!, { from: "u", data: 1, ts: 1 });
+    await waitFor(() => events.on(topics[0]!).length === 1, "the first publication");
+    return { sub, pub };
+  } catch (error) {
+    await Promise.all([sub.b.close(), pub.b.close()]);
+    throw error;
+  }
+}
+
 describe("the subscriber link of one Redis", () => {
   test("is a RESP2 link of its own carrying the control channel, the canary and the topics", async () => {
     const { b, name } = broker();
@@ -62,18 +81,10 @@ describe("the subscriber link of one Redis", () => {
   });
 
   test("Redis killed while subscribed: the link comes back with every topic resubscribed and reported; nothing after it is lost", async () => {
-    const sub = broker();
-    const pub = broker();
     const events = new Restores();
     const [a, c] = [uniqueTopic(), uniqueTopic()];
+    const { sub, pub } = await subscribed(events, [a, c]);
     try {
-      await sub.b.start(events);
-      await pub.b.start(new Recorder());
-      await sub.b.subscribe(a);
-      await sub.b.subscribe(c);
-      await pub.b.publish(a, { from: "u", data: 1, ts: 1 });
-      await waitFor(() => events.on(a).length === 1, "the first publication");
-
       await redis.kill();
       await waitFor(() => !sub.b.healthy, "unhealthy while Redis is down", 2000);
       await redis.restart();
@@ -93,16 +104,10 @@ describe("the subscriber link of one Redis", () => {
   });
 
   test("Redis stopped (SIGSTOP): a subscribe fails `unavailable` within its deadline; the link is replaced and its topics reported", async () => {
-    const sub = broker();
-    const pub = broker();
     const events = new Restores();
     const [a, late] = [uniqueTopic(), uniqueTopic()];
+    const { sub, pub } = await subscribed(events, [a]);
     try {
-      await sub.b.start(events);
-      await pub.b.start(new Recorder());
-      await sub.b.subscribe(a);
-      await pub.b.publish(a, { from: "u", data: 1, ts: 1 });
-      await waitFor(() => events.on(a).length === 1, "the first publication");
       const before = (await client(sub.name))?.match(/^id=(\d+)/)?.[1];
 
       redis.signal("SIGSTOP");

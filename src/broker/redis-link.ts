@@ -18,8 +18,6 @@ import { slotOf } from "../redis/slot.ts";
 import { redisKeys } from "./redis-keys.ts";
 import { subscriberConnection, type LinkMode, type SubscriberConnection } from "./redis-subscriber.ts";
 
-export type { LinkMode };
-
 export interface LinkHost {
   onMessage(channel: string, payload: string): void;
   /** The link (re)subscribed after a loss: these topics may have missed publications. */
