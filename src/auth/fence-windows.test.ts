@@ -71,6 +71,18 @@ describe("FenceWindows", () => {
     expect(windows.trustMs).toBe(250);
   });
 
+  test("a failed read is retried soon, not an interval later (a process reads before its Redis connection is writable)", async () => {
+    let reads = 0;
+    const windows = new FenceWindows(250, async () => {
+      if (++reads === 1) throw new Error("Stream isn't writeable and enableOfflineQueue options is false");
+      return [instance("a", 250)];
+    }, 60_000, 20);
+    windows.start();
+    await Bun.sleep(100);
+    expect([reads, windows.trustMs]).toEqual([2, 250]);
+    windows.stop();
+  });
+
   test("start reads at once and every interval; stop leaves no timer", async () => {
     let reads = 0;
     const windows = new FenceWindows(250, async () => (reads++, [instance("a", 250)]), 20);

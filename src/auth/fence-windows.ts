@@ -21,7 +21,8 @@ export class FenceWindows {
   trustMs = 0;
   /** How long a revoker waits after Redis took its control message, ms. */
   waitMs: number;
-  private timer: ReturnType<typeof setInterval> | null = null;
+  private timer: ReturnType<typeof setTimeout> | null = null;
+  private running = false;
   private readonly firstRead = Promise.withResolvers<void>();
   private read = false;
 
@@ -30,19 +31,33 @@ export class FenceWindows {
     private readonly ownMs: number,
     private readonly instances: () => Promise<InstanceInfo[]>,
     private readonly intervalMs = 1000,
+    private readonly retryMs = 50,
   ) {
     this.waitMs = ownMs;
   }
 
+  /**
+   * Reads now, then every interval; a failed read is retried after `retryMs` instead. A process reads
+   * right as it starts, before its Redis connection may be writable: without the retry it would trust
+   * no kept "not revoked" (a Redis read per handshake) for a whole interval after it is ready.
+   */
   start(): void {
-    void this.refresh();
-    this.timer = setInterval(() => void this.refresh(), this.intervalMs);
-    (this.timer as { unref?(): void }).unref?.();
+    if (this.running) return;
+    this.running = true;
+    void this.cycle();
   }
 
   stop(): void {
-    if (this.timer !== null) clearInterval(this.timer);
+    this.running = false;
+    if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
+  }
+
+  private async cycle(): Promise<void> {
+    const ok = await this.refresh();
+    if (!this.running) return;
+    this.timer = setTimeout(() => void this.cycle(), ok ? this.intervalMs : this.retryMs);
+    (this.timer as { unref?(): void }).unref?.();
   }
 
   /**
@@ -61,11 +76,13 @@ export class FenceWindows {
   }
 
   /** Reads every listed machine's window; a failed read trusts nothing until the next one succeeds. */
-  async refresh(): Promise<void> {
+  async refresh(): Promise<boolean> {
     try {
       this.apply((await this.instances()).map((instance) => instance.fenceMs ?? 0));
+      return true;
     } catch {
       this.trustMs = 0;
+      return false;
     }
   }
 
