@@ -59,7 +59,7 @@ export function createApp(deps: Deps): Hono<Env> {
  * Bun.serve's `fetch`: the app, except that `GET /ws` goes straight to the upgrade (http/ws.ts
  * says why), which answers its refusals as the app would.
  */
-export function createFetch(deps: Deps): (req: Request, server: SwitchboardServer) => Promise<Response | undefined> | Response {
+export function createFetch(deps: Deps): (req: Request, server: SwitchboardServer) => Promise<Response | undefined> | Response | undefined {
   const app = createApp(deps);
   const ws = wsRoute(deps);
   return (req, server) => (req.method === "GET" && pathOf(req.url) === "/ws" ? ws(req, server) : app.fetch(req, { server }));

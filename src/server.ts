@@ -152,7 +152,7 @@ function listenMetrics(config: Config, metrics: Metrics, log: Logger): ReturnTyp
  */
 async function listen(
   config: Config,
-  handlers: { fetch: (req: Request, server: SwitchboardServer) => Response | Promise<Response | undefined>; websocket: ReturnType<typeof websocketHandler>; log: Logger },
+  handlers: { fetch: (req: Request, server: SwitchboardServer) => Response | Promise<Response | undefined> | undefined; websocket: ReturnType<typeof websocketHandler>; log: Logger },
   release: () => Promise<unknown>,
 ): Promise<SwitchboardServer> {
   try {

@@ -8,6 +8,7 @@ import { SessionSigner } from "./sessions.ts";
 import { createCredentials } from "./create-credentials.ts";
 import { COOKIE_NAME, SECURE_COOKIE_NAME } from "./cookie.ts";
 import { bearerOf, sameSecret } from "./bearer.ts";
+import { RevocationView } from "./revocation-view.ts";
 
 const alice = { id: "alice", name: "alice" };
 
@@ -82,6 +83,30 @@ describe("Credentials.identify", () => {
     nowMs += 1000; // issued in the next second: accepted
     expect((await credentials.identify({ token: await signer.sign("token", alice, "s5", 600) }))?.ok).toBe(true);
     expect((await credentials.identify({ ticket: await stores.tickets.issue({ user: alice, sid: "s1", iat: atS + 1 }, 30) }))?.ok).toBe(true);
+    await stores.close();
+  });
+
+  test("identifyNow: the same answer without a promise once the cookie was verified and its check needs no read; else undefined", async () => {
+    const { stores, signer, session, token } = await setup();
+    const fence = { windowMs: 5, continuity: () => 1, current: () => true, announcement: () => ({ channel: "c", message: "" }) };
+    const view = new RevocationView(stores.revocations, stores.credentialRevocations, fence);
+    const credentials = createCredentials(signer, { tickets: stores.tickets, credentialRevocations: view });
+    const cookie = `${COOKIE_NAME}=${session}`;
+    expect(credentials.identifyNow({})).toBeNull();
+    expect(credentials.identifyNow({ cookie: "unrelated=1" })).toBeNull();
+    expect(credentials.identifyNow({ cookie })).toBeUndefined(); // not verified here yet
+    expect(await credentials.identify({ cookie })).toMatchObject({ ok: true });
+    expect(credentials.identifyNow({ cookie })).toEqual(await credentials.identify({ cookie }));
+    expect(credentials.identifyNow({ cookie })).toMatchObject({ ok: true, identity: { user: alice, sid: "s1", via: "cookie" } });
+    // The first presented credential decides: a ticket or a token beside the cookie is left to identify.
+    expect(credentials.identifyNow({ ticket: "nope", cookie })).toBeUndefined();
+    expect(credentials.identifyNow({ token, cookie })).toBeUndefined();
+    view.heard("s1");
+    expect(credentials.identifyNow({ cookie })).toEqual({ ok: false, reason: "bad_cookie", message: "invalid or revoked session" });
+    // Without a fence every check is a read: never answered here.
+    const plain = createCredentials(signer, { tickets: stores.tickets, credentialRevocations: new RevocationView(stores.revocations, stores.credentialRevocations) });
+    expect(await plain.identify({ cookie: `${COOKIE_NAME}=${await signer.sign("session", alice, "s9", 60)}` })).toMatchObject({ ok: true });
+    expect(plain.identifyNow({ cookie: `${COOKIE_NAME}=${session}` })).toBeUndefined();
     await stores.close();
   });
 

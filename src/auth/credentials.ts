@@ -69,6 +69,8 @@ export interface IdentitySource {
   find(presented: Presented): string | null;
   /** The identity the credential stands for; null when it is unknown, forged, expired or used. */
   check(credential: string, presented?: Presented): Promise<Identity | null>;
+  /** `check` without a promise when the answer is known here (a credential verified before); undefined: ask `check`. */
+  checkNow?(credential: string): Identity | undefined;
   /** What a refusal of this source's credential says. */
   readonly refusal: Refusal;
 }
@@ -100,6 +102,25 @@ export class Credentials {
       // through a helper: one async frame fewer on every handshake.
       if (identity !== null && (await this.options.revocations.revokedBy(identity.sid, identity.user.id, identity.iat ?? 0)) === null) return { ok: true, identity };
       return { ok: false, ...source.refusal };
+    }
+    return null;
+  }
+
+  /**
+   * `identify` without a promise, for the upgrade (http/ws.ts): the same answer when the first
+   * presented credential was verified before and its revocation check needs no read (a session known
+   * revoked here, or a kept "not revoked" behind the fence: auth/revocation-view.ts); undefined when
+   * only `identify` can tell. Nothing presented is `null`, as there.
+   */
+  identifyNow(presented: Presented): Outcome | null | undefined {
+    for (const source of this.options.sources) {
+      const credential = source.find(presented);
+      if (credential === null) continue;
+      const identity = source.checkNow?.(credential);
+      if (identity === undefined) return undefined;
+      const by = this.options.revocations.revokedByNow?.(identity.sid, identity.user.id, identity.iat ?? 0);
+      if (by === undefined) return undefined;
+      return by === null ? { ok: true, identity } : { ok: false, ...source.refusal };
     }
     return null;
   }

@@ -153,4 +153,27 @@ describe("RevocationView behind a fence", () => {
     expect(plain.kept).toBe(0);
     await plain.afterRevocation();
   });
+
+  test("revokedByNow answers only what needs no read, by the same rules; anything else is left to revokedBy", async () => {
+    const { store, fence, view } = setup();
+    expect(view.revokedByNow("s1", "u1", 100)).toBeUndefined(); // never read
+    await ask(view, store);
+    expect(view.revokedByNow("s1", "u1", 100)).toBeNull(); // kept
+    expect(view.revokedByNow("s1", "u2", 100)).toBeUndefined();
+    expect(view.revokedByNow("s1", "u1", 101)).toBeUndefined();
+    expect(view.revokedByNow(null, "u1", 100)).toBeUndefined(); // no session: the user is always read
+    fence.fresh = false;
+    expect(view.revokedByNow("s1", "u1", 100)).toBeUndefined();
+    fence.fresh = true;
+    fence.link = 2;
+    expect(view.revokedByNow("s1", "u1", 100)).toBeUndefined();
+    fence.link = 1;
+    expect(view.revokedByNow("s1", "u1", 100)).toBeNull();
+    view.heardUser("u1");
+    expect(view.revokedByNow("s1", "u1", 100)).toBeUndefined();
+    view.heard("s1");
+    expect(view.revokedByNow("s1", "u1", 100)).toBe("session");
+    expect(store.sent).toBe(1);
+    expect(new RevocationView(store, store).revokedByNow("s1", "u1", 100)).toBeUndefined(); // no fence: always a read
+  });
 });

@@ -77,28 +77,42 @@ export class RevocationView implements RevocationStore, CredentialRevocationStor
    * question, and what it says learned.
    */
   revokedBy(sid: string | null, userId: string, iatS: number): Promise<RevokedBy> {
+    const known = this.revokedByNow(sid, userId, iatS);
+    if (known !== undefined) return Promise.resolve(known);
     if (sid === null) return this.both.revokedBy(sid, userId, iatS);
-    if (this.revoked.has(sid)) {
-      this.hits++;
-      return Promise.resolve("session");
-    }
     const fence = this.fence;
     if (fence === undefined) {
       this.reads++;
       return this.both.revokedBy(sid, userId, iatS).then((by) => this.learned(sid, by));
     }
     const continuity = fence.continuity();
-    const clear = this.clear.get(sid);
-    if (clear !== undefined && continuity !== null && clear.continuity === continuity && clear.userId === userId && clear.iatS === iatS && fence.current(this.windows?.trustMs)) {
-      this.kept++;
-      return Promise.resolve(null);
-    }
     this.reads++;
     const heardBefore = this.heardCount;
     return this.both.revokedBy(sid, userId, iatS).then((by) => {
       if (by === null && continuity !== null && heardBefore === this.heardCount && fence.continuity() === continuity) this.keep(sid, { userId, iatS, continuity });
       return this.learned(sid, by);
     });
+  }
+
+  /**
+   * `revokedBy`'s answer when it needs no read: a session known revoked here, or a kept "not
+   * revoked" while the fence holds (the same rules, checked now). Undefined: a read is needed.
+   */
+  revokedByNow(sid: string | null, userId: string, iatS: number): RevokedBy | undefined {
+    if (sid === null) return undefined;
+    if (this.revoked.has(sid)) {
+      this.hits++;
+      return "session";
+    }
+    const fence = this.fence;
+    if (fence === undefined) return undefined;
+    const continuity = fence.continuity();
+    const clear = this.clear.get(sid);
+    if (clear !== undefined && continuity !== null && clear.continuity === continuity && clear.userId === userId && clear.iatS === iatS && fence.current(this.windows?.trustMs)) {
+      this.kept++;
+      return null;
+    }
+    return undefined;
   }
 
   private keep(sid: string, clear: Clear): void {

@@ -61,17 +61,26 @@ export class SessionSigner {
 
   /** The claims of a valid, unexpired credential of this kind; null for anything else. */
   async verify(kind: CredentialKind, jwt: string): Promise<Claims | null> {
-    const cached = this.verified.get(jwt);
-    if (cached !== undefined) {
-      if (cached.kind === kind && cached.exp + CLOCK_TOLERANCE_S > this.now() / 1000) return { user: cached.user, sid: cached.sid, exp: cached.exp, iat: cached.iat, caps: cached.caps };
-      if (cached.kind === kind) this.verified.delete(jwt);
-    }
+    const known = this.verifiedNow(kind, jwt);
+    if (known !== undefined) return known;
     const claims = await this.check(kind, jwt);
     if (claims !== null) {
       if (this.verified.size >= SessionSigner.CACHE_SIZE) this.verified.delete(this.verified.keys().next().value!);
       this.verified.set(jwt, { ...claims, kind });
     }
     return claims;
+  }
+
+  /**
+   * `verify` without a promise when the credential was verified before and has not expired: its
+   * claims (the caller's to keep); undefined when only `verify` can tell.
+   */
+  verifiedNow(kind: CredentialKind, jwt: string): Claims | undefined {
+    const cached = this.verified.get(jwt);
+    if (cached === undefined || cached.kind !== kind) return undefined;
+    if (cached.exp + CLOCK_TOLERANCE_S > this.now() / 1000) return { user: cached.user, sid: cached.sid, exp: cached.exp, iat: cached.iat, caps: cached.caps };
+    this.verified.delete(jwt);
+    return undefined;
   }
 
   private async check(kind: CredentialKind, jwt: string): Promise<Claims | null> {

@@ -3,8 +3,8 @@
  * token (the JWT from /auth/token, as a bearer header or a first-message `auth` frame), the
  * session cookie. Each is one IdentitySource (credentials.ts).
  */
-import type { IdentitySource } from "./credentials.ts";
-import type { SessionSigner } from "./sessions.ts";
+import type { Identity, IdentitySource } from "./credentials.ts";
+import type { Claims, SessionSigner } from "./sessions.ts";
 import type { TicketStore } from "../stores/stores.ts";
 import { readSessionCookie } from "./cookie.ts";
 
@@ -40,12 +40,20 @@ export function tokenSource(signer: SessionSigner): IdentitySource {
   };
 }
 
+function cookieIdentity(claims: Claims): Identity {
+  return { user: claims.user, sid: claims.sid, exp: claims.exp, iat: claims.iat, caps: claims.caps, via: "cookie" };
+}
+
 export function sessionCookieSource(signer: SessionSigner): IdentitySource {
   return {
     find: (presented) => readSessionCookie(presented.cookie, presented.secure === true),
     async check(jwt) {
       const claims = await signer.verify("session", jwt);
-      return claims === null ? null : { user: claims.user, sid: claims.sid, exp: claims.exp, iat: claims.iat, caps: claims.caps, via: "cookie" };
+      return claims === null ? null : cookieIdentity(claims);
+    },
+    checkNow(jwt) {
+      const claims = signer.verifiedNow("session", jwt);
+      return claims === undefined ? undefined : cookieIdentity(claims);
     },
     refusal: { reason: "bad_cookie", message: "invalid or revoked session" },
   };

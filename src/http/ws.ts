@@ -22,8 +22,11 @@ import { errorBody } from "./errors.ts";
 import { setSecurityHeaders } from "./security-headers.ts";
 import { requestCookies, requestIp, type Deps } from "./context.ts";
 
-/** Upgrades the request (undefined: Bun answers with the 101) or answers why not. */
-export type WsHandler = (req: Request, server: SwitchboardServer) => Promise<Response | undefined>;
+/**
+ * Upgrades the request (undefined: Bun answers with the 101) or answers why not. Without a promise
+ * when the credential check needs no I/O (a cookie verified before, its "not revoked" kept).
+ */
+export type WsHandler = (req: Request, server: SwitchboardServer) => Promise<Response | undefined> | Response | undefined;
 
 /** The path of a request URL as Bun gives it (`http://host/path?query`), without parsing a URL. */
 export function pathOf(url: string): string {
@@ -39,8 +42,27 @@ function ticketOf(url: string): string | undefined {
   return new URL(url).searchParams.get("ticket") ?? undefined;
 }
 
+/** An HTTP answer instead of the 101, with the headers every response carries (app.ts). */
+function answer(req: Request, config: Deps["config"], body: unknown, status: number, retryAfter?: number): Response {
+  const res = Response.json(body, { status });
+  if (retryAfter !== undefined) res.headers.set("Retry-After", String(retryAfter));
+  setSecurityHeaders((name, value) => res.headers.set(name, value), req, "/ws", config);
+  return res;
+}
+
+/** A refusal (SwitchboardError) or a failure, answered as the app answers them. */
+function refused(req: Request, { config, log }: Pick<Deps, "config" | "log">, error: unknown): Response {
+  if (error instanceof SwitchboardError) {
+    if (error.code === ErrorCode.internal) log.error("request failed", { path: "/ws", ...errorFields(error.cause ?? error) });
+    return answer(req, config, errorBody(error.code, error.message), httpStatus[error.code], error.retryAfter);
+  }
+  // As Hono's onError (http/errors.ts) answers anything else.
+  log.error("request failed", { path: "/ws", ...errorFields(error) });
+  return answer(req, config, errorBody(ErrorCode.internal, "internal error"), 500);
+}
+
 export function wsRoute(deps: Deps): WsHandler {
-  const { gateway, credentials, config, log } = deps;
+  const { gateway, credentials, config } = deps;
 
   /** Who the upgrade is for; null: nobody yet (the first frame must be a token). Throws the refusal. */
   function identityOf(outcome: Outcome | null): Identity | null {
@@ -49,10 +71,10 @@ export function wsRoute(deps: Deps): WsHandler {
     return refuseUpgrade(gateway, outcome.reason, ErrorCode.unauthorized, outcome.message);
   }
 
-  async function upgrade(req: Request, server: SwitchboardServer): Promise<Response | undefined> {
+  function upgrade(req: Request, server: SwitchboardServer): Promise<Response | undefined> | Response | undefined {
     if (gateway.draining) refuseUpgrade(gateway, "draining", ErrorCode.unavailable, "server is restarting; connect to another machine");
     if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") {
-      return answer(req, errorBody(ErrorCode.badRequest, "expected a WebSocket upgrade"), 426);
+      return answer(req, config, errorBody(ErrorCode.badRequest, "expected a WebSocket upgrade"), 426);
     }
     const origin = req.headers.get("origin");
     if (origin !== null && !isAllowedOrigin(origin, req, config)) {
@@ -62,31 +84,28 @@ export function wsRoute(deps: Deps): WsHandler {
     const ip = requestIp(req, server, config);
     checkCapacity(gateway, ip, null);
     if (shedUpgrade(gateway, server, req, ip)) return undefined;
-    const identity = identityOf(await credentials.identify({ ticket: ticketOf(req.url), ...requestCookies(req, config, ip) }));
+    const presented = { ticket: ticketOf(req.url), ...requestCookies(req, config, ip) };
+    // A reconnect of a session checked before needs no await: no promise, no async frame, and Bun
+    // takes the 101 from a synchronous `fetch`. The same checks at the same moment as `identify`'s.
+    const known = credentials.identifyNow(presented);
+    if (known !== undefined) return admit(req, server, ip, known);
+    return credentials.identify(presented).then((outcome) => admit(req, server, ip, outcome));
+  }
+
+  /** After the credential check: the caps again (it may have awaited), then the socket. */
+  function admit(req: Request, server: SwitchboardServer, ip: string, outcome: Outcome | null): Response | undefined {
+    const identity = identityOf(outcome);
     checkCapacity(gateway, ip, identity?.user ?? null);
-    if (!acceptUpgrade(gateway, server, req, ip, identity)) return answer(req, errorBody(ErrorCode.badRequest, "WebSocket upgrade failed"), 400);
+    if (!acceptUpgrade(gateway, server, req, ip, identity)) return answer(req, config, errorBody(ErrorCode.badRequest, "WebSocket upgrade failed"), 400);
     return undefined;
   }
 
-  /** An HTTP answer instead of the 101, with the headers every response carries (app.ts). */
-  function answer(req: Request, body: unknown, status: number, retryAfter?: number): Response {
-    const res = Response.json(body, { status });
-    if (retryAfter !== undefined) res.headers.set("Retry-After", String(retryAfter));
-    setSecurityHeaders((name, value) => res.headers.set(name, value), req, "/ws", config);
-    return res;
-  }
-
-  return async (req, server) => {
+  return (req, server) => {
     try {
-      return await upgrade(req, server);
+      const answered = upgrade(req, server);
+      return answered instanceof Promise ? answered.catch((error: unknown) => refused(req, deps, error)) : answered;
     } catch (error) {
-      if (error instanceof SwitchboardError) {
-        if (error.code === ErrorCode.internal) log.error("request failed", { path: "/ws", ...errorFields(error.cause ?? error) });
-        return answer(req, errorBody(error.code, error.message), httpStatus[error.code], error.retryAfter);
-      }
-      // As Hono's onError (http/errors.ts) answers anything else.
-      log.error("request failed", { path: "/ws", ...errorFields(error) });
-      return answer(req, errorBody(ErrorCode.internal, "internal error"), 500);
+      return refused(req, deps, error);
     }
   };
 }

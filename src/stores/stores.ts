@@ -107,6 +107,8 @@ export type RevokedBy = "session" | "user" | null;
 export interface CredentialRevocationStore {
   /** `sid` null: the credential has no session (only its user is checked). */
   revokedBy(sid: string | null, userId: string, iatS: number): Promise<RevokedBy>;
+  /** `revokedBy` without a promise when it needs no read (auth/revocation-view.ts); undefined: ask `revokedBy`. */
+  revokedByNow?(sid: string | null, userId: string, iatS: number): RevokedBy | undefined;
 }
 
 export interface Stores {
