@@ -126,8 +126,8 @@ export class Gateway implements ConnectionHost {
       act: (call) => actOnSockets(this.registry.withUser(call.user), call, namespaceOf),
       log: (message, fields) => this.log.warn(message, fields),
     });
-    const followersHere = (topic: string) => this.hub.members(topic) as Iterable<Socket>;
-    this.publisher = new Publisher({ broker: services.broker, metrics: this.metrics, log: this.log, topicCreationsPerMin: config.topicCreationsPerMin, namespaceOf, followersHere, events });
+    const followedByOthers = (topic: string, userId: string) => this.hub.followedByOthers(topic, userId);
+    this.publisher = new Publisher({ broker: services.broker, metrics: this.metrics, log: this.log, topicCreationsPerMin: config.topicCreationsPerMin, namespaceOf, followedByOthers, events });
     this.sessions = new SessionRevocation(services, this.registry);
     this.bindMetrics();
   }

@@ -29,6 +29,7 @@ function setup(historySize = 100) {
     onHistoryRead: (topic, reason) => reads.push(`${reason} ${topic}`),
   });
   class TestMember implements Member {
+    userId: string | null = null;
     frames: Frame[] = [];
     send(frame: string) {
       this.frames.push(JSON.parse(frame));

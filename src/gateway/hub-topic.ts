@@ -6,7 +6,7 @@
 import type { Broker, Position, Publication } from "../broker/broker.ts";
 import { mergeRecovery, type Replay } from "./recovery.ts";
 import { TopicRecovery } from "./topic-recovery.ts";
-import type { SmallSet } from "./small-set.ts";
+import { SmallSet } from "./small-set.ts";
 
 export interface Member {
   /** Sends one frame to this socket only. */
@@ -20,6 +20,8 @@ export interface Member {
    * Without it, frames are sent at once.
    */
   sendPaced?(frames: string[]): Promise<boolean>;
+  /** The socket's user (the publisher's creation budget asks whether another user follows a topic). */
+  userId: string | null;
 }
 
 export function resyncFrame(topic: string, position: Position): string {
@@ -37,6 +39,10 @@ export interface TopicState {
   ephemeral: boolean;
   /** A small set: most topics have a member or two (a user's inbox), and a Set of one costs ~250 B. */
   members: SmallSet<Member>;
+  /** Members added so far (joins and rejoins): what `followedByOthers` keeps its answer by. */
+  joins: number;
+  /** The user no other user's member was found besides, after `at` joins (`followedByOthers`). */
+  onlyUser: { user: string; at: number } | null;
   /** Last delivered position; null until the broker subscription and first read are done. */
   position: Position | null;
   ready: Promise<void>;
@@ -50,6 +56,44 @@ export interface TopicState {
   recovery: TopicRecovery | null;
   /** Set while the topic lingers without members (see HubOptions.lingerMs). */
   linger: ReturnType<typeof setTimeout> | null;
+}
+
+/**
+ * True when a member of another user than `userId` follows the topic (the publisher's creation
+ * budget, publisher.ts). The scan stops at the first other user, so it is short unless every
+ * member is `userId`'s; that answer is kept until a member joins (one leaving cannot change it),
+ * so a room of one user's sockets is not scanned again on every publish.
+ */
+export function followedByOthers(state: TopicState, userId: string): boolean {
+  if (state.onlyUser?.user === userId && state.onlyUser.at === state.joins) return false;
+  for (const member of state.members) if (member.userId !== userId) return true;
+  state.onlyUser = { user: userId, at: state.joins };
+  return false;
+}
+
+/** Adds a member (or adds it again: a rejoin counts as a join too). */
+export function addMember(state: TopicState, member: Member): void {
+  state.members.add(member);
+  state.joins += 1;
+}
+
+/** A topic's state before its broker subscription and first history read (hub.ts `ensure`). */
+export function newTopicState(topic: string, ephemeral: boolean, ready: Promise<void>): TopicState {
+  return {
+    topic,
+    ephemeral,
+    members: new SmallSet(),
+    joins: 0,
+    onlyUser: null,
+    position: null,
+    ready,
+    repairing: false,
+    buffer: [],
+    pending: new SmallSet(),
+    retry: null,
+    linger: null,
+    recovery: null,
+  };
 }
 
 export interface RecoverDeps {

@@ -32,6 +32,7 @@ function setup(options: { historySize?: number; historyTtlS?: number; ephemeral?
     ...(options.ephemeral === undefined ? {} : { isEphemeral: options.ephemeral }),
   });
   class TestMember implements Member {
+    userId: string | null = null;
     frames: Frame[] = [];
     send(frame: string) {
       this.frames.push(JSON.parse(frame));
@@ -302,5 +303,30 @@ describe("ephemeral topics (delivery: ephemeral)", () => {
     await settle();
     expect(m.frames).toEqual([]);
     expect(t.delivered.get("typing:a")).toBeUndefined();
+  });
+});
+
+describe("hub followedByOthers (the publisher's creation budget)", () => {
+  const member = (t: ReturnType<typeof setup>, userId: string) => Object.assign(new t.TestMember(), { userId });
+
+  test("the answer kept for a room of one user's sockets changes with the next join, not with a leave", async () => {
+    const t = setup();
+    const own = Array.from({ length: 20 }, () => member(t, "alice"));
+    for (const m of own) await t.hub.subscribe(m, "room:a", undefined, () => {});
+    expect(t.hub.followedByOthers("room:a", "alice")).toBe(false);
+    expect(t.hub.followedByOthers("room:a", "alice")).toBe(false); // kept
+    expect(t.hub.followedByOthers("room:a", "bob")).toBe(true); // another publisher: scanned
+
+    const bob = member(t, "bob");
+    await t.hub.subscribe(bob, "room:a", undefined, () => {});
+    expect(t.hub.followedByOthers("room:a", "alice")).toBe(true);
+    t.hub.leave(bob, "room:a");
+    expect(t.hub.followedByOthers("room:a", "alice")).toBe(false);
+
+    // A join without `since` on a started topic (joinNow) counts too.
+    const carol = member(t, "carol");
+    expect(t.hub.joinNow(carol, "room:a")).toBe(true);
+    expect(t.hub.followedByOthers("room:a", "alice")).toBe(true);
+    expect(t.hub.followedByOthers("room:unknown", "alice")).toBe(false);
   });
 });

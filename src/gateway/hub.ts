@@ -11,9 +11,8 @@
 import type { Broker, Position, Publication } from "../broker/broker.ts";
 import { ErrorCode, SwitchboardError } from "../protocol/codes.ts";
 import { MemberCounts } from "./member-counts.ts";
-import { SmallSet } from "./small-set.ts";
 import { TopicOrder } from "./topic-order.ts";
-import { recoverSince, replayPaced, type Member, type PendingRecovery, type RecoverDeps, type TopicState } from "./hub-topic.ts";
+import { addMember, followedByOthers, newTopicState, recoverSince, replayPaced, type Member, type PendingRecovery, type RecoverDeps, type TopicState } from "./hub-topic.ts";
 
 export type { Member } from "./hub-topic.ts";
 export { resyncFrame } from "./hub-topic.ts";
@@ -117,6 +116,12 @@ export class Hub {
     return this.topics.get(topic)?.members ?? [];
   }
 
+  /** True when a socket of another user than `userId` follows the topic here (hub-topic.ts). */
+  followedByOthers(topic: string, userId: string): boolean {
+    const state = this.topics.get(topic);
+    return state !== undefined && followedByOthers(state, userId);
+  }
+
   isMember(member: Member, topic: string): boolean {
     return this.topics.get(topic)?.members.has(member) ?? false;
   }
@@ -141,7 +146,7 @@ export class Hub {
   async subscribe(member: Member, topic: string, since: Position | undefined, onAck: (ack: Ack) => void): Promise<void> {
     const state = this.ensure(topic);
     const rejoin = state.members.has(member);
-    state.members.add(member);
+    addMember(state, member);
     this.counts.set(topic, state.members.size);
     if (rejoin) member.unsubscribeLocal(topic);
     try {
@@ -173,7 +178,7 @@ export class Hub {
     const state = this.topics.get(topic);
     if (state === undefined || state.position === null || state.members.has(member)) return false;
     this.stayOn(state);
-    state.members.add(member);
+    addMember(state, member);
     this.counts.set(topic, state.members.size);
     member.subscribeLocal(topic);
     return true;
@@ -250,19 +255,7 @@ export class Hub {
       this.stayOn(existing);
       return existing;
     }
-    const state: TopicState = {
-      topic,
-      ephemeral: this.options.isEphemeral?.(topic) ?? false,
-      members: new SmallSet(),
-      position: null,
-      ready: STARTED,
-      repairing: false,
-      buffer: [],
-      pending: new SmallSet(),
-      retry: null,
-      linger: null,
-      recovery: null,
-    };
+    const state = newTopicState(topic, this.options.isEphemeral?.(topic) ?? false, STARTED);
     state.ready = this.start(state);
     state.ready.catch(() => {
       // Awaited by every subscriber; this guard only keeps an unobserved failure quiet.

@@ -21,8 +21,8 @@ export interface PublisherOptions {
   /** TOPIC_CREATIONS_PER_MIN. */
   topicCreationsPerMin: number;
   namespaceOf(topic: string): Namespace | null;
-  /** The users of the sockets following the topic here (the hub's members). */
-  followersHere(topic: string): Iterable<{ readonly userId: string | null }>;
+  /** True when a socket of another user follows the topic here (the hub's members: hub.ts). */
+  followedByOthers(topic: string, userId: string): boolean;
   /** Webhook events; null without WEBHOOK_URL. */
   events: DeploymentEvents | null;
 }
@@ -80,12 +80,10 @@ export class Publisher {
   /**
    * True when a socket of another user follows the topic here. The publisher's own subscription
    * does not make a topic exist: subscribe, publish, unsubscribe would otherwise store a history
-   * for every new topic without touching TOPIC_CREATIONS_PER_MIN. At most the user's own sockets
-   * (MAX_CONNECTIONS_PER_USER) are passed before another user's, so a big room costs no more.
+   * for every new topic without touching TOPIC_CREATIONS_PER_MIN.
    */
   private followedByOthers(topic: string, userId: string): boolean {
-    for (const member of this.options.followersHere(topic)) if (member.userId !== userId) return true;
-    return false;
+    return this.options.followedByOthers(topic, userId);
   }
 
   /**
