@@ -10,7 +10,7 @@
  * runs at most `concurrency - 1` verifications at once: a flood from one address keeps the queue
  * full of its own attempts, yet another user's login finds a place free and starts at once instead
  * of waiting for a verification of the flood to end (on a loaded machine a verification took
- * 300–500 ms, and that wait plus its own went past the SPEC's 1 s: bench/README.md, round ten).
+ * 300–500 ms, and that wait plus its own went past the SPEC's 1 s in test/budgets/login.test.ts).
  */
 import { availableParallelism } from "node:os";
 import { ErrorCode, SwitchboardError } from "../protocol/codes.ts";
