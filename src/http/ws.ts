@@ -15,7 +15,7 @@
 import { isAllowedOrigin } from "../auth/origin.ts";
 import type { Identity, Outcome } from "../auth/credentials.ts";
 import { ErrorCode, SwitchboardError, httpStatus } from "../protocol/codes.ts";
-import { acceptUpgrade, checkCapacity, refuseUpgrade, shedUpgrade } from "../gateway/upgrade.ts";
+import { acceptUpgrade, checkCapacity, countFailedUpgrade, refuseUpgrade, shedUpgrade } from "../gateway/upgrade.ts";
 import type { SwitchboardServer } from "../gateway/socket.ts";
 import { errorFields } from "../log.ts";
 import { errorBody } from "./errors.ts";
@@ -80,6 +80,7 @@ export function wsRoute(deps: Deps): WsHandler {
     try {
       return await upgrade(req, server);
     } catch (error) {
+      countFailedUpgrade(gateway, error);
       if (error instanceof SwitchboardError) {
         if (error.code === ErrorCode.internal) log.error("request failed", { path: "/ws", ...errorFields(error.cause ?? error) });
         return answer(req, errorBody(error.code, error.message), httpStatus[error.code], error.retryAfter);
