@@ -42,15 +42,19 @@ async function topicsOnEveryShard(prefix: string, perShard = 1): Promise<{ topic
   return [...byPort].flatMap(([port, list]) => list.map((topic) => ({ topic, port })));
 }
 
-/** Each server's refused upgrades by reason (`switchboard_upgrades_rejected_total`), for a failure's message. */
-async function rejectedByReason(): Promise<string> {
+/**
+ * Each server's refused upgrades by reason (`switchboard_upgrades_rejected_total`; `unavailable`:
+ * the revocation read could not be answered) and its last log lines, for a failure's message.
+ */
+async function rejectedByReason(servers = nodes): Promise<string> {
   const lines = await Promise.all(
-    nodes.map(async (server) => {
+    servers.map(async (server) => {
       const text = await scrape(server).then((s) => s.text, (e: Error) => e.message);
-      return text.split("\n").filter((l) => l.startsWith("switchboard_upgrades_rejected_total")).join(", ") || "none";
+      const rejected = text.split("\n").filter((l) => l.startsWith("switchboard_upgrades_rejected_total")).join(", ") || "none";
+      return `${server.url}: ${rejected}; last log lines: ${server.logs().trim().split("\n").slice(-3).join(" | ")}`;
     }),
   );
-  return `upgrades rejected: ${lines.map((l, i) => `${nodes[i]!.url}: ${l}`).join("; ")}`;
+  return `upgrades rejected: ${lines.join("; ")}`;
 }
 
 async function readyz(server: TestServer): Promise<number> {
@@ -304,7 +308,10 @@ describe("Redis Cluster seeds", () => {
         if (Date.now() - started > 5000) throw new Error("not ready within 5 s with the first seed dead");
         await Bun.sleep(100);
       }
-      const client = await connectAsTheSdkDoes(server);
+      // A 1006 here (seen once in a full run) is a refused upgrade: say why, from the server's own counts.
+      const client = await connectAsTheSdkDoes(server).catch(async (error: Error) => {
+        throw new Error(`${error.message}; ${await rejectedByReason([server])}`);
+      });
       clients.add(client);
       const topic = `room:late-${Math.random().toString(36).slice(2, 8)}`;
       await client.subscribe(topic);

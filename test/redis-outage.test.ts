@@ -7,6 +7,8 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { startCluster, type TestCluster } from "./support/cluster.ts";
 import { session, TEST_API_KEY } from "./support/server.ts";
 import { TestClient } from "./support/client.ts";
+import { metric } from "./support/metrics.ts";
+import { upgradeStatus } from "./support/raw-ws.ts";
 
 let cluster: TestCluster;
 beforeAll(async () => {
@@ -63,21 +65,28 @@ describe("first-message auth while Redis is unreachable", () => {
 });
 
 describe("Redis trouble reaches clients as a sentence, never as the deployment's internals", () => {
-  test("login, publish and presence while Redis is paused: 503/unavailable without Redis's own words", async () => {
+  test("login, publish, presence and a cookie upgrade while Redis is paused: 503/unavailable without Redis's own words", async () => {
     const a = cluster.nodes[0]!;
     const alice = await TestClient.connect(a.wsUrl, { cookie: (await session(a, "alice")).cookie });
+    // A session this process never checked: its upgrade must read the revocation store.
+    const carol = (await session(a, "carol")).cookie;
+    const unavailableBefore = await metric(a, "switchboard_upgrades_rejected_total", { reason: "unavailable" });
     try {
       expect(await cluster.redis.command("CLIENT", "PAUSE", "3000", "ALL")).toBe("+OK");
-      const [login, published, presence] = await Promise.all([
+      const [login, published, presence, upgrade] = await Promise.all([
         fetch(`${a.url}/auth/login`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ username: "bob", password: "bob-password" }) }),
         alice.request({ type: "publish", topic: "room:quiet", data: 1 }),
         alice.request({ type: "presence", topic: "room:quiet" }),
+        upgradeStatus(a.wsUrl, { Cookie: carol }),
       ]);
       const loginText = await login.text();
       expect(login.status).toBe(503);
       expect(published).toMatchObject({ type: "error", code: "unavailable" });
       expect(presence).toMatchObject({ type: "error", code: "unavailable" });
-      for (const text of [loginText, JSON.stringify(published), JSON.stringify(presence)]) {
+      // A refusal a client sees only as 1006: counted by its reason, like the caps' and the origin's.
+      expect(upgrade.status).toBe(503);
+      expect(await metric(a, "switchboard_upgrades_rejected_total", { reason: "unavailable" })).toBe(unavailableBefore + 1);
+      for (const text of [loginText, JSON.stringify(published), JSON.stringify(presence), upgrade.body]) {
         expect(text).not.toMatch(/timed out|ECONNREFUSED|Stream|enableOfflineQueue|127\.0\.0\.1|:\d{4,5}\b/);
         expect(text).not.toContain(String(cluster.redis.port));
       }

@@ -11,10 +11,25 @@ import { nextConnectionId } from "./connection-ids.ts";
 import type { Gateway } from "./gateway.ts";
 import type { SwitchboardServer } from "./socket.ts";
 
+/** The refusals refuseUpgrade counted already. */
+const counted = new WeakSet<Error>();
+
 /** Counts a refused upgrade by reason and throws the error its response is made of. */
 export function refuseUpgrade(gw: Gateway, reason: string, code: ErrorCode, message: string): never {
   gw.metrics.upgradesRejected.inc({ reason });
-  throw new SwitchboardError(code, message);
+  const error = new SwitchboardError(code, message);
+  counted.add(error);
+  throw error;
+}
+
+/**
+ * Counts an upgrade refused by an error refuseUpgrade did not make — a credential check that
+ * could not be answered (the revocation store or the app unreachable: `unavailable`) or a bug
+ * (`internal`) — by its code, so every refusal before the 101 is in the metric.
+ */
+export function countFailedUpgrade(gw: Gateway, error: unknown): void {
+  if (error instanceof Error && counted.has(error)) return;
+  gw.metrics.upgradesRejected.inc({ reason: error instanceof SwitchboardError ? error.code : ErrorCode.internal });
 }
 
 /**

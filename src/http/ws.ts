@@ -15,7 +15,7 @@
 import { isAllowedOrigin } from "../auth/origin.ts";
 import type { Identity, Outcome } from "../auth/credentials.ts";
 import { ErrorCode, SwitchboardError, httpStatus } from "../protocol/codes.ts";
-import { acceptUpgrade, checkCapacity, refuseUpgrade, shedUpgrade } from "../gateway/upgrade.ts";
+import { acceptUpgrade, checkCapacity, countFailedUpgrade, refuseUpgrade, shedUpgrade } from "../gateway/upgrade.ts";
 import type { SwitchboardServer } from "../gateway/socket.ts";
 import { errorFields } from "../log.ts";
 import { errorBody } from "./errors.ts";
@@ -50,8 +50,9 @@ function answer(req: Request, config: Deps["config"], body: unknown, status: num
   return res;
 }
 
-/** A refusal (SwitchboardError) or a failure, answered as the app answers them. */
-function refused(req: Request, { config, log }: Pick<Deps, "config" | "log">, error: unknown): Response {
+/** A refusal (SwitchboardError) or a failure, counted (gateway/upgrade.ts) and answered as the app answers them. */
+function refused(req: Request, { config, log, gateway }: Pick<Deps, "config" | "log" | "gateway">, error: unknown): Response {
+  countFailedUpgrade(gateway, error);
   if (error instanceof SwitchboardError) {
     if (error.code === ErrorCode.internal) log.error("request failed", { path: "/ws", ...errorFields(error.cause ?? error) });
     return answer(req, config, errorBody(error.code, error.message), httpStatus[error.code], error.retryAfter);

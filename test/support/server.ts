@@ -6,6 +6,8 @@
  * `killAllServers()` in a file's `afterAll` kills any a test lost track of.
  */
 import type { Subprocess } from "bun";
+import { appendFileSync } from "node:fs";
+import { join } from "node:path";
 import { freePort } from "./ports.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
@@ -81,13 +83,24 @@ const PDEATHSIG = Bun.which("setpriv") ? ["setpriv", "--pdeathsig", "KILL", "--"
 /** A free port of this test worker's own block (support/ports.ts: safe under `bun test --parallel`). */
 export { freePort };
 
+/**
+ * `SB_TEST_LOG_DIR=<dir>`: every server process's output is also written, as it comes, to
+ * `<dir>/<INSTANCE_ID>-<pid>.stdout.log` and `.stderr.log`, so the logs of a flaky run survive the
+ * test process (`bun test` shows a server's output only when a test puts it in its failure message).
+ */
+const LOG_DIR = process.env.SB_TEST_LOG_DIR;
+
 /** Collects a pipe into a string as it is written, so the child never blocks on a full pipe. */
-function collect(stream: ReadableStream<Uint8Array>): { text(): string; done: Promise<void> } {
+function collect(stream: ReadableStream<Uint8Array>, logFile?: string): { text(): string; done: Promise<void> } {
   let text = "";
   const decoder = new TextDecoder();
   const done = (async () => {
     try {
-      for await (const chunk of stream) text += decoder.decode(chunk, { stream: true });
+      for await (const chunk of stream) {
+        const piece = decoder.decode(chunk, { stream: true });
+        text += piece;
+        if (logFile !== undefined) appendFileSync(logFile, piece);
+      }
     } catch {}
   })();
   return { text: () => text, done };
@@ -114,8 +127,9 @@ export function spawnServer(env: Record<string, string | undefined>): SpawnResul
   });
   running.add(proc);
   void proc.exited.then(() => running.delete(proc));
-  const out = collect(proc.stdout);
-  const err = collect(proc.stderr);
+  const logFile = (stream: string) => (LOG_DIR === undefined ? undefined : join(LOG_DIR, `${fullEnv.INSTANCE_ID ?? "server"}-${proc.pid}.${stream}.log`));
+  const out = collect(proc.stdout, logFile("stdout"));
+  const err = collect(proc.stderr, logFile("stderr"));
   // Resolve `exited` only once both pipes are fully read, so callers see the last lines.
   const exited = proc.exited.then(async (code) => {
     await Promise.race([Promise.all([out.done, err.done]), Bun.sleep(1000)]);
