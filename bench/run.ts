@@ -208,6 +208,11 @@ function med(scenario: Scenario, variant: string, target: TargetName) {
 
 /** Generator CPU per process, flagged `!` when one is near a full core (then it may be the bottleneck). */
 const saturated = (cpu: unknown) => (typeof cpu === "string" && cpu.split("+").some((c) => Number(c) >= 90) ? `${cpu} !` : String(cpu ?? ""));
+/** Machine CPU%, with the most that others took in any of the runs when it was over 20 (`others N`). */
+const withOthers = (machine: number | undefined, runs: Row[]) => {
+  const others = Math.max(0, ...runs.map((r) => r.metrics.othersCpu).filter((v): v is number => typeof v === "number"));
+  return others > 20 ? `${fmt(machine)} (others ${others})` : fmt(machine);
+};
 const fmt = (v: number | undefined, d = 0) => (v === undefined || Number.isNaN(v) ? "-" : v.toLocaleString("en-US", { maximumFractionDigits: d, minimumFractionDigits: d }));
 const lines: string[][] = [["scenario", "variant", "target", "runs", "main (median)", "× limit", "p50 ms", "p99 ms", "max ms", "lost/dup/reord", "srv CPU/unit", "server CPU%", "gen CPU%", "machine CPU%"]];
 const summary: Record<string, Record<string, Record<string, number>>> = {};
@@ -229,7 +234,7 @@ for (const p of plan) {
       fmt(s.p50, 2), fmt(s.p99, 2), fmt(s.max, 1),
       p.scenario === "fanout" || p.scenario === "rooms" ? `${s.lost ?? "-"}/${s.duplicated ?? "-"}/${s.reordered ?? "-"}` : "",
       s.serverNsPerDelivery !== undefined ? `${fmt(s.serverNsPerDelivery)} ns/deliv` : s.serverUsPerHandshake !== undefined ? `${fmt(s.serverUsPerHandshake)} µs/hs` : "",
-      String(firstRow?.serverCpu ?? ""), saturated(firstRow?.genCpu), fmt(s.machineCpu),
+      String(firstRow?.serverCpu ?? ""), saturated(firstRow?.genCpu), withOthers(s.machineCpu, rows.filter((r) => r.scenario === p.scenario && r.variant === p.variant && r.target === t && !r.error)),
     ]);
   }
 }

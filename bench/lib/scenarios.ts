@@ -40,6 +40,16 @@ export function warmupFor(o: RunOptions, rooms: boolean): number {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const pct = (cpuMs: number, wallMs: number) => Math.round((cpuMs / wallMs) * 1000) / 10;
+
+/**
+ * The machine's CPU (200 = both cores) that none of the run's own processes used: someone else's
+ * work during the measured window. Above ~20 the run's numbers say more about that work than about
+ * the target (round ten); the table flags it.
+ */
+function othersCpu(machine: number | undefined, own: (number | undefined)[]): number | undefined {
+  if (machine === undefined) return undefined;
+  return Math.max(0, Math.round(machine - own.reduce<number>((a, b) => a + (b ?? 0), 0)));
+}
 const merge = (into: Record<string, number>, from: Record<string, number> | undefined) => {
   for (const [k, v] of Object.entries(from ?? {})) into[k] = (into[k] ?? 0) + v;
   return into;
@@ -167,6 +177,7 @@ export async function runFanout(target: TargetName, o: RunOptions, subs: number,
         serverCpu: cpus.slice(0, -2).join("+"),
         redisCpu: cpus.at(-2),
         machineCpu: cpus.at(-1),
+        othersCpu: othersCpu(cpus.at(-1), [...cpus.slice(0, -1), ...rs.map((r) => pct(r.cpu?.cpuMs, r.cpu?.wallMs)), pct(pr.cpu?.cpuMs, pr.cpu?.wallMs)]),
         // Server CPU (all processes, Redis excluded) per delivery: less sensitive to a noisy
         // machine than the throughput, since time spent descheduled is not counted.
         serverNsPerDelivery: Math.round((cpus.slice(0, -2).reduce((a, b) => a + b, 0) / 100) * o.duration * 1e9 / Math.max(1, sum("inWindow"))),
@@ -242,6 +253,7 @@ export async function runConnect(target: TargetName, o: RunOptions, concurrency:
         genCpu: rs.map((r) => pct(r.cpu?.cpuMs, r.cpu?.wallMs)).join("+"),
         serverCpu: cpu()[0],
         machineCpu: cpu()[1],
+        othersCpu: othersCpu(cpu()[1], [cpu()[0], ...rs.map((r) => pct(r.cpu?.cpuMs, r.cpu?.wallMs))]),
         serverSystemShare: Math.round(((cpuMsOf(serverPid, "system") - sys0) / Math.max(1, cpuMsOf(serverPid) - all0)) * 100) / 100,
         serverUsPerHandshake: Math.round(((cpu()[0]! / 100) * o.duration * 1e6) / Math.max(1, rs.reduce((a, r) => a + r.done, 0))),
       };
