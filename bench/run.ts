@@ -195,8 +195,13 @@ const MAIN: Record<Scenario, { key: string; unit: string; higher: boolean }> = {
 };
 const SUMMED = new Set(["lost", "duplicated", "reordered", "closedDuring", "connectFailed", "failed"]);
 
+/** The runs of one target in one scenario variant that did not fail, in the order they ran. */
+function runsOf(scenario: Scenario, variant: string, target: TargetName): Row[] {
+  return rows.filter((r) => r.scenario === scenario && r.variant === variant && r.target === target && !r.error);
+}
+
 function med(scenario: Scenario, variant: string, target: TargetName) {
-  const runs = rows.filter((r) => r.scenario === scenario && r.variant === variant && r.target === target && !r.error);
+  const runs = runsOf(scenario, variant, target);
   const out: Record<string, number> = { runs: runs.length };
   const keys = new Set(runs.flatMap((r) => Object.keys(r.metrics)));
   for (const k of keys) {
@@ -226,7 +231,8 @@ for (const p of plan) {
     const s = summary[key]![t]!;
     const v = s[m.key];
     const ratio = lim && v !== undefined ? v / lim : NaN;
-    const firstRow = rows.find((r) => r.scenario === p.scenario && r.variant === p.variant && r.target === t && !r.error)?.metrics;
+    const runs = runsOf(p.scenario, p.variant, t);
+    const firstRow = runs[0]?.metrics;
     lines.push([
       p.scenario, p.variant, t, `${s.runs}/${repeat}`,
       `${fmt(v, m.key === "kbPerConn" || m.key === "p50" ? 2 : 0)} ${m.unit}`,
@@ -234,7 +240,7 @@ for (const p of plan) {
       fmt(s.p50, 2), fmt(s.p99, 2), fmt(s.max, 1),
       p.scenario === "fanout" || p.scenario === "rooms" ? `${s.lost ?? "-"}/${s.duplicated ?? "-"}/${s.reordered ?? "-"}` : "",
       s.serverNsPerDelivery !== undefined ? `${fmt(s.serverNsPerDelivery)} ns/deliv` : s.serverUsPerHandshake !== undefined ? `${fmt(s.serverUsPerHandshake)} µs/hs` : "",
-      String(firstRow?.serverCpu ?? ""), saturated(firstRow?.genCpu), withOthers(s.machineCpu, rows.filter((r) => r.scenario === p.scenario && r.variant === p.variant && r.target === t && !r.error)),
+      String(firstRow?.serverCpu ?? ""), saturated(firstRow?.genCpu), withOthers(s.machineCpu, runs),
     ]);
   }
 }

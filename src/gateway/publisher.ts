@@ -21,7 +21,11 @@ export interface PublisherOptions {
   /** TOPIC_CREATIONS_PER_MIN. */
   topicCreationsPerMin: number;
   namespaceOf(topic: string): Namespace | null;
-  /** True when a socket of another user follows the topic here (the hub's members: hub.ts). */
+  /**
+   * True when a socket of another user follows the topic here (the hub's members: hub.ts). The
+   * publisher's own subscription does not make a topic exist: subscribe, publish, unsubscribe would
+   * otherwise store a history for every new topic without touching TOPIC_CREATIONS_PER_MIN.
+   */
   followedByOthers(topic: string, userId: string): boolean;
   /** Webhook events; null without WEBHOOK_URL. */
   events: DeploymentEvents | null;
@@ -47,7 +51,7 @@ export class Publisher {
     const { broker, metrics } = this.options;
     const started = performance.now();
     try {
-      const mayCreate = input.from !== "server" && !this.followedByOthers(topic, input.from);
+      const mayCreate = input.from !== "server" && !this.options.followedByOthers(topic, input.from);
       let creation = mayCreate ? this.creations.admit(input.from, () => this.exists(topic, input.from)) : TopicCreations.none();
       if (creation instanceof Promise) creation = await creation; // only at the budget's limit
       let result: PublishResult;
@@ -78,20 +82,11 @@ export class Publisher {
   }
 
   /**
-   * True when a socket of another user follows the topic here. The publisher's own subscription
-   * does not make a topic exist: subscribe, publish, unsubscribe would otherwise store a history
-   * for every new topic without touching TOPIC_CREATIONS_PER_MIN.
-   */
-  private followedByOthers(topic: string, userId: string): boolean {
-    return this.options.followedByOthers(topic, userId);
-  }
-
-  /**
    * True when the topic has history, or another user's subscriber here. Asked without creating
    * anything: a publish refused past the budget must leave no trace (not even an epoch) in the broker.
    */
   private async exists(topic: string, userId: string): Promise<boolean> {
-    if (this.followedByOthers(topic, userId)) return true;
+    if (this.options.followedByOthers(topic, userId)) return true;
     return (await this.options.broker.latestSeq(topic)) > 0;
   }
 
