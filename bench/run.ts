@@ -8,7 +8,7 @@
  */
 import { parseArgs } from "node:util";
 import { mkdirSync } from "node:fs";
-import { TARGETS, type TargetName } from "./lib/dialects.ts";
+import { ALL_TARGETS, TARGETS, type TargetName } from "./lib/dialects.ts";
 import { procs } from "./lib/cluster.ts";
 import { median } from "./lib/histogram.ts";
 import { runConnect, runFanout, runIdle, runPublishPath, type Metrics, type RunOptions } from "./lib/scenarios.ts";
@@ -64,6 +64,7 @@ const { values: f } = parseArgs({
 
 if (f.help) {
   console.log(`bun run bench -- [--scenario fanout,rooms,idle,connect,publish,startup,storm|all] [--targets limit,socketio,switchboard]
+  (--targets may also name limit-spec: the limit sending the SPEC's whole message frame, a reference for fan-out)
   [--subs 1000] [--procs 2] [--gen-procs 2] [--duration 10] [--warmup 2 (rooms 8)] [--repeat 3]
   [--rate max,500] [--window 64] [--lag-cap 500] [--rooms 100] [--room-size 10] [--room-rate 2000]
   [--idle-conns 15000] [--connect-concurrency 32] [--payload 0] [--publishers 1] [--pub-conns 0] [--starts 5]
@@ -81,7 +82,7 @@ type Scenario = (typeof SCENARIOS)[number];
 const scenarios = (f.scenario === "all" ? [...SCENARIOS] : f.scenario!.split(",")) as Scenario[];
 const targets = f.targets!.split(",") as TargetName[];
 for (const s of scenarios) if (!SCENARIOS.includes(s)) throw new Error(`unknown scenario "${s}" (one of ${SCENARIOS.join(", ")})`);
-for (const t of targets) if (!TARGETS.includes(t)) throw new Error(`unknown target "${t}" (one of ${TARGETS.join(", ")})`);
+for (const t of targets) if (!ALL_TARGETS.includes(t)) throw new Error(`unknown target "${t}" (one of ${ALL_TARGETS.join(", ")})`);
 
 const subs = num(f.subs, 1000, 200);
 const repeat = num(f.repeat, 3, 1);
@@ -264,10 +265,16 @@ if (fmax?.switchboard && fmax.limit) {
   const reorderedOk = opts.publishers > 1 || fmax.switchboard.reordered === 0; // several publishers race by design
   judge("fan-out lost/duplicated/reordered = 0", fmax.switchboard.lost === 0 && fmax.switchboard.duplicated === 0 && reorderedOk, `${fmax.switchboard.lost}/${fmax.switchboard.duplicated}/${fmax.switchboard.reordered}${opts.publishers > 1 ? " (reordered not judged with several publishers)" : ""}`);
 }
+if (fmax?.switchboard && fmax["limit-spec"]) {
+  const sb = fmax.switchboard.deliveriesPerS!;
+  judge("(reference) fan-out × the limit sending the SPEC's frame", undefined, `${fmt(sb)} vs ${fmt(fmax["limit-spec"].deliveriesPerS)} = ${fmt(sb / fmax["limit-spec"].deliveriesPerS!, 2)}×`);
+}
 const frate = get("fanout", (v) => !v.includes("max msg/s"));
 if (frate?.switchboard && frate.limit) {
   const sb = frate.switchboard.p99!;
   judge("fan-out p99 ≤ 2× limit at the same offered rate", sb <= 2 * frate.limit.p99!, `${fmt(sb, 2)} ms vs ${fmt(frate.limit.p99, 2)} ms = ${fmt(sb / frate.limit.p99!, 2)}×`);
+  const spec = frate["limit-spec"]?.p99;
+  if (spec) judge("(reference) fan-out p99 × the limit sending the SPEC's frame", undefined, `${fmt(sb, 2)} ms vs ${fmt(spec, 2)} ms = ${fmt(sb / spec, 2)}×`);
 }
 const idle = get("idle", () => true);
 if (idle?.switchboard) {

@@ -157,9 +157,9 @@ export async function startServers(target: TargetName, n: number, redisUrl: stri
     const stdio: ["ignore", "ignore", "inherit"] = ["ignore", "ignore", "inherit"];
     let cmd: string[];
     let env: Record<string, string>;
-    if (target === "limit") {
+    if (target === "limit" || target === "limit-spec") {
       cmd = ["bun", ...(opts.bunFlags ?? []), `${BENCH}servers/limit.ts`];
-      env = { ...(process.env as Record<string, string>), PORT: String(port), REDIS_URL: redisUrl };
+      env = { ...(process.env as Record<string, string>), PORT: String(port), REDIS_URL: redisUrl, ...(target === "limit-spec" ? { LIMIT_FRAME: "spec" } : {}) };
     } else if (target === "socketio") {
       cmd = ["node", `${BENCH}servers/socketio.mjs`];
       env = { ...(process.env as Record<string, string>), PORT: String(port), REDIS_URL: redisUrl, ...(opts.sioEnv ?? {}) };

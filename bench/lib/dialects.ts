@@ -4,14 +4,17 @@
  * - `switchboard`: SPEC §3 frames. Ready on `welcome` (the upgrade carries the session cookie).
  * - `limit`: the reference in bench/servers/limit.ts speaks a subset of the same frames
  *   (`subscribe`/`publish` → `ack`, `message` out) with no auth: ready as soon as the 101 arrives.
+ * - `limit-spec`: the same server sending the SPEC's whole `message` frame (opt-in, never a default).
  * - `socketio`: Engine.IO v4 + Socket.IO v5 packets over `transport=websocket`:
  *   `0{..}` open → send `40` → `40{..}` connected; `42<id>[event,...]` with an ack id →
  *   `43<id>[...]`; the server's ping `2` is answered with `3`.
  */
 import type { WsConn } from "./ws.ts";
 
-export type TargetName = "limit" | "socketio" | "switchboard";
+export type TargetName = "limit" | "limit-spec" | "socketio" | "switchboard";
+/** The default targets; `limit-spec` runs only when named. */
 export const TARGETS: TargetName[] = ["limit", "socketio", "switchboard"];
+export const ALL_TARGETS: TargetName[] = [...TARGETS, "limit-spec"];
 
 export type DialectEvent =
   | { kind: "ready" }
@@ -81,6 +84,7 @@ const socketio: Dialect = {
 
 export const DIALECTS: Record<TargetName, Dialect> = {
   limit: jsonFrames(true),
+  "limit-spec": jsonFrames(true),
   switchboard: jsonFrames(false),
   socketio,
 };

@@ -4,7 +4,12 @@
  * per process, the Redis channel); `{"type":"publish","topic","data"}` is PUBLISHed to Redis and
  * acked when Redis answers; every Redis message goes out once with `server.publish`.
  *
- * Env: PORT, REDIS_URL. Exits when its parent goes away.
+ * With LIMIT_FRAME=spec (the bench's `limit-spec` target) it sends the SPEC's whole `message` frame
+ * instead: the same fields and the same bytes as Switchboard's (`seq` counted per topic in this
+ * process, one random 16-hex-digit `epoch`, `from` the bench's user, `ts`), and nothing else of what
+ * Switchboard does. Against it, fan-out measures what Switchboard adds beyond the frame's bytes.
+ *
+ * Env: PORT, REDIS_URL, LIMIT_FRAME. Exits when its parent goes away.
  */
 import Redis from "ioredis";
 
@@ -15,6 +20,17 @@ const sub = new Redis(redisUrl);
 pub.on("error", () => {});
 sub.on("error", () => {});
 const channels = new Map<string, Promise<unknown>>();
+const specFrame = process.env.LIMIT_FRAME === "spec";
+const epoch = crypto.getRandomValues(new BigUint64Array(1))[0]!.toString(16).padStart(16, "0");
+const seqs = new Map<string, number>();
+
+/** The frame a publication goes out in: the limit's own, or (LIMIT_FRAME=spec) the SPEC's. */
+function messageFrame(f: Frame): string {
+  if (!specFrame) return JSON.stringify({ type: "message", topic: f.topic, data: f.data });
+  const seq = (seqs.get(f.topic) ?? 0) + 1;
+  seqs.set(f.topic, seq);
+  return JSON.stringify({ type: "message", topic: f.topic, seq, epoch, from: "alice", data: f.data, ts: Date.now() });
+}
 
 type Frame = { type: string; topic: string; ref?: number; data?: unknown };
 
@@ -30,7 +46,7 @@ const server = Bun.serve<undefined>({
     message(ws, msg) {
       const f = JSON.parse(String(msg)) as Frame;
       if (f.type === "publish") {
-        const frame = JSON.stringify({ type: "message", topic: f.topic, data: f.data });
+        const frame = messageFrame(f);
         pub.publish(f.topic, frame).then(
           () => ws.send(`{"type":"ack","ref":${f.ref}}`),
           () => ws.send(`{"type":"error","ref":${f.ref},"code":"unavailable"}`),
