@@ -13,9 +13,8 @@ import { CLUSTER_ENV } from "./support/cluster.ts";
 import { getTicket, loginSession, startServer, type TestServer } from "./support/server.ts";
 import { TestClient, closeAll } from "./support/client.ts";
 
-let redis: TestRedis;
-let gate: RedisGate;
-let server: TestServer;
+/** One Redis, the gate in front of it, and the process under test behind the gate. */
+let redis: TestRedis, gate: RedisGate, server: TestServer;
 const clients = new Set<TestClient>();
 
 beforeAll(async () => {
@@ -55,6 +54,23 @@ async function untilReady(timeoutMs: number): Promise<void> {
   }
 }
 
+/** Cuts the connection whose name contains `word` and keeps it out: `/readyz` must turn 503 within 2 s and stay so for `ms`. */
+async function cut(word: string, ms: number): Promise<void> {
+  gate.hold(word);
+  const deadline = Date.now() + 2000;
+  while ((await status("/readyz")) !== 503) {
+    if (Date.now() > deadline) throw new Error(`/readyz still 200 2 s after the ${word} connection was cut; gate sees ${JSON.stringify(gate.names())}`);
+    await Bun.sleep(10);
+  }
+  await unreadyFor(ms);
+}
+
+/** Lets the connection back in: `/readyz` must answer 200 again within 5 s. */
+async function restore(word: string): Promise<void> {
+  gate.release(word);
+  await untilReady(5000);
+}
+
 /** Sessions this process never checked: each upgrade must read its revocations from Redis. */
 async function freshCookies(n: number): Promise<string[]> {
   const cookies: string[] = [];
@@ -80,38 +96,23 @@ describe("/readyz waits for every Redis connection a handshake needs", () => {
     // Logins go over the data connection, which is up: the process is otherwise ready.
     const cookies = await freshCookies(6);
     await unreadyFor(1500);
-    gate.release("auth-reads");
-    await untilReady(5000);
+    await restore("auth-reads");
     expect(await upgradesRightAway(cookies)).toEqual(cookies.map(() => "welcome"));
   }, 30_000);
 
   test("after that connection was lost: 503 until it is back (the broker's stayed up), then upgrades are welcomed", async () => {
     await untilReady(5000);
     const cookies = await freshCookies(6);
-    gate.hold("auth-reads");
-    const deadline = Date.now() + 2000;
-    while ((await status("/readyz")) !== 503) {
-      if (Date.now() > deadline) throw new Error("/readyz still 200 2 s after the auth-reads connection was cut");
-      await Bun.sleep(10);
-    }
-    await unreadyFor(1500);
-    gate.release("auth-reads");
-    await untilReady(5000);
+    await cut("auth-reads", 1500);
+    await restore("auth-reads");
     expect(await upgradesRightAway(cookies)).toEqual(cookies.map(() => "welcome"));
   }, 30_000);
 
   test("the data connection too (tickets, presence, logouts): 503 while it is lost, then a ticket upgrade is welcomed", async () => {
     await untilReady(5000);
     const { cookie } = await loginSession(server, "alice");
-    gate.hold(":data");
-    const deadline = Date.now() + 2000;
-    while ((await status("/readyz")) !== 503) {
-      if (Date.now() > deadline) throw new Error(`/readyz still 200 2 s after the data connection was cut; gate sees ${JSON.stringify(gate.names())}`);
-      await Bun.sleep(10);
-    }
-    await unreadyFor(1000);
-    gate.release(":data");
-    await untilReady(5000);
+    await cut(":data", 1000);
+    await restore(":data");
     const ticket = await getTicket(server, cookie);
     const client = await TestClient.connect(`${server.wsUrl}?ticket=${ticket}`, {}, 5000);
     clients.add(client);

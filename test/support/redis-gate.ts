@@ -13,6 +13,7 @@
  * respected (bytes queued until `drain`).
  */
 import type { Socket, TCPSocketListener } from "bun";
+import { flush } from "./proxy.ts";
 
 const NAME_WAIT_MS = 500;
 /** The name argument of a CLIENT SETNAME in RESP: `$<len>\r\nSETNAME\r\n$<len>\r\n<name>\r\n`. */
@@ -44,17 +45,10 @@ interface Side {
   pair: Pair;
 }
 
+/** Queues a copy of `chunk` (Bun may reuse its buffer) behind what waits, and writes what it can. */
 function write(to: Socket<Side>, queue: Uint8Array[], chunk?: Uint8Array): void {
   if (chunk !== undefined) queue.push(new Uint8Array(chunk));
-  while (queue.length > 0) {
-    const head = queue[0]!;
-    const n = to.write(head);
-    if (n < head.length) {
-      queue[0] = head.subarray(Math.max(0, n));
-      return;
-    }
-    queue.shift();
-  }
+  flush(to, queue);
 }
 
 export async function startRedisGate(redisPort: number): Promise<RedisGate> {
