@@ -20,7 +20,7 @@ export async function createServices(config: Config, namespaces: Namespaces): Pr
     return createRedisServices(config, historyFor);
   }
   const broker = new MemoryBroker({ historySize: config.historySize, historyTtlS: config.historyTtlS, historyFor, historyMaxBytes: config.historyMaxBytes });
-  return assemble(broker, new MemoryPresence(), memoryStores(), new MemoryDeploymentRegistry(LEASE_MS), undefined, config.webhookUrl === undefined ? null : new MemoryOutbox());
+  return assemble(broker, new MemoryPresence(), memoryStores(), new MemoryDeploymentRegistry(LEASE_MS), { outbox: config.webhookUrl === undefined ? null : new MemoryOutbox() });
 }
 
 /** A topic's history is its namespace's (SPEC §5 `history`); HISTORY_SIZE / HISTORY_TTL_S outside them. */

@@ -23,8 +23,24 @@ export interface Services {
   revocations: RevocationView;
   /** The webhook outbox (SPEC §6): null unless WEBHOOK_URL is set. */
   outbox: Outbox | null;
+  /**
+   * Whether the connections of the stores are up (besides the broker's own, `broker.healthy`): on
+   * Redis, the data connection (tickets, presence, logouts, the registry) and the auth-reads one
+   * (every cookie or token upgrade's revocation read). `/readyz` answers 503 while one is down, so
+   * a load balancer sends no socket to a process that would refuse it. Always true without Redis.
+   */
+  connected(): boolean;
   /** Stops everything started here (connections, timers). */
   close(): Promise<void>;
+}
+
+/** What the parts share, when they share anything (the Redis services' connections). */
+export interface Shared {
+  /** Closes the connections the parts share; called last. */
+  release?: () => Promise<void>;
+  outbox?: Outbox | null;
+  /** `Services.connected`; absent: always true. */
+  connected?: () => boolean;
 }
 
 /**
@@ -32,7 +48,8 @@ export interface Services {
  * leaves still go out through the broker and the outbox), the outbox, then the broker, the stores,
  * and `release` last (connections the parts share).
  */
-export function assemble(broker: Broker, presence: Presence, stores: Stores, deployment: DeploymentRegistry, release?: () => Promise<void>, outbox: Outbox | null = null): Services {
+export function assemble(broker: Broker, presence: Presence, stores: Stores, deployment: DeploymentRegistry, shared: Shared = {}): Services {
+  const { release, outbox = null, connected = () => true } = shared;
   const windows = broker.fence === undefined ? undefined : new FenceWindows(broker.fence.windowMs, () => deployment.instances());
   const revocations = new RevocationView(stores.revocations, stores.credentialRevocations, broker.fence, windows);
   windows?.start();
@@ -43,6 +60,7 @@ export function assemble(broker: Broker, presence: Presence, stores: Stores, dep
     deployment,
     revocations,
     outbox,
+    connected,
     async close() {
       windows?.stop();
       await presence.close();

@@ -10,7 +10,7 @@ import { TestClient, closeAll, type Frame } from "./support/client.ts";
 import { CLUSTER_ENV } from "./support/cluster.ts";
 import { scrape } from "./support/metrics.ts";
 import { startRedisCluster, type TestRedisCluster } from "./support/redis-cluster.ts";
-import { apiPublish, killAllServers, loginSession, startServer, type Session, type TestServer } from "./support/server.ts";
+import { apiPublish, killAllServers, loginSession, startServer, TEST_API_KEY, type Session, type TestServer } from "./support/server.ts";
 
 let redis: TestRedisCluster;
 let nodes: TestServer[];
@@ -245,6 +245,62 @@ describe("Redis Cluster faults under load", () => {
       expect(outcomes).toContain("welcome");
     });
     for (const { topic } of spread.slice(1)) expect(resyncs.get(topic)).toBe(0);
+  }, 60_000);
+
+  test("a slot map still stale after a CLUSTER FAILOVER (CLUSTER SLOTS refused for 400 ms): publications and upgrades wait for it within REDIS_COMMAND_TIMEOUT_MS, none is refused", async () => {
+    // A process of its own, with a deadline that leaves room for the map to come back.
+    const server = await startServer({ ...CLUSTER_ENV, REDIS_CLUSTER: "true", REDIS_URL: redis.url, INSTANCE_ID: "cl-stale", REDIS_COMMAND_TIMEOUT_MS: "1500" });
+    const setSlotsCommand = (rule: string) => Promise.all(redis.nodes.map((n) => redis.cli(n.port, "ACL", "SETUSER", "default", rule).catch(() => "")));
+    try {
+      const started = Date.now();
+      while ((await readyz(server)) !== 200) {
+        if (Date.now() - started > 10_000) throw new Error("cl-stale not ready within 10 s");
+        await Bun.sleep(50);
+      }
+      // Topics of one shard in different slots: their publishes leave in one pipeline to its primary.
+      const spread = await topicsOnEveryShard("stale", 4);
+      const port = spread[0]!.port;
+      const topics = spread.filter((s) => s.port === port).map((s) => s.topic);
+      // Sessions this process never checked: every upgrade reads revocations in several slots.
+      const cookies = await Promise.all(["alice", "bob", "carol", "alice", "bob", "carol", "alice", "bob"].map(async (user) => (await loginSession(server, user)).cookie));
+      const replica = await redis.replicaOf(port);
+      await setSlotsCommand("-cluster|slots"); // no process can refresh its slot map now
+      try {
+        expect(await redis.cli(replica, "CLUSTER", "FAILOVER")).toBe("OK");
+        const deadline = Date.now() + 5000;
+        while ((await redis.primaryOf(`sb:{${topics[0]}}:ch`)) !== replica && Date.now() < deadline) await Bun.sleep(20);
+        const mapBack = Bun.sleep(400).then(() => setSlotsCommand("+cluster|slots"));
+        const [published, outcomes] = await Promise.all([
+          fetch(`${server.url}/api/broadcast`, {
+            method: "POST",
+            headers: { Authorization: `Bearer ${TEST_API_KEY}`, "content-type": "application/json" },
+            body: JSON.stringify({ topics, data: "after the failover" }),
+          }).then(async (res) => ({ status: res.status, body: (await res.json()) as { results: { topic: string; seq?: number; error?: unknown }[] } })),
+          Promise.all(
+            cookies.map((cookie) =>
+              TestClient.connect(server.wsUrl, { cookie }, 5000).then(
+                (client) => (clients.add(client), "welcome"),
+                // 1013: the socket's inbox is on the shard that moved, whose link is made again (the SDK retries).
+                (error: Error) => (error.message.includes("(1013 ") ? "1013" : error.message),
+              ),
+            ),
+          ),
+        ]);
+        await mapBack;
+        expect(published.status).toBe(202);
+        const unpublished = published.body.results.filter((r) => r.seq === undefined);
+        const refused = outcomes.filter((o) => o !== "welcome" && o !== "1013");
+        if (unpublished.length > 0 || refused.length > 0) {
+          throw new Error(`${unpublished.length} of ${topics.length} publications refused (${JSON.stringify(unpublished[0]?.error)}), ${refused.length} of ${outcomes.length} upgrades refused (${refused[0]}); ${await rejectedByReason([server])}`);
+        }
+      } finally {
+        await setSlotsCommand("+cluster|slots");
+      }
+      await redis.waitHealthy(20_000);
+      expect(server.faults()).toEqual([]);
+    } finally {
+      server.kill();
+    }
   }, 60_000);
 
   test("kill -9 of a primary under load: publishes to its shard answer unavailable until the replica takes over; then delivery resumes", async () => {

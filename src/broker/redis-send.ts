@@ -5,7 +5,8 @@
  *   (TickCork), and ioredis's `commandTimeout`, counted from the call, is the deadline.
  * - Cluster (auto-pipelined): `within` as well, since a command queued behind a pipeline that is
  *   timing out would otherwise wait for that one first; and a command the cluster refused with a
- *   redirection is run again (below).
+ *   redirection is run again, each attempt bounded by what is left of the one deadline
+ *   (redis/redirections.ts).
  */
 import type { Cluster } from "ioredis";
 import type Redis from "ioredis";
@@ -26,7 +27,7 @@ export class CommandSender {
   }
 
   send<T>(run: () => Promise<T>): Promise<T> {
-    if (this.cork === null) return followRedirections(this.client as Cluster, () => within(run(), this.deadlineMs));
+    if (this.cork === null) return followRedirections(this.client as Cluster, (leftMs) => within(run(), leftMs), this.deadlineMs);
     this.cork.hold();
     return run();
   }

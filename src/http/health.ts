@@ -15,6 +15,7 @@ export function healthRoutes(deps: Deps): Hono<Env> {
   app.get("/readyz", (c) => {
     if (gateway.draining) return c.json(errorBody(ErrorCode.unavailable, "draining"), 503);
     if (!services.broker.healthy) return c.json(errorBody(ErrorCode.unavailable, "broker unreachable"), 503);
+    if (!services.connected()) return c.json(errorBody(ErrorCode.unavailable, "a Redis connection is down"), 503);
     // Until the registry lists it, other machines' server API calls would not wait for this one.
     if (!gateway.listed) return c.json(errorBody(ErrorCode.unavailable, "not yet listed in the deployment"), 503);
     return c.json({ status: "ready" });

@@ -167,6 +167,22 @@ export async function connectWithin(client: RedisClient, waitMs: number): Promis
   return results.every(Boolean);
 }
 
+/**
+ * Whether a client takes commands now: one Redis while it is `ready`; a cluster while it is `ready`
+ * and, until that was once the case, every primary's connection is too (at start-up a command
+ * meeting a primary still connecting fails at once). After that a dead primary fails only its own
+ * slots, and readiness does not follow each shard (docs/redis.md).
+ */
+export function takesCommands(client: RedisClient): () => boolean {
+  if (!(client instanceof Cluster)) return () => client.status === "ready";
+  let primariesWereUp = false;
+  return () => {
+    if (client.status !== "ready") return false;
+    primariesWereUp ||= client.nodes("master").every((node) => node.status === "ready");
+    return primariesWereUp;
+  };
+}
+
 async function connectOne(client: RedisClient, waitMs: number): Promise<boolean> {
   if (client.status === "ready") return true;
   const ready = new Promise<boolean>((resolve) => {

@@ -11,7 +11,7 @@ import { assemble, type Services } from "../services.ts";
 import { createLogger } from "../log.ts";
 import { RedisBroker } from "../broker/redis.ts";
 import type { HistoryPolicy } from "../broker/broker.ts";
-import { closeConnection, connectWithin, createClient, errorReporter, type LogFn, type RedisClient } from "./connection.ts";
+import { closeConnection, connectWithin, createClient, errorReporter, takesCommands, type LogFn, type RedisClient } from "./connection.ts";
 import { RedisPresence } from "../presence/redis.ts";
 import { checkEvictionPolicy, redisStores } from "../stores/redis.ts";
 import { RevocationReader } from "../stores/revocation-reads.ts";
@@ -53,16 +53,17 @@ export async function createRedisServices(config: Config, historyFor?: (topic: s
   const stores = redisStores(data, new RevocationReader(reads, config.redisCommandTimeoutMs));
   const outbox = config.webhookUrl === undefined ? null : new RedisOutbox({ redis: data, instanceId: config.instanceId, leaseMs: config.webhookLeaseMs, log });
 
-  return assemble(
-    broker,
-    presence,
-    stores,
-    new RedisDeploymentRegistry(data, LEASE_MS),
-    async () => {
+  // Ready (/readyz) only when both are: a process whose reads connection is still opening (or
+  // reconnecting after an outage) would refuse every cookie upgrade it is sent with 503.
+  const dataUp = takesCommands(data);
+  const readsUp = takesCommands(reads);
+  return assemble(broker, presence, stores, new RedisDeploymentRegistry(data, LEASE_MS), {
+    release: async () => {
       await Promise.all([closeConnection(data), closeConnection(reads)]);
     },
     outbox,
-  );
+    connected: () => dataUp() && readsUp(),
+  });
 }
 
 /**

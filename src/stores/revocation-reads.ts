@@ -167,7 +167,7 @@ export class RevocationReader {
     const { redis } = this;
     if (redis instanceof Cluster) {
       const read = (key: string, member: Member) =>
-        followRedirections<string | null>(redis, async () => (member === EXISTS ? ((await redis.exists(key)) === 1 ? "1" : null) : redis.zscore(key, member)), CLOSED);
+        followRedirections<string | null>(redis, async () => (member === EXISTS ? ((await redis.exists(key)) === 1 ? "1" : null) : redis.zscore(key, member)), this.deadlineMs, CLOSED);
       return Promise.all(keys.map((key, i) => read(key, members[i]!)));
     }
     const { ops, zscoreMembers } = scriptReads(members);

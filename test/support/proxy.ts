@@ -78,7 +78,8 @@ function forward(to: Socket<Side> | null, queue: Uint8Array[], chunk: Uint8Array
   if (n < chunk.length) queue.push(new Uint8Array(chunk.subarray(Math.max(0, n))));
 }
 
-function flush(to: Socket<Side>, queue: Uint8Array[]): void {
+/** Writes what `queue` holds, oldest first; keeps the rest (backpressure) until the next `drain`. */
+export function flush<T>(to: Socket<T>, queue: Uint8Array[]): void {
   while (queue.length > 0) {
     const head = queue[0]!;
     const n = to.write(head);
