@@ -9,7 +9,7 @@
  * ioredis, the transport of a Cluster and of TLS.
  */
 import { afterEach, describe, expect, test } from "bun:test";
-import { ioredisScripts, ScriptRunner } from "../src/broker/redis-scripts.ts";
+import { ioredisScripts, ScriptRunner, SCRIPTS } from "../src/broker/redis-scripts.ts";
 import { closeConnection, connectWithin, createConnection } from "../src/redis/connection.ts";
 import { TestClient, closeAll, type Frame } from "./support/client.ts";
 import { CLUSTER_ENV, inService } from "./support/cluster.ts";
@@ -122,6 +122,22 @@ function expectDeliveriesInOrder(s: Stream, acked: number[], all: boolean): void
   if (all) expect(order).toEqual(acked);
 }
 
+/**
+ * Another process's EVAL loading the script between two of ours (all of a deployment's processes
+ * reconnect after a restart): a client that loads it the moment Redis first answers NOSCRIPT.
+ */
+async function loadOnFirstMiss(d: Deployment): Promise<void> {
+  const other = createConnection(d.redis.url, { name: "order-other-process", commandTimeoutMs: 1000 });
+  try {
+    expect(await connectWithin(other, 2000)).toBe(true);
+    const deadline = Date.now() + 3000;
+    while (Date.now() < deadline && !/errorstat_NOSCRIPT/.test(await other.info("errorstats"))) await Bun.sleep(1);
+    await other.script("LOAD", SCRIPTS.publish.text);
+  } finally {
+    await closeConnection(other);
+  }
+}
+
 const flush = (d: Deployment, ...what: ("FUNCTION" | "SCRIPT")[]) => async () => {
   for (const kind of what) expect(await d.redis.command(kind, "FLUSH")).toBe("+OK");
 };
@@ -131,6 +147,15 @@ const CASES: { name: string; redisArgs: string[]; disturb?: (d: Deployment) => (
   { name: "Redis without Functions, the first publishes (its script cache empty)", redisArgs: NO_FUNCTIONS, all: true },
   { name: "Redis without Functions (EVALSHA), SCRIPT FLUSH midway", redisArgs: NO_FUNCTIONS, disturb: (d) => flush(d, "SCRIPT"), all: true },
   { name: "Redis without Functions, Redis restarted midway (its script cache empty)", redisArgs: NO_FUNCTIONS, disturb: (d) => () => d.redis.restart(), all: false },
+  {
+    name: "Redis without Functions, Redis restarted midway, and another process loads the script between our calls",
+    redisArgs: NO_FUNCTIONS,
+    disturb: (d) => async () => {
+      await d.redis.restart();
+      await loadOnFirstMiss(d);
+    },
+    all: false,
+  },
   { name: "Redis with Functions, FUNCTION FLUSH and SCRIPT FLUSH midway", redisArgs: [], disturb: (d) => flush(d, "FUNCTION", "SCRIPT"), all: true },
   { name: "Redis with Functions, Redis restarted midway (library and script cache gone)", redisArgs: [], disturb: (d) => () => d.redis.restart(), all: false },
 ];

@@ -13,7 +13,7 @@
  */
 import { errorReporter, type LogFn, type RedisClient } from "../redis/connection.ts";
 import { RespLink } from "../redis/resp-link.ts";
-import { LIBRARY, SCRIPTS, ScriptRunner, type ScriptTransport } from "./redis-scripts.ts";
+import { LIBRARY, SCRIPTS, ScriptRunner, scriptsUnloaded, type ScriptTransport } from "./redis-scripts.ts";
 import type { CommandSender } from "./redis-send.ts";
 import type { PublishResult } from "./broker.ts";
 
@@ -71,7 +71,8 @@ function linkScripts(link: RespLink): ScriptTransport {
     fcall: (name, keys, args) => link.send(["FCALL", name, keys.length, ...keys, ...args]),
     evalsha: (which, keys, args) => link.send(["EVALSHA", SCRIPTS[which].sha, keys.length, ...keys, ...args]),
     eval: (which, keys, args) => link.send(["EVAL", SCRIPTS[which].text, keys.length, ...keys, ...args]),
-    loadLibrary: async () => {
+    load: async () => {
+      for (const { text } of Object.values(SCRIPTS)) link.send(["SCRIPT", "LOAD", text]).catch(scriptsUnloaded);
       await link.send(["FUNCTION", "LOAD", "REPLACE", LIBRARY]);
       return true;
     },

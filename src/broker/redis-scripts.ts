@@ -61,8 +61,12 @@ export interface ScriptTransport {
   evalsha(which: Which, keys: string[], args: (string | number)[]): Promise<unknown>;
   /** EVAL with the script's text (which Redis then keeps for EVALSHA). */
   eval(which: Which, keys: string[], args: (string | number)[]): Promise<unknown>;
-  /** FUNCTION LOAD REPLACE on every primary: true when loaded, false when there are none yet; rejects otherwise. */
-  loadLibrary(): Promise<boolean>;
+  /**
+   * On every primary, SCRIPT LOAD of both scripts, then FUNCTION LOAD REPLACE, sent before any
+   * call made after: true when the library loaded, false when there are no primaries yet; rejects
+   * when the library did not load (whatever became of the scripts).
+   */
+  load(): Promise<boolean>;
 }
 
 /**
@@ -74,8 +78,9 @@ export function ioredisScripts(client: RedisClient, cluster: boolean): ScriptTra
     fcall: (name, keys, args) => client.fcall(name, keys.length, ...keys, ...args),
     evalsha: (which, keys, args) => client.evalsha(SCRIPTS[which].sha, keys.length, ...keys, ...args),
     eval: (which, keys, args) => client.eval(SCRIPTS[which].text, keys.length, ...keys, ...args),
-    async loadLibrary() {
+    async load() {
       const nodes: Redis[] = cluster ? (client as Cluster).nodes("master") : [client as Redis];
+      for (const node of nodes) for (const { text } of Object.values(SCRIPTS)) node.script("LOAD", text).catch(scriptsUnloaded);
       await Promise.all(nodes.map((node) => node.call("FUNCTION", "LOAD", "REPLACE", LIBRARY)));
       return nodes.length > 0;
     },
@@ -108,7 +113,17 @@ export class ScriptRunner {
 
   constructor(private readonly transport: ScriptTransport) {}
 
-  /** Loads the library on every primary; call on each (re)connection. Never rejects. */
+  /**
+   * Loads the library and the scripts on every primary; call on each (re)connection, before any
+   * call goes on it. Never rejects.
+   *
+   * The scripts too, although the held-order rule below keeps order across a NOSCRIPT: that rule
+   * sees this process's calls only. After a restart every process of a deployment reconnects, and
+   * on a Redis without Functions another's EVAL could load the script between two of our EVALSHAs
+   * that went out before the first one's NOSCRIPT came back: the first is retried after the second
+   * ran. With the scripts loaded ahead of our first EVALSHA on the connection, none meets NOSCRIPT
+   * there. (A SCRIPT FLUSH in the middle of a connection keeps that window: an operator's act.)
+   */
   load(): Promise<void> {
     this.loading ??= this.loadEverywhere().finally(() => (this.loading = undefined));
     return this.loading;
@@ -195,7 +210,7 @@ export class ScriptRunner {
 
   private async loadEverywhere(): Promise<void> {
     try {
-      this.functions = await this.transport.loadLibrary();
+      this.functions = await this.transport.load();
     } catch (error) {
       const message = (error as Error).message;
       if (/unknown command|unknown subcommand/i.test(message)) this.functions = false;
@@ -205,3 +220,9 @@ export class ScriptRunner {
 }
 
 const messageOf = (error: unknown): string => String((error as Error | undefined)?.message ?? error);
+
+/**
+ * A SCRIPT LOAD that failed loses nothing: the EVALSHAs after it meet NOSCRIPT and are retried as
+ * EVAL, in order (ScriptRunner). The connection's own error, if any, is reported where it is kept.
+ */
+export const scriptsUnloaded = (): void => {};
