@@ -11,11 +11,9 @@
  * - A Cluster, or TLS (`rediss://`, which RespLink does not speak): the broker's ioredis command
  *   connection, as before.
  */
-import { createHash } from "node:crypto";
 import { errorReporter, type LogFn, type RedisClient } from "../redis/connection.ts";
-import { ReplyError } from "../redis/resp.ts";
 import { RespLink } from "../redis/resp-link.ts";
-import { HISTORY_SCRIPT, LIBRARY, PUBLISH_SCRIPT, ScriptRunner, type ScriptTransport } from "./redis-scripts.ts";
+import { LIBRARY, SCRIPTS, ScriptRunner, scriptsUnloaded, type ScriptTransport } from "./redis-scripts.ts";
 import type { CommandSender } from "./redis-send.ts";
 import type { PublishResult } from "./broker.ts";
 
@@ -67,26 +65,14 @@ export function linkPublishPath(options: PublishPathOptions): PublishPath | unde
   return new LinkPublishPath(options);
 }
 
-const sha1 = (text: string) => createHash("sha1").update(text).digest("hex");
-const SCRIPTS = {
-  publish: { text: PUBLISH_SCRIPT, sha: sha1(PUBLISH_SCRIPT) },
-  history: { text: HISTORY_SCRIPT, sha: sha1(HISTORY_SCRIPT) },
-};
-
-/** The two scripts over a RespLink: FCALL, EVALSHA, and EVAL when Redis lacks the script. */
+/** The two scripts over a RespLink: FCALL, EVALSHA, EVAL (ScriptRunner decides which, and when). */
 function linkScripts(link: RespLink): ScriptTransport {
   return {
     fcall: (name, keys, args) => link.send(["FCALL", name, keys.length, ...keys, ...args]),
-    evalsha: async (which, keys, args) => {
-      const script = SCRIPTS[which];
-      try {
-        return await link.send(["EVALSHA", script.sha, keys.length, ...keys, ...args]);
-      } catch (error) {
-        if (!(error instanceof ReplyError) || !error.message.startsWith("NOSCRIPT")) throw error;
-        return await link.send(["EVAL", script.text, keys.length, ...keys, ...args]);
-      }
-    },
-    loadLibrary: async () => {
+    evalsha: (which, keys, args) => link.send(["EVALSHA", SCRIPTS[which].sha, keys.length, ...keys, ...args]),
+    eval: (which, keys, args) => link.send(["EVAL", SCRIPTS[which].text, keys.length, ...keys, ...args]),
+    load: async () => {
+      for (const { text } of Object.values(SCRIPTS)) link.send(["SCRIPT", "LOAD", text]).catch(scriptsUnloaded);
       await link.send(["FUNCTION", "LOAD", "REPLACE", LIBRARY]);
       return true;
     },

@@ -44,34 +44,43 @@ ${HISTORY}
 end)
 `;
 
+const sha1 = (text: string) => new Bun.CryptoHasher("sha1").update(text).digest("hex");
+/** The scripts' text and SHA1, for EVAL and EVALSHA. */
+export const SCRIPTS = {
+  publish: { text: PUBLISH_SCRIPT, sha: sha1(PUBLISH_SCRIPT) },
+  history: { text: HISTORY_SCRIPT, sha: sha1(HISTORY_SCRIPT) },
+};
+
 type Reply = (string | number)[];
 type Which = "publish" | "history";
 
 /** What a ScriptRunner needs of a connection: ioredis's below, or RespLink's (redis-publish.ts). */
 export interface ScriptTransport {
   fcall(name: string, keys: string[], args: (string | number)[]): Promise<unknown>;
-  /** EVALSHA, and EVAL when the script is not cached. */
+  /** EVALSHA: rejects with Redis's NOSCRIPT error when the server does not have the script. */
   evalsha(which: Which, keys: string[], args: (string | number)[]): Promise<unknown>;
-  /** FUNCTION LOAD REPLACE on every primary: true when loaded, false when there are none yet; rejects otherwise. */
-  loadLibrary(): Promise<boolean>;
+  /** EVAL with the script's text (which Redis then keeps for EVALSHA). */
+  eval(which: Which, keys: string[], args: (string | number)[]): Promise<unknown>;
+  /**
+   * On every primary, SCRIPT LOAD of both scripts, then FUNCTION LOAD REPLACE, sent before any
+   * call made after: true when the library loaded, false when there are no primaries yet; rejects
+   * when the library did not load (whatever became of the scripts).
+   */
+  load(): Promise<boolean>;
 }
 
-interface Scripted {
-  sbPublish(...args: (string | number)[]): Promise<string>;
-  sbHistory(...args: (string | number)[]): Promise<Reply>;
-}
-
-/** The two scripts on an ioredis client (one Redis or a Cluster). */
+/**
+ * The two scripts on an ioredis client (one Redis or a Cluster). Not ioredis's `defineCommand`:
+ * its own NOSCRIPT → EVAL retry lets a later call overtake the retried one (ScriptRunner's order rule).
+ */
 export function ioredisScripts(client: RedisClient, cluster: boolean): ScriptTransport {
-  // The key count varies (the idempotency key only when there is one): see `ScriptRunner.publish`.
-  client.defineCommand("sbPublish", { lua: PUBLISH_SCRIPT });
-  client.defineCommand("sbHistory", { numberOfKeys: 2, lua: HISTORY_SCRIPT });
-  const scripted = client as RedisClient & Scripted;
   return {
     fcall: (name, keys, args) => client.fcall(name, keys.length, ...keys, ...args),
-    evalsha: (which, keys, args) => (which === "publish" ? scripted.sbPublish(keys.length, ...keys, ...args) : scripted.sbHistory(...keys, ...args)),
-    async loadLibrary() {
+    evalsha: (which, keys, args) => client.evalsha(SCRIPTS[which].sha, keys.length, ...keys, ...args),
+    eval: (which, keys, args) => client.eval(SCRIPTS[which].text, keys.length, ...keys, ...args),
+    async load() {
       const nodes: Redis[] = cluster ? (client as Cluster).nodes("master") : [client as Redis];
+      for (const node of nodes) for (const { text } of Object.values(SCRIPTS)) node.script("LOAD", text).catch(scriptsUnloaded);
       await Promise.all(nodes.map((node) => node.call("FUNCTION", "LOAD", "REPLACE", LIBRARY)));
       return nodes.length > 0;
     },
@@ -84,22 +93,37 @@ export class ScriptRunner {
   private functions: boolean | undefined;
   private loading: Promise<void> | undefined;
   /**
-   * Order across the fallback. An FCALL that meets a missing library is retried as EVALSHA when its
-   * error comes back; a call made in the meantime must not go out before those retries, or a
-   * socket's publishes on one topic would get their seqs out of order. So while FCALLs are out and
-   * the library is missing, new calls are held until every FCALL out has settled (its retry done),
-   * then sent in the order they were made. Only in that window: a held call waits for those (each
-   * bounded by the command deadline, its retry too) before its own deadline starts.
+   * Order across the fallbacks. A call that meets a miss did not run, and is retried when its error
+   * comes back: an FCALL without the library (a primary restarted empty, FUNCTION FLUSH) as EVALSHA,
+   * an EVALSHA without the script (a restart, SCRIPT FLUSH, a promoted replica, the first calls on a
+   * Redis without Functions) as EVAL. A call made in the meantime must not go out before those
+   * retries: it would run first (the first retried EVAL, or the FUNCTION LOAD the miss starts, makes
+   * every later call succeed), and a socket's publishes on one topic would get their seqs out of
+   * order. So from a miss until every call out has settled (its retries done), new calls are held,
+   * then sent in the order they were made. The calls out are safe: they reached Redis before any
+   * retry, met the same miss, and one connection answers in order, so their retries go out in
+   * theirs. Only in that window: a held call waits for those (each bounded by the command deadline,
+   * its retry too) before its own deadline starts. Nothing of this runs for an FCALL answered.
    */
-  private fcallsOut = 0;
-  /** Non-null while calls are held: resolves when the last FCALL out settles. */
+  private callsOut = 0;
+  /** Non-null from a miss until the last held call went: resolves when the last call out settles. */
   private held: Promise<void> | null = null;
   private releaseHeld: (() => void) | null = null;
   private heldCalls = 0;
 
   constructor(private readonly transport: ScriptTransport) {}
 
-  /** Loads the library on every primary; call on each (re)connection. Never rejects. */
+  /**
+   * Loads the library and the scripts on every primary; call on each (re)connection, before any
+   * call goes on it. Never rejects.
+   *
+   * The scripts too, although the held-order rule below keeps order across a NOSCRIPT: that rule
+   * sees this process's calls only. After a restart every process of a deployment reconnects, and
+   * on a Redis without Functions another's EVAL could load the script between two of our EVALSHAs
+   * that went out before the first one's NOSCRIPT came back: the first is retried after the second
+   * ran. With the scripts loaded ahead of our first EVALSHA on the connection, none meets NOSCRIPT
+   * there. (A SCRIPT FLUSH in the middle of a connection keeps that window: an operator's act.)
+   */
   load(): Promise<void> {
     this.loading ??= this.loadEverywhere().finally(() => (this.loading = undefined));
     return this.loading;
@@ -119,16 +143,12 @@ export class ScriptRunner {
   }
 
   private run(which: Which, keys: string[], args: (string | number)[]): Promise<string | Reply> {
-    if (this.held === null) {
-      if (this.functions === true) return this.fcall(which, keys, args);
-      if (this.fcallsOut === 0) return this.evalsha(which, keys, args);
-      this.held = new Promise((resolve) => (this.releaseHeld = resolve));
-    }
+    if (this.held === null) return this.send(this.functions === true ? "fcall" : "evalsha", which, keys, args);
     this.heldCalls += 1;
     return this.held.then(() => {
       // The last held call lets the next ones go direct: they come after it.
       if (--this.heldCalls === 0) this.held = null;
-      return this.evalsha(which, keys, args);
+      return this.send(this.functions === true ? "fcall" : "evalsha", which, keys, args);
     });
   }
 
@@ -136,50 +156,61 @@ export class ScriptRunner {
    * Not an async function: on the hot path (the library loaded, the call answered) the reply goes
    * on with one `then` instead of an async frame's suspension and resumption (issue 17, round nine).
    */
-  private fcall(which: Which, keys: string[], args: (string | number)[]): Promise<string | Reply> {
-    this.fcallsOut += 1;
+  private send(how: "fcall" | "evalsha", which: Which, keys: string[], args: (string | number)[]): Promise<string | Reply> {
+    this.callsOut += 1;
     let reply: Promise<unknown>;
     try {
-      reply = this.transport.fcall(FUNCTION_NAMES[which], keys, args);
+      reply = how === "fcall" ? this.transport.fcall(FUNCTION_NAMES[which], keys, args) : this.transport.evalsha(which, keys, args);
     } catch (error) {
-      return this.afterFailedFcall(which, keys, args, error);
+      return this.afterFailure(how, which, keys, args, error);
     }
     return reply.then(
       (reply) => {
-        this.fcallSettled();
+        this.settled();
         return reply as string | Reply;
       },
-      (error: unknown) => this.afterFailedFcall(which, keys, args, error),
+      (error: unknown) => this.afterFailure(how, which, keys, args, error),
     );
   }
 
-  private async afterFailedFcall(which: Which, keys: string[], args: (string | number)[], error: unknown): Promise<string | Reply> {
+  /** A miss (the call did not run) is retried one step down: FCALL as EVALSHA, EVALSHA as EVAL. */
+  private async afterFailure(how: "fcall" | "evalsha", which: Which, keys: string[], args: (string | number)[], error: unknown): Promise<string | Reply> {
     try {
-      // A primary restarted empty (or a new one) lacks the library: the call did not run.
-      if (!/Function not found/i.test((error as Error).message)) throw error;
-      this.functions = undefined;
-      void this.load();
-      return await this.evalsha(which, keys, args);
+      if (how === "fcall") {
+        // A primary restarted empty (or a new one, or FUNCTION FLUSH) lacks the library.
+        if (!/Function not found/i.test(messageOf(error))) throw error;
+        this.missed();
+        this.functions = undefined;
+        void this.load();
+        return await this.send("evalsha", which, keys, args);
+      }
+      // The server's script cache lacks it.
+      if (!messageOf(error).startsWith("NOSCRIPT")) throw error;
+      this.missed();
+      return (await this.transport.eval(which, keys, args)) as string | Reply;
     } finally {
-      this.fcallSettled();
+      this.settled();
     }
   }
 
-  /** One FCALL out is done (its retry too): held calls go once none is left. */
-  private fcallSettled(): void {
-    if (--this.fcallsOut === 0 && this.releaseHeld !== null) {
+  /** A call out met a miss: new calls are held from now until every call out has settled. */
+  private missed(): void {
+    // Non-null already: holding since an earlier miss (never draining: that ends in the turn of the release).
+    if (this.held === null) this.held = new Promise((resolve) => (this.releaseHeld = resolve));
+  }
+
+  /** One call out is done (its retry too): held calls go once none is left. */
+  private settled(): void {
+    if (--this.callsOut === 0 && this.releaseHeld !== null) {
       this.releaseHeld();
       this.releaseHeld = null;
+      if (this.heldCalls === 0) this.held = null;
     }
-  }
-
-  private evalsha(which: Which, keys: string[], args: (string | number)[]): Promise<string | Reply> {
-    return this.transport.evalsha(which, keys, args) as Promise<string | Reply>;
   }
 
   private async loadEverywhere(): Promise<void> {
     try {
-      this.functions = await this.transport.loadLibrary();
+      this.functions = await this.transport.load();
     } catch (error) {
       const message = (error as Error).message;
       if (/unknown command|unknown subcommand/i.test(message)) this.functions = false;
@@ -187,3 +218,11 @@ export class ScriptRunner {
     }
   }
 }
+
+const messageOf = (error: unknown): string => String((error as Error | undefined)?.message ?? error);
+
+/**
+ * A SCRIPT LOAD that failed loses nothing: the EVALSHAs after it meet NOSCRIPT and are retried as
+ * EVAL, in order (ScriptRunner). The connection's own error, if any, is reported where it is kept.
+ */
+export const scriptsUnloaded = (): void => {};

@@ -29,7 +29,12 @@ export interface TestRedis {
   command(...args: string[]): Promise<string>;
 }
 
-export async function startRedis(): Promise<TestRedis> {
+export interface RedisOptions {
+  /** More `redis-server` arguments, e.g. `["--rename-command", "FUNCTION", ""]` for a Redis without Functions (as 6.2). */
+  args?: string[];
+}
+
+export async function startRedis(options: RedisOptions = {}): Promise<TestRedis> {
   if (Bun.which(BINARY) === null) {
     throw new Error("redis-server is not installed: run `apt-get install -y redis-server`");
   }
@@ -40,7 +45,7 @@ export async function startRedis(): Promise<TestRedis> {
 
   const spawn = async () => {
     child = Bun.spawn(
-      [...PDEATHSIG, BINARY, "--save", "", "--appendonly", "no", "--port", String(port), "--dir", dir, "--bind", "127.0.0.1", "--protected-mode", "no", "--loglevel", "warning"],
+      [...PDEATHSIG, BINARY, "--save", "", "--appendonly", "no", "--port", String(port), "--dir", dir, "--bind", "127.0.0.1", "--protected-mode", "no", "--loglevel", "warning", ...(options.args ?? [])],
       { stdout: "ignore", stderr: "pipe" },
     );
     const deadline = Date.now() + 5000;
