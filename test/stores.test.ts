@@ -29,7 +29,7 @@ describeStores("Redis", () => redisStores(client), { hear });
 // As the server runs them: the revocation reads of one moment as one script call.
 describeStores("Redis, revocation reads batched", () => redisStores(client, new RevocationReader(reads, 500)), { hear });
 
-describe("revocations written by earlier versions", () => {
+describe("versions before dea89a7, which know only sb:revoked:<sid>", () => {
   test("a session revoked under sb:revoked:<sid> (a string with TTL) stays revoked, with and without batched reads", async () => {
     const sid = `legacy-${Date.now().toString(36)}`;
     await client.set(`sb:revoked:${sid}`, "1", "EX", 60);
@@ -39,6 +39,15 @@ describe("revocations written by earlier versions", () => {
     // The handshake's question (session and user at once) reads the legacy key too.
     expect(await redisStores(client).credentialRevocations.revokedBy(sid, "legacy-user", 1_000)).toBe("session");
     expect(await Promise.all([batched.credentialRevocations.revokedBy(sid, "legacy-user", 1_000), batched.credentialRevocations.revokedBy(`${sid}-other`, "legacy-user", 1_000)])).toEqual(["session", null]);
+  });
+  test("a logout answered by this version is seen by an earlier version's read (EXISTS sb:revoked:<sid>), for the session's remaining life", async () => {
+    const sid = `legacy-reader-${Date.now().toString(36)}`;
+    expect(await client.exists(`sb:revoked:${sid}`)).toBe(0);
+    await redisStores(client).revocations.revoke(sid, 90);
+    expect(await client.exists(`sb:revoked:${sid}`)).toBe(1);
+    const ttl = await client.ttl(`sb:revoked:${sid}`);
+    expect(ttl).toBeGreaterThan(85);
+    expect(ttl).toBeLessThanOrEqual(90);
   });
 });
 

@@ -23,7 +23,7 @@ import { newTicket } from "./memory.ts";
 
 export const storeKeys = {
   ticket: (ticket: string) => `sb:ticket:${ticket}`,
-  /** Written by earlier versions (a string with TTL): still read, never written. */
+  /** The only key of versions before dea89a7 (a string with TTL): still written and read, for them. */
   revoked: (sid: string) => `sb:revoked:${sid}`,
   /** The revocations of one shard of session ids; each key its own hash slot on a cluster. */
   revocations: (sid: string) => SHARD_KEYS[shardOf(sid)]!,
@@ -98,13 +98,20 @@ export class RedisRevocationStore implements RevocationStore {
     private readonly now: () => number = Date.now,
   ) {}
 
-  /** Adds the session with its expiry, and drops the shard's revocations that ended; publishes `announcement` with them. */
+  /**
+   * Adds the session with its expiry, and drops the shard's revocations that ended; publishes
+   * `announcement` with them. The legacy key is written too, for as long as it is read: a machine
+   * of a version before dea89a7 still running in a rolling deploy reads only that key, and must
+   * refuse the session from the moment this logout answered like every other machine.
+   */
   revoke(sid: string, ttlS: number, announcement?: Announcement): Promise<boolean> {
     return guard("revocation", async () => {
       const key = storeKeys.revocations(sid);
       const now = this.now();
-      const multi = this.redis.multi().zadd(key, now + Math.max(1, Math.ceil(ttlS)) * 1000, sid).zremrangebyscore(key, "-inf", now);
-      await exec(announced(multi, announcement));
+      const lifeS = Math.max(1, Math.ceil(ttlS));
+      const multi = this.redis.multi().zadd(key, now + lifeS * 1000, sid).zremrangebyscore(key, "-inf", now);
+      // Two commands, not one transaction: on a cluster the legacy key has a slot of its own.
+      await Promise.all([exec(announced(multi, announcement)), this.redis.set(storeKeys.revoked(sid), "1", "EX", lifeS)]);
       return announcement !== undefined;
     });
   }
