@@ -139,8 +139,11 @@ export function createClusterConnection(urls: string, options: ClusterConnection
     },
   };
   const client = new Cluster(seeds, clusterOptions);
-  // Node connections are lazy, and a command meeting one that is still connecting fails at once
-  // (no offline queue): connect each node as soon as the cluster knows it.
+  // Node connections are lazy: connect each as soon as the cluster knows it, so a command does not
+  // wait for its node to connect. ioredis gives every node connection an offline queue whatever
+  // redisOptions say (its ConnectionPool sets enableOfflineQueue: true ahead of them), so a command
+  // meeting a node still connecting waits there, failed by commandTimeout, and may still be sent
+  // once the node is up: the "applied after `unavailable`" case docs/protocol.md allows.
   client.on("+node", (node: Redis) => {
     if (node.status === "wait" && !node.options.readOnly) node.connect().catch(() => {});
   });
