@@ -22,8 +22,12 @@
  * acknowledged before an upgrade arrived is seen by that upgrade's read (auth/revocation-view.ts).
  * On a Redis Cluster the keys live in different slots, so there each read stays its own command
  * (the connection auto-pipelines them per node, and a read refused with a redirection, or cut by
- * the connection a failover closed, is sent again: redis/redirections.ts); the batch still shares
- * one deadline.
+ * the connection a failover closed, is sent again: redis/redirections.ts), and each check is
+ * answered by its own reads: a read that fails (its shard's primary dead until its replica is
+ * promoted, ~4 s) refuses with `unavailable` only the checks that needed it, where one failed read
+ * used to refuse the whole batch, up to 256 upgrades. The batch still shares one deadline: a read
+ * still out when it passes fails the checks that need it. A failed read never counts as "not
+ * revoked". On one Redis the batch is one command, answered or refused whole.
  */
 import { readFileSync } from "node:fs";
 import { Cluster } from "ioredis";
@@ -33,8 +37,9 @@ import { CLOSED, followRedirections } from "../redis/redirections.ts";
 const SCRIPT = readFileSync(new URL("./lua/revocation-reads.lua", import.meta.url), "utf8");
 
 /**
- * The replies of a whole batch, one per read, and where one check's own replies start in it: a
- * ZSCORE's score (a string) or null, an EXISTS's "1" or null.
+ * Replies, one per read, and where one check's own replies start in them (those of the whole batch
+ * on one Redis; on a cluster the check's own, from 0): a ZSCORE's score (a string) or null, an
+ * EXISTS's "1" or null.
  */
 export type Replies = readonly (string | null)[];
 export type Verdict<T> = (replies: Replies, at: number) => T;
@@ -142,17 +147,8 @@ export class RevocationReader {
   private send(): void {
     const batch = this.waiting.shift()!;
     if (this.waiting.length === 0) this.waiting.push(newBatch());
-    const { checks } = batch;
-    if (checks.length === 0) return;
-    const answered = within(this.run(batch), this.deadlineMs).then(
-      (replies) => {
-        for (const check of checks) check.resolve(check.verdict(replies, check.at));
-      },
-      (error: unknown) => {
-        const failure = toSwitchboardError(error, "revocation");
-        for (const check of checks) check.reject(failure);
-      },
-    );
+    if (batch.checks.length === 0) return;
+    const answered = this.redis instanceof Cluster ? this.answerEach(this.redis, batch) : this.answerAll(batch);
     if (this.waiting[0]!.checks.length === 0) return;
     // Only this batch's replies release the next one (a smaller batch sent before it may still be out).
     this.held = true;
@@ -163,15 +159,43 @@ export class RevocationReader {
     });
   }
 
-  private run({ keys, members }: Reads): Promise<Replies> {
-    const { redis } = this;
-    if (redis instanceof Cluster) {
-      const read = (key: string, member: Member) =>
-        followRedirections<string | null>(redis, async () => (member === EXISTS ? ((await redis.exists(key)) === 1 ? "1" : null) : redis.zscore(key, member)), this.deadlineMs, CLOSED);
-      return Promise.all(keys.map((key, i) => read(key, members[i]!)));
-    }
+  /** On one Redis: one script call reads the whole batch, so it answers every check or none. */
+  private answerAll({ keys, members, checks }: Batch): Promise<void> {
     const { ops, zscoreMembers } = scriptReads(members);
-    return (redis as unknown as Scripted).sbRevocationReads(keys.length, keys, ops, zscoreMembers).then(parseReplies);
+    const replies = (this.redis as unknown as Scripted).sbRevocationReads(keys.length, keys, ops, zscoreMembers).then(parseReplies);
+    return within(replies, this.deadlineMs).then(
+      (replies) => {
+        for (const check of checks) check.resolve(check.verdict(replies, check.at));
+      },
+      (error: unknown) => {
+        const failure = toSwitchboardError(error, "revocation");
+        for (const check of checks) check.reject(failure);
+      },
+    );
+  }
+
+  /**
+   * On a cluster: each read is its own command, and each check is answered by its own reads. One
+   * read that fails (its shard's primary dead until its replica is promoted, its redirections out
+   * of time), or is still out at the batch's deadline, refuses the checks that needed it, not the
+   * whole batch: the others were answered, some of them "revoked".
+   */
+  private answerEach(redis: Cluster, { keys, members, checks }: Batch): Promise<unknown> {
+    const read = (key: string, member: Member) =>
+      followRedirections<string | null>(redis, async () => (member === EXISTS ? ((await redis.exists(key)) === 1 ? "1" : null) : redis.zscore(key, member)), this.deadlineMs, CLOSED);
+    const reads = keys.map((key, i) => read(key, members[i]!));
+    const answered = checks.map((check, i) =>
+      Promise.all(reads.slice(check.at, checks[i + 1]?.at ?? reads.length)).then(
+        (replies) => check.resolve(check.verdict(replies, 0)),
+        (error: unknown) => check.reject(toSwitchboardError(error, "revocation")),
+      ),
+    );
+    // The batch's one deadline (one timer): if a read is still out as it passes, the checks not
+    // answered by then are refused (one answered before keeps its answer: a promise settles once).
+    return within(Promise.all(answered), this.deadlineMs).catch((error: unknown) => {
+      const failure = toSwitchboardError(error, "revocation");
+      for (const check of checks) check.reject(failure);
+    });
   }
 }
 

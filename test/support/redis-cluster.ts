@@ -17,6 +17,12 @@ export interface ClusterNode {
   kill(): Promise<void>;
   /** Starts the node again on its port with its nodes.conf (empty data). */
   restart(): Promise<void>;
+  /**
+   * Sends a signal to the running node, as TestRedis does: SIGSTOP freezes it (connections stay
+   * open, nothing answers: a hung primary), SIGCONT resumes it. The cluster marks a frozen node
+   * failed after `cluster-node-timeout` (2 s): resume it well within that for a stop without a failover.
+   */
+  signal(signal: "SIGSTOP" | "SIGCONT"): void;
 }
 
 export interface TestRedisCluster {
@@ -128,7 +134,12 @@ export async function startRedisCluster(): Promise<TestRedisCluster> {
 
   return {
     url: ports.map((p) => `redis://127.0.0.1:${p}`).join(","),
-    nodes: ports.map((port) => ({ port, kill: () => kill(port), restart: async () => { await kill(port); await spawn(port); } })),
+    nodes: ports.map((port) => ({
+      port,
+      kill: () => kill(port),
+      restart: async () => { await kill(port); await spawn(port); },
+      signal: (signal) => children.get(port)?.kill(signal),
+    })),
     cli: (port, ...args) => cli(port, ...args),
     primaryOf,
     replicaOf,
