@@ -25,7 +25,7 @@ export type WorkerInit =
 
 export type ToWorker =
   | { cmd: "init"; init: WorkerInit }
-  | { cmd: "start"; fromUs: number; toUs: number }
+  | { cmd: "start"; fromUs: number; toUs: number; countFromUs?: number; countToUs?: number }
   | { cmd: "progress"; minLast: number[] }
   | { cmd: "finish"; expected: number[]; refused?: number[][]; deadlineUs: number }
   | { cmd: "exit" };
@@ -267,6 +267,10 @@ function runPub(init: Extract<WorkerInit, { role: "pub" }>) {
   let failed = 0;
   let ref = 100;
   let acked = 0;
+  /** Acks received between `start`'s countFromUs and countToUs (the orchestrator's CPU sample window). */
+  let ackedInCount = 0;
+  let countFromUs = Infinity;
+  let countToUs = -Infinity;
   let sending = false;
   let stopAtUs = 0;
   let startUs = 0;
@@ -352,8 +356,10 @@ function runPub(init: Extract<WorkerInit, { role: "pub" }>) {
       if (ev.kind === "error") refused[t]!.push(stamp);
       inflight[t]!--;
       if (ev.kind === "ack") {
+        const now = nowUs();
         acked++;
-        ackHist.record(nowUs() - at);
+        ackHist.record(now - at);
+        if (now >= countFromUs && now < countToUs) ackedInCount++;
       }
       if (init.rate === 0) fill(t);
     }
@@ -371,6 +377,8 @@ function runPub(init: Extract<WorkerInit, { role: "pub" }>) {
       const cpu = cpuWindow(m.fromUs - 0, m.toUs);
       startUs = nowUs();
       stopAtUs = m.toUs;
+      countFromUs = m.countFromUs ?? Infinity;
+      countToUs = m.countToUs ?? -Infinity;
       sending = true;
       onStopped = () => {
         // Let the last acks come back (bounded), then report what was sent.
@@ -378,7 +386,7 @@ function runPub(init: Extract<WorkerInit, { role: "pub" }>) {
         const wait = setInterval(() => {
           if (sentAt.size > 0 && nowUs() < until) return;
           clearInterval(wait);
-          send({ ev: "result", ready, failed, closeCodes, errors, sent: Array.from(sent), refused, acked, unacked: sentAt.size, ackHist: ackHist.toJSON(), cpu: cpu() });
+          send({ ev: "result", ready, failed, closeCodes, errors, sent: Array.from(sent), refused, acked, ackedInCount, unacked: sentAt.size, ackHist: ackHist.toJSON(), cpu: cpu() });
         }, 10);
       };
       if (init.rate === 0) {

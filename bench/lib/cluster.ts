@@ -6,7 +6,7 @@
  * reaper process that kills it if this orchestrator dies without cleaning up (kill -9, crash).
  */
 import type { Subprocess } from "bun";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import type { TargetName } from "./dialects.ts";
 
 export const ROOT = new URL("../..", import.meta.url).pathname;
@@ -211,6 +211,71 @@ export function cpuMsOf(pid: number, only?: "system"): number {
   } catch {
     return NaN;
   }
+}
+
+/**
+ * Time on CPU of each thread of a process, in ns by tid (`/proc/<pid>/task/<tid>/schedstat`, field
+ * 1: the scheduler's own count, exact, where `cpuMsOf` counts in 10 ms ticks). Empty when the
+ * process is gone. A thread that ends between two readings takes its time with it, so compare
+ * readings thread by thread (`onCpuNsBetween`).
+ */
+export function threadsOnCpuNs(pid: number): Map<number, number> {
+  const ns = new Map<number, number>();
+  let tids: string[] = [];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {}
+  for (const tid of tids) {
+    try {
+      ns.set(Number(tid), Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").split(" ", 1)[0]));
+    } catch {} // the thread ended meanwhile
+  }
+  return ns;
+}
+
+/**
+ * ns on CPU between two `threadsOnCpuNs` readings of process `pid`: of all its threads, or of its
+ * main thread only (`main`). A thread born in between counts from zero.
+ */
+export function onCpuNsBetween(pid: number, a: Map<number, number>, b: Map<number, number>, main = false): number {
+  if (!a.size || !b.size) return NaN;
+  let ns = 0;
+  for (const [tid, v] of b) if (!main || tid === pid) ns += v - (a.get(tid) ?? 0);
+  return ns;
+}
+
+/** Per command of a Redis (`INFO commandstats`): calls and µs spent in the command itself, since its start. */
+export async function redisCommandStats(port: number): Promise<Record<string, { calls: number; usec: number }>> {
+  const stats: Record<string, { calls: number; usec: number }> = {};
+  for (const m of (await redisInfo(port, "commandstats")).matchAll(/^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/gm)) {
+    stats[m[1]!] = { calls: Number(m[2]), usec: Number(m[3]) };
+  }
+  return stats;
+}
+
+/** `INFO <section>` over a raw socket of its own (one short connection, no client library). */
+export function redisInfo(port: number, section: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let text = "";
+    const timer = setTimeout(() => reject(new Error(`redis-server :${port}: no INFO ${section} within 2 s`)), 2000);
+    Bun.connect({
+      hostname: "127.0.0.1",
+      port,
+      socket: {
+        open: (s) => void s.write(`INFO ${section}\r\n`),
+        data(s, chunk) {
+          text += chunk.toString();
+          const head = /^\$(\d+)\r\n/.exec(text); // a bulk string: its length, then its bytes
+          if (head && Buffer.byteLength(text) >= head[0].length + Number(head[1])) {
+            clearTimeout(timer);
+            s.end();
+            resolve(text.slice(head[0].length));
+          }
+        },
+        error: (_s, e) => reject(e),
+      },
+    }).catch(reject);
+  });
 }
 
 /** Busy CPU time of the whole machine in ms (all cores; /proc/stat minus idle and iowait). */

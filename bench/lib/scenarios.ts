@@ -5,7 +5,7 @@
  */
 import type { TargetName } from "./dialects.ts";
 import { Histogram } from "./histogram.ts";
-import { cpuMsOf, machineBusyMs, procs, rssKb, spawnWorker, startRedis, startServers, type Endpoint, type Servers, type StartOptions, type Worker } from "./cluster.ts";
+import { cpuMsOf, machineBusyMs, onCpuNsBetween, procs, redisCommandStats, rssKb, spawnWorker, startRedis, startServers, threadsOnCpuNs, type Endpoint, type Redis, type Servers, type StartOptions, type Worker } from "./cluster.ts";
 import { nowUs } from "./ws.ts";
 
 export interface RunOptions {
@@ -56,12 +56,12 @@ const merge = (into: Record<string, number>, from: Record<string, number> | unde
 };
 
 /** Starts Redis + servers, runs `body`, and always kills what it started. */
-async function withCluster<T>(target: TargetName, n: number, opts: StartOptions, body: (s: Servers, redisPid: number) => Promise<T>): Promise<T> {
+async function withCluster<T>(target: TargetName, n: number, opts: StartOptions, body: (s: Servers, redis: Redis) => Promise<T>): Promise<T> {
   const redis = await startRedis();
   let servers: Servers | undefined;
   try {
     servers = await startServers(target, n, redis.url, opts);
-    return await body(servers, redis.proc.pid);
+    return await body(servers, redis);
   } finally {
     for (const p of servers?.procs ?? []) {
       if (opts.bunFlags?.some((f) => f.startsWith("--cpu-prof"))) {
@@ -74,17 +74,38 @@ async function withCluster<T>(target: TargetName, n: number, opts: StartOptions,
   }
 }
 
+interface CpuSample<P> {
+  /** `cpuMsOf` of each pid, then the machine's busy ms. */
+  ms: number[];
+  /** `threadsOnCpuNs` of each pid. */
+  threads: Map<number, number>[];
+  probe?: P;
+}
+
 /**
- * Samples the CPU of the given pids between two absolute times; the last entry is the whole
- * machine's busy CPU (200 = both cores), which shows how much other work shared the run.
+ * Samples the CPU of the given pids at two absolute times. `pct()`: each pid's CPU% between them,
+ * then the whole machine's busy CPU (200 = both cores), which shows how much other work shared the
+ * run. `onCpuNs(i)`: the exact ns pids[i] spent on CPU between them (all threads, or the main
+ * thread). `probe`, when given, is read at each sample right after the CPU (e.g. Redis's
+ * commandstats); `sampled` resolves once both samples are in.
  */
-function cpuSampler(pids: number[], fromUs: number, toUs: number): () => number[] {
-  let a: number[] = [];
-  let b: number[] = [];
-  const sample = () => [...pids.map((p) => cpuMsOf(p)), machineBusyMs()];
-  setTimeout(() => (a = sample()), Math.max(0, (fromUs - nowUs()) / 1000));
-  setTimeout(() => (b = sample()), Math.max(0, (toUs - nowUs()) / 1000));
-  return () => [...pids, -1].map((_, i) => pct((b[i] ?? NaN) - (a[i] ?? NaN), (toUs - fromUs) / 1000));
+function cpuSampler<P = never>(pids: number[], fromUs: number, toUs: number, probe?: () => Promise<P>) {
+  let a: CpuSample<P> | undefined;
+  let b: CpuSample<P> | undefined;
+  const take = async (): Promise<CpuSample<P>> => {
+    const s: CpuSample<P> = { ms: [...pids.map((p) => cpuMsOf(p)), machineBusyMs()], threads: pids.map(threadsOnCpuNs) };
+    if (probe) s.probe = await probe();
+    return s;
+  };
+  const at = (us: number) => new Promise<CpuSample<P>>((resolve, reject) => setTimeout(() => take().then(resolve, reject), Math.max(0, (us - nowUs()) / 1000)));
+  const sampled = Promise.all([at(fromUs).then((s) => void (a = s)), at(toUs).then((s) => void (b = s))]).then(() => {});
+  sampled.catch(() => {}); // awaited by whoever needs the probe; a run that fails first must not leave it unhandled
+  return {
+    sampled,
+    pct: () => [...pids, -1].map((_, i) => pct((b?.ms[i] ?? NaN) - (a?.ms[i] ?? NaN), (toUs - fromUs) / 1000)),
+    onCpuNs: (i: number, main = false) => (a && b ? onCpuNsBetween(pids[i]!, a.threads[i]!, b.threads[i]!, main) : NaN),
+    probes: () => [a?.probe, b?.probe] as const,
+  };
 }
 
 async function spawnSubs(servers: Servers, target: TargetName, total: number, roomSize: number, genProcs: number, hosts?: string[]): Promise<Worker[]> {
@@ -116,7 +137,7 @@ async function awaitReady(workers: Worker[], timeoutMs: number) {
  */
 export async function runFanout(target: TargetName, o: RunOptions, subs: number, roomSize: number, rate: number): Promise<Metrics> {
   const topics = Math.ceil(subs / roomSize);
-  return withCluster(target, o.procs, o.start, async (servers, redisPid) => {
+  return withCluster(target, o.procs, o.start, async (servers, redis) => {
     const subsW = await spawnSubs(servers, target, subs, roomSize, o.genProcs);
     const pub = spawnWorker();
     try {
@@ -147,7 +168,7 @@ export async function runFanout(target: TargetName, o: RunOptions, subs: number,
       const fromUs = t0 + warmupFor(o, roomSize < subs) * 1e6;
       const toUs = fromUs + o.duration * 1e6;
       const pids = servers.procs.map((p) => p.pid);
-      const cpu = cpuSampler([...pids, redisPid], fromUs, toUs);
+      const cpu = cpuSampler([...pids, redis.proc.pid], fromUs, toUs);
       for (const w of subsW) w.send({ cmd: "start", fromUs, toUs });
       await sleep((t0 - nowUs()) / 1000);
       pub.send({ cmd: "start", fromUs, toUs });
@@ -157,7 +178,7 @@ export async function runFanout(target: TargetName, o: RunOptions, subs: number,
       const hist = new Histogram();
       for (const r of rs) hist.merge(r.hist);
       const ack = new Histogram().merge(pr.ackHist);
-      const cpus = cpu();
+      const cpus = cpu.pct();
       const sum = (k: string) => rs.reduce((a, r) => a + r[k], 0);
       const lat = hist.summaryMs();
       const published = (pr.sent as number[]).reduce((a, b) => a + b, 0);
@@ -251,11 +272,11 @@ export async function runConnect(target: TargetName, o: RunOptions, concurrency:
         closeCodes: rs.reduce((a, r) => merge(a, r.closeCodes), {} as Record<string, number>),
         errors: rs.reduce((a, r) => merge(a, r.errors), {} as Record<string, number>),
         genCpu: rs.map((r) => pct(r.cpu?.cpuMs, r.cpu?.wallMs)).join("+"),
-        serverCpu: cpu()[0],
-        machineCpu: cpu()[1],
-        othersCpu: othersCpu(cpu()[1], [cpu()[0], ...rs.map((r) => pct(r.cpu?.cpuMs, r.cpu?.wallMs))]),
+        serverCpu: cpu.pct()[0],
+        machineCpu: cpu.pct()[1],
+        othersCpu: othersCpu(cpu.pct()[1], [cpu.pct()[0], ...rs.map((r) => pct(r.cpu?.cpuMs, r.cpu?.wallMs))]),
         serverSystemShare: Math.round(((cpuMsOf(serverPid, "system") - sys0) / Math.max(1, cpuMsOf(serverPid) - all0)) * 100) / 100,
-        serverUsPerHandshake: Math.round(((cpu()[0]! / 100) * o.duration * 1e6) / Math.max(1, rs.reduce((a, r) => a + r.done, 0))),
+        serverUsPerHandshake: Math.round(((cpu.pct()[0]! / 100) * o.duration * 1e6) / Math.max(1, rs.reduce((a, r) => a + r.done, 0))),
       };
     } finally {
       for (const w of workers) w.send({ cmd: "exit" });
@@ -265,9 +286,49 @@ export async function runConnect(target: TargetName, o: RunOptions, concurrency:
   });
 }
 
-/** Publish path: one publisher, one publish in flight at a time, latency publish → ack. */
+type CommandStats = Awaited<ReturnType<typeof redisCommandStats>>;
+
+/**
+ * CPU per acknowledged publish in the sample window, µs: the publishing server (all threads, and
+ * its main thread), Redis, the publisher, their sum (`cpuUsPerPub`: at window 1 on this VM they
+ * take turns on one vCPU, so the round trip is about that sum), and the other server processes
+ * (their timers, not on the path). `roundTripUs`: the window over its acks, the mean round trip.
+ * From Redis's commandstats: the command that took most of its time (the one carrying the publish:
+ * FCALL for Switchboard, PUBLISH for the references), its own µs per publish, and the commands run
+ * per publish (a Function's inner commands included).
+ * `cpu` sampled pids [publishing server, Redis, publisher, ...other servers].
+ */
+function cpuPerPublish(cpu: ReturnType<typeof cpuSampler<CommandStats>>, servers: number, acks: number, sampleUs: number): Metrics {
+  acks = Math.max(1, acks); // none: the run failed, and says so in its errors
+  const us = (ns: number) => Math.round((ns / 1000 / acks) * 10) / 10;
+  const per = { server: us(cpu.onCpuNs(0)), redis: us(cpu.onCpuNs(1)), pub: us(cpu.onCpuNs(2)) };
+  const others = Array.from({ length: servers - 1 }, (_, k) => cpu.onCpuNs(3 + k)).reduce((x, y) => x + y, 0);
+  const [a = {}, b = {}] = cpu.probes();
+  const delta = Object.entries(b).filter(([name]) => name !== "info").map(([name, v]) => ({ name, calls: v.calls - (a[name]?.calls ?? 0), usec: v.usec - (a[name]?.usec ?? 0) }));
+  const top = delta.reduce<(typeof delta)[number] | undefined>((m, d) => (!m || d.usec > m.usec ? d : m), undefined);
+  const pcts = cpu.pct();
+  return {
+    sampleS: sampleUs / 1e6, sampledAcks: acks, roundTripUs: Math.round((sampleUs / acks) * 10) / 10,
+    serverUsPerPub: per.server, serverMainUsPerPub: us(cpu.onCpuNs(0, true)), redisUsPerPub: per.redis, pubUsPerPub: per.pub,
+    cpuUsPerPub: Math.round((per.server + per.redis + per.pub) * 10) / 10,
+    // The sum counted in the publisher's own CPU per publish, the same work for the limit and for
+    // Switchboard: the VM's speed in that minute divides out (bench/README.md, "publish").
+    cpuOverPub: Math.round(((per.server + per.redis + per.pub) / per.pub) * 100) / 100,
+    otherServersUsPerPub: us(others),
+    redisCmd: top?.name, redisCmdUsPerPub: top ? Math.round((top.usec / acks) * 10) / 10 : undefined,
+    redisCallsPerPub: Math.round((delta.reduce((x, d) => x + d.calls, 0) / acks) * 100) / 100,
+    serverCpu: pcts.slice(0, 1).concat(pcts.slice(3, -1)).join("+"), redisCpu: pcts[1], machineCpu: pcts.at(-1),
+    othersCpu: othersCpu(pcts.at(-1), pcts.slice(0, -1)),
+  };
+}
+
+/**
+ * Publish path: one publisher, one publish in flight at a time, latency publish → ack over the
+ * whole run; the CPU per publish of each process over the middle half of it (`cpuPerPublish`),
+ * away from the start (JIT warm-up) and the end.
+ */
 export async function runPublishPath(target: TargetName, o: RunOptions): Promise<Metrics> {
-  return withCluster(target, o.procs, o.start, async (servers) => {
+  return withCluster(target, o.procs, o.start, async (servers, redis) => {
     const pub = spawnWorker();
     try {
       pub.send({ cmd: "init", init: { role: "pub", target, servers: servers.endpoints, cookie: servers.cookie, topics: 1, publishers: 1, topicPrefix: "room:bench", rate: 0, window: 1, lagCap: 1e15, payloadBytes: o.payload } });
@@ -275,13 +336,20 @@ export async function runPublishPath(target: TargetName, o: RunOptions): Promise
       if (ready.failed) throw new Error(`publisher could not connect: ${JSON.stringify(ready.closeCodes)}`);
       const fromUs = nowUs() + 50_000;
       const toUs = fromUs + o.duration * 1e6;
-      pub.send({ cmd: "start", fromUs, toUs });
+      const sampleFromUs = fromUs + o.duration * 0.25e6;
+      const sampleToUs = toUs - o.duration * 0.25e6;
+      // The publisher's socket goes to process 0 (the worker's first endpoint).
+      const pids = [servers.procs[0]!.pid, redis.proc.pid, pub.proc.pid, ...servers.procs.slice(1).map((p) => p.pid)];
+      const cpu = cpuSampler(pids, sampleFromUs, sampleToUs, () => redisCommandStats(redis.port));
+      pub.send({ cmd: "start", fromUs, toUs, countFromUs: sampleFromUs, countToUs: sampleToUs });
       const pr = await pub.next("result", o.duration * 1000 + 15_000);
+      await cpu.sampled;
       const lat = new Histogram().merge(pr.ackHist).summaryMs();
       return {
         acked: pr.acked, publishesPerS: Math.round(pr.acked / o.duration),
         p50: lat.p50, p90: lat.p90, p99: lat.p99, max: lat.max,
         errors: pr.errors, pubCpu: pct(pr.cpu?.cpuMs, pr.cpu?.wallMs),
+        ...cpuPerPublish(cpu, servers.procs.length, pr.ackedInCount, sampleToUs - sampleFromUs),
       };
     } finally {
       pub.send({ cmd: "exit" });
