@@ -317,7 +317,7 @@ if (st) {
 }
 const boot = get("startup", () => true);
 if (boot?.switchboard) judge("start-up to ready ≤ 150 ms without Redis", boot.switchboard.readyMs! <= 150, `${fmt(boot.switchboard.readyMs)} ms median, worst ${fmt(boot.switchboard.max)} ms, ${fmt(boot.switchboard.cpuMsToReady)} ms CPU (bare Bun.serve ${fmt(boot.limit?.readyMs)} ms)`);
-if (verdicts.length) console.log(`\nTargets (issue 7):\n${verdicts.map((v) => `  ${v}`).join("\n")}`);
+if (verdicts.length) console.log(`\nTargets (issues 7 and 17):\n${verdicts.map((v) => `  ${v}`).join("\n")}`);
 const failures = rows.filter((r) => r.error);
 if (failures.length) console.log(`\n${failures.length} run(s) failed:\n${failures.map((r) => `  ${r.scenario} ${r.target} #${r.repeat}: ${r.error}`).join("\n")}`);
 console.error(`bench: done in ${Math.round((Date.now() - began) / 1000)} s`);
