@@ -44,7 +44,9 @@ afterEach(async () => {
 async function deploy(redisArgs: string[]): Promise<Deployment> {
   const redis = await startRedis({ args: redisArgs });
   const far = await startLatencyProxy({ upstream: redis.port, delayMs: 40 });
-  const server = await startServer({ ...CLUSTER_ENV, REDIS_URL: far.url("redis"), INSTANCE_ID: `order-${process.pid}` });
+  // Order is what is tested, not the deadline: with 80 ms per round trip, a loaded test machine's
+  // stall of ~0.4 s would fail a few publishes `unavailable` under the default 500 ms.
+  const server = await startServer({ ...CLUSTER_ENV, REDIS_COMMAND_TIMEOUT_MS: "3000", REDIS_URL: far.url("redis"), INSTANCE_ID: `order-${process.pid}` });
   running = { redis, far, server, cookie: "" };
   await inService(server);
   running.cookie = (await loginSession(server, "alice", "alice-password")).cookie;
