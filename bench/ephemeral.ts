@@ -19,6 +19,7 @@
 import { parseArgs } from "node:util";
 import { RedisBroker } from "../src/broker/redis.ts";
 import type { BrokerEvents } from "../src/broker/broker.ts";
+import { redisInfo } from "./lib/cluster.ts";
 import { startRedis, type TestRedis } from "../test/support/redis.ts";
 import { startServer, loginSession, type TestServer } from "../test/support/server.ts";
 
@@ -42,36 +43,10 @@ const SUBS = Number(values.subs);
 const noEvents: BrokerEvents = { onPublication() {}, onEphemeral() {}, onControl() {}, onReconnect() {} };
 
 async function redisCpuS(redis: TestRedis): Promise<number> {
-  const res = await fetchInfo(redis);
+  const res = await redisInfo(redis.port, "cpu"); // raw: the test helper returns only a reply's first line
   const user = Number(/used_cpu_user:([\d.]+)/.exec(res)?.[1]);
   const sys = Number(/used_cpu_sys:([\d.]+)/.exec(res)?.[1]);
   return user + sys;
-}
-
-/** INFO cpu over a raw socket (the test helper returns only the first line of a reply). */
-async function fetchInfo(redis: TestRedis): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let text = "";
-    void Bun.connect({
-      hostname: "127.0.0.1",
-      port: redis.port,
-      socket: {
-        open(s) {
-          s.write("INFO cpu\r\n");
-        },
-        data(s, chunk) {
-          text += chunk.toString();
-          if (text.includes("used_cpu_user_children")) {
-            s.end();
-            resolve(text);
-          }
-        },
-        error(_, error) {
-          reject(error);
-        },
-      },
-    });
-  });
 }
 
 interface Run {
