@@ -1,8 +1,9 @@
 /**
  * Runs a Redis Cluster command again when the cluster refused it with a redirection (MOVED, ASK,
- * TRYAGAIN: it did not run), or ioredis did before sending it (below). ioredis follows redirections itself, except in an auto-pipeline
- * whose commands were refused for different slots — what every auto-pipelined connection sees
- * after a failover moved a shard's slots, until its slot map is refreshed. A read (safe to run
+ * TRYAGAIN: it did not run), or ioredis did before sending it (below). ioredis follows
+ * redirections itself, except in an auto-pipeline whose commands were refused for different slots
+ * — what every auto-pipelined connection sees after a failover moved a shard's slots, until its
+ * slot map is refreshed. A read (safe to run
  * twice) also passes `CLOSED`: a failover drops the client's connection to the demoted primary,
  * failing what was in flight on it.
  *
