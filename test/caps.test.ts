@@ -5,7 +5,7 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { TestClient, closeAll } from "./support/client.ts";
-import { apiPublish, session, startServer, type TestServer, killAllServers } from "./support/server.ts";
+import { apiPublish, session, startServer, type TestServer, killAllServers, TEST_API_KEY } from "./support/server.ts";
 import { signHsToken } from "./support/jwks.ts";
 import type { Caps } from "../src/auth/caps.ts";
 
@@ -177,5 +177,33 @@ describe("caps change with an in-band refresh (SPEC §4)", () => {
     expect(await code(a, { type: "subscribe", topic: "room:after" })).toBe("ack");
     expect(await code(a, { type: "publish", topic: "room:after", data: 1 })).toBe("ack");
     expect(await code(a, { type: "subscribe", topic: "room:before" })).toBe("forbidden");
+  });
+
+  test("a subscription the new caps no longer grant is left (`unsubscribed`, reason caps); the inbox, kept grants and the server API's stay", async () => {
+    const a = await withCaps("dora", { "doc:kept": ["subscribe"], "doc:gone": ["subscribe", "presence"] });
+    expect(await code(a, { type: "subscribe", topic: "doc:kept" })).toBe("ack");
+    expect(await code(a, { type: "subscribe", topic: "doc:gone" })).toBe("ack");
+    const subscribed = await fetch(`${server.url}/api/subscribe`, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${TEST_API_KEY}`, "Content-Type": "application/json" },
+      body: JSON.stringify({ user: "dora", topic: "doc:server" }),
+    });
+    expect(await subscribed.json()).toEqual({ sockets: 1 });
+    await a.until(() => a.frames.some((f) => f.type === "subscribed" && f.topic === "doc:server"), 3000, "subscribed");
+    const members = async (topic: string) => ((await (await fetch(`${server.url}/api/presence/${topic}`, { headers: { Authorization: `Bearer ${TEST_API_KEY}` } })).json()) as { members: unknown[] }).members.length;
+    expect(await members("doc:gone")).toBe(1);
+
+    const token = await signHsToken(AUTH_JWT_SECRET, { sub: "dora", claims: { name: "dora", caps: { "doc:kept": ["subscribe"] } } });
+    const before = a.frames.length;
+    expect(await code(a, { type: "refresh", token })).toBe("ack");
+    expect(a.frames.slice(before).filter((f) => f.type === "unsubscribed")).toEqual([{ type: "unsubscribed", topic: "doc:gone", reason: "caps" }]);
+    expect(await members("doc:gone")).toBe(0);
+
+    for (const topic of ["doc:gone", "doc:kept", "doc:server", "user:dora"]) expect((await apiPublish(server, { topic, data: topic })).status).toBe(202);
+    await a.until(() => a.messages.get("user:dora")?.length === 1, 3000, "the inbox message");
+    expect(a.messages.get("doc:kept")?.map((m) => m.data)).toEqual(["doc:kept"]);
+    expect(a.messages.get("doc:server")?.map((m) => m.data)).toEqual(["doc:server"]);
+    expect(a.messages.get("doc:gone")).toBeUndefined();
+    expect(await code(a, { type: "subscribe", topic: "doc:gone" })).toBe("forbidden");
   });
 });
