@@ -105,6 +105,15 @@ describe("answers and the cache", () => {
     expect(requests).toHaveLength(6);
   });
 
+  test("ttlS: null is ttlS left out (60 s), as serializers that write absent fields as null send it", async () => {
+    handler = () => new Response('{"allow":true,"ttlS":null}', { headers: { "content-type": "application/json" } });
+    const { authz, clock } = client();
+    expect(await outcome(authz.allows(alice, "t:null", "subscribe"))).toBe(true);
+    clock.now += 59_000;
+    expect(await outcome(authz.allows(alice, "t:null", "subscribe"))).toBe(true);
+    expect(requests).toHaveLength(1);
+  });
+
   test("403 is a refusal, cached 60 s", async () => {
     handler = () => new Response("no", { status: 403 });
     const { authz, clock } = client();

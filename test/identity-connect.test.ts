@@ -98,6 +98,11 @@ describe("§4 AUTH_CONNECT_URL: answers", () => {
     expect(await client.identify("s=1")).toMatchObject({ user: { id: "auth0|9", name: "auth0|9" }, exp: null, caps: undefined });
   });
 
+  test("null name, caps and expiresIn count as left out (serializers write absent fields as null), as a token's null caps claim does", async () => {
+    const { client } = setup(() => ({ kind: "ok", body: { user: { id: "u7", name: null }, caps: null, expiresIn: null } }));
+    expect(await client.identify("s=1")).toMatchObject({ user: { id: "u7", name: "u7" }, exp: null, caps: undefined });
+  });
+
   test("oversized cookies are refused without asking the app", async () => {
     const { backend, client } = setup(() => ({ kind: "ok", body: USER }));
     expect(await client.identify(`s=${"x".repeat(MAX_COOKIE_CHARS)}`)).toBeNull();

@@ -17,7 +17,8 @@ import { SIGNATURE_HEADER, signatureHeader } from "./signature.ts";
 import type { AppAuthority, AppQuestion } from "./permissions.ts";
 import { readBounded } from "./read-bounded.ts";
 
-const Answer = z.object({ allow: z.boolean(), ttlS: z.number().min(0).optional() });
+/** `ttlS: null` is `ttlS` left out, as serializers that write absent optionals as null send it. */
+const Answer = z.object({ allow: z.boolean(), ttlS: z.number().min(0).nullish() });
 
 export interface AuthzOptions {
   url: string;

@@ -28,13 +28,17 @@ const MAX_ANSWER_BYTES = 64 * 1024;
 const CACHE_SIZE = 10_000;
 const BODY = "{}";
 
+/**
+ * The app's answer. An optional field may also be null (left out): many serializers (Pydantic,
+ * Jackson) write an absent optional as null, and a token's null caps claim means none too.
+ */
 const Answer = z.object({
   user: z.object({
     id: z.string().regex(USER_ID, { error: USER_ID_RULE }),
-    name: z.string().min(1).max(256).optional(),
+    name: z.string().min(1).max(256).nullish(),
   }),
-  caps: Caps.optional(),
-  expiresIn: z.number().int().min(1).max(30 * 86_400).optional(),
+  caps: Caps.nullish(),
+  expiresIn: z.number().int().min(1).max(30 * 86_400).nullish(),
 });
 
 type ConnectConfig = Pick<Config, "authConnectUrl" | "authConnectTimeoutMs" | "authConnectCacheS" | "webhookSecret" | "maxConnectionsPerIp">;
@@ -96,15 +100,16 @@ export class ConnectClient {
     const answer = await this.post(cookie);
     if (answer === null) return null;
     const nowS = Math.floor(sentAt / 1000);
+    const expiresIn = answer.expiresIn ?? null;
     const identity: AppIdentity = {
       user: { id: answer.user.id, name: answer.user.name ?? answer.user.id },
-      caps: answer.caps,
-      exp: answer.expiresIn === undefined ? null : nowS + answer.expiresIn,
+      caps: answer.caps ?? undefined,
+      exp: expiresIn === null ? null : nowS + expiresIn,
       iat: nowS,
       sid: `connect:${createHash("sha256").update(cookie).digest("base64url").slice(0, 22)}`,
       via: "connect",
     };
-    const ttlMs = Math.min(this.config.authConnectCacheS * 1000, (answer.expiresIn ?? Infinity) * 1000);
+    const ttlMs = Math.min(this.config.authConnectCacheS * 1000, (expiresIn ?? Infinity) * 1000);
     if (ttlMs > 0) this.remember(cookie, identity, sentAt + ttlMs);
     return identity;
   }
