@@ -98,6 +98,12 @@ describe("§4 AUTH_CONNECT_URL: answers", () => {
     expect(await client.identify("s=1")).toMatchObject({ user: { id: "auth0|9", name: "auth0|9" }, exp: null, caps: undefined });
   });
 
+  test("a whole-number id is its decimal text, as in a token's claim; a fraction is a bad body", async () => {
+    const { client } = setup((cookie) => ({ kind: "ok", body: { user: { id: cookie === "s=int" ? 42 : 4.2 } } }));
+    expect(await client.identify("s=int")).toMatchObject({ user: { id: "42", name: "42" } });
+    expect(await refusal(client.identify("s=frac"))).toBe("unavailable");
+  });
+
   test("null name, caps and expiresIn count as left out (serializers write absent fields as null), as a token's null caps claim does", async () => {
     const { client } = setup(() => ({ kind: "ok", body: { user: { id: "u7", name: null }, caps: null, expiresIn: null } }));
     expect(await client.identify("s=1")).toMatchObject({ user: { id: "u7", name: "u7" }, exp: null, caps: undefined });

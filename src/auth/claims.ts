@@ -56,10 +56,19 @@ export function readClaim(payload: Record<string, unknown>, name: string): unkno
   return current;
 }
 
+/**
+ * The user id's text: a string as it is, a whole number as its decimal digits (Django's `user_id`,
+ * some Laravel `sub`s are numbers: `42` and `"42"` are the same user); anything else is none.
+ */
+function idText(claim: unknown): string | null {
+  if (typeof claim === "string") return claim;
+  return Number.isSafeInteger(claim) ? String(claim) : null;
+}
+
 /** The user and caps a payload names, or a sentence saying what is wrong with it. */
 export function mapClaims(payload: Record<string, unknown>, names: ClaimNames): { user: User; caps: Caps | undefined } | { error: string } {
-  const id = readClaim(payload, names.user);
-  if (typeof id !== "string" || !USER_ID.test(id)) return { error: `claim ${names.user}: ${USER_ID_RULE}` };
+  const id = idText(readClaim(payload, names.user));
+  if (id === null || !USER_ID.test(id)) return { error: `claim ${names.user}: ${USER_ID_RULE}` };
   const rawName = readClaim(payload, names.name);
   const name = typeof rawName === "string" && rawName.trim().length > 0 && rawName.length <= MAX_NAME ? rawName : id;
   const rawCaps = readClaim(payload, names.caps);

@@ -34,7 +34,11 @@ const BODY = "{}";
  */
 const Answer = z.object({
   user: z.object({
-    id: z.string().regex(USER_ID, { error: USER_ID_RULE }),
+    // A whole number is its decimal text, as in a token's claim (claims.ts): `{id: request.user.id}`.
+    id: z
+      .union([z.string(), z.number().int().min(Number.MIN_SAFE_INTEGER).max(Number.MAX_SAFE_INTEGER)])
+      .transform(String)
+      .pipe(z.string().regex(USER_ID, { error: USER_ID_RULE })),
     name: z.string().min(1).max(256).nullish(),
   }),
   caps: Caps.nullish(),
