@@ -102,6 +102,15 @@ describe("a credential with caps gets exactly them, plus its own inbox", () => {
   });
 });
 
+describe("odd but valid caps", () => {
+  test("an action listed twice (grants merged from several roles) is the action once, not a refused token", async () => {
+    const a = await withCaps("erin", { "doc:merged": ["subscribe", "publish", "subscribe", "history", "publish"] });
+    expect(await code(a, { type: "subscribe", topic: "doc:merged", since: { seq: 0, epoch: "x" } })).toBe("ack");
+    expect(await code(a, { type: "publish", topic: "doc:merged", data: 1 })).toBe("ack");
+    expect(await code(a, { type: "presence", topic: "doc:merged" })).toBe("forbidden");
+  });
+});
+
 describe("presence is read only with the presence action", () => {
   test("a subscriber granted subscribe without presence gets no presence.join / presence.leave; one with it does", async () => {
     const topic = `doc:${Math.random().toString(36).slice(2, 8)}`;
