@@ -109,6 +109,18 @@ describe("odd but valid caps", () => {
     expect(await code(a, { type: "publish", topic: "doc:merged", data: 1 })).toBe("ack");
     expect(await code(a, { type: "presence", topic: "doc:merged" })).toBe("forbidden");
   });
+
+  test("a caps claim that is a string holding JSON (a Cognito custom attribute, Ably's capability claim) is read as that JSON", async () => {
+    const a = await withCaps("fay", JSON.stringify({ "doc:s": ["subscribe"] }) as unknown as Caps);
+    expect(await code(a, { type: "subscribe", topic: "doc:s" })).toBe("ack");
+    expect(await code(a, { type: "subscribe", topic: "doc:other" })).toBe("forbidden");
+    const token = await signHsToken(AUTH_JWT_SECRET, { sub: "fay", claims: { caps: "doc:s subscribe" } });
+    const bad = new TestClient(server.wsUrl);
+    clients.add(bad);
+    await bad.waitOpen();
+    bad.send({ type: "auth", token });
+    expect((await bad.waitClose()).code).toBe(4001);
+  });
 });
 
 describe("presence is read only with the presence action", () => {

@@ -4,6 +4,7 @@
  * AUTH_CAPS_CLAIM), and what each may hold. Pure functions.
  */
 import { Caps } from "./caps.ts";
+import { parseJson } from "../protocol/parse.ts";
 import type { User } from "../protocol/frames.ts";
 
 /** How an identity was established; `app-token` and `app-cookie` carry an app JWT. */
@@ -73,7 +74,7 @@ export function mapClaims(payload: Record<string, unknown>, names: ClaimNames): 
   const name = typeof rawName === "string" && rawName.trim().length > 0 && rawName.length <= MAX_NAME ? rawName : id;
   const rawCaps = readClaim(payload, names.caps);
   if (rawCaps === undefined || rawCaps === null) return { user: { id, name }, caps: undefined };
-  const caps = Caps.safeParse(rawCaps);
+  const caps = Caps.safeParse(typeof rawCaps === "string" ? parseJson(rawCaps) : rawCaps);
   if (!caps.success) return { error: `claim ${names.caps}: ${caps.error.issues[0]?.message ?? "invalid caps"}` };
   return { user: { id, name }, caps: caps.data };
 }
