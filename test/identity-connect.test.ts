@@ -98,6 +98,12 @@ describe("§4 AUTH_CONNECT_URL: answers", () => {
     expect(await client.identify("s=1")).toMatchObject({ user: { id: "auth0|9", name: "auth0|9" }, exp: null, caps: undefined });
   });
 
+  test("a fractional expiresIn (expiry minus now, computed in seconds) is cut to whole seconds, as AUTHZ_URL's ttlS is", async () => {
+    const { client } = setup(() => ({ kind: "ok", body: { user: { id: "u8" }, expiresIn: 90.7 } }));
+    const identity = await client.identify("s=1");
+    expect(identity!.exp! - identity!.iat!).toBe(90);
+  });
+
   test("a whole-number id is its decimal text, as in a token's claim; a fraction is a bad body", async () => {
     const { client } = setup((cookie) => ({ kind: "ok", body: { user: { id: cookie === "s=int" ? 42 : 4.2 } } }));
     expect(await client.identify("s=int")).toMatchObject({ user: { id: "42", name: "42" } });

@@ -42,7 +42,8 @@ const Answer = z.object({
     name: z.string().min(1).max(256).nullish(),
   }),
   caps: Caps.nullish(),
-  expiresIn: z.number().int().min(1).max(30 * 86_400).nullish(),
+  // Cut to whole seconds (never past what the app said): `expiry - now` is often fractional.
+  expiresIn: z.number().min(1).max(30 * 86_400).transform(Math.floor).nullish(),
 });
 
 type ConnectConfig = Pick<Config, "authConnectUrl" | "authConnectTimeoutMs" | "authConnectCacheS" | "webhookSecret" | "maxConnectionsPerIp">;
