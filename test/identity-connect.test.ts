@@ -98,6 +98,12 @@ describe("§4 AUTH_CONNECT_URL: answers", () => {
     expect(await client.identify("s=1")).toMatchObject({ user: { id: "auth0|9", name: "auth0|9" }, exp: null, caps: undefined });
   });
 
+  test("an empty, blank or over-long name falls back to the id, as a token's name claim does (not a bad answer)", async () => {
+    const names: Record<string, string> = { "s=empty": "", "s=blank": "   ", "s=long": "x".repeat(300) };
+    const { client } = setup((cookie) => ({ kind: "ok", body: { user: { id: cookie.slice(2), name: names[cookie] } } }));
+    for (const cookie of Object.keys(names)) expect((await client.identify(cookie))!.user).toEqual({ id: cookie.slice(2), name: cookie.slice(2) });
+  });
+
   test("a fractional expiresIn (expiry minus now, computed in seconds) is cut to whole seconds, as AUTHZ_URL's ttlS is", async () => {
     const { client } = setup(() => ({ kind: "ok", body: { user: { id: "u8" }, expiresIn: 90.7 } }));
     const identity = await client.identify("s=1");

@@ -66,12 +66,16 @@ function idText(claim: unknown): string | null {
   return Number.isSafeInteger(claim) ? String(claim) : null;
 }
 
+/** A display name as the app gave it, when it is one (non-blank text of at most 256 characters); else the id. */
+export function displayName(raw: unknown, id: string): string {
+  return typeof raw === "string" && raw.trim().length > 0 && raw.length <= MAX_NAME ? raw : id;
+}
+
 /** The user and caps a payload names, or a sentence saying what is wrong with it. */
 export function mapClaims(payload: Record<string, unknown>, names: ClaimNames): { user: User; caps: Caps | undefined } | { error: string } {
   const id = idText(readClaim(payload, names.user));
   if (id === null || !USER_ID.test(id)) return { error: `claim ${names.user}: ${USER_ID_RULE}` };
-  const rawName = readClaim(payload, names.name);
-  const name = typeof rawName === "string" && rawName.trim().length > 0 && rawName.length <= MAX_NAME ? rawName : id;
+  const name = displayName(readClaim(payload, names.name), id);
   const rawCaps = readClaim(payload, names.caps);
   if (rawCaps === undefined || rawCaps === null) return { user: { id, name }, caps: undefined };
   const caps = Caps.safeParse(typeof rawCaps === "string" ? parseJson(rawCaps) : rawCaps);

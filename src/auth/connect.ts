@@ -18,7 +18,7 @@ import type { Logger } from "../log.ts";
 import { ErrorCode, SwitchboardError } from "../protocol/codes.ts";
 import { parseJson } from "../protocol/parse.ts";
 import { Caps } from "./caps.ts";
-import { USER_ID, USER_ID_RULE, type AppIdentity } from "./claims.ts";
+import { USER_ID, USER_ID_RULE, displayName, type AppIdentity } from "./claims.ts";
 import { SIGNATURE_HEADER, signatureHeader } from "./signature.ts";
 import { readBounded } from "./read-bounded.ts";
 
@@ -39,7 +39,8 @@ const Answer = z.object({
       .union([z.string(), z.number().int().min(Number.MIN_SAFE_INTEGER).max(Number.MAX_SAFE_INTEGER)])
       .transform(String)
       .pipe(z.string().regex(USER_ID, { error: USER_ID_RULE })),
-    name: z.string().min(1).max(256).nullish(),
+    // Whatever it is: a name that is not one falls back to the id, as a token's name claim does.
+    name: z.unknown().optional(),
   }),
   caps: Caps.nullish(),
   // Cut to whole seconds (never past what the app said): `expiry - now` is often fractional.
@@ -107,7 +108,7 @@ export class ConnectClient {
     const nowS = Math.floor(sentAt / 1000);
     const expiresIn = answer.expiresIn ?? null;
     const identity: AppIdentity = {
-      user: { id: answer.user.id, name: answer.user.name ?? answer.user.id },
+      user: { id: answer.user.id, name: displayName(answer.user.name, answer.user.id) },
       caps: answer.caps ?? undefined,
       exp: expiresIn === null ? null : nowS + expiresIn,
       iat: nowS,
