@@ -57,16 +57,19 @@ async function outcome(p: Promise<boolean>): Promise<boolean | string> {
 }
 
 describe("the question", () => {
-  test("POST {user:{id,name}, topic, action}, JSON, signed with WEBHOOK_SECRET", async () => {
+  test("POST {user:{id,name}, topic, action}, JSON, signed with WEBHOOK_SECRET, asking for JSON", async () => {
     let contentType: string | null = null;
+    let accept: string | null = null;
     handler = (_, req) => {
       contentType = req.headers.get("content-type");
+      accept = req.headers.get("accept");
       return Response.json({ allow: true });
     };
     const { authz } = client();
     expect(await authz.allows(alice, "typing:doc-1", "publish")).toBe(true);
     expect(requests).toEqual([{ body: { user: alice, topic: "typing:doc-1", action: "publish" }, signatureOk: true }]);
     expect(contentType!).toBe("application/json");
+    expect(accept!).toBe("application/json");
   });
 });
 

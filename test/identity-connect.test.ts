@@ -60,6 +60,30 @@ describe("§4 AUTH_CONNECT_URL: the request", () => {
   });
 });
 
+describe("§4 AUTH_CONNECT_URL: a framework's auth guard", () => {
+  test("is asked for JSON (Accept: application/json): a signed-out user is its 401, not a redirect to its login page (503)", async () => {
+    // Laravel's `auth` middleware, Rails/Devise: JSON callers get 401, everyone else a 302 to the login page.
+    const guard = Bun.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      fetch: (req) =>
+        (req.headers.get("accept") ?? "").includes("application/json")
+          ? Response.json({ message: "Unauthenticated." }, { status: 401 })
+          : new Response(null, { status: 302, headers: { Location: "/login" } }),
+    });
+    try {
+      const client = ConnectClient.from(
+        { authConnectUrl: `http://127.0.0.1:${guard.port}/realtime/connect`, authConnectTimeoutMs: 2000, authConnectCacheS: 10, webhookSecret: SECRET, maxConnectionsPerIp: 100 },
+        { log: { debug() {}, info() {}, warn() {}, error() {}, child: () => ({}) as Logger } as Logger },
+      )!;
+      expect(await refusal(client.identify("laravel_session=expired"))).toBe("resolved");
+      expect(await client.identify("laravel_session=expired")).toBeNull();
+    } finally {
+      guard.stop(true);
+    }
+  });
+});
+
 describe("§4 AUTH_CONNECT_URL: answers", () => {
   test("401 and 403 refuse; 5xx, other statuses, bad bodies and silence are unavailable", async () => {
     const answers: Record<string, ConnectBehaviour> = {

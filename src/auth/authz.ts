@@ -107,7 +107,8 @@ export class AuthzClient implements AppAuthority {
     try {
       const res = await fetch(this.options.url, {
         method: "POST",
-        headers: { "content-type": "application/json", [SIGNATURE_HEADER]: signatureHeader(this.options.secret, body) },
+        // `accept`: a framework's auth guard answers JSON callers with a status, not a redirect to its login page.
+        headers: { "content-type": "application/json", accept: "application/json", [SIGNATURE_HEADER]: signatureHeader(this.options.secret, body) },
         body,
         redirect: "manual",
         signal: abort.signal,

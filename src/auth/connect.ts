@@ -139,6 +139,8 @@ export class ConnectClient {
         redirect: "manual",
         headers: {
           "Content-Type": "application/json",
+          // A framework's auth guard (Laravel, Devise) answers JSON callers 401; others get a 302 to its login page.
+          Accept: "application/json",
           Cookie: cookie,
           [SIGNATURE_HEADER]: signatureHeader(this.config.webhookSecret, BODY),
         },
