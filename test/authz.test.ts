@@ -57,16 +57,19 @@ async function outcome(p: Promise<boolean>): Promise<boolean | string> {
 }
 
 describe("the question", () => {
-  test("POST {user:{id,name}, topic, action}, JSON, signed with WEBHOOK_SECRET", async () => {
+  test("POST {user:{id,name}, topic, action}, JSON, signed with WEBHOOK_SECRET, asking for JSON", async () => {
     let contentType: string | null = null;
+    let accept: string | null = null;
     handler = (_, req) => {
       contentType = req.headers.get("content-type");
+      accept = req.headers.get("accept");
       return Response.json({ allow: true });
     };
     const { authz } = client();
     expect(await authz.allows(alice, "typing:doc-1", "publish")).toBe(true);
     expect(requests).toEqual([{ body: { user: alice, topic: "typing:doc-1", action: "publish" }, signatureOk: true }]);
     expect(contentType!).toBe("application/json");
+    expect(accept!).toBe("application/json");
   });
 });
 
@@ -103,6 +106,15 @@ describe("answers and the cache", () => {
     clock.now += 3_600_000;
     await authz.allows(alice, "t:long", "subscribe");
     expect(requests).toHaveLength(6);
+  });
+
+  test("ttlS: null is ttlS left out (60 s), as serializers that write absent fields as null send it", async () => {
+    handler = () => new Response('{"allow":true,"ttlS":null}', { headers: { "content-type": "application/json" } });
+    const { authz, clock } = client();
+    expect(await outcome(authz.allows(alice, "t:null", "subscribe"))).toBe(true);
+    clock.now += 59_000;
+    expect(await outcome(authz.allows(alice, "t:null", "subscribe"))).toBe(true);
+    expect(requests).toHaveLength(1);
   });
 
   test("403 is a refusal, cached 60 s", async () => {

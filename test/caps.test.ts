@@ -5,7 +5,7 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { TestClient, closeAll } from "./support/client.ts";
-import { apiPublish, session, startServer, type TestServer, killAllServers } from "./support/server.ts";
+import { apiPublish, session, startServer, type TestServer, killAllServers, TEST_API_KEY } from "./support/server.ts";
 import { signHsToken } from "./support/jwks.ts";
 import type { Caps } from "../src/auth/caps.ts";
 
@@ -102,6 +102,27 @@ describe("a credential with caps gets exactly them, plus its own inbox", () => {
   });
 });
 
+describe("odd but valid caps", () => {
+  test("an action listed twice (grants merged from several roles) is the action once, not a refused token", async () => {
+    const a = await withCaps("erin", { "doc:merged": ["subscribe", "publish", "subscribe", "history", "publish"] });
+    expect(await code(a, { type: "subscribe", topic: "doc:merged", since: { seq: 0, epoch: "x" } })).toBe("ack");
+    expect(await code(a, { type: "publish", topic: "doc:merged", data: 1 })).toBe("ack");
+    expect(await code(a, { type: "presence", topic: "doc:merged" })).toBe("forbidden");
+  });
+
+  test("a caps claim that is a string holding JSON (a Cognito custom attribute, Ably's capability claim) is read as that JSON", async () => {
+    const a = await withCaps("fay", JSON.stringify({ "doc:s": ["subscribe"] }) as unknown as Caps);
+    expect(await code(a, { type: "subscribe", topic: "doc:s" })).toBe("ack");
+    expect(await code(a, { type: "subscribe", topic: "doc:other" })).toBe("forbidden");
+    const token = await signHsToken(AUTH_JWT_SECRET, { sub: "fay", claims: { caps: "doc:s subscribe" } });
+    const bad = new TestClient(server.wsUrl);
+    clients.add(bad);
+    await bad.waitOpen();
+    bad.send({ type: "auth", token });
+    expect((await bad.waitClose()).code).toBe(4001);
+  });
+});
+
 describe("presence is read only with the presence action", () => {
   test("a subscriber granted subscribe without presence gets no presence.join / presence.leave; one with it does", async () => {
     const topic = `doc:${Math.random().toString(36).slice(2, 8)}`;
@@ -177,5 +198,33 @@ describe("caps change with an in-band refresh (SPEC §4)", () => {
     expect(await code(a, { type: "subscribe", topic: "room:after" })).toBe("ack");
     expect(await code(a, { type: "publish", topic: "room:after", data: 1 })).toBe("ack");
     expect(await code(a, { type: "subscribe", topic: "room:before" })).toBe("forbidden");
+  });
+
+  test("a subscription the new caps no longer grant is left (`unsubscribed`, reason caps); the inbox, kept grants and the server API's stay", async () => {
+    const a = await withCaps("dora", { "doc:kept": ["subscribe"], "doc:gone": ["subscribe", "presence"] });
+    expect(await code(a, { type: "subscribe", topic: "doc:kept" })).toBe("ack");
+    expect(await code(a, { type: "subscribe", topic: "doc:gone" })).toBe("ack");
+    const subscribed = await fetch(`${server.url}/api/subscribe`, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${TEST_API_KEY}`, "Content-Type": "application/json" },
+      body: JSON.stringify({ user: "dora", topic: "doc:server" }),
+    });
+    expect(await subscribed.json()).toEqual({ sockets: 1 });
+    await a.until(() => a.frames.some((f) => f.type === "subscribed" && f.topic === "doc:server"), 3000, "subscribed");
+    const members = async (topic: string) => ((await (await fetch(`${server.url}/api/presence/${topic}`, { headers: { Authorization: `Bearer ${TEST_API_KEY}` } })).json()) as { members: unknown[] }).members.length;
+    expect(await members("doc:gone")).toBe(1);
+
+    const token = await signHsToken(AUTH_JWT_SECRET, { sub: "dora", claims: { name: "dora", caps: { "doc:kept": ["subscribe"] } } });
+    const before = a.frames.length;
+    expect(await code(a, { type: "refresh", token })).toBe("ack");
+    expect(a.frames.slice(before).filter((f) => f.type === "unsubscribed")).toEqual([{ type: "unsubscribed", topic: "doc:gone", reason: "caps" }]);
+    expect(await members("doc:gone")).toBe(0);
+
+    for (const topic of ["doc:gone", "doc:kept", "doc:server", "user:dora"]) expect((await apiPublish(server, { topic, data: topic })).status).toBe(202);
+    await a.until(() => a.messages.get("user:dora")?.length === 1, 3000, "the inbox message");
+    expect(a.messages.get("doc:kept")?.map((m) => m.data)).toEqual(["doc:kept"]);
+    expect(a.messages.get("doc:server")?.map((m) => m.data)).toEqual(["doc:server"]);
+    expect(a.messages.get("doc:gone")).toBeUndefined();
+    expect(await code(a, { type: "subscribe", topic: "doc:gone" })).toBe("forbidden");
   });
 });

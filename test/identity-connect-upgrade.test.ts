@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { TestClient, closeAll } from "./support/client.ts";
 import { upgradeStatus } from "./support/raw-ws.ts";
-import { killAllServers, login, startServer, type TestServer } from "./support/server.ts";
+import { TEST_API_KEY, killAllServers, login, postJson, startServer, type TestServer } from "./support/server.ts";
 import { serveAppBackend, type AppBackend, type ConnectBehaviour } from "./support/app-backend.ts";
 
 const SECRET = "webhook-secret-for-connect-0123456789abcdef";
@@ -23,6 +23,7 @@ const ANSWERS: Record<string, ConnectBehaviour> = {
   "sess=broken": { kind: "status", status: 500 },
   "sess=slow": { kind: "slow", ms: 3000, body: { user: { id: "slow" } } },
   "sess=garbage": { kind: "raw", text: '{"user":"nobody"}' },
+  "sess=revoked": { kind: "ok", body: { user: { id: "revoked-later" }, expiresIn: 3 } },
 };
 
 beforeAll(async () => {
@@ -104,6 +105,21 @@ describe("§4 AUTH_CONNECT_URL decides upgrades with opaque cookies", () => {
     expect(c.frames[0]!.user.id).toBe("alice");
     expect(backend.seen.length).toBe(before);
   });
+
+  test("a revoke refuses the app's answer given before it (cached); once the cache ends the app is asked again and decides", async () => {
+    const asked = () => backend.seen.filter((r) => r.headers.cookie === "sess=revoked").length;
+    const first = Date.now();
+    expect((await upgradeStatus(server.wsUrl, { Cookie: "sess=revoked" })).status).toBe(101);
+    await Bun.sleep(1000 - (Date.now() % 1000) + 50); // the revoke comes in a later second than the answer
+    const revoke = await postJson(server, "/api/disconnect", { user: "revoked-later", revoke: true }, { Authorization: `Bearer ${TEST_API_KEY}` });
+    expect(revoke.status).toBe(200);
+    await revoke.arrayBuffer();
+    expect((await upgradeStatus(server.wsUrl, { Cookie: "sess=revoked" })).status).toBe(401);
+    expect(asked()).toBe(1);
+    await Bun.sleep(Math.max(0, first + 4000 - Date.now())); // past the answer's expiresIn (3 s), and the revoke's second
+    expect((await upgradeStatus(server.wsUrl, { Cookie: "sess=revoked" })).status).toBe(101);
+    expect(asked()).toBe(2);
+  }, 15_000);
 
   test("expiresIn expires the socket: `expiring` first, then 4001 within 2 s of the expiry", async () => {
     const c = await TestClient.connect(server.wsUrl, { cookie: "sess=short" });

@@ -60,6 +60,30 @@ describe("§4 AUTH_CONNECT_URL: the request", () => {
   });
 });
 
+describe("§4 AUTH_CONNECT_URL: a framework's auth guard", () => {
+  test("is asked for JSON (Accept: application/json): a signed-out user is its 401, not a redirect to its login page (503)", async () => {
+    // Laravel's `auth` middleware, Rails/Devise: JSON callers get 401, everyone else a 302 to the login page.
+    const guard = Bun.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      fetch: (req) =>
+        (req.headers.get("accept") ?? "").includes("application/json")
+          ? Response.json({ message: "Unauthenticated." }, { status: 401 })
+          : new Response(null, { status: 302, headers: { Location: "/login" } }),
+    });
+    try {
+      const client = ConnectClient.from(
+        { authConnectUrl: `http://127.0.0.1:${guard.port}/realtime/connect`, authConnectTimeoutMs: 2000, authConnectCacheS: 10, webhookSecret: SECRET, maxConnectionsPerIp: 100 },
+        { log: { debug() {}, info() {}, warn() {}, error() {}, child: () => ({}) as Logger } as Logger },
+      )!;
+      expect(await refusal(client.identify("laravel_session=expired"))).toBe("resolved");
+      expect(await client.identify("laravel_session=expired")).toBeNull();
+    } finally {
+      guard.stop(true);
+    }
+  });
+});
+
 describe("§4 AUTH_CONNECT_URL: answers", () => {
   test("401 and 403 refuse; 5xx, other statuses, bad bodies and silence are unavailable", async () => {
     const answers: Record<string, ConnectBehaviour> = {
@@ -96,6 +120,29 @@ describe("§4 AUTH_CONNECT_URL: answers", () => {
   test("a name left out falls back to the id; no expiresIn means no expiry", async () => {
     const { client } = setup(() => ({ kind: "ok", body: { user: { id: "auth0|9" } } }));
     expect(await client.identify("s=1")).toMatchObject({ user: { id: "auth0|9", name: "auth0|9" }, exp: null, caps: undefined });
+  });
+
+  test("an empty, blank or over-long name falls back to the id, as a token's name claim does (not a bad answer)", async () => {
+    const names: Record<string, string> = { "s=empty": "", "s=blank": "   ", "s=long": "x".repeat(300) };
+    const { client } = setup((cookie) => ({ kind: "ok", body: { user: { id: cookie.slice(2), name: names[cookie] } } }));
+    for (const cookie of Object.keys(names)) expect((await client.identify(cookie))!.user).toEqual({ id: cookie.slice(2), name: cookie.slice(2) });
+  });
+
+  test("a fractional expiresIn (expiry minus now, computed in seconds) is cut to whole seconds, as AUTHZ_URL's ttlS is", async () => {
+    const { client } = setup(() => ({ kind: "ok", body: { user: { id: "u8" }, expiresIn: 90.7 } }));
+    const identity = await client.identify("s=1");
+    expect(identity!.exp! - identity!.iat!).toBe(90);
+  });
+
+  test("a whole-number id is its decimal text, as in a token's claim; a fraction is a bad body", async () => {
+    const { client } = setup((cookie) => ({ kind: "ok", body: { user: { id: cookie === "s=int" ? 42 : 4.2 } } }));
+    expect(await client.identify("s=int")).toMatchObject({ user: { id: "42", name: "42" } });
+    expect(await refusal(client.identify("s=frac"))).toBe("unavailable");
+  });
+
+  test("null name, caps and expiresIn count as left out (serializers write absent fields as null), as a token's null caps claim does", async () => {
+    const { client } = setup(() => ({ kind: "ok", body: { user: { id: "u7", name: null }, caps: null, expiresIn: null } }));
+    expect(await client.identify("s=1")).toMatchObject({ user: { id: "u7", name: "u7" }, exp: null, caps: undefined });
   });
 
   test("oversized cookies are refused without asking the app", async () => {

@@ -5,7 +5,7 @@
  * unknown-kid flood), a key rotated in without a restart, and no credential in the logs.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { exportSPKI, importJWK } from "jose";
+import { SignJWT, exportSPKI, importJWK } from "jose";
 import { TestClient, closeAll } from "./support/client.ts";
 import { upgradeStatus } from "./support/raw-ws.ts";
 import { getTicket, getToken, killAllServers, login, startServer, type TestServer } from "./support/server.ts";
@@ -59,6 +59,24 @@ describe("§4 first-message auth accepts app tokens and Switchboard tokens", () 
     await bob.publish("user:auth0|64f1c2", { text: "hi ana" });
     const [dm] = await c.waitMessages("user:auth0|64f1c2", 1);
     expect(dm!.data).toEqual({ text: "hi ana" });
+  });
+
+  test("a whole-number user claim (Django's user_id, Laravel's sub) is its decimal text; a fraction, a boolean or an unsafe integer is refused", async () => {
+    const withId = (id: unknown) =>
+      new SignJWT({ sub: id as string })
+        .setProtectedHeader({ alg: key.alg, kid: key.kid })
+        .setIssuer(ISSUER)
+        .setAudience(AUDIENCE)
+        .setIssuedAt()
+        .setExpirationTime("5m")
+        .sign(key.privateKey);
+    const c = await tokenSocket(await withId(42));
+    expect((await c.welcome()).user).toEqual({ id: "42", name: "42" });
+    const bob = await track(await TestClient.connect(server.wsUrl, { cookie: await login(server, "bob") }));
+    await bob.publish("user:42", { text: "hi 42" });
+    expect((await c.waitMessages("user:42", 1))[0]!.data).toEqual({ text: "hi 42" });
+    const refused = await Promise.all([1.5, true, 2 ** 53, -0.5].map(async (id) => tokenSocket(await withId(id))));
+    for (const s of refused) expect((await s.waitClose()).code).toBe(4001);
   });
 
   test("a Switchboard token from /auth/token still works", async () => {

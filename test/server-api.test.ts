@@ -145,15 +145,25 @@ describe("bad input: a clear 400/403 and nothing published or changed", () => {
     expect((await post("/api/tokens", { user: { id: "u", name: "U" }, ttlS: 86_401 })).body.error.message).toContain("24 h");
   });
 
-  test("queries: limit outside 1..1000, epoch without since, since not a number", async () => {
+  test("queries: limit outside 1..1000, epoch without since, since not a number — an empty or non-decimal one included", async () => {
     for (const path of [
       "/api/topics?limit=0",
       "/api/topics?limit=1001",
       "/api/topics?limit=ten",
+      "/api/topics?limit=",
+      "/api/topics?limit=1e2",
       "/api/history/room:a?limit=1001",
+      "/api/history/room:a?limit=%20",
       "/api/history/room:a?epoch=abc",
       "/api/history/room:a?since=-1&epoch=abc",
       "/api/history/room:a?since=x&epoch=abc",
+      // `since=` is not "without since" (nor since 0, which would answer the oldest kept, not the latest)
+      "/api/history/room:a?since=",
+      "/api/history/room:a?since=&limit=2",
+      "/api/history/room:a?since=%20&epoch=abc",
+      "/api/history/room:a?since=0x10&epoch=abc",
+      "/api/history/room:a?since=1.0&epoch=abc",
+      "/api/history/room:a?since=1&epoch=",
     ]) {
       const res = await get(path);
       expect({ path, status: res.status, code: res.body.error.code }).toEqual({ path, status: 400, code: "bad_request" });

@@ -17,7 +17,8 @@ import { SIGNATURE_HEADER, signatureHeader } from "./signature.ts";
 import type { AppAuthority, AppQuestion } from "./permissions.ts";
 import { readBounded } from "./read-bounded.ts";
 
-const Answer = z.object({ allow: z.boolean(), ttlS: z.number().min(0).optional() });
+/** `ttlS: null` is `ttlS` left out, as serializers that write absent optionals as null send it. */
+const Answer = z.object({ allow: z.boolean(), ttlS: z.number().min(0).nullish() });
 
 export interface AuthzOptions {
   url: string;
@@ -106,7 +107,8 @@ export class AuthzClient implements AppAuthority {
     try {
       const res = await fetch(this.options.url, {
         method: "POST",
-        headers: { "content-type": "application/json", [SIGNATURE_HEADER]: signatureHeader(this.options.secret, body) },
+        // `accept`: a framework's auth guard answers JSON callers with a status, not a redirect to its login page.
+        headers: { "content-type": "application/json", accept: "application/json", [SIGNATURE_HEADER]: signatureHeader(this.options.secret, body) },
         body,
         redirect: "manual",
         signal: abort.signal,

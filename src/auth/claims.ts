@@ -4,6 +4,7 @@
  * AUTH_CAPS_CLAIM), and what each may hold. Pure functions.
  */
 import { Caps } from "./caps.ts";
+import { parseJson } from "../protocol/parse.ts";
 import type { User } from "../protocol/frames.ts";
 
 /** How an identity was established; `app-token` and `app-cookie` carry an app JWT. */
@@ -56,15 +57,28 @@ export function readClaim(payload: Record<string, unknown>, name: string): unkno
   return current;
 }
 
+/**
+ * The user id's text: a string as it is, a whole number as its decimal digits (Django's `user_id`,
+ * some Laravel `sub`s are numbers: `42` and `"42"` are the same user); anything else is none.
+ */
+function idText(claim: unknown): string | null {
+  if (typeof claim === "string") return claim;
+  return Number.isSafeInteger(claim) ? String(claim) : null;
+}
+
+/** A display name as the app gave it, when it is one (non-blank text of at most 256 characters); else the id. */
+export function displayName(raw: unknown, id: string): string {
+  return typeof raw === "string" && raw.trim().length > 0 && raw.length <= MAX_NAME ? raw : id;
+}
+
 /** The user and caps a payload names, or a sentence saying what is wrong with it. */
 export function mapClaims(payload: Record<string, unknown>, names: ClaimNames): { user: User; caps: Caps | undefined } | { error: string } {
-  const id = readClaim(payload, names.user);
-  if (typeof id !== "string" || !USER_ID.test(id)) return { error: `claim ${names.user}: ${USER_ID_RULE}` };
-  const rawName = readClaim(payload, names.name);
-  const name = typeof rawName === "string" && rawName.trim().length > 0 && rawName.length <= MAX_NAME ? rawName : id;
+  const id = idText(readClaim(payload, names.user));
+  if (id === null || !USER_ID.test(id)) return { error: `claim ${names.user}: ${USER_ID_RULE}` };
+  const name = displayName(readClaim(payload, names.name), id);
   const rawCaps = readClaim(payload, names.caps);
   if (rawCaps === undefined || rawCaps === null) return { user: { id, name }, caps: undefined };
-  const caps = Caps.safeParse(rawCaps);
+  const caps = Caps.safeParse(typeof rawCaps === "string" ? parseJson(rawCaps) : rawCaps);
   if (!caps.success) return { error: `claim ${names.caps}: ${caps.error.issues[0]?.message ?? "invalid caps"}` };
   return { user: { id, name }, caps: caps.data };
 }

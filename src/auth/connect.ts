@@ -18,7 +18,7 @@ import type { Logger } from "../log.ts";
 import { ErrorCode, SwitchboardError } from "../protocol/codes.ts";
 import { parseJson } from "../protocol/parse.ts";
 import { Caps } from "./caps.ts";
-import { USER_ID, USER_ID_RULE, type AppIdentity } from "./claims.ts";
+import { USER_ID, USER_ID_RULE, displayName, type AppIdentity } from "./claims.ts";
 import { SIGNATURE_HEADER, signatureHeader } from "./signature.ts";
 import { readBounded } from "./read-bounded.ts";
 
@@ -28,13 +28,23 @@ const MAX_ANSWER_BYTES = 64 * 1024;
 const CACHE_SIZE = 10_000;
 const BODY = "{}";
 
+/**
+ * The app's answer. An optional field may also be null (left out): many serializers (Pydantic,
+ * Jackson) write an absent optional as null, and a token's null caps claim means none too.
+ */
 const Answer = z.object({
   user: z.object({
-    id: z.string().regex(USER_ID, { error: USER_ID_RULE }),
-    name: z.string().min(1).max(256).optional(),
+    // A whole number is its decimal text, as in a token's claim (claims.ts): `{id: request.user.id}`.
+    id: z
+      .union([z.string(), z.number().int().min(Number.MIN_SAFE_INTEGER).max(Number.MAX_SAFE_INTEGER)])
+      .transform(String)
+      .pipe(z.string().regex(USER_ID, { error: USER_ID_RULE })),
+    // Whatever it is: a name that is not one falls back to the id, as a token's name claim does.
+    name: z.unknown().optional(),
   }),
-  caps: Caps.optional(),
-  expiresIn: z.number().int().min(1).max(30 * 86_400).optional(),
+  caps: Caps.nullish(),
+  // Cut to whole seconds (never past what the app said): `expiry - now` is often fractional.
+  expiresIn: z.number().min(1).max(30 * 86_400).transform(Math.floor).nullish(),
 });
 
 type ConnectConfig = Pick<Config, "authConnectUrl" | "authConnectTimeoutMs" | "authConnectCacheS" | "webhookSecret" | "maxConnectionsPerIp">;
@@ -96,15 +106,16 @@ export class ConnectClient {
     const answer = await this.post(cookie);
     if (answer === null) return null;
     const nowS = Math.floor(sentAt / 1000);
+    const expiresIn = answer.expiresIn ?? null;
     const identity: AppIdentity = {
-      user: { id: answer.user.id, name: answer.user.name ?? answer.user.id },
-      caps: answer.caps,
-      exp: answer.expiresIn === undefined ? null : nowS + answer.expiresIn,
+      user: { id: answer.user.id, name: displayName(answer.user.name, answer.user.id) },
+      caps: answer.caps ?? undefined,
+      exp: expiresIn === null ? null : nowS + expiresIn,
       iat: nowS,
       sid: `connect:${createHash("sha256").update(cookie).digest("base64url").slice(0, 22)}`,
       via: "connect",
     };
-    const ttlMs = Math.min(this.config.authConnectCacheS * 1000, (answer.expiresIn ?? Infinity) * 1000);
+    const ttlMs = Math.min(this.config.authConnectCacheS * 1000, (expiresIn ?? Infinity) * 1000);
     if (ttlMs > 0) this.remember(cookie, identity, sentAt + ttlMs);
     return identity;
   }
@@ -128,6 +139,8 @@ export class ConnectClient {
         redirect: "manual",
         headers: {
           "Content-Type": "application/json",
+          // A framework's auth guard (Laravel, Devise) answers JSON callers 401; others get a 302 to its login page.
+          Accept: "application/json",
           Cookie: cookie,
           [SIGNATURE_HEADER]: signatureHeader(this.config.webhookSecret, BODY),
         },

@@ -158,9 +158,13 @@ export class Permissions {
     return this.namespaces.of(topic)!;
   }
 
-  /** True when the rules allow the action without asking the app (the inbox joined at welcome). */
-  allowsNow(actor: Actor, action: Action, topic: string): boolean {
-    return isValidTopic(topic) && decide(this.namespaces, actor, action, topic).verdict === "allow";
+  /**
+   * The rules' verdict without asking the app (`ask`: only the app can tell; a malformed name is
+   * `forbidden`): `allow` joins the inbox at welcome, `forbidden` is what an in-band refresh's new
+   * caps take away from the socket's subscriptions (SPEC §4).
+   */
+  verdictNow(actor: Actor, action: Action, topic: string): Decision["verdict"] {
+    return isValidTopic(topic) ? decide(this.namespaces, actor, action, topic).verdict : "forbidden";
   }
 
   /**

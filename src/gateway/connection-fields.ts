@@ -13,7 +13,8 @@ type Timer = ReturnType<typeof setTimeout>;
 /**
  * A token socket's auth timer, a closing socket's kill timer, a replay's pacer, a credential's
  * timers, publishes in flight, a retirement time (MAX_CONNECTION_AGE_S), a shed socket's retry
- * hint, a run of frames refused by the flood rule: made by the first that is set.
+ * hint, a run of frames refused by the flood rule, the topics the server API subscribed it to:
+ * made by the first that is set.
  */
 export class RareFields {
   authTimer: Timer | null = null;
@@ -24,6 +25,7 @@ export class RareFields {
   retireAt: number | null = null;
   shedRetryMs: number | null = null;
   floodRejections: RejectionRun | null = null;
+  serverTopics: Set<string> | null = null;
 
   /** The socket is gone: stops the pacer and every timer. */
   release(): void {
@@ -69,6 +71,19 @@ export abstract class WithRareFields {
 
   set expiry(timers: CredentialTimers | null) {
     if (timers !== null || this.rare !== null) this.rareFields().expiry = timers;
+  }
+
+  /**
+   * Topics `/api/subscribe` put the socket in (SPEC §6): the server decided those, so a refresh's
+   * new caps do not take them away (socket-topics.ts). Null while there is none.
+   */
+  get serverTopics(): Set<string> | null {
+    return this.rare?.serverTopics ?? null;
+  }
+
+  /** Marks a topic as the server API's (serverSubscribe). */
+  serverMade(topic: string): void {
+    (this.rareFields().serverTopics ??= new Set()).add(topic);
   }
 
   /** Publishes handed to the broker and not yet acknowledged (publish-frames.ts). */

@@ -9,7 +9,7 @@ import type { Metrics } from "../metrics.ts";
 import type { Identity, Outcome, Via } from "../auth/credentials.ts";
 import type { Position, PublishInput, PublishResult } from "../broker/broker.ts";
 import type { Caps } from "../auth/caps.ts";
-import type { Action } from "../auth/permissions.ts";
+import type { Action, Decision } from "../auth/permissions.ts";
 import type { Namespace } from "../auth/namespaces.ts";
 import type { PresenceMember, User } from "../protocol/frames.ts";
 import type { Ack, Member } from "./hub.ts";
@@ -86,8 +86,11 @@ export interface ConnectionHost {
   authorize(conn: Socket, action: Action, topic: unknown): Namespace | Promise<Namespace>;
   /** Whether the socket's credential reads the topic's join/leave frames (the `presence` action). */
   readsPresence(conn: Socket, topic: string): boolean;
-  /** Whether the inbox is joined at welcome: the credential may subscribe to it without asking the app. */
-  joinsInbox(conn: Socket, inbox: string): boolean;
+  /**
+   * Whether the socket's credential may subscribe to the topic by the rules alone (`ask`: only the
+   * app can tell): the inbox is joined at welcome when `allow`; a refresh leaves what is `forbidden`.
+   */
+  subscribeVerdict(conn: Socket, topic: string): Decision["verdict"];
   /**
    * Publishes at the broker; rejects with a SwitchboardError (`unavailable` when unreachable).
    * Resolves with null for an ephemeral topic: sent, without a position.

@@ -12,7 +12,7 @@ import { Close, ErrorCode, SwitchboardError } from "../protocol/codes.ts";
 import { createLogger } from "../log.ts";
 import { Metrics } from "../metrics.ts";
 import type { Ack } from "./hub.ts";
-import { Permissions, type Action } from "../auth/permissions.ts";
+import { Permissions, type Action, type Decision } from "../auth/permissions.ts";
 import { loadNamespaces, type Namespace } from "../auth/namespaces.ts";
 import type { ConnectionHost, Socket } from "./connection-host.ts";
 import { Connection, type SocketData } from "./connection.ts";
@@ -61,8 +61,8 @@ class FakeHost implements ConnectionHost {
   readsPresence(conn: Socket, topic: string): boolean {
     return this.permissions.readsPresence({ kind: "user", user: conn.user!, caps: conn.caps }, topic);
   }
-  joinsInbox(conn: Socket, inbox: string): boolean {
-    return this.permissions.allowsNow({ kind: "user", user: conn.user!, caps: conn.caps }, "subscribe", inbox);
+  subscribeVerdict(conn: Socket, topic: string): Decision["verdict"] {
+    return this.permissions.verdictNow({ kind: "user", user: conn.user!, caps: conn.caps }, "subscribe", topic);
   }
   async follow(_conn: Socket, topic: string, since: Position | undefined, onAck: (ack: Ack) => void): Promise<void> {
     if (this.followMs > 0) await Bun.sleep(this.followMs);

@@ -14,7 +14,7 @@ import type { Services } from "../services.ts";
 import type { Logger } from "../log.ts";
 import type { ControlMessage, Position, PublishInput, PublishResult } from "../broker/broker.ts";
 import type { Credentials, Identity, Outcome } from "../auth/credentials.ts";
-import type { Action, Actor, Permissions } from "../auth/permissions.ts";
+import type { Action, Actor, Decision, Permissions } from "../auth/permissions.ts";
 import type { Namespace } from "../auth/namespaces.ts";
 import type { PresenceMember } from "../protocol/frames.ts";
 import { inboxOf } from "../protocol/topics.ts";
@@ -200,8 +200,8 @@ export class Gateway implements ConnectionHost {
     return this.permissions.readsPresence({ kind: "user", user: conn.user!, caps: conn.caps }, topic);
   }
 
-  joinsInbox(conn: Socket, inbox: string): boolean {
-    return this.permissions.allowsNow({ kind: "user", user: conn.user!, caps: conn.caps }, "subscribe", inbox);
+  subscribeVerdict(conn: Socket, topic: string): Decision["verdict"] {
+    return this.permissions.verdictNow({ kind: "user", user: conn.user!, caps: conn.caps }, "subscribe", topic);
   }
 
   authenticate(token: string): Promise<Outcome | null> {

@@ -15,7 +15,7 @@ import type { Caps } from "../auth/caps.ts";
 import { checkFirstMessage } from "./first-message.ts";
 import { checkRefresh } from "./refresh.ts";
 import { CredentialTimers } from "./expiry.ts";
-import { joinInbox, joinInboxNow, type TopicsSocket } from "./socket-topics.ts";
+import { joinInbox, joinInboxNow, leaveRefused, type TopicsSocket } from "./socket-topics.ts";
 
 export type SessionState = "awaiting-auth" | "authenticating" | "open" | "closed";
 
@@ -109,13 +109,17 @@ function greet(conn: SessionSocket): void {
   host.opened(conn);
 }
 
-/** Same socket, same subscriptions and presence: only the credential changes. */
+/**
+ * Same socket, same subscriptions and presence: only the credential changes — except the
+ * subscriptions the new caps no longer grant, which it leaves (socket-topics.ts).
+ */
 function renew(conn: SessionSocket, identity: Identity & { exp: number }): void {
   conn.host.renewed(conn, identity);
   conn.expiresAt = identity.exp;
   conn.issuedAt = identity.iat;
   conn.caps = identity.caps;
   timers(conn).set(identity.iat, identity.exp);
+  leaveRefused(conn);
   // The new caps decide who reads join/leave frames from now on.
   conn.rereadPresence();
 }

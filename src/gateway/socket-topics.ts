@@ -23,6 +23,9 @@ export interface TopicsSocket extends Socket {
   readonly slots: SocketSubscriptions;
   /** False once the socket closed (or was told to close). */
   readonly live: boolean;
+  /** The topics the server API subscribed it to (SPEC §6), or null: none. */
+  readonly serverTopics: Set<string> | null;
+  serverMade(topic: string): void;
   sendJson(frame: Record<string, unknown>): void;
 }
 
@@ -61,7 +64,24 @@ export function leaveTopic(conn: TopicsSocket, topic: string): boolean {
   const was = conn.topics.delete(topic);
   if (was) conn.host.leave(conn, topic);
   conn.slots.uncount(topic, conn.user!.id);
+  conn.serverTopics?.delete(topic);
   return was;
+}
+
+/**
+ * After an in-band refresh (SPEC §4: the new token's capabilities from now on): each topic the
+ * socket subscribed to itself and the new credential may not subscribe to is left, with
+ * `{type:"unsubscribed", topic, reason:"caps"}` — as Centrifugo and Ably do when a refreshed token
+ * takes a channel away. The rules decide alone: a topic only the app can decide (`app`) stays, and
+ * so do the inbox and the server API's subscriptions (the server decided those).
+ */
+export function leaveRefused(conn: TopicsSocket): void {
+  const inbox = inboxOf(conn.user!.id);
+  for (const topic of [...conn.topics]) {
+    if (topic === inbox || conn.serverTopics?.has(topic) === true || conn.host.subscribeVerdict(conn, topic) !== "forbidden") continue;
+    leaveTopic(conn, topic);
+    conn.sendJson({ type: "unsubscribed", topic, reason: "caps" });
+  }
 }
 
 /** The socket is gone: leaves every topic and gives every budget back. */
@@ -79,14 +99,16 @@ export function leaveAll(conn: TopicsSocket): void {
  */
 export async function serverSubscribe(conn: TopicsSocket, topic: string, ns: Namespace): Promise<boolean> {
   if (!conn.isOpen) return false;
-  if (conn.topics.has(topic)) return true;
   topic = conn.host.topicName(topic);
+  conn.serverMade(topic);
+  if (conn.topics.has(topic)) return true;
   try {
     // An ephemeral topic has no position (SPEC §5): `subscribed` without seq and epoch.
     await joinTopic(conn, topic, undefined, ns, (ack) =>
       conn.sendJson(ns.delivery === "ephemeral" ? { type: "subscribed", topic } : { type: "subscribed", topic, seq: ack.seq, epoch: ack.epoch }),
     );
   } catch (error) {
+    conn.serverTopics?.delete(topic);
     conn.host.log.warn("server subscribe failed", { connectionId: conn.id, topic, ...errorFields(error) });
     return false;
   }
@@ -108,7 +130,7 @@ export function serverUnsubscribe(conn: TopicsSocket, topic: string): boolean {
  */
 export function joinInboxNow(conn: TopicsSocket): boolean {
   const inbox = conn.host.topicName(inboxOf(conn.user!.id));
-  if (!conn.host.joinsInbox(conn, inbox)) return true;
+  if (conn.host.subscribeVerdict(conn, inbox) !== "allow") return true;
   if (!conn.host.followNow(conn, inbox)) return false;
   conn.topics.add(inbox);
   return true;

@@ -62,17 +62,27 @@ export const TokenBody = z.object({
 });
 export type TokenBody = z.input<typeof TokenBody>;
 
-const limit = z.coerce
-  .number({ error: "limit must be a whole number" })
-  .int({ error: "limit must be a whole number" })
-  .min(1, { error: "limit must be at least 1" })
-  .max(MAX_LIMIT, { error: `limit must be at most ${MAX_LIMIT}` })
+/**
+ * A whole number in a query string: decimal digits only. `Number()` would read `since=` (and
+ * `%20`) as 0 — the oldest kept messages where the caller meant no `since` — and `0x10` or `1e2`
+ * as numbers nobody wrote.
+ */
+const wholeNumber = (name: string) =>
+  z
+    .string()
+    .regex(/^\d{1,16}$/, { error: `${name} must be a whole number` })
+    .transform(Number);
+
+const limit = wholeNumber("limit")
+  .pipe(z.number().min(1, { error: "limit must be at least 1" }).max(MAX_LIMIT, { error: `limit must be at most ${MAX_LIMIT}` }))
   .default(DEFAULT_LIMIT);
 
 export const HistoryQuery = z
   .object({
-    since: z.coerce.number({ error: "since must be a whole number" }).int({ error: "since must be a whole number" }).min(0, { error: "since must be at least 0" }).max(Number.MAX_SAFE_INTEGER).optional(),
-    epoch: z.string().min(1).max(64).optional(),
+    since: wholeNumber("since")
+      .pipe(z.number().max(Number.MAX_SAFE_INTEGER, { error: "since must be a whole number" }))
+      .optional(),
+    epoch: z.string().min(1, { error: "epoch must not be empty" }).max(64, { error: "epoch is at most 64 characters" }).optional(),
     limit,
   })
   .refine((q) => q.epoch === undefined || q.since !== undefined, { error: "epoch needs since" });
