@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { TestClient, closeAll } from "./support/client.ts";
 import { upgradeStatus } from "./support/raw-ws.ts";
-import { TEST_API_KEY, killAllServers, postJson, readJson, startServer, type TestServer } from "./support/server.ts";
+import { TEST_API_KEY, killAllServers, postJson, readJson, session, startServer, type TestServer } from "./support/server.ts";
 
 let S: TestServer;
 const clients = new Set<TestClient>();
@@ -79,6 +79,26 @@ describe("bad input: a clear 400/403 and nothing published or changed", () => {
         expect(res.text).not.toContain("at ");
       }
     }
+  });
+
+  test("a body field the route does not know → 400 naming it, and nothing done: a typo like revoked:true disconnects nobody", async () => {
+    const topic = unique("room:typo");
+    const alice = await TestClient.connect(S.wsUrl, { cookie: (await session(S, "alice")).cookie });
+    clients.add(alice);
+    for (const [, path, body] of ROUTES.filter(([m]) => m === "POST")) {
+      const res = await post(path, { ...(body as object), tpoic: topic });
+      expect({ path, status: res.status, code: res.body?.error?.code }).toEqual({ path, status: 400, code: "bad_request" });
+      expect(res.body.error.message).toContain('"tpoic"');
+    }
+    expect((await post("/api/publish", { topic, data: 1, kye: "k1" })).status).toBe(400);
+    const typo = await post("/api/disconnect", { user: "alice", revoked: true });
+    expect(typo.status).toBe(400);
+    expect(typo.body.error.message).toContain('"revoked"');
+    await Bun.sleep(200);
+    expect(alice.close).toBeNull();
+    expect(await seqOf(topic)).toBe(0);
+    // What the data carries is the app's: unknown fields inside it are not the API's business.
+    expect((await post("/api/publish", { topic, data: { anything: 1, revoked: true } })).status).toBe(202);
   });
 
   test("broadcast: an empty list, more than 1000 topics, a bad key → 400, nothing published", async () => {

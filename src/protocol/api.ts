@@ -28,10 +28,10 @@ export const MAX_TOKEN_TTL_S = 86_400;
 export const MAX_LIMIT = 1000;
 export const DEFAULT_LIMIT = 100;
 
-export const PublishBody = z.object({ topic, data: z.unknown(), key: IdempotencyKey.optional() });
+export const PublishBody = z.strictObject({ topic, data: z.unknown(), key: IdempotencyKey.optional() });
 export type PublishBody = z.input<typeof PublishBody>;
 
-export const BroadcastBody = z.object({
+export const BroadcastBody = z.strictObject({
   topics: z
     .array(topic)
     .min(1, { error: "topics must list at least one topic" })
@@ -41,16 +41,16 @@ export const BroadcastBody = z.object({
 });
 export type BroadcastBody = z.input<typeof BroadcastBody>;
 
-export const UserTopicBody = z.object({ user: userId, topic });
+export const UserTopicBody = z.strictObject({ user: userId, topic });
 export type UserTopicBody = z.input<typeof UserTopicBody>;
 
-export const DisconnectBody = z.object({ user: userId, revoke: z.boolean().optional() });
+export const DisconnectBody = z.strictObject({ user: userId, revoke: z.boolean().optional() });
 export type DisconnectBody = z.input<typeof DisconnectBody>;
 
-export const TicketBody = z.object({ user: UserObject, caps: Caps.optional() });
+export const TicketBody = z.strictObject({ user: UserObject, caps: Caps.optional() });
 export type TicketBody = z.input<typeof TicketBody>;
 
-export const TokenBody = z.object({
+export const TokenBody = z.strictObject({
   user: UserObject,
   caps: Caps.optional(),
   ttlS: z
