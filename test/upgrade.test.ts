@@ -318,6 +318,17 @@ describe("behind Fly's proxy (TRUST_PROXY=fly)", () => {
     await b.welcome();
   });
 
+  test("an IPv6 client counts by its /64 for MAX_CONNECTIONS_PER_IP: another address of the same /64 is refused, another /64 is not", async () => {
+    const { cookie } = await session(proxied, "carol");
+    const from = (ip: string) => ({ Cookie: cookie, "Fly-Client-IP": ip });
+    const first = open(proxied.wsUrl, { cookie, headers: { "Fly-Client-IP": "2001:db8:b:1::1" } });
+    await first.welcome();
+    expect((await upgradeStatus(proxied.wsUrl, from("2001:db8:b:1:8000::2"))).status).toBe(429);
+    expect((await upgradeStatus(proxied.wsUrl, from("2001:db8:b:2::1"))).status).toBe(101);
+    await first.closeAndWait();
+    expect((await upgradeStatus(proxied.wsUrl, from("2001:db8:b:1::3"))).status).toBe(101); // released on close
+  });
+
   test("without TRUST_PROXY a spoofed Fly-Client-IP does not escape the per-IP cap", async () => {
     const s = await session(strict, "carol");
     const first = open(strict.wsUrl, { cookie: s.cookie, headers: { "Fly-Client-IP": "198.51.100.9" } });
