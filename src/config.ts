@@ -51,7 +51,7 @@ const origins = z.string().transform((raw, ctx) => {
       return z.NEVER;
     }
     if (url.origin !== entry || entry === "null") {
-      ctx.addIssue({ code: "custom", message: `"${entry}" must be an exact origin (scheme://host[:port], no path or trailing slash)` });
+      ctx.addIssue({ code: "custom", message: `"${entry}" must be an exact origin (scheme://host[:port], no path or trailing slash)${url.origin === "null" ? "" : `; a browser sends ${url.origin}`}` });
       return z.NEVER;
     }
     out.push(entry);

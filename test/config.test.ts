@@ -55,6 +55,21 @@ describe("a bad value exits non-zero with one line naming the variable", () => {
   }
 });
 
+describe("ALLOWED_ORIGINS: an entry no browser would send as its Origin names the one it would", () => {
+  const entries: [string, string][] = [
+    ["https://App.Example.com", "https://app.example.com"],
+    ["https://app.example.com:443", "https://app.example.com"],
+    ["http://app.example.com:8080/", "http://app.example.com:8080"],
+  ];
+  for (const [entry, sent] of entries) {
+    test(entry, async () => {
+      const output = await expectRefusal({ ALLOWED_ORIGINS: entry });
+      expectOneLineNaming(output, "ALLOWED_ORIGINS");
+      expect(output).toContain(`a browser sends ${sent}`);
+    });
+  }
+});
+
 describe("a value that passes the schema but cannot be served exits the same way (USERS naming a user twice, a HOST or PORT that cannot be listened on)", () => {
   /** The refusal's non-empty output lines. */
   const refusalLines = async (env: Record<string, string | undefined>) => (await expectRefusal(env)).split("\n").filter((l) => l.trim() !== "");
