@@ -10,9 +10,10 @@ const bool = z
   .enum(["true", "false", "1", "0", "yes", "no"], { error: "must be true or false" })
   .transform((v) => v === "true" || v === "1" || v === "yes");
 
+/** Decimal digits (blanks around allowed): `Number()` reads " " as 0 (PORT=" ": a random port) and takes 0x10, 1e3. */
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
-  z.coerce.number({ error: "must be a whole number" }).int({ error: "must be a whole number" })
-    .min(min, { error: `must be at least ${min}` }).max(max, { error: `must be at most ${max}` });
+  z.string().trim().regex(/^[+-]?\d+$/, { error: "must be a whole number" }).transform(Number)
+    .pipe(z.number().int({ error: "must be a whole number" }).min(min, { error: `must be at least ${min}` }).max(max, { error: `must be at most ${max}` }));
 
 /** TRUST_PROXY: which proxy in front, if any, and so which of its headers to believe. */
 export type TrustProxy = false | true | "fly";
@@ -50,7 +51,7 @@ const origins = z.string().transform((raw, ctx) => {
       return z.NEVER;
     }
     if (url.origin !== entry || entry === "null") {
-      ctx.addIssue({ code: "custom", message: `"${entry}" must be an exact origin (scheme://host[:port], no path or trailing slash)` });
+      ctx.addIssue({ code: "custom", message: `"${entry}" must be an exact origin (scheme://host[:port], no path or trailing slash)${url.origin === "null" ? "" : `; a browser sends ${url.origin}`}` });
       return z.NEVER;
     }
     out.push(entry);

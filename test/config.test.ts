@@ -33,6 +33,11 @@ describe("a bad value exits non-zero with one line naming the variable", () => {
     ["PORT out of range", { PORT: "70000" }, "PORT"],
     ["MAX_PAYLOAD_BYTES negative", { MAX_PAYLOAD_BYTES: "-1" }, "MAX_PAYLOAD_BYTES"],
     ["AUTH_TIMEOUT_MS not a number", { AUTH_TIMEOUT_MS: "soon" }, "AUTH_TIMEOUT_MS"],
+    // A blank is not 0: PORT=" " would listen on a random port, HISTORY_SIZE=" " keep no history.
+    ["PORT blank", { PORT: " " }, "PORT"],
+    ["HISTORY_SIZE blank", { HISTORY_SIZE: "\t" }, "HISTORY_SIZE"],
+    ["DRAIN_MS in hex", { DRAIN_MS: "0x10" }, "DRAIN_MS"],
+    ["MAX_CONNECTIONS with an exponent", { MAX_CONNECTIONS: "1e3" }, "MAX_CONNECTIONS"],
     ["REDIS_URL with another scheme", { REDIS_URL: "http://127.0.0.1:6379" }, "REDIS_URL"],
     ["REDIS_URL listing two nodes without REDIS_CLUSTER", { REDIS_URL: "redis://127.0.0.1:7000,redis://127.0.0.1:7001" }, "REDIS_CLUSTER"],
     ["REDIS_COMMAND_TIMEOUT_MS below 50", { REDIS_URL: "redis://127.0.0.1:6379", REDIS_COMMAND_TIMEOUT_MS: "10" }, "REDIS_COMMAND_TIMEOUT_MS"],
@@ -46,6 +51,21 @@ describe("a bad value exits non-zero with one line naming the variable", () => {
   for (const [name, env, variable] of cases) {
     test(name, async () => {
       expectOneLineNaming(await expectRefusal(env), variable);
+    });
+  }
+});
+
+describe("ALLOWED_ORIGINS: an entry no browser would send as its Origin names the one it would", () => {
+  const entries: [string, string][] = [
+    ["https://App.Example.com", "https://app.example.com"],
+    ["https://app.example.com:443", "https://app.example.com"],
+    ["http://app.example.com:8080/", "http://app.example.com:8080"],
+  ];
+  for (const [entry, sent] of entries) {
+    test(entry, async () => {
+      const output = await expectRefusal({ ALLOWED_ORIGINS: entry });
+      expectOneLineNaming(output, "ALLOWED_ORIGINS");
+      expect(output).toContain(`a browser sends ${sent}`);
     });
   }
 });

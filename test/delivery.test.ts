@@ -132,12 +132,17 @@ describe("subscribe with since", () => {
     expect((await watcher.waitMessages(topic, 80)).slice(10).map((m) => m.seq)).toEqual(msgs.map((m) => m.seq));
   }, 30_000);
 
-  test("since the latest position: recovered:true and nothing replayed", async () => {
-    const topic = "room:uptodate";
+  /** alice subscribed to `topic` and published three messages to it: her client and the last one. */
+  async function threePublished(topic: string) {
     const c = await connect("alice");
     await c.subscribe(topic);
     for (let i = 0; i < 3; i++) await c.publish(topic, i);
-    const last = (await c.waitMessages(topic, 3))[2]!;
+    return { c, last: (await c.waitMessages(topic, 3))[2]! };
+  }
+
+  test("since the latest position: recovered:true and nothing replayed", async () => {
+    const topic = "room:uptodate";
+    const { c, last } = await threePublished(topic);
     const again = await connect("alice");
     const ack = await again.subscribe(topic, { seq: last.seq, epoch: last.epoch });
     expect(ack).toMatchObject({ recovered: true, seq: last.seq, epoch: last.epoch });
@@ -163,6 +168,19 @@ describe("subscribe with since", () => {
     await Bun.sleep(50);
     expect(late.messages.get(topic)).toHaveLength(1);
   }, 30_000);
+
+  test("since a seq the topic never reached (same epoch) → recovered:false, not a replay of nothing that the client would follow by dropping the live ones as duplicates", async () => {
+    const topic = "room:ahead";
+    const { last } = await threePublished(topic);
+    const ahead = await connect("bob");
+    const ack = await ahead.subscribe(topic, { seq: last.seq + 5, epoch: last.epoch });
+    expect(ack).toMatchObject({ recovered: false, seq: last.seq, epoch: last.epoch });
+    // That read leaves nothing behind: a real position inside the history still recovers.
+    const behind = await connect("carol");
+    const ok = await behind.subscribe(topic, { seq: last.seq - 2, epoch: last.epoch });
+    expect(ok).toMatchObject({ recovered: true, seq: last.seq });
+    expect((await behind.waitMessages(topic, 2)).map((m) => m.seq)).toEqual([last.seq - 1, last.seq]);
+  });
 
   test("since another epoch → recovered:false with the current position", async () => {
     const topic = "room:other-epoch";

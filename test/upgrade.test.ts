@@ -294,6 +294,20 @@ describe("behind Fly's proxy (TRUST_PROXY=fly)", () => {
     expect(refused.status).toBe(403);
   });
 
+  test("a Host that spells out the default port (app.example.com:443, as some proxies forward it) is still the own origin; another port is not", async () => {
+    const cookie = (await loginVia(proxied, https)).split(";")[0]!;
+    const headers = { ...https, Cookie: cookie, Host: "app.example.test:443" };
+    const ok = await upgradeStatus(proxied.wsUrl, { ...headers, Origin: "https://app.example.test", "Fly-Client-IP": "203.0.113.3" });
+    expect(ok.status).toBe(101);
+    const otherPort = await upgradeStatus(proxied.wsUrl, { ...headers, Host: "app.example.test:4443", Origin: "https://app.example.test", "Fly-Client-IP": "203.0.113.4" });
+    expect(otherPort.status).toBe(403);
+    const httpDefault = await upgradeStatus(proxied.wsUrl, { ...headers, Host: "app.example.test:80", Origin: "https://app.example.test", "Fly-Client-IP": "203.0.113.5" });
+    expect(httpDefault.status).toBe(403); // :80 is not https's default port
+    const ticket = await fetch(`${proxied.url}/auth/ticket`, { method: "POST", headers: { ...headers, Origin: "https://app.example.test", "Fly-Client-IP": "203.0.113.6" } });
+    await ticket.arrayBuffer();
+    expect(ticket.status).toBe(200);
+  });
+
   test("the client IP for MAX_CONNECTIONS_PER_IP comes from Fly-Client-IP", async () => {
     const s = await session(proxied, "bob");
     const a = open(proxied.wsUrl, { cookie: s.cookie, headers: { "Fly-Client-IP": "198.51.100.7" } });
@@ -302,6 +316,17 @@ describe("behind Fly's proxy (TRUST_PROXY=fly)", () => {
     expect(sameIp.status).toBe(429);
     const b = open(proxied.wsUrl, { cookie: s.cookie, headers: { "Fly-Client-IP": "198.51.100.8" } });
     await b.welcome();
+  });
+
+  test("an IPv6 client counts by its /64 for MAX_CONNECTIONS_PER_IP: another address of the same /64 is refused, another /64 is not", async () => {
+    const { cookie } = await session(proxied, "carol");
+    const from = (ip: string) => ({ Cookie: cookie, "Fly-Client-IP": ip });
+    const first = open(proxied.wsUrl, { cookie, headers: { "Fly-Client-IP": "2001:db8:b:1::1" } });
+    await first.welcome();
+    expect((await upgradeStatus(proxied.wsUrl, from("2001:db8:b:1:8000::2"))).status).toBe(429);
+    expect((await upgradeStatus(proxied.wsUrl, from("2001:db8:b:2::1"))).status).toBe(101);
+    await first.closeAndWait();
+    expect((await upgradeStatus(proxied.wsUrl, from("2001:db8:b:1::3"))).status).toBe(101); // released on close
   });
 
   test("without TRUST_PROXY a spoofed Fly-Client-IP does not escape the per-IP cap", async () => {

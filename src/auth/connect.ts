@@ -21,6 +21,7 @@ import { Caps } from "./caps.ts";
 import { USER_ID, USER_ID_RULE, displayName, type AppIdentity } from "./claims.ts";
 import { SIGNATURE_HEADER, signatureHeader } from "./signature.ts";
 import { readBounded } from "./read-bounded.ts";
+import { addressKey } from "../budgets/address-key.ts";
 
 /** A Cookie header longer than this is not sent anywhere (browsers keep theirs well below). */
 export const MAX_COOKIE_CHARS = 8192;
@@ -85,16 +86,17 @@ export class ConnectClient {
     }
     let pending = this.inFlight.get(cookie);
     if (pending === undefined) {
-      const asking = this.asking.get(ip) ?? 0;
+      const from = addressKey(ip); // an IPv6 client by its /64
+      const asking = this.asking.get(from) ?? 0;
       if (asking >= this.config.maxConnectionsPerIp) {
         throw new SwitchboardError(ErrorCode.rateLimited, "too many sign-ins from this address at once; retry shortly", 1);
       }
-      this.asking.set(ip, asking + 1);
+      this.asking.set(from, asking + 1);
       pending = this.ask(cookie).finally(() => {
         this.inFlight.delete(cookie);
-        const left = (this.asking.get(ip) ?? 1) - 1;
-        if (left <= 0) this.asking.delete(ip);
-        else this.asking.set(ip, left);
+        const left = (this.asking.get(from) ?? 1) - 1;
+        if (left <= 0) this.asking.delete(from);
+        else this.asking.set(from, left);
       });
       this.inFlight.set(cookie, pending);
     }

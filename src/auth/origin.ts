@@ -18,12 +18,20 @@ function forwardedProto(req: Request, policy: OriginPolicy): "http" | "https" | 
   return forwarded === "http" || forwarded === "https" ? forwarded : null;
 }
 
-/** This server's own origin as the client addressed it: scheme + Host header. */
+const DEFAULT_PORT: Record<string, string> = { http: ":80", https: ":443" };
+
+/**
+ * This server's own origin as the client addressed it: scheme + Host header, serialized as a
+ * browser serializes `Origin` (RFC 6454): without the scheme's default port, which a proxy may
+ * spell out in `Host` (`app.example.com:443`) while the browser's `Origin` never does.
+ */
 export function ownOrigin(req: Request, policy: OriginPolicy): string | null {
-  const host = req.headers.get("host");
-  if (host === null || host === "") return null;
+  const host = req.headers.get("host")?.toLowerCase();
+  if (host === undefined || host === "") return null;
   const scheme = forwardedProto(req, policy) ?? schemeOf(req.url);
-  return `${scheme}://${host.toLowerCase()}`;
+  const defaultPort = DEFAULT_PORT[scheme];
+  const hostPort = defaultPort !== undefined && host.endsWith(defaultPort) ? host.slice(0, -defaultPort.length) : host;
+  return `${scheme}://${hostPort}`;
 }
 
 /** True for an allowed origin: this server's own, or an exact ALLOWED_ORIGINS entry. */

@@ -82,7 +82,8 @@ describe("a storm of since subscribes", () => {
     await t.join(first, { seq: 10, epoch });
     t.reads.length = 0;
     await t.publish(10);
-    const later = Array.from({ length: 50 }, () => new t.TestMember());
+    // Every since up to the position delivered here (one ahead of it needs the broker: hub.test.ts).
+    const later = Array.from({ length: 31 }, () => new t.TestMember());
     await Promise.all(later.map((m, i) => t.join(m, { seq: 10 + i, epoch })));
     for (const [i, m] of later.entries()) expect(seqs(m.frames)).toEqual(range(11 + i, 40));
     expect(t.reads).toEqual([]);

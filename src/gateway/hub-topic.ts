@@ -116,6 +116,10 @@ export async function recoverSince(state: TopicState, member: Member, since: Pos
     if (!state.members.has(member) || !deps.current(state)) return null;
     const position = state.position!;
     if (since.epoch !== position.epoch) break;
+    // Ahead of what this process delivered: publications still on their way here, or a position the
+    // topic never reached (recovered:false, else the client would drop what comes as duplicates).
+    // Only the broker can tell; its answer is neither cached nor a floor.
+    if (since.seq > position.seq) break;
     const known = recovery.local(since, position);
     if (known !== null) return known;
     await recovery.whenRead(since.seq, (seq) => readSince(state, { seq, epoch: since.epoch }, deps).then((r) => recovery.learn(r.since, r.delivered, r.replay)));

@@ -200,6 +200,22 @@ describe("hub recovery with since", () => {
     expect(m2.frames).toEqual([]);
   });
 
+  test("since ahead of every publication of its epoch is not recovered (the broker says so), and leaves no floor behind", async () => {
+    const t = setup();
+    let recovered = null as boolean | null;
+    const join = (since?: { seq: number; epoch: string }) => {
+      const member = new t.TestMember();
+      return t.hub.subscribe(member, "room:a", since, (a) => (recovered = a.recovered)).then(() => member);
+    };
+    await join();
+    await t.publish(5);
+    const epoch = t.hub.position("room:a")!.epoch;
+    expect((await join({ seq: 9, epoch })).frames).toEqual([]);
+    expect(recovered).toBe(false);
+    expect(seqs((await join({ seq: 3, epoch })).frames)).toEqual([4, 5]);
+    expect(recovered).toBe(true);
+  });
+
   test("the broker subscription lives while one member does", async () => {
     const t = setup();
     const a = new t.TestMember();

@@ -3,6 +3,7 @@
  * and for closing every socket of a revoked session. Bun has no API listing open sockets.
  */
 import { SmallSet } from "./small-set.ts";
+import { addressKey } from "../budgets/address-key.ts";
 
 export interface Registered {
   readonly id: string;
@@ -28,8 +29,9 @@ export class Registry<C extends Registered> {
     return this.all.size;
   }
 
+  /** Sockets from `ip`, an IPv6 address counting by its /64 (budgets/address-key.ts). */
   ipCount(ip: string): number {
-    return this.perIp.get(ip) ?? 0;
+    return this.perIp.get(addressKey(ip)) ?? 0;
   }
 
   userCount(userId: string): number {
@@ -40,7 +42,7 @@ export class Registry<C extends Registered> {
   add(conn: C): void {
     if (this.all.has(conn)) return;
     this.all.add(conn);
-    bump(this.perIp, conn.ip, 1);
+    bump(this.perIp, addressKey(conn.ip), 1);
     if (conn.userId !== null) this.indexUser(conn);
   }
 
@@ -67,7 +69,7 @@ export class Registry<C extends Registered> {
 
   remove(conn: C): void {
     if (!this.all.delete(conn)) return;
-    bump(this.perIp, conn.ip, -1);
+    bump(this.perIp, addressKey(conn.ip), -1);
     if (conn.userId !== null) {
       bump(this.perUser, conn.userId, -1);
       const set = this.byUser.get(conn.userId);

@@ -10,6 +10,7 @@ import { clearedCookie, sessionCookie } from "../auth/cookie.ts";
 import { bearerOf } from "../auth/bearer.ts";
 import { PasswordGate } from "../auth/password-gate.ts";
 import { SlidingWindow } from "../budgets/sliding-window.ts";
+import { addressKey } from "../budgets/address-key.ts";
 import { budgetKeyOf, type Identity, type Presented } from "../auth/credentials.ts";
 import { isAllowedOrigin, isSecure, type OriginPolicy } from "../auth/origin.ts";
 import { ErrorCode, SwitchboardError } from "../protocol/codes.ts";
@@ -36,7 +37,7 @@ export const LOGIN_WINDOW_S = 300;
 async function checkPassword(c: Ctx, deps: Deps, gate: PasswordGate) {
   const { config, users, services, metrics, credentials } = deps;
   const { username, password } = await jsonBody(c, Credentials);
-  const ip = clientIp(c, config);
+  const ip = addressKey(clientIp(c, config)); // an IPv6 client by its /64
   const attempts = services.stores.attempts;
   const keys = [`login:${username}:${ip}`, `login-ip:${ip}`];
   const limits = [config.loginMaxFailures, config.loginMaxFailuresPerIp];

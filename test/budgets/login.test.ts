@@ -2,7 +2,8 @@
  * SPEC §8 "Login": an attempt counts toward LOGIN_MAX_FAILURES before its password is verified,
  * at most one verification per core runs with a bounded queue behind (503 with Retry-After past
  * it), and a real user's login from another address is answered within 1 s while a flood runs.
- * Addresses come from X-Forwarded-For (TRUST_PROXY=true takes its last hop), one per test.
+ * Addresses come from X-Forwarded-For (TRUST_PROXY=true takes its last hop), one per test; an
+ * IPv6 address counts by its /64.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { availableParallelism } from "node:os";
@@ -46,6 +47,16 @@ describe("parallel guesses cannot outrun the lockout", () => {
     expect(after.status).toBe(429);
     expect(Number(after.retryAfter)).toBeGreaterThan(0);
     expect(locked.faults()).toEqual([]);
+  });
+
+  test("an IPv6 client counts by its /64: a fresh address of the same /64 per guess does not escape the lockout", async () => {
+    const wrong = await Promise.all(Array.from({ length: 10 }, (_, i) => attempt(locked, `2001:db8:a:1::${i + 1}`, "carol", `wrong-${i}`)));
+    expect(wrong.map((a) => a.status)).toEqual(Array(10).fill(401));
+    const rotated = await attempt(locked, "2001:db8:a:1:ffff:ffff:ffff:ffff", "carol", PASSWORDS.carol!);
+    expect(rotated.status).toBe(429);
+    expect(Number(rotated.retryAfter)).toBeGreaterThan(0);
+    // Another /64 is another client.
+    expect((await attempt(locked, "2001:db8:a:2::1", "carol", PASSWORDS.carol!)).status).toBe(200);
   });
 
   test("successful logins do not count: 9 failures, then 3 right passwords and one more failure", async () => {
