@@ -127,15 +127,27 @@ export class Connection extends WithRareFields implements Socket, FrameQueueOpti
     if (typeof message !== "string") return this.close(Close.unsupportedData, "binary frames are not part of the protocol");
     const now = Date.now();
     if (!this.flood.take(floodRate(this.host.config), now)) {
-      // Over the rate: refused; refused for SUSTAINED_REJECTION_MS on end: closed with 4008 (rate.ts).
-      if ((this.rareFields().floodRejections ??= new RejectionRun()).reject(now)) return this.close(Close.rateLimited, "rate limited");
-      this.host.metrics.rateLimited.inc();
+      if (this.refuseFlood(now)) return;
       // A refused frame is not worth parsing in full: only a small one gets its ref echoed.
       const ref = message.length <= REF_PARSE_MAX ? refOf(parseJson(message)) : undefined;
       this.sendError(ref, new SwitchboardError(ErrorCode.rateLimited, "too many frames; slow down"));
       return;
     }
     this.push(message);
+  }
+
+  /** Bun `ping`/`pong` (the engine sent the pong already): a token like a frame (SPEC §8); no `error` when refused. */
+  controlReceived(): void {
+    const now = Date.now();
+    if (this.state !== "closed" && !this.flood.take(floodRate(this.host.config), now)) this.refuseFlood(now);
+  }
+
+  /** A frame over the rate: refused; refused for SUSTAINED_REJECTION_MS on end: closed with 4008 (rate.ts). True once closed. */
+  private refuseFlood(now: number): boolean {
+    const closing = (this.rareFields().floodRejections ??= new RejectionRun()).reject(now);
+    if (closing) this.close(Close.rateLimited, "rate limited");
+    else this.host.metrics.rateLimited.inc();
+    return closing;
   }
 
   private push(item: string | Job): void {

@@ -35,6 +35,9 @@ export function websocketHandler(config: SocketConfig, metrics: Metrics, log: Lo
     publishToSelf: false,
     open: (ws) => ws.data.opened(ws),
     message: (ws, message) => ws.data.received(message),
+    // Control frames from the client (the pong to a ping goes out natively first): counted like frames.
+    ping: (ws) => ws.data.controlReceived(),
+    pong: (ws) => ws.data.controlReceived(),
     drain: (ws) => ws.data.onDrain(),
     close: (ws, code) => {
       metrics.wsClosed.inc(closeCodeLabel(code));

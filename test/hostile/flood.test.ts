@@ -1,7 +1,8 @@
 /**
  * Floods. A socket sending as fast as it can is refused frame by frame
  * (`rate_limited`, not acted on) and closed with 4008 two seconds into the run of refusals, while
- * the others' latency stays within a stated bound. Inbound work per socket is bounded twice:
+ * the others' latency stays within a stated bound; WebSocket pings and pongs take tokens from the
+ * same bucket, so a ping flood is closed the same way. Inbound work per socket is bounded twice:
  * the token bucket runs *before* a frame is queued (refused frames cost one error reply and
  * nothing else), and a socket with 32 frames queued is paused (`ws.pause()`) until its queue
  * drains, so TCP pushes back on a client that pipelines faster than its frames are handled.
@@ -94,6 +95,26 @@ async function spawnBystander(server: TestServer, durationMs: number) {
   };
 }
 
+/**
+ * Sends `frame` as fast as the socket takes it until the server closes (at most 10 s); returns how
+ * many went. It keeps ~256 KB in flight and yields to the event loop after each 1,000 frames (more
+ * than the server handles in a millisecond), so that this process also reads what the server
+ * answers: while the kernel takes every write, a loop without that cap wrote for seconds and saw
+ * the close only once it stopped sending.
+ */
+async function floodUntilClosed(peer: RawPeer, frame: Buffer): Promise<number> {
+  const started = Date.now();
+  let sent = 0;
+  while (!peer.ended && peer.closeFrame === null && Date.now() - started < 10_000) {
+    for (let turn = 0; turn < 1000 && peer.unsent < 256 * 1024 && sent < 2_000_000; turn++) {
+      peer.send(frame);
+      sent++;
+    }
+    await Bun.sleep(1);
+  }
+  return sent;
+}
+
 /** Alice publishes every 20 ms, carol receives; returns the delivery latencies once stopped. */
 function chatter(alice: TestClient, carol: TestClient, topic: string) {
   const latencies: number[] = [];
@@ -129,18 +150,7 @@ describe("a client flooding as fast as it can", () => {
     // Encoded (and masked) once: the client must not be the bottleneck.
     const frame = encodeFrame({ opcode: Op.text, payload: JSON.stringify({ type: "publish", topic: "room:flood", data: "x".repeat(200) }) });
     const started = Date.now();
-    let sent = 0;
-    // As fast as the socket takes it: keep ~256 KB in flight, and yield to the event loop after
-    // each 1,000 frames (more than the server handles in a millisecond), so that this process
-    // also reads what the server answers: while the kernel takes every write, a loop without
-    // that cap wrote for seconds and saw the close only once it stopped sending.
-    while (!bob.ended && bob.closeFrame === null && Date.now() - started < 10_000) {
-      for (let turn = 0; turn < 1000 && bob.unsent < 256 * 1024 && sent < 2_000_000; turn++) {
-        bob.send(frame);
-        sent++;
-      }
-      await Bun.sleep(1);
-    }
+    const sent = await floodUntilClosed(bob, frame);
     const closed = await bob.closed(3000);
     const stats = await bystander.result();
 
@@ -206,6 +216,51 @@ describe("a client flooding as fast as it can", () => {
     const ok = await alice.request({ type: "publish", topic: "room:deep", data: JSON.parse("[".repeat(30) + "]".repeat(30)) });
     expect(ok.type).toBe("ack");
   }, 20_000);
+});
+
+describe("WebSocket control frames take tokens from the same bucket as text frames (SPEC §8)", () => {
+  // Bun answers a ping with its pong natively, before the handler runs: before this rule a socket
+  // had 722,000 pings answered in 4 s, none counted. A refused ping or pong gets no `error` frame
+  // (it has no ref to echo); it counts towards the 2 s rule like a refused text frame.
+  for (const [name, opcode] of [
+    ["pings", Op.ping],
+    ["unsolicited pongs", Op.pong],
+  ] as const) {
+    test(`a client flooding ${name} is closed (4008) about 2 s into the refusals; a bystander process keeps its latency`, async () => {
+      const bystander = await spawnBystander(limited, 4000);
+      const bob = await attacker(limited);
+      bob.keep = 100; // the pongs are counted, not kept
+      const started = Date.now();
+      const sent = await floodUntilClosed(bob, encodeFrame({ opcode, payload: "are you there" }));
+      const floodMs = Date.now() - started;
+      await bob.closed(3000).catch(() => {}); // the close is asserted below, once the numbers are printed
+      const stats = await bystander.result();
+      const closedAfterMs = (bob.closeFrame?.at ?? NaN) - started;
+      console.log(`${name} flood: ${sent} sent in ${floodMs} ms, ${bob.received.get(Op.pong) ?? 0} pongs back, closed ${bob.closeFrame?.code ?? "never"} after ${closedAfterMs} ms; bystander process: ${JSON.stringify(stats)}`);
+      expect(bob.closeFrame?.code).toBe(4008);
+      expect(closedAfterMs).toBeGreaterThanOrEqual(1900);
+      expect(closedAfterMs).toBeLessThan(5_000);
+      expect(sent).toBeGreaterThan((BURST + RATE * 2) * 10);
+      expect(stats.close).toBeNull();
+      expect(stats.received).toBe(stats.sent);
+      expect(stats.sent).toBeGreaterThan(100);
+      expect(stats.p99).toBeLessThan(FLOOD_P99_MS);
+    }, 30_000);
+  }
+
+  test("a client pinging once a second (a library's keep-alive) for 5 s is never refused: every ping gets its pong, the socket stays open", async () => {
+    const peer = await attacker(limited);
+    for (let i = 0; i < 5; i++) {
+      peer.sendFrame({ opcode: Op.ping, payload: `keep-alive ${i}` });
+      await peer.waitFrame((f) => f.opcode === Op.pong && f.payload.toString() === `keep-alive ${i}`, 3000, `pong ${i}`);
+      await Bun.sleep(1000);
+    }
+    peer.sendJson({ type: "ping", ref: 7 });
+    await peer.waitJson((f) => f.type === "pong" && f.ref === 7, 3000, "the text pong");
+    expect(peer.json().filter((f) => f.type === "error")).toEqual([]);
+    expect(peer.closeFrame).toBeNull();
+    expect(peer.ended).toBe(false);
+  }, 15_000);
 });
 
 describe("inbound work per socket is bounded even without the rate limit: pause at 32 queued frames", () => {
