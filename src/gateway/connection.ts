@@ -1,14 +1,14 @@
 /**
  * One socket's life: the Bun socket it writes to, a queue that handles its frames strictly in
  * arrival order (Bun runs async `message` handlers concurrently), the flood rules, and the
- * dispatch of each frame to the handler of its family: the session's (first-message auth,
- * welcome, refresh: socket-session.ts), topic frames (topic-frames.ts, joining and leaving in
- * socket-topics.ts), publishes (publish-frames.ts). Those are functions of this socket, which
+ * dispatch of each frame (frame-dispatch.ts) to the handler of its family: the session's
+ * (first-message auth, welcome, refresh: socket-session.ts), topic frames (topic-frames.ts,
+ * joining and leaving in socket-topics.ts), publishes (publish-frames.ts). Those are functions of this socket, which
  * holds all of its state. Everything it does to other sockets goes through its ConnectionHost
  * (connection-host.ts), which the gateway implements.
  */
 import type { ServerWebSocket } from "bun";
-import type { ClientFrame, User } from "../protocol/frames.ts";
+import type { User } from "../protocol/frames.ts";
 import { Close, ErrorCode, SwitchboardError } from "../protocol/codes.ts";
 import type { Namespace } from "../auth/namespaces.ts";
 import type { Via } from "../auth/credentials.ts";
@@ -17,16 +17,15 @@ import { RejectionRun, TokenBucket } from "./rate.ts";
 import { floodRate, WithRareFields } from "./connection-fields.ts";
 import { errorFields } from "../log.ts";
 import { parseJson } from "../protocol/parse.ts";
-import { errorFrame, refOf, validateFrame } from "./frame-input.ts";
+import { errorFrame, refOf } from "./frame-input.ts";
+import { handleFrame, type FrameSocket } from "./frame-dispatch.ts";
 import { FrameQueue, type FrameQueueOptions, type Job } from "./frame-queue.ts";
 import type { Caps } from "../auth/caps.ts";
 import { Pacer } from "./pacer.ts";
 import { SocketSubscriptions } from "./budgets.ts";
 import { SmallSet } from "./small-set.ts";
-import { armAuthTimeout, authenticate, refresh, welcome, welcomeNow, type SessionSocket, type SessionState } from "./socket-session.ts";
+import { armAuthTimeout, welcome, welcomeNow, type SessionState } from "./socket-session.ts";
 import { leaveAll, serverSubscribe, serverUnsubscribe } from "./socket-topics.ts";
-import { onPresence, onSubscribe, onUnsubscribe, type TopicFrameSocket } from "./topic-frames.ts";
-import { onPublish, type PublishingSocket } from "./publish-frames.ts";
 
 /** `ws.data` is the socket's Connection itself: no wrapper object per socket. */
 export type SocketData = Connection;
@@ -43,7 +42,7 @@ const REF_PARSE_MAX = 1024;
  * (FrameQueueOptions), and nothing here keeps a closure or a timer for an idle cookie socket.
  * Adding a field: count them, `rare` included (at most 18 for the 160-byte cell).
  */
-export class Connection extends WithRareFields implements Socket, FrameQueueOptions, SessionSocket, TopicFrameSocket, PublishingSocket {
+export class Connection extends WithRareFields implements Socket, FrameQueueOptions, FrameSocket {
   readonly id: string;
   readonly ip: string;
   readonly via: Via;
@@ -266,39 +265,8 @@ export class Connection extends WithRareFields implements Socket, FrameQueueOpti
     this.close(Close.internal, "internal error");
   }
 
-  async handleFrame(raw: string): Promise<void> {
-    const parsed = parseJson(raw);
-    if (this.state === "awaiting-auth") return authenticate(this, parsed);
-    const ref = refOf(parsed);
-    const result = validateFrame(raw, parsed);
-    this.host.metrics.framesIn.inc("frame" in result ? result.frame.type : "invalid");
-    try {
-      if ("error" in result) throw result.error;
-      await this.dispatch(result.frame);
-    } catch (error) {
-      this.sendError(ref, error);
-    }
-  }
-
-  /** Every check goes to the host's one decision point (auth/permissions.ts). */
-  private async dispatch(frame: ClientFrame): Promise<void> {
-    switch (frame.type) {
-      case "auth":
-        throw new SwitchboardError(ErrorCode.badRequest, "already authenticated");
-      case "refresh":
-        return refresh(this, frame.ref, frame.token);
-      case "ping":
-        this.sendJson({ type: "pong", ref: frame.ref });
-        return;
-      case "subscribe":
-        return onSubscribe(this, frame);
-      case "unsubscribe":
-        return onUnsubscribe(this, frame);
-      case "publish":
-        return onPublish(this, frame);
-      case "presence":
-        return onPresence(this, frame);
-    }
+  handleFrame(raw: string): Promise<void> {
+    return handleFrame(this, raw);
   }
 
   /** `/api/subscribe` (socket-topics.ts). */
