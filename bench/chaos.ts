@@ -38,6 +38,7 @@ const { values: args } = parseArgs({
     faults: { type: "string", default: FAULT_KINDS.join(",") },
     "fault-gap": { type: "string", default: "2-6" },
     "command-timeout": { type: "string", default: "500" },
+    lanes: { type: "string", default: "1" },
     help: { type: "boolean", default: false },
   },
 });
@@ -45,7 +46,8 @@ const { values: args } = parseArgs({
 if (args.help) {
   console.log(`bun bench/chaos.ts [--seed N] [--duration S] [--servers 3] [--client-procs 3] [--clients 4 (per proc)]
   [--topics 3] [--rate 40 (publications/s)] [--faults ${FAULT_KINDS.join(",")}]
-  [--fault-gap 2-6 (s between faults)] [--command-timeout 500 (REDIS_COMMAND_TIMEOUT_MS)]`);
+  [--fault-gap 2-6 (s between faults)] [--lanes 1 (fault sequences running at once)]
+  [--command-timeout 500 (REDIS_COMMAND_TIMEOUT_MS)]`);
   process.exit(0);
 }
 
@@ -167,18 +169,30 @@ async function restartServer(node: Node): Promise<void> {
   throw new Error(`server ${node.index} does not start again`);
 }
 
+/** Redis faults of two lanes never overlap each other (two restarts at once would race for the port). */
+let redisBusy = false;
+
 /** Runs one fault to its end (restarts, SIGCONTs included) and records its window. */
 async function runFault(kind: FaultKind): Promise<void> {
+  if (kind.startsWith("redis")) {
+    if (redisBusy) return;
+    redisBusy = true;
+    await runFaultNow(kind).finally(() => (redisBusy = false));
+  } else await runFaultNow(kind);
+}
+
+async function runFaultNow(kind: FaultKind): Promise<void> {
   const start = Date.now();
   let target = "redis";
   if (kind === "kill") {
     const alive = nodes.filter((n) => n.server !== null);
     if (alive.length <= 1) return;
     const node = pick(alive);
-    target = `server ${node.index}`;
-    node.server!.kill();
-    await node.server!.proc.exited;
+    const server = node.server!;
     node.server = null;
+    target = `server ${node.index}`;
+    server.kill();
+    await server.proc.exited;
     await Bun.sleep(between(500, 3000));
     await restartServer(node);
   } else if (kind === "redis-stop-short" || kind === "redis-stop-long") {
@@ -204,13 +218,16 @@ async function runFault(kind: FaultKind): Promise<void> {
     const proc = pick(clientProcs);
     target = `client process ${proc.name}`;
     proc.proc.kill("SIGSTOP");
-    await Bun.sleep(between(1000, 5000));
+    // Enough bytes (6.5 MB) for the kernel's socket buffers (loopback: 4 MB of send buffer, the receive
+    // window it had) and BACKPRESSURE_LIMIT_BYTES (64 KB here) to fill.
+    await Promise.all([publishers!.burst(400, 16_384), Bun.sleep(between(2000, 5000))]);
     proc.proc.kill("SIGCONT");
   }
   faults.push({ kind, target, start, end: Date.now() });
   log(`fault ${kind} (${target}) ${Date.now() - start} ms`);
 }
 
+/** One lane of faults, one after another; `--lanes 2` runs two at once, so faults overlap. */
 async function injectFaults(until: number): Promise<void> {
   await Bun.sleep(between(gapLo, gapHi) * 1000);
   while (Date.now() < until) {
@@ -305,7 +322,8 @@ function printReport(result: ReturnType<typeof check>, publishes: PublishRecord[
 async function main(): Promise<number> {
   await setUp();
   publishers!.start();
-  await injectFaults(Date.now() + Number(args.duration) * 1000);
+  const until = Date.now() + Number(args.duration) * 1000;
+  await Promise.all(Array.from({ length: Number(args.lanes) }, () => injectFaults(until)));
   log("faults over; publishers finish their retries");
   await publishers!.stop();
   const histories = await settle(20_000);

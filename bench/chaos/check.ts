@@ -48,7 +48,7 @@ class Checker {
   private readonly data = new Map<string, { json: string; from: string }>();
   /** key → the positions it was seen or acked at. */
   private readonly keyAt = new Map<string, Map<string, Position & { topic: string }>>();
-  readonly stats: Record<string, number> = { messages: 0, resyncs: 0, notRecovered: 0, recovered: 0, reconnects: 0, closes4009: 0 };
+  readonly stats: Record<string, number> = { messages: 0, resyncs: 0, notRecovered: 0, recovered: 0, reconnects: 0 };
 
   violate(kind: string, detail: string): void {
     this.violations.push({ kind, detail });
@@ -117,7 +117,7 @@ function checkClient(checker: Checker, client: ClientLog): Map<string, Position 
       continue;
     }
     if (event.kind === "close") {
-      if (event.code === 4009) checker.stats.closes4009! += 1;
+      checker.stats[`close${event.code}`] = (checker.stats[`close${event.code}`] ?? 0) + 1;
       continue;
     }
     if (event.kind === "subscribe") {

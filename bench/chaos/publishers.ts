@@ -112,12 +112,26 @@ export class Publishers {
     return this.published;
   }
 
-  private async publishOne(): Promise<void> {
+  /**
+   * `count` publications of `bytes` of padding each over the HTTP API, `parallel` at a time, all
+   * kept and checked like the others: the load that makes a stalled reader a slow consumer.
+   */
+  async burst(count: number, bytes: number, parallel = 8): Promise<void> {
+    let left = count;
+    const lane = async () => {
+      while (left-- > 0) await this.publishOne("http", "x".repeat(bytes));
+    };
+    const done = Promise.all(Array.from({ length: parallel }, lane)).then(() => {});
+    this.inFlight.add(done);
+    await done.finally(() => this.inFlight.delete(done));
+  }
+
+  private async publishOne(only?: "http", pad?: string): Promise<void> {
     const n = this.n++;
-    const via = n % 2 === 0 ? "ws" : "http";
+    const via = only ?? (n % 2 === 0 ? "ws" : "http");
     const topic = this.options.topics[Math.floor(this.options.random() * this.options.topics.length)]!;
     const key = `${via}-${n}`;
-    const record: PublishRecord = { key, topic, via, data: { k: key, via, n }, attempts: [] };
+    const record: PublishRecord = { key, topic, via, data: pad === undefined ? { k: key, via, n } : { k: key, via, n, pad }, attempts: [] };
     this.published.push(record);
     const first = Date.now();
     while (Date.now() - first < GIVE_UP_MS) {
