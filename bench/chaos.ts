@@ -23,7 +23,7 @@ import { check } from "./chaos/check.ts";
 import { type FaultRecord, type PublishRecord, type TopicHistory, mulberry32 } from "./chaos/log.ts";
 import { Publishers } from "./chaos/publishers.ts";
 
-const FAULT_KINDS = ["kill", "redis-stop-short", "redis-stop-long", "redis-restart", "link-drop", "blackhole", "slow-consumer"] as const;
+const FAULT_KINDS = ["kill", "redis-stop-short", "redis-stop-long", "redis-restart", "link-drop", "blackhole", "blackhole-replies", "slow-consumer"] as const;
 type FaultKind = (typeof FAULT_KINDS)[number];
 
 const { values: args } = parseArgs({
@@ -203,12 +203,12 @@ async function runFaultNow(kind: FaultKind): Promise<void> {
     await redis.kill();
     await Bun.sleep(between(100, 1500));
     await redis.restart();
-  } else if (kind === "link-drop" || kind === "blackhole") {
+  } else if (kind === "link-drop" || kind === "blackhole" || kind === "blackhole-replies") {
     const node = pick(nodes);
     target = `link of server ${node.index}`;
     if (kind === "link-drop") node.proxy.dropAll();
     else {
-      node.proxy.blackhole();
+      node.proxy.blackhole(kind === "blackhole" ? "both" : "toClient");
       // The server's canary notices a deaf link within ~3 s and opens a new one (docs/redis.md);
       // the old, silent connections are cut only later.
       await Bun.sleep(between(1000, 6000));

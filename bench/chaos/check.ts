@@ -176,7 +176,7 @@ function checkClient(checker: Checker, client: ClientLog): Map<string, Position 
 }
 
 function overlapsStall(faults: FaultRecord[], t0: number, t1: number): boolean {
-  return faults.some((f) => (f.kind === "redis-stop-long" || f.kind === "redis-stop-short" || f.kind === "blackhole") && f.start <= t1 && f.end >= t0 - 1000);
+  return faults.some((f) => (f.kind === "redis-stop-long" || f.kind === "redis-stop-short" || f.kind === "blackhole" || f.kind === "blackhole-replies") && f.start <= t1 && f.end >= t0 - 1000);
 }
 
 /** What each publisher was told against what landed (SPEC §3 `key`, `unavailable`). */
