@@ -19,12 +19,15 @@ import type { Subprocess } from "bun";
 import { type TestServer, TEST_API_KEY, loginSession, startServer } from "../test/support/server.ts";
 import { type TestRedis, startRedis } from "../test/support/redis.ts";
 import { type TcpProxy, startProxy } from "../test/support/proxy.ts";
+import { type TestRedisCluster, startRedisCluster } from "../test/support/redis-cluster.ts";
 import { check } from "./chaos/check.ts";
 import { type FaultRecord, type PublishRecord, type TopicHistory, mulberry32 } from "./chaos/log.ts";
 import { Publishers } from "./chaos/publishers.ts";
 
-const FAULT_KINDS = ["kill", "redis-stop-short", "redis-stop-long", "redis-restart", "link-drop", "blackhole", "blackhole-replies", "slow-consumer"] as const;
-type FaultKind = (typeof FAULT_KINDS)[number];
+const ONE_REDIS_FAULTS = ["kill", "redis-stop-short", "redis-stop-long", "redis-restart", "link-drop", "blackhole", "blackhole-replies", "slow-consumer"] as const;
+/** With `--cluster`: the six-node Redis Cluster of test/support/redis-cluster.ts, no proxies. */
+const CLUSTER_FAULTS = ["kill", "failover", "primary-kill", "primary-stop-short", "slow-consumer"] as const;
+type FaultKind = (typeof ONE_REDIS_FAULTS)[number] | (typeof CLUSTER_FAULTS)[number];
 
 const { values: args } = parseArgs({
   options: {
@@ -35,7 +38,8 @@ const { values: args } = parseArgs({
     clients: { type: "string", default: "4" },
     topics: { type: "string", default: "3" },
     rate: { type: "string", default: "40" },
-    faults: { type: "string", default: FAULT_KINDS.join(",") },
+    faults: { type: "string" },
+    cluster: { type: "boolean", default: false },
     "fault-gap": { type: "string", default: "2-6" },
     "command-timeout": { type: "string", default: "500" },
     lanes: { type: "string", default: "1" },
@@ -45,7 +49,8 @@ const { values: args } = parseArgs({
 
 if (args.help) {
   console.log(`bun bench/chaos.ts [--seed N] [--duration S] [--servers 3] [--client-procs 3] [--clients 4 (per proc)]
-  [--topics 3] [--rate 40 (publications/s)] [--faults ${FAULT_KINDS.join(",")}]
+  [--topics 3] [--rate 40 (publications/s)] [--faults ${ONE_REDIS_FAULTS.join(",")}]
+  [--cluster (a six-node Redis Cluster; faults ${CLUSTER_FAULTS.join(",")})]
   [--fault-gap 2-6 (s between faults)] [--lanes 1 (fault sequences running at once)]
   [--command-timeout 500 (REDIS_COMMAND_TIMEOUT_MS)]`);
   process.exit(0);
@@ -57,8 +62,9 @@ const between = (lo: number, hi: number) => lo + random() * (hi - lo);
 const pick = <T>(list: readonly T[]): T => list[Math.floor(random() * list.length)]!;
 const commandTimeoutMs = Number(args["command-timeout"]);
 const topics = Array.from({ length: Number(args.topics) }, (_, i) => `room:chaos-${i}`);
-const faultKinds = args.faults.split(",").filter((f) => f !== "") as FaultKind[];
-for (const f of faultKinds) if (!FAULT_KINDS.includes(f)) throw new Error(`unknown fault ${f}`);
+const allowedFaults: readonly FaultKind[] = args.cluster ? CLUSTER_FAULTS : ONE_REDIS_FAULTS;
+const faultKinds = (args.faults ?? allowedFaults.join(",")).split(",").filter((f) => f !== "") as FaultKind[];
+for (const f of faultKinds) if (!allowedFaults.includes(f)) throw new Error(`fault ${f} is not one of ${allowedFaults.join(",")}`);
 const [gapLo, gapHi] = args["fault-gap"].split("-").map(Number) as [number, number];
 const started = Date.now();
 const log = (line: string) => console.log(`[${((Date.now() - started) / 1000).toFixed(1).padStart(6)} s] ${line}`);
@@ -66,13 +72,15 @@ const log = (line: string) => console.log(`[${((Date.now() - started) / 1000).to
 interface Node {
   index: number;
   port: number;
-  proxy: TcpProxy;
+  /** Between the server and Redis (one Redis only). */
+  proxy: TcpProxy | null;
   server: TestServer | null;
 }
 
-function serverEnv(node: { index: number; proxy: TcpProxy }, port?: number): Record<string, string> {
+function serverEnv(node: Node, port?: number): Record<string, string> {
   return {
-    REDIS_URL: `redis://127.0.0.1:${node.proxy.port}`,
+    REDIS_URL: node.proxy === null ? cluster!.url : `redis://127.0.0.1:${node.proxy.port}`,
+    ...(node.proxy === null ? { REDIS_CLUSTER: "true", SHED_LAG_MS: "0" } : {}),
     INSTANCE_ID: `chaos-${node.index}`,
     ...(port === undefined ? {} : { PORT: String(port) }),
     HISTORY_SIZE: "100000",
@@ -119,16 +127,18 @@ class ClientProc {
 }
 
 const faults: FaultRecord[] = [];
-let redis: TestRedis;
+let redis: TestRedis | null = null;
+let cluster: TestRedisCluster | null = null;
 const nodes: Node[] = [];
 const clientProcs: ClientProc[] = [];
 let publishers: Publishers | null = null;
 const dir = mkdtempSync(join(tmpdir(), "sb-chaos-"));
 
 async function setUp(): Promise<void> {
-  redis = await startRedis();
+  if (args.cluster) cluster = await startRedisCluster();
+  else redis = await startRedis();
   for (let index = 0; index < Number(args.servers); index++) {
-    nodes.push({ index, port: 0, proxy: await startProxy({ upstreams: [redis.port] }), server: null });
+    nodes.push({ index, port: 0, proxy: redis === null ? null : await startProxy({ upstreams: [redis.port] }), server: null });
   }
   await Promise.all(
     nodes.map(async (node) => {
@@ -153,7 +163,7 @@ async function setUp(): Promise<void> {
     rate: Number(args.rate),
     random: mulberry32(Math.floor(random() * 2 ** 32)),
   });
-  log(`redis :${redis.port}, servers ${ports.map((p) => `:${p}`).join(" ")}, ${clientProcs.length} × ${args.clients} clients on ${topics.join(" ")}, seed ${seed}`);
+  log(`${cluster === null ? `redis :${redis!.port}` : `cluster ${cluster.url}`}, servers ${ports.map((p) => `:${p}`).join(" ")}, ${clientProcs.length} × ${args.clients} clients on ${topics.join(" ")}, seed ${seed}`);
 }
 
 async function restartServer(node: Node): Promise<void> {
@@ -174,7 +184,7 @@ let redisBusy = false;
 
 /** Runs one fault to its end (restarts, SIGCONTs included) and records its window. */
 async function runFault(kind: FaultKind): Promise<void> {
-  if (kind.startsWith("redis")) {
+  if (kind.startsWith("redis") || kind.startsWith("primary") || kind === "failover") {
     if (redisBusy) return;
     redisBusy = true;
     await runFaultNow(kind).finally(() => (redisBusy = false));
@@ -196,23 +206,24 @@ async function runFaultNow(kind: FaultKind): Promise<void> {
     await Bun.sleep(between(500, 3000));
     await restartServer(node);
   } else if (kind === "redis-stop-short" || kind === "redis-stop-long") {
-    redis.signal("SIGSTOP");
+    redis!.signal("SIGSTOP");
     await Bun.sleep(kind === "redis-stop-short" ? between(50, commandTimeoutMs * 0.8) : between(commandTimeoutMs * 2, commandTimeoutMs * 8));
-    redis.signal("SIGCONT");
+    redis!.signal("SIGCONT");
   } else if (kind === "redis-restart") {
-    await redis.kill();
+    await redis!.kill();
     await Bun.sleep(between(100, 1500));
-    await redis.restart();
+    await redis!.restart();
   } else if (kind === "link-drop" || kind === "blackhole" || kind === "blackhole-replies") {
     const node = pick(nodes);
+    const proxy = node.proxy!;
     target = `link of server ${node.index}`;
-    if (kind === "link-drop") node.proxy.dropAll();
+    if (kind === "link-drop") proxy.dropAll();
     else {
-      node.proxy.blackhole(kind === "blackhole" ? "both" : "toClient");
+      proxy.blackhole(kind === "blackhole" ? "both" : "toClient");
       // The server's canary notices a deaf link within ~3 s and opens a new one (docs/redis.md);
       // the old, silent connections are cut only later.
       await Bun.sleep(between(1000, 6000));
-      node.proxy.dropAll();
+      proxy.dropAll();
     }
   } else if (kind === "slow-consumer") {
     const proc = pick(clientProcs);
@@ -222,12 +233,37 @@ async function runFaultNow(kind: FaultKind): Promise<void> {
     // window it had) and BACKPRESSURE_LIMIT_BYTES (64 KB here) to fill.
     await Promise.all([publishers!.burst(400, 16_384), Bun.sleep(between(2000, 5000))]);
     proc.proc.kill("SIGCONT");
-  }
+  } else target = await clusterFault(kind);
   faults.push({ kind, target, start, end: Date.now() });
   log(`fault ${kind} (${target}) ${Date.now() - start} ms`);
 }
 
 /** One lane of faults, one after another; `--lanes 2` runs two at once, so faults overlap. */
+/** A fault of the Redis Cluster, on the primary of a random topic's shard; returns what it hit. */
+async function clusterFault(kind: FaultKind): Promise<string> {
+  const c = cluster!;
+  const primary = await c.primaryOf(`sb:{${pick(topics)}}:ch`);
+  const node = c.nodes.find((n) => n.port === primary)!;
+  if (kind === "failover") {
+    const replica = await c.replicaOf(primary);
+    await c.cli(replica, "CLUSTER", "FAILOVER");
+    await c.waitHealthy(20_000);
+    return `primary :${primary} → replica :${replica}`;
+  }
+  if (kind === "primary-kill") {
+    await node.kill();
+    await c.waitFailedOver(primary, 30_000);
+    await node.restart();
+    await c.waitHealthy(30_000);
+    return `primary :${primary}`;
+  }
+  // primary-stop-short: frozen for less than the command deadline, well within cluster-node-timeout.
+  node.signal("SIGSTOP");
+  await Bun.sleep(between(50, commandTimeoutMs * 0.8));
+  node.signal("SIGCONT");
+  return `primary :${primary}`;
+}
+
 async function injectFaults(until: number): Promise<void> {
   await Bun.sleep(between(gapLo, gapHi) * 1000);
   while (Date.now() < until) {
@@ -289,9 +325,10 @@ async function tearDown(): Promise<void> {
     if (!p.stopped) p.proc.kill("SIGKILL");
   }
   for (const n of nodes) n.server?.kill();
-  for (const n of nodes) await n.proxy.close();
+  for (const n of nodes) await n.proxy?.close();
   redis?.signal("SIGCONT");
   await redis?.stop();
+  await cluster?.stop();
   rmSync(dir, { recursive: true, force: true });
 }
 

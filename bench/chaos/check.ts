@@ -176,7 +176,7 @@ function checkClient(checker: Checker, client: ClientLog): Map<string, Position 
 }
 
 function overlapsStall(faults: FaultRecord[], t0: number, t1: number): boolean {
-  return faults.some((f) => (f.kind === "redis-stop-long" || f.kind === "redis-stop-short" || f.kind === "blackhole" || f.kind === "blackhole-replies") && f.start <= t1 && f.end >= t0 - 1000);
+  return faults.some((f) => (f.kind === "redis-stop-long" || f.kind === "redis-stop-short" || f.kind === "blackhole" || f.kind === "blackhole-replies" || f.kind === "primary-stop-short") && f.start <= t1 && f.end >= t0 - 1000);
 }
 
 /** What each publisher was told against what landed (SPEC §3 `key`, `unavailable`). */
@@ -197,10 +197,11 @@ function checkPublishes(checker: Checker, input: CheckInput): void {
     const unexplained = landed.filter((l) => !ackedEpochs.has(l.epoch));
     if (unexplained.length === 0) continue;
     const failed = p.attempts.filter((a) => a.outcome !== "acked");
-    if (failed.some((a) => a.outcome === "timeout")) checker.allow("outcome unknown (no answer)", p.key);
-    else if (failed.some((a) => a.outcome === "unavailable" && overlapsStall(input.faults, a.t0, a.t1))) checker.allow("applied after unavailable", p.key);
+    const told = p.attempts.map((a) => `${a.outcome}${a.outcome === "acked" ? ` ${a.epoch}:${a.seq}` : ""} at ${a.t0}-${a.t1}${faultsAt(input.faults, a.t0, a.t1)}`);
+    const example = `${p.key}: told ${told.join("; ")}; landed at ${landed.map((l) => where(l.topic, l)).join(", ")}`;
+    if (failed.some((a) => a.outcome === "timeout")) checker.allow("outcome unknown (no answer)", example);
+    else if (failed.some((a) => a.outcome === "unavailable" && overlapsStall(input.faults, a.t0, a.t1))) checker.allow("applied after unavailable", example);
     else {
-      const told = p.attempts.map((a) => `${a.outcome}${a.outcome === "acked" ? ` ${a.epoch}:${a.seq}` : ""} at ${a.t0}-${a.t1}${faultsAt(input.faults, a.t0, a.t1)}`);
       checker.violate("published after unavailable", `${p.key} on ${p.topic}: told ${told.join("; ")}; landed at ${unexplained.map((l) => where(l.topic, l)).join(", ")}`);
     }
   }
