@@ -43,6 +43,7 @@ const { values: args } = parseArgs({
     "fault-gap": { type: "string", default: "2-6" },
     "command-timeout": { type: "string", default: "500" },
     lanes: { type: "string", default: "1" },
+    "history-size": { type: "string", default: "100000" },
     help: { type: "boolean", default: false },
   },
 });
@@ -52,7 +53,7 @@ if (args.help) {
   [--topics 3] [--rate 40 (publications/s)] [--faults ${ONE_REDIS_FAULTS.join(",")}]
   [--cluster (a six-node Redis Cluster; faults ${CLUSTER_FAULTS.join(",")})]
   [--fault-gap 2-6 (s between faults)] [--lanes 1 (fault sequences running at once)]
-  [--command-timeout 500 (REDIS_COMMAND_TIMEOUT_MS)]`);
+  [--command-timeout 500 (REDIS_COMMAND_TIMEOUT_MS)] [--history-size 100000 (HISTORY_SIZE; small: recoveries fail)]`);
   process.exit(0);
 }
 
@@ -83,7 +84,7 @@ function serverEnv(node: Node, port?: number): Record<string, string> {
     ...(node.proxy === null ? { REDIS_CLUSTER: "true", SHED_LAG_MS: "0" } : {}),
     INSTANCE_ID: `chaos-${node.index}`,
     ...(port === undefined ? {} : { PORT: String(port) }),
-    HISTORY_SIZE: "100000",
+    HISTORY_SIZE: args["history-size"],
     HISTORY_TTL_S: "3600",
     RATE_LIMIT_PER_S: "1000",
     RATE_LIMIT_BURST: "5000",

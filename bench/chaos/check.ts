@@ -143,7 +143,12 @@ function checkClient(checker: Checker, client: ClientLog): Map<string, Position 
     }
     if (f.type === "resync") {
       checker.stats.resyncs! += 1;
-      state(f.topic).at = { epoch: f.epoch, seq: f.seq };
+      const s = state(f.topic);
+      // Live messages go on after the resync's seq: one below the held seq of the same epoch would repeat some.
+      if (s.at !== null && s.at.epoch === f.epoch && f.seq < s.at.seq) {
+        checker.violate("resync behind the held position", `${who} conn ${event.conn}: resync ${where(f.topic, f)}, held ${where(f.topic, s.at)}`);
+      }
+      s.at = { epoch: f.epoch, seq: f.seq };
       continue;
     }
     if (f.type !== "message") continue;
