@@ -24,9 +24,9 @@ import { check } from "./chaos/check.ts";
 import { type FaultRecord, type PublishRecord, type TopicHistory, mulberry32 } from "./chaos/log.ts";
 import { Publishers } from "./chaos/publishers.ts";
 
-const ONE_REDIS_FAULTS = ["kill", "redis-stop-short", "redis-stop-long", "redis-restart", "link-drop", "blackhole", "blackhole-replies", "slow-consumer"] as const;
+const ONE_REDIS_FAULTS = ["kill", "server-stop", "redis-stop-short", "redis-stop-long", "redis-restart", "link-drop", "blackhole", "blackhole-replies", "slow-consumer"] as const;
 /** With `--cluster`: the six-node Redis Cluster of test/support/redis-cluster.ts, no proxies. */
-const CLUSTER_FAULTS = ["kill", "failover", "primary-kill", "primary-stop-short", "slow-consumer"] as const;
+const CLUSTER_FAULTS = ["kill", "server-stop", "failover", "primary-kill", "primary-stop-short", "slow-consumer"] as const;
 type FaultKind = (typeof ONE_REDIS_FAULTS)[number] | (typeof CLUSTER_FAULTS)[number];
 
 const { values: args } = parseArgs({
@@ -206,6 +206,14 @@ async function runFaultNow(kind: FaultKind): Promise<void> {
     await server.proc.exited;
     await Bun.sleep(between(500, 3000));
     await restartServer(node);
+  } else if (kind === "server-stop") {
+    // A stalled event loop (GC, a swapped-out machine): its sockets and Redis links stay open.
+    const alive = nodes.filter((n) => n.server !== null);
+    const node = pick(alive);
+    target = `server ${node.index}`;
+    node.server!.proc.kill("SIGSTOP");
+    await Bun.sleep(between(300, 4000));
+    node.server?.proc.kill("SIGCONT");
   } else if (kind === "redis-stop-short" || kind === "redis-stop-long") {
     redis!.signal("SIGSTOP");
     await Bun.sleep(kind === "redis-stop-short" ? between(50, commandTimeoutMs * 0.8) : between(commandTimeoutMs * 2, commandTimeoutMs * 8));
