@@ -15,6 +15,7 @@ class Fence implements ControlFence {
   fresh = true;
   continuity = () => this.link;
   current = () => this.fresh;
+  wanted = () => {};
   announcement = (message: ControlMessage) => ({ channel: "control", message: JSON.stringify(message) });
 }
 
