@@ -13,7 +13,7 @@ import Redis from "ioredis";
 import { startCluster, type TestCluster } from "./support/cluster.ts";
 import { loginSession, postJson, type TestServer } from "./support/server.ts";
 import { keptOn, revocationChecks, upgradeCode } from "./support/fence.ts";
-import { FENCE_LAPSE_MS } from "../src/broker/redis.ts";
+import { FENCE_LAPSE_MS } from "../src/broker/redis-fence.ts";
 
 let cluster: TestCluster;
 let A: TestServer, B: TestServer;

@@ -21,7 +21,7 @@
  */
 import type { Cluster } from "ioredis";
 import type Redis from "ioredis";
-import type { Broker, BrokerEvents, ControlFence, ControlMessage, HistoryPolicy, HistoryResult, Position, Publication, PublishInput, PublishResult } from "./broker.ts";
+import type { Broker, BrokerEvents, ControlMessage, HistoryPolicy, HistoryResult, Position, Publication, PublishInput, PublishResult } from "./broker.ts";
 import { framePrefix, frameSuffix } from "./frame.ts";
 import { redisKeys } from "./redis-keys.ts";
 import { BrokerEventRouter } from "./redis-events.ts";
@@ -29,6 +29,7 @@ import { ioredisScripts, ScriptRunner } from "./redis-scripts.ts";
 import { linkPublishPath, sharedPublishPath, type PublishPath } from "./redis-publish.ts";
 import { Subscriptions } from "./redis-subscriptions.ts";
 import { CommandSender } from "./redis-send.ts";
+import { RedisFence } from "./redis-fence.ts";
 import { closeConnection, connectWithin, createClient, errorReporter, randomEpoch, toSwitchboardError, unavailable, type LogFn, type RedisClient } from "../redis/connection.ts";
 
 export { redisKeys };
@@ -51,8 +52,7 @@ export interface RedisBrokerOptions {
   canaryIntervalMs?: number;
   /**
    * REVOCATION_FENCE_MS: on one Redis, the broker offers a ControlFence of this window
-   * (auth/revocation-view.ts), whose canaries run every fifth of it while credential checks want
-   * it (FENCE_LAPSE_MS). 0 or absent: none.
+   * (redis-fence.ts, auth/revocation-view.ts). 0 or absent: none.
    */
   fenceMs?: number;
   /** A canary not back after this long marks its link deaf. Default 3000. */
@@ -64,24 +64,6 @@ export interface RedisBrokerOptions {
 
 type HistoryReply = [number, string, number, ...string[]];
 
-/**
- * The fence's canaries (every fifth of its window) run this long after a credential check last
- * wanted the fence; then they lapse until the next one (docs/redis.md "The revocation fence").
- */
-export const FENCE_LAPSE_MS = 10_000;
-
-/** One Redis: the control link's canaries, sent through the command connection, date what it heard. */
-function controlFence(subs: Subscriptions, windowMs: number, wanted: () => void): ControlFence {
-  return {
-    windowMs,
-    continuity: () => subs.controlContinuity,
-    current: (withinMs = windowMs) => performance.now() - subs.controlHeardUpTo < withinMs,
-    wanted,
-    // As sendControl publishes it: the same channel, the same encoding.
-    announcement: (message) => ({ channel: redisKeys.control, message: JSON.stringify(message) }),
-  };
-}
-
 export class RedisBroker implements Broker {
   private readonly cmd: RedisClient;
   private readonly sender: CommandSender;
@@ -91,12 +73,8 @@ export class RedisBroker implements Broker {
   private readonly log: LogFn;
   private readonly cluster: boolean;
   private readonly router: BrokerEventRouter;
-  readonly fence: ControlFence | undefined;
+  readonly fence: RedisFence | undefined;
   private canaryTimer: ReturnType<typeof setInterval> | undefined;
-  /** The fence's canaries: running only within FENCE_LAPSE_MS of `fenceWantedAt`. */
-  private fenceTimer: ReturnType<typeof setInterval> | undefined;
-  private fenceWantedAt = -Infinity;
-  private started = false;
   private canaryFailures = 0;
   private cmdWasReady = false;
   private cmdUp = false;
@@ -152,7 +130,9 @@ export class RedisBroker implements Broker {
         warn: (message) => this.log("warn", message),
       },
     );
-    this.fence = this.cluster || !(options.fenceMs! > 0) ? undefined : controlFence(this.subs, options.fenceMs!, () => this.fenceWanted());
+    this.fence = this.cluster || !(options.fenceMs! > 0) ? undefined : new RedisFence(options.fenceMs!, this.subs, () => {
+      if (!this.closed && this.cmd.status === "ready") this.subs.controlTick(Date.now());
+    });
   }
 
   get healthy(): boolean {
@@ -165,29 +145,7 @@ export class RedisBroker implements Broker {
     const waitMs = this.options.startTimeoutMs ?? 3000;
     await Promise.all([connectWithin(this.cmd, waitMs), this.publishing.started(waitMs), this.subs.started(waitMs)]);
     this.canaryTimer = setInterval(() => this.tick(), this.options.canaryIntervalMs ?? 1000);
-    this.started = true;
-  }
-
-  /**
-   * A credential check wants the fence: its canaries run (again), each dating what the control link
-   * heard, often enough that a window is current again long before it ends. The first goes out at
-   * once, so after a lapse the fence is current again one round trip later.
-   */
-  private fenceWanted(): void {
-    this.fenceWantedAt = performance.now();
-    if (this.fenceTimer !== undefined || !this.started || this.closed) return;
-    this.fenceTimer = setInterval(() => this.fenceTick(), Math.max(10, Math.floor(this.fence!.windowMs / 5)));
-    this.fenceTick();
-  }
-
-  /** A fence canary on the control link; none (the fence lapses) once no check wanted it for FENCE_LAPSE_MS. */
-  private fenceTick(): void {
-    if (this.closed || performance.now() - this.fenceWantedAt > FENCE_LAPSE_MS) {
-      clearInterval(this.fenceTimer);
-      this.fenceTimer = undefined;
-      return;
-    }
-    if (this.cmd.status === "ready") this.subs.controlTick(Date.now());
+    this.fence?.start();
   }
 
   /** Not async: the reply goes on to the publisher through one `then` (issue 17, round nine). */
@@ -287,7 +245,7 @@ export class RedisBroker implements Broker {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.canaryTimer);
-    clearInterval(this.fenceTimer);
+    this.fence?.stop();
     this.router.stop();
     this.subs.close();
     this.publishing.close();
