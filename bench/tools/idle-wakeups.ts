@@ -12,8 +12,8 @@
  * on the first process before measuring. `--threads` prints wake-ups per thread name.
  */
 import { parseArgs } from "node:util";
-import { readdirSync, readFileSync } from "node:fs";
-import { procs, ROOT, redisCommandStats, startRedis, startServers, type Servers } from "../lib/cluster.ts";
+import { readFileSync } from "node:fs";
+import { perThread, procs, ROOT, redisCommandStats, startRedis, startServers, threadsOnCpuNs, type Servers } from "../lib/cluster.ts";
 
 const { values: f } = parseArgs({
   args: Bun.argv.slice(2),
@@ -31,34 +31,17 @@ const { values: f } = parseArgs({
 
 /** Context switches (voluntary + involuntary) by thread, with the thread's name. */
 function switches(pid: number): Map<number, { name: string; n: number }> {
-  const out = new Map<number, { name: string; n: number }>();
-  let tids: string[] = [];
-  try {
-    tids = readdirSync(`/proc/${pid}/task`);
-  } catch {}
-  for (const tid of tids) {
-    try {
-      const status = readFileSync(`/proc/${pid}/task/${tid}/status`, "utf8");
-      const name = /^Name:\s*(.*)$/m.exec(status)![1]!.replace(/\d+$/, "#");
-      const n = Number(/^voluntary_ctxt_switches:\s*(\d+)/m.exec(status)![1]) + Number(/^nonvoluntary_ctxt_switches:\s*(\d+)/m.exec(status)![1]);
-      out.set(Number(tid), { name, n });
-    } catch {} // the thread ended meanwhile
-  }
-  return out;
+  return perThread(pid, (dir) => {
+    const status = readFileSync(`${dir}/status`, "utf8");
+    const count = (kind: string) => Number(new RegExp(`^${kind}_ctxt_switches:\\s*(\\d+)`, "m").exec(status)![1]);
+    return { name: /^Name:\s*(.*)$/m.exec(status)![1]!.replace(/\d+$/, "#"), n: count("voluntary") + count("nonvoluntary") };
+  });
 }
 
-/** CPU ms (user + system) of a process, exact (schedstat of every thread). */
+/** CPU ns (user + system) of a process, exact (schedstat of every thread). */
 function cpuNs(pid: number): number {
   let ns = 0;
-  let tids: string[] = [];
-  try {
-    tids = readdirSync(`/proc/${pid}/task`);
-  } catch {}
-  for (const tid of tids) {
-    try {
-      ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").split(" ", 1)[0]);
-    } catch {}
-  }
+  for (const v of threadsOnCpuNs(pid).values()) ns += v;
   return ns;
 }
 
@@ -70,8 +53,9 @@ async function openSockets(servers: Servers, n: number): Promise<WebSocket[]> {
     await new Promise<void>((resolve, reject) => {
       ws.onmessage = (e) => {
         const frame = JSON.parse(String(e.data));
-        if (frame.type === "welcome") ws.send(JSON.stringify({ type: "subscribe", id: "s", topic: `room:idle-${i}` }));
-        else if (frame.type === "subscribed" || frame.id === "s") resolve();
+        if (frame.type === "welcome") ws.send(JSON.stringify({ type: "subscribe", ref: "s", topic: `room:idle-${i}` }));
+        else if (frame.type === "ack" && frame.ref === "s") resolve();
+        else if (frame.type === "error") reject(new Error(`idle socket: ${e.data}`));
       };
       ws.onerror = () => reject(new Error("idle socket failed"));
     });
