@@ -30,6 +30,7 @@ import { linkPublishPath, sharedPublishPath, type PublishPath } from "./redis-pu
 import { Subscriptions } from "./redis-subscriptions.ts";
 import { CommandSender } from "./redis-send.ts";
 import { RedisFence } from "./redis-fence.ts";
+import { every } from "../shared-clock.ts";
 import { closeConnection, connectWithin, createClient, errorReporter, randomEpoch, toSwitchboardError, unavailable, type LogFn, type RedisClient } from "../redis/connection.ts";
 
 export { redisKeys };
@@ -74,7 +75,8 @@ export class RedisBroker implements Broker {
   private readonly cluster: boolean;
   private readonly router: BrokerEventRouter;
   readonly fence: RedisFence | undefined;
-  private canaryTimer: ReturnType<typeof setInterval> | undefined;
+  /** Stops the canary tick (shared-clock.ts). */
+  private stopTick: (() => void) | undefined;
   private canaryFailures = 0;
   private cmdWasReady = false;
   private cmdUp = false;
@@ -144,7 +146,7 @@ export class RedisBroker implements Broker {
     this.router.listen(events);
     const waitMs = this.options.startTimeoutMs ?? 3000;
     await Promise.all([connectWithin(this.cmd, waitMs), this.publishing.started(waitMs), this.subs.started(waitMs)]);
-    this.canaryTimer = setInterval(() => this.tick(), this.options.canaryIntervalMs ?? 1000);
+    this.stopTick = every(this.options.canaryIntervalMs ?? 1000, () => this.tick());
     this.fence?.start();
   }
 
@@ -244,7 +246,7 @@ export class RedisBroker implements Broker {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    clearInterval(this.canaryTimer);
+    this.stopTick?.();
     this.fence?.stop();
     this.router.stop();
     this.subs.close();
