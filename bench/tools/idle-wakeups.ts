@@ -53,8 +53,8 @@ async function openSockets(servers: Servers, n: number): Promise<WebSocket[]> {
     await new Promise<void>((resolve, reject) => {
       ws.onmessage = (e) => {
         const frame = JSON.parse(String(e.data));
-        if (frame.type === "welcome") ws.send(JSON.stringify({ type: "subscribe", ref: "s", topic: `room:idle-${i}` }));
-        else if (frame.type === "ack" && frame.ref === "s") resolve();
+        if (frame.type === "welcome") ws.send(JSON.stringify({ type: "subscribe", ref: 1, topic: `room:idle-${i}` }));
+        else if (frame.type === "ack" && frame.ref === 1) resolve();
         else if (frame.type === "error") reject(new Error(`idle socket: ${e.data}`));
       };
       ws.onerror = () => reject(new Error("idle socket failed"));
