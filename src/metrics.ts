@@ -135,9 +135,12 @@ export class Metrics {
    * Registers the default process metrics (`switchboard_process_*`, `switchboard_nodejs_*`). Their
    * module costs tens of ms, so the server calls this just after it listens rather than before;
    * every render waits for it, so a scrape never sees the registry without them.
+   * The event loop lag histogram (`switchboard_nodejs_eventloop_lag_{min,max,mean,p50,…}_seconds`)
+   * samples every EVENT_LOOP_SAMPLE_MS: at prom-client's default 10 ms its timer alone woke an idle
+   * process ~100 times a second (bench/README.md "Idle").
    */
   collectDefaults(): Promise<void> {
-    this.defaults ??= Promise.resolve().then(() => loadDefaultMetrics()({ register: this.registry, prefix: "switchboard_" }));
+    this.defaults ??= Promise.resolve().then(() => loadDefaultMetrics()({ register: this.registry, prefix: "switchboard_", eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS }));
     return this.defaults;
   }
 
@@ -213,6 +216,8 @@ export class Metrics {
 }
 
 const RENDER_EVERY_MS = 1000;
+/** How often the default metrics' event loop lag histogram samples (prom-client's default: 10). */
+const EVENT_LOOP_SAMPLE_MS = 1000;
 
 const TYPE_HEAD = '{"type":"';
 

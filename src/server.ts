@@ -20,6 +20,7 @@ import { Supervisor, joinSupervisor, workerIndex } from "./cluster.ts";
 import { HEARTBEAT_MS, Heartbeat } from "./deployment/heartbeat.ts";
 import { RevocationWatch } from "./gateway/revocation-watch.ts";
 import { Webhooks } from "./webhooks/webhooks.ts";
+import { every } from "./shared-clock.ts";
 import type { Outbox } from "./webhooks/outbox.ts";
 
 /** After listening, before the built-in users' passwords are hashed: ready is answered first. */
@@ -67,11 +68,9 @@ function createAuth(config: Config, services: Services, log: Logger, metrics: Me
 }
 
 /** Once a second: expired credentials (ticket sockets included) close within about a second. */
-function startSweep(config: Config, gateway: Gateway): ReturnType<typeof setInterval> {
+function startSweep(config: Config, gateway: Gateway): () => void {
   const sweepMs = config.maxConnectionAgeS > 0 && config.maxConnectionAgeS < 10 ? 250 : 1000;
-  const sweep = setInterval(() => gateway.sweep(Date.now()), sweepMs);
-  sweep.unref();
-  return sweep;
+  return every(sweepMs, () => gateway.sweep(Date.now()));
 }
 
 export async function startSwitchboard(config: Config): Promise<Running> {
@@ -103,7 +102,7 @@ export async function startSwitchboard(config: Config): Promise<Running> {
 
   const { heartbeat, revocations } = startDeploymentDuties(services, gateway, log);
 
-  const sweep = startSweep(config, gateway);
+  const stopSweep = startSweep(config, gateway);
 
   log.info("listening", { url: `http://${config.host}:${server.port}`, broker: config.redisUrl ? "redis" : "memory", users: users.size });
 
@@ -114,7 +113,7 @@ export async function startSwitchboard(config: Config): Promise<Running> {
     gateway,
     shutdown() {
       stopping ??= (async () => {
-        clearInterval(sweep);
+        stopSweep();
         revocations.stop();
         gateway.draining = true;
         void heartbeat.beat();

@@ -220,17 +220,22 @@ export function cpuMsOf(pid: number, only?: "system"): number {
  * readings thread by thread (`onCpuNsBetween`).
  */
 export function threadsOnCpuNs(pid: number): Map<number, number> {
-  const ns = new Map<number, number>();
+  return perThread(pid, (dir) => Number(readFileSync(`${dir}/schedstat`, "utf8").split(" ", 1)[0]));
+}
+
+/** `read(dir)` of each thread of a process by tid (`dir`: `/proc/<pid>/task/<tid>`); empty when it is gone. */
+export function perThread<T>(pid: number, read: (dir: string) => T): Map<number, T> {
+  const out = new Map<number, T>();
   let tids: string[] = [];
   try {
     tids = readdirSync(`/proc/${pid}/task`);
   } catch {}
   for (const tid of tids) {
     try {
-      ns.set(Number(tid), Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").split(" ", 1)[0]));
+      out.set(Number(tid), read(`/proc/${pid}/task/${tid}`));
     } catch {} // the thread ended meanwhile
   }
-  return ns;
+  return out;
 }
 
 /**

@@ -88,7 +88,7 @@ describe("Credentials.identify", () => {
 
   test("identifyNow: the same answer without a promise once the cookie was verified and its check needs no read; else undefined", async () => {
     const { stores, signer, session, token } = await setup();
-    const fence = { windowMs: 5, continuity: () => 1, current: () => true, announcement: () => ({ channel: "c", message: "" }) };
+    const fence = { windowMs: 5, continuity: () => 1, current: () => true, wanted: () => {}, announcement: () => ({ channel: "c", message: "" }) };
     const view = new RevocationView(stores.revocations, stores.credentialRevocations, fence);
     const credentials = createCredentials(signer, { tickets: stores.tickets, credentialRevocations: view });
     const cookie = `${COOKIE_NAME}=${session}`;

@@ -12,6 +12,7 @@
  */
 import type { InstanceInfo } from "../protocol/api.ts";
 import { ErrorCode, SwitchboardError } from "../protocol/codes.ts";
+import { every } from "../shared-clock.ts";
 
 /** How long a revoker waits for the first read of the registry before it answers `unavailable`. */
 export const FIRST_READ_MS = 3000;
@@ -21,8 +22,11 @@ export class FenceWindows {
   trustMs = 0;
   /** How long a revoker waits after Redis took its control message, ms. */
   waitMs: number;
-  private timer: ReturnType<typeof setTimeout> | null = null;
-  private running = false;
+  /** The retry after a failed read, while one is due. */
+  private retry: ReturnType<typeof setTimeout> | null = null;
+  /** Stops the reads every interval (shared-clock.ts); null while not running. */
+  private stopReads: (() => void) | null = null;
+  private reading = false;
   private readonly firstRead = Promise.withResolvers<void>();
   private read = false;
 
@@ -42,22 +46,29 @@ export class FenceWindows {
    * no kept "not revoked" (a Redis read per handshake) for a whole interval after it is ready.
    */
   start(): void {
-    if (this.running) return;
-    this.running = true;
+    if (this.stopReads !== null) return;
+    this.stopReads = every(this.intervalMs, () => void this.cycle());
     void this.cycle();
   }
 
   stop(): void {
-    this.running = false;
-    if (this.timer !== null) clearTimeout(this.timer);
-    this.timer = null;
+    this.stopReads?.();
+    this.stopReads = null;
+    if (this.retry !== null) clearTimeout(this.retry);
+    this.retry = null;
   }
 
+  /** One read (none while one is on its way); a failed one is tried again after `retryMs`. */
   private async cycle(): Promise<void> {
+    if (this.reading) return;
+    if (this.retry !== null) clearTimeout(this.retry);
+    this.retry = null;
+    this.reading = true;
     const ok = await this.refresh();
-    if (!this.running) return;
-    this.timer = setTimeout(() => void this.cycle(), ok ? this.intervalMs : this.retryMs);
-    (this.timer as { unref?(): void }).unref?.();
+    this.reading = false;
+    if (ok || this.stopReads === null) return;
+    this.retry = setTimeout(() => void this.cycle(), this.retryMs);
+    (this.retry as { unref?(): void }).unref?.();
   }
 
   /**

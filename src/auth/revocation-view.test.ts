@@ -15,6 +15,8 @@ class Fence implements ControlFence {
   fresh = true;
   continuity = () => this.link;
   current = () => this.fresh;
+  wants = 0;
+  wanted = () => void this.wants++;
   announcement = (message: ControlMessage) => ({ channel: "control", message: JSON.stringify(message) });
 }
 
@@ -58,6 +60,17 @@ describe("RevocationView behind a fence", () => {
     expect(await ask(view, store)).toBeNull();
     expect(store.sent).toBe(1);
     expect(view.kept).toBe(2);
+  });
+
+  test("every check of a session not known revoked tells the fence it is wanted (its canaries run while checks come)", async () => {
+    const { store, fence, view } = setup();
+    await ask(view, store); // a read: the first check of the session
+    await ask(view, store); // kept
+    view.heard("s2");
+    await ask(view, store, "s2"); // known revoked: no fence needed
+    fence.fresh = false;
+    await ask(view, store); // the fence lapsed: a read, and the canaries start again
+    expect(fence.wants).toBe(3);
   });
 
   test("only for the same user and issue time", async () => {

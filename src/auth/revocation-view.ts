@@ -106,6 +106,7 @@ export class RevocationView implements RevocationStore, CredentialRevocationStor
     }
     const fence = this.fence;
     if (fence === undefined) return undefined;
+    fence.wanted();
     const continuity = fence.continuity();
     const clear = this.clear.get(sid);
     if (clear !== undefined && continuity !== null && clear.continuity === continuity && clear.userId === userId && clear.iatS === iatS && fence.current(this.windows?.trustMs)) {

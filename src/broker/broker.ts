@@ -107,6 +107,13 @@ export interface ControlFence {
   /** True when every control message taken at least `withinMs` (default `windowMs`) ago has been heard here. */
   current(withinMs?: number): boolean;
   /**
+   * A credential check is about to ask `current`: the canaries that make it true run for a while
+   * after the last such call and stop when none came (an idle process does not wake 20 times a
+   * second for them). After such a lapse `current` is false until a canary sent after this call
+   * came back (one round trip): the checks meanwhile read the store.
+   */
+  wanted(): void;
+  /**
    * The control message as a store publishes it in the transaction that writes a revocation
    * (stores.ts `Announcement`): behind the fence a revocation must never be stored unannounced.
    */

@@ -101,6 +101,11 @@ export class Subscriptions {
     await link?.remove(topic);
   }
 
+  /** A canary of the control link only (the revocation fence's, between the ticks of every link). */
+  controlTick(now: number): void {
+    this.control.checkCanary(now);
+  }
+
   /** The canary tick of every link; a cluster with a link down re-reads its slot map. */
   tick(now: number): void {
     this.control.checkCanary(now);

@@ -21,7 +21,7 @@
  */
 import type { Cluster } from "ioredis";
 import type Redis from "ioredis";
-import type { Broker, BrokerEvents, ControlFence, ControlMessage, HistoryPolicy, HistoryResult, Position, Publication, PublishInput, PublishResult } from "./broker.ts";
+import type { Broker, BrokerEvents, ControlMessage, HistoryPolicy, HistoryResult, Position, Publication, PublishInput, PublishResult } from "./broker.ts";
 import { framePrefix, frameSuffix } from "./frame.ts";
 import { redisKeys } from "./redis-keys.ts";
 import { BrokerEventRouter } from "./redis-events.ts";
@@ -29,6 +29,8 @@ import { ioredisScripts, ScriptRunner } from "./redis-scripts.ts";
 import { linkPublishPath, sharedPublishPath, type PublishPath } from "./redis-publish.ts";
 import { Subscriptions } from "./redis-subscriptions.ts";
 import { CommandSender } from "./redis-send.ts";
+import { RedisFence } from "./redis-fence.ts";
+import { every } from "../shared-clock.ts";
 import { closeConnection, connectWithin, createClient, errorReporter, randomEpoch, toSwitchboardError, unavailable, type LogFn, type RedisClient } from "../redis/connection.ts";
 
 export { redisKeys };
@@ -50,8 +52,8 @@ export interface RedisBrokerOptions {
   /** How often each subscriber link publishes a canary to itself. Default 1000. */
   canaryIntervalMs?: number;
   /**
-   * REVOCATION_FENCE_MS: on one Redis, the control link's canary runs every fifth of this and the
-   * broker offers a ControlFence of this window (auth/revocation-view.ts). 0 or absent: none.
+   * REVOCATION_FENCE_MS: on one Redis, the broker offers a ControlFence of this window
+   * (redis-fence.ts, auth/revocation-view.ts). 0 or absent: none.
    */
   fenceMs?: number;
   /** A canary not back after this long marks its link deaf. Default 3000. */
@@ -63,17 +65,6 @@ export interface RedisBrokerOptions {
 
 type HistoryReply = [number, string, number, ...string[]];
 
-/** One Redis: the control link's canaries, sent through the command connection, date what it heard. */
-function controlFence(subs: Subscriptions, windowMs: number): ControlFence {
-  return {
-    windowMs,
-    continuity: () => subs.controlContinuity,
-    current: (withinMs = windowMs) => performance.now() - subs.controlHeardUpTo < withinMs,
-    // As sendControl publishes it: the same channel, the same encoding.
-    announcement: (message) => ({ channel: redisKeys.control, message: JSON.stringify(message) }),
-  };
-}
-
 export class RedisBroker implements Broker {
   private readonly cmd: RedisClient;
   private readonly sender: CommandSender;
@@ -83,8 +74,9 @@ export class RedisBroker implements Broker {
   private readonly log: LogFn;
   private readonly cluster: boolean;
   private readonly router: BrokerEventRouter;
-  readonly fence: ControlFence | undefined;
-  private canaryTimer: ReturnType<typeof setInterval> | undefined;
+  readonly fence: RedisFence | undefined;
+  /** Stops the canary tick (shared-clock.ts). */
+  private stopTick: (() => void) | undefined;
   private canaryFailures = 0;
   private cmdWasReady = false;
   private cmdUp = false;
@@ -140,7 +132,9 @@ export class RedisBroker implements Broker {
         warn: (message) => this.log("warn", message),
       },
     );
-    this.fence = this.cluster || !(options.fenceMs! > 0) ? undefined : controlFence(this.subs, options.fenceMs!);
+    this.fence = this.cluster || !(options.fenceMs! > 0) ? undefined : new RedisFence(options.fenceMs!, this.subs, () => {
+      if (!this.closed && this.cmd.status === "ready") this.subs.controlTick(Date.now());
+    });
   }
 
   get healthy(): boolean {
@@ -152,11 +146,8 @@ export class RedisBroker implements Broker {
     this.router.listen(events);
     const waitMs = this.options.startTimeoutMs ?? 3000;
     await Promise.all([connectWithin(this.cmd, waitMs), this.publishing.started(waitMs), this.subs.started(waitMs)]);
-    const canaryMs = this.options.canaryIntervalMs ?? 1000;
-    // With a fence the control link's canary dates what it heard: often enough that a window is
-    // current again long before it ends (one Redis: the control link is the only link).
-    const fenceTickMs = this.fence === undefined ? canaryMs : Math.max(10, Math.floor(this.fence.windowMs / 5));
-    this.canaryTimer = setInterval(() => this.tick(), Math.min(canaryMs, fenceTickMs));
+    this.stopTick = every(this.options.canaryIntervalMs ?? 1000, () => this.tick());
+    this.fence?.start();
   }
 
   /** Not async: the reply goes on to the publisher through one `then` (issue 17, round nine). */
@@ -255,7 +246,8 @@ export class RedisBroker implements Broker {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    clearInterval(this.canaryTimer);
+    this.stopTick?.();
+    this.fence?.stop();
     this.router.stop();
     this.subs.close();
     this.publishing.close();

@@ -5,6 +5,7 @@
  * which is what an operator should see.
  */
 import type { DeploymentRegistry, InstanceInfo } from "./registry.ts";
+import { every } from "../shared-clock.ts";
 
 /** How often a process reports, and how long a report lives: a dead process is gone within 3 s. */
 export const HEARTBEAT_MS = 1000;
@@ -27,7 +28,8 @@ export interface Snapshot {
 }
 
 export class Heartbeat {
-  private timer: ReturnType<typeof setInterval> | null = null;
+  /** Stops the beats (shared-clock.ts); null before `start` and after `stop`. */
+  private stopBeats: (() => void) | null = null;
   /** Until the first report lands, a failed one is tried again after FIRST_RETRY_MS. */
   private firstRetry: ReturnType<typeof setTimeout> | null = null;
   private listed = false;
@@ -53,8 +55,7 @@ export class Heartbeat {
   start(): void {
     this.startedAt = performance.now();
     void this.beat();
-    this.timer = setInterval(() => void this.beat(), this.intervalMs);
-    this.timer.unref?.();
+    this.stopBeats = every(this.intervalMs, () => void this.beat());
   }
 
   /**
@@ -85,7 +86,7 @@ export class Heartbeat {
           this.log("deployment heartbeat failed; retrying", failureFields(error));
           this.failing = true;
         }
-        if (!this.listed && this.timer !== null) {
+        if (!this.listed && this.stopBeats !== null) {
           // One retry pending at most: an interval beat failing too must not leave a timer stop() cannot clear.
           if (this.firstRetry !== null) clearTimeout(this.firstRetry);
           this.firstRetry = setTimeout(() => void this.beat(), FIRST_RETRY_MS);
@@ -100,9 +101,9 @@ export class Heartbeat {
 
   /** Stops reporting and removes this process from the registry (best effort). */
   async stop(id: string): Promise<void> {
-    if (this.timer !== null) clearInterval(this.timer);
+    this.stopBeats?.();
     if (this.firstRetry !== null) clearTimeout(this.firstRetry);
-    this.timer = null;
+    this.stopBeats = null;
     await this.next;
     await this.inFlight;
     await this.registry.remove(id).catch(() => {});

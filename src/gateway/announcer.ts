@@ -6,6 +6,7 @@
  */
 import type { User } from "../protocol/frames.ts";
 import type { PresenceChange } from "./presence-ledger.ts";
+import { every } from "../shared-clock.ts";
 
 interface Entry {
   lastAt: number;
@@ -17,14 +18,13 @@ interface Entry {
 
 export class Announcer {
   private readonly entries = new Map<string, Entry>();
-  private readonly sweeper: ReturnType<typeof setInterval>;
+  private readonly stopSweeps: () => void;
 
   constructor(
     private readonly send: (topic: string, type: PresenceChange, user: User) => void,
     private readonly intervalMs = 1000,
   ) {
-    this.sweeper = setInterval(() => this.sweep(Date.now()), Math.max(1000, 5 * intervalMs));
-    this.sweeper.unref();
+    this.stopSweeps = every(Math.max(1000, 5 * intervalMs), () => this.sweep(Date.now()));
   }
 
   announce(topic: string, type: PresenceChange, user: User): void {
@@ -43,7 +43,7 @@ export class Announcer {
 
   /** Sends every held change now (the process is going: other processes must hear its leaves), then stops. */
   close(): void {
-    clearInterval(this.sweeper);
+    this.stopSweeps();
     for (const [key, entry] of this.entries) {
       if (entry.timer === null) continue;
       clearTimeout(entry.timer);

@@ -1,6 +1,8 @@
 /** The retry hint a shed client gets: between these. */
 const MIN_RETRY_MS = 1000;
 const MAX_RETRY_MS = 3000;
+/** The loop's lag is sampled for this long after the last upgrade or `busy` call. */
+const SAMPLE_FOR_MS = 5000;
 
 /** What the guard sheds on (gateway.ts builds it from SHED_WAIT_MS, SHED_LAG_MS and the stores). */
 export interface LoadSignals {
@@ -28,7 +30,8 @@ export interface LoadSignals {
  * upgrade waiting for its read, and shedding on one long turn of arrivals cascaded (bench/README.md,
  * rounds six and seven). Without such a queue (embedded stores) the signal is the loop's lag: a
  * timer due every `intervalMs` that fires late by more than `maxLagMs` means everything queued
- * behind it is late too.
+ * behind it is late too. That timer runs only while it is asked (an upgrade, `busy`) and for
+ * SAMPLE_FOR_MS after: an idle process does not wake 20 times a second for it.
  *
  * Only a storm is shed: the process must also have taken at least `minUpgradesPerS` upgrades in
  * the last second. A lone pause (a GC, a busy neighbour on the machine) sheds nobody.
@@ -36,7 +39,10 @@ export interface LoadSignals {
 export class LoadGuard {
   private lagMs = 0;
   private lastSampleAt = performance.now();
-  private readonly timer: ReturnType<typeof setInterval> | null;
+  /** The lag sampler, while it runs (`sampling`); null between. */
+  private timer: ReturnType<typeof setInterval> | null = null;
+  /** When an upgrade or `busy` last asked for the lag. */
+  private askedAt = Number.NEGATIVE_INFINITY;
   /** Upgrades counted in the current and the previous 1 s window. */
   private upgrades = 0;
   private upgradesBefore = 0;
@@ -48,6 +54,7 @@ export class LoadGuard {
   /** How late the process is by the signal in use, in ms, and past what it sheds (0: never). */
   private readonly late: () => number;
   private readonly thresholdMs: number;
+  private stopped = false;
 
   constructor(
     signals: LoadSignals,
@@ -57,9 +64,6 @@ export class LoadGuard {
     const { readWait } = signals;
     this.thresholdMs = readWait !== undefined ? signals.maxReadWaitMs : signals.maxLagMs;
     this.late = readWait ?? (() => Math.max(this.lagMs, performance.now() - this.lastSampleAt - this.intervalMs));
-    // The lag is also what `busy` reports, whichever signal sheds.
-    this.timer = this.thresholdMs > 0 ? setInterval(() => this.sample(), intervalMs) : null;
-    (this.timer as { unref?(): void } | null)?.unref?.();
   }
 
   /**
@@ -69,8 +73,9 @@ export class LoadGuard {
    */
   shouldShed(): boolean {
     this.onUpgrade?.();
-    if (this.timer === null) return false;
+    if (this.thresholdMs === 0) return false;
     const now = performance.now();
+    this.sampling(now);
     if (now - this.windowStart >= 1000) {
       this.upgradesBefore = now - this.windowStart < 2000 ? this.upgrades : 0;
       this.upgrades = 0;
@@ -89,8 +94,10 @@ export class LoadGuard {
    * `maxLagMs`, or clients it shed may still come back (their retry hint has not passed).
    */
   busy(maxLagMs: number): boolean {
-    if (this.timer === null) return false;
+    if (this.thresholdMs === 0) return false;
     const now = performance.now();
+    // Not sampled lately: unknown until the sampler has run a while (a caller asks again later).
+    if (!this.sampling(now)) return true;
     return now - this.lastShedAt < MAX_RETRY_MS || Math.max(this.lagMs, now - this.lastSampleAt - this.intervalMs) > maxLagMs;
   }
 
@@ -100,12 +107,30 @@ export class LoadGuard {
   }
 
   stop(): void {
+    this.stopped = true;
     if (this.timer !== null) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  /** Keeps the lag sampled; starts the sampler when it was not running. False: it only starts now. */
+  private sampling(now: number): boolean {
+    this.askedAt = now;
+    if (this.timer !== null || this.stopped) return true;
+    this.lagMs = 0;
+    this.lastSampleAt = now;
+    this.timer = setInterval(() => this.sample(), this.intervalMs);
+    (this.timer as { unref?(): void }).unref?.();
+    return false;
   }
 
   private sample(): void {
     const now = performance.now();
     this.lagMs = Math.max(0, now - this.lastSampleAt - this.intervalMs);
     this.lastSampleAt = now;
+    // Nobody asked for a while and no shed client is due back: the sampler sleeps until asked.
+    if (now - this.askedAt > SAMPLE_FOR_MS && now - this.lastShedAt > MAX_RETRY_MS) {
+      clearInterval(this.timer!);
+      this.timer = null;
+    }
   }
 }

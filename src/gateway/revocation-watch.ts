@@ -11,6 +11,7 @@
 import { Close } from "../protocol/codes.ts";
 import type { UserRevocationStore } from "../stores/stores.ts";
 import type { Socket } from "./connection-host.ts";
+import { every } from "../shared-clock.ts";
 
 export interface RevocationWatchOptions {
   store: UserRevocationStore;
@@ -21,7 +22,8 @@ export interface RevocationWatchOptions {
 }
 
 export class RevocationWatch {
-  private timer: ReturnType<typeof setInterval> | null = null;
+  /** Stops the passes (shared-clock.ts). */
+  private stopPasses: (() => void) | null = null;
   private running = false;
   private failing = false;
   /**
@@ -34,8 +36,7 @@ export class RevocationWatch {
   constructor(private readonly options: RevocationWatchOptions) {}
 
   start(): void {
-    this.timer = setInterval(() => void this.check(), this.options.intervalMs ?? 2000);
-    this.timer.unref?.();
+    this.stopPasses = every(this.options.intervalMs ?? 2000, () => void this.check());
   }
 
   /** One pass; never rejects. Resolves with how many sockets it closed. */
@@ -64,7 +65,7 @@ export class RevocationWatch {
   }
 
   stop(): void {
-    if (this.timer !== null) clearInterval(this.timer);
-    this.timer = null;
+    this.stopPasses?.();
+    this.stopPasses = null;
   }
 }
