@@ -71,7 +71,7 @@ export const closeRules: Record<CloseCode, CloseRule> = {
   [Close.unauthorized]: { meaning: "bad token, session expired or revoked", reconnect: "reauthenticate" },
   [Close.authTimeout]: { meaning: "authentication timeout", reconnect: "now" },
   [Close.serverDisconnect]: { meaning: "disconnected by the server (`POST /api/disconnect`)", reconnect: "never" },
-  [Close.rateLimited]: { meaning: "rate limited: too many frames", reconnect: "backoff", slowDown: true },
+  [Close.rateLimited]: { meaning: "rate limited: too many frames (text, ping or pong)", reconnect: "backoff", slowDown: true },
   [Close.slowConsumer]: { meaning: "slow consumer: backpressure limit exceeded", reconnect: "now" },
 };
 
