@@ -33,7 +33,7 @@ export interface CheckResult {
 }
 
 const ALLOWANCE_DOCS: Record<string, string> = {
-  "duplicate after resubscribe": "docs/protocol.md, Delivery: 'a client that reconnects to a machine that is behind the one it left may see a seq it already has'",
+  "duplicate after resubscribe": "docs/protocol.md, Delivery: a machine that cannot catch up to a confirmed since within 2 s goes live as it is, 'and may see a seq it already has'",
   "key published again in a new epoch": "docs/protocol.md, Delivery: 'Keys live with the topic's history: when that is lost (a new epoch), so are they'",
   "applied after unavailable": "docs/protocol.md, Delivery: 'With Redis stalled rather than down ..., a publish that timed out can still be applied once Redis resumes'",
   "outcome unknown (no answer)": "a publish whose answer never came (server killed, request timed out) may or may not be published",

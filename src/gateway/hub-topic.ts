@@ -31,6 +31,8 @@ export function resyncFrame(topic: string, position: Position): string {
 /** A socket reading history for `since`: it collects what the hub delivers meanwhile. */
 export interface PendingRecovery {
   collected: Publication[];
+  /** Called after each delivery and resync while set (`catchUp` waits with it). */
+  wake?: () => void;
 }
 
 export interface TopicState {
@@ -161,9 +163,59 @@ export async function replayPaced(state: TopicState, member: Member, pending: Pe
     }
     pending.collected = [];
   }
+  goLiveFrom(state, member, last);
+  return true;
+}
+
+/** Subscribes the member locally, its frames sent up to `last`; a resync first when the hub moved past it meanwhile. */
+function goLiveFrom(state: TopicState, member: Member, last: Position): void {
   const now = state.position!;
   // A resync went out while the replay ran: this member, not yet subscribed, gets its own.
   if (now.epoch !== last.epoch || now.seq !== last.seq) member.send(resyncFrame(state.topic, now));
   member.subscribeLocal(state.topic);
+}
+
+/** How long a member whose `since` is ahead of this process waits for the hub to deliver up to it. */
+export const CATCH_UP_MS = 2000;
+
+/**
+ * A `since` ahead of what this process delivered, which the broker confirmed (the client left a
+ * machine that was ahead of this one): the member goes live once the hub has delivered up to
+ * `since`, with what came after it, so the publications the client already holds are not sent
+ * again. `pending` collects from the ack on. Still behind after CATCH_UP_MS (this process's link
+ * is down): live as it is, and the client drops what it already has by `seq`. False when the member
+ * stopped reading.
+ */
+export async function catchUp(state: TopicState, member: Member, pending: PendingRecovery, since: Position): Promise<boolean> {
+  const behind = () => state.position!.epoch === since.epoch && state.position!.seq < since.seq;
+  if (behind()) {
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        pending.wake = undefined;
+        resolve();
+      };
+      const timer = setTimeout(done, CATCH_UP_MS);
+      pending.wake = () => {
+        if (!behind() || !state.members.has(member)) done();
+      };
+    });
+  }
+  if (!state.members.has(member)) return true;
+  if (behind()) {
+    member.subscribeLocal(state.topic);
+    return true;
+  }
+  let last = since;
+  const frames: string[] = [];
+  for (const publication of pending.collected) {
+    if (publication.epoch !== last.epoch || publication.seq !== last.seq + 1) continue;
+    frames.push(publication.frame);
+    last = { seq: publication.seq, epoch: publication.epoch };
+  }
+  pending.collected = [];
+  if (frames.length > 0 && member.sendPaced !== undefined) return replayPaced(state, member, pending, last, frames);
+  for (const frame of frames) member.send(frame);
+  goLiveFrom(state, member, last);
   return true;
 }

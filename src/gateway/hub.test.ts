@@ -6,6 +6,7 @@ import { describe, expect, test } from "bun:test";
 import { MemoryBroker } from "../broker/memory.ts";
 import type { Publication } from "../broker/broker.ts";
 import { Hub, type Member } from "./hub.ts";
+import { CATCH_UP_MS } from "./hub-topic.ts";
 
 interface Frame {
   type: string;
@@ -21,6 +22,8 @@ function setup(options: { historySize?: number; historyTtlS?: number; ephemeral?
   const delivered = new Map<string, Frame[]>();
   const local = new Map<string, Set<TestMember>>();
   let muted = false;
+  /** Publications held back from the hub (this process behind the broker), or null: delivered at once. */
+  let held: Publication[] | null = null;
   const hub = new Hub({
     broker,
     fanout(topic, frame) {
@@ -46,7 +49,8 @@ function setup(options: { historySize?: number; historyTtlS?: number; ephemeral?
   }
   void broker.start({
     onPublication: (p: Publication) => {
-      if (!muted) hub.onPublication(p);
+      if (held !== null) held.push(p);
+      else if (!muted) hub.onPublication(p);
     },
     onEphemeral: (t, f) => hub.onEphemeral(t, f),
     onControl: () => {},
@@ -61,6 +65,12 @@ function setup(options: { historySize?: number; historyTtlS?: number; ephemeral?
     TestMember,
     publish,
     mute: (on: boolean) => (muted = on),
+    hold: () => (held = []),
+    release() {
+      const publications = held ?? [];
+      held = null;
+      for (const p of publications) hub.onPublication(p);
+    },
     advance: (ms: number) => (clock += ms),
   };
 }
@@ -214,6 +224,69 @@ describe("hub recovery with since", () => {
     expect(recovered).toBe(false);
     expect(seqs((await join({ seq: 3, epoch })).frames)).toEqual([4, 5]);
     expect(recovered).toBe(true);
+  });
+
+  test("since ahead of this process but not of the broker (the client left a machine that was ahead): nothing it holds is sent again, nothing after it is missed", async () => {
+    const t = setup();
+    const first = new t.TestMember();
+    await t.hub.subscribe(first, "room:a", undefined, () => {});
+    await t.publish(5);
+    const epoch = t.hub.position("room:a")!.epoch;
+    t.hold(); // 6..8 reach the broker's subscribers elsewhere, not this process yet
+    await t.publish(3);
+    const member = new t.TestMember();
+    let recovered = null as boolean | null;
+    const joined = t.hub.subscribe(member, "room:a", { seq: 8, epoch }, (a) => (recovered = a.recovered));
+    await settle();
+    expect(recovered).toBe(true);
+    t.release();
+    await joined;
+    await t.publish(2);
+    await settle();
+    expect(seqs(member.frames)).toEqual([9, 10]);
+    expect(seqs(first.frames)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+  });
+
+  test("since ahead: what arrives after it while the hub catches up is sent once, in order, before the live ones", async () => {
+    const t = setup();
+    const first = new t.TestMember();
+    await t.hub.subscribe(first, "room:a", undefined, () => {});
+    await t.publish(2);
+    const epoch = t.hub.position("room:a")!.epoch;
+    t.hold();
+    await t.publish(4); // 3..6 held; the client holds up to 4
+    const member = new t.TestMember();
+    const joined = t.hub.subscribe(member, "room:a", { seq: 4, epoch }, () => {});
+    await settle();
+    t.release(); // 3..6 in one step: 5 and 6 are after the client's position
+    await joined;
+    await t.publish(1);
+    await settle();
+    expect(seqs(member.frames)).toEqual([5, 6, 7]);
+  });
+
+  test("since ahead, and this process does not catch up (its link is down): live after CATCH_UP_MS, nothing missed (the client drops what it holds by seq)", async () => {
+    const t = setup();
+    const first = new t.TestMember();
+    await t.hub.subscribe(first, "room:a", undefined, () => {});
+    await t.publish(1);
+    const epoch = t.hub.position("room:a")!.epoch;
+    t.hold();
+    await t.publish(2);
+    const member = new t.TestMember();
+    const left = new t.TestMember();
+    const joined = t.hub.subscribe(member, "room:a", { seq: 3, epoch }, () => {});
+    const gone = t.hub.subscribe(left, "room:a", { seq: 3, epoch }, () => {});
+    await settle();
+    t.hub.leave(left, "room:a"); // leaves while waiting: never subscribed locally
+    const waited = performance.now();
+    await Promise.all([joined, gone]);
+    expect(performance.now() - waited).toBeGreaterThan(CATCH_UP_MS - 100);
+    t.release();
+    await t.publish(1);
+    await settle();
+    expect(seqs(member.frames)).toEqual([2, 3, 4]);
+    expect(left.frames).toEqual([]);
   });
 
   test("the broker subscription lives while one member does", async () => {

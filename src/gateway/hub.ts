@@ -12,7 +12,7 @@ import type { Broker, Position, Publication } from "../broker/broker.ts";
 import { ErrorCode, SwitchboardError } from "../protocol/codes.ts";
 import { MemberCounts } from "./member-counts.ts";
 import { TopicOrder } from "./topic-order.ts";
-import { addMember, followedByOthers, newTopicState, recoverSince, replayPaced, type Member, type PendingRecovery, type RecoverDeps, type TopicState } from "./hub-topic.ts";
+import { addMember, catchUp, followedByOthers, newTopicState, recoverSince, replayPaced, type Member, type PendingRecovery, type RecoverDeps, type TopicState } from "./hub-topic.ts";
 
 export type { Member } from "./hub-topic.ts";
 export { resyncFrame } from "./hub-topic.ts";
@@ -162,7 +162,7 @@ export class Hub {
     }
     try {
       const replay = await recoverSince(state, member, since, this.recoverDeps);
-      if (replay !== null) await this.goLive(state, member, onAck, replay);
+      if (replay !== null) await this.goLive(state, member, onAck, replay, since);
     } catch (error) {
       this.leave(member, topic);
       throw error;
@@ -224,12 +224,14 @@ export class Hub {
   /**
    * Acks, replays and subscribes the member locally. A short replay (or a member that cannot pace)
    * goes out in this synchronous step; a longer one is paced by the member's drain (SPEC §8), with
-   * what the hub delivers meanwhile collected and sent after it: no gap, no duplicate.
+   * what the hub delivers meanwhile collected and sent after it: no gap, no duplicate. A recovered
+   * `since` ahead of this process's position waits for the hub to catch up to it (`catchUp`).
    */
-  private async goLive(state: TopicState, member: Member, onAck: (ack: Ack) => void, replay: { recovered: boolean; frames: string[] }): Promise<void> {
+  private async goLive(state: TopicState, member: Member, onAck: (ack: Ack) => void, replay: { recovered: boolean; frames: string[] }, since?: Position): Promise<void> {
     const position = state.position!;
     onAck({ seq: position.seq, epoch: position.epoch, recovered: replay.recovered, replayed: replay.frames.length });
-    if (replay.frames.length === 0 || member.sendPaced === undefined) {
+    const ahead = replay.recovered && since !== undefined && since.epoch === position.epoch && since.seq > position.seq;
+    if (!ahead && (replay.frames.length === 0 || member.sendPaced === undefined)) {
       for (const frame of replay.frames) member.send(frame);
       member.subscribeLocal(state.topic);
       return;
@@ -237,7 +239,8 @@ export class Hub {
     const pending: PendingRecovery = { collected: [] };
     state.pending.add(pending);
     try {
-      if (!(await replayPaced(state, member, pending, position, replay.frames))) this.leave(member, state.topic);
+      const live = ahead ? await catchUp(state, member, pending, since) : await replayPaced(state, member, pending, position, replay.frames);
+      if (!live) this.leave(member, state.topic);
     } finally {
       state.pending.delete(pending);
     }

@@ -70,7 +70,12 @@ export class TopicOrder {
   private emit(state: TopicState, publication: Publication): void {
     state.position = { seq: publication.seq, epoch: publication.epoch };
     state.recovery?.delivered(publication);
-    if (state.pending.size > 0) for (const pending of state.pending) pending.collected.push(publication);
+    if (state.pending.size > 0) {
+      for (const pending of state.pending) {
+        pending.collected.push(publication);
+        pending.wake?.();
+      }
+    }
     this.options.fanout(state.topic, publication.frame);
   }
 
@@ -105,6 +110,7 @@ export class TopicOrder {
         state.position = resyncAt;
         state.recovery?.reset();
         this.options.fanout(state.topic, resyncFrame(state.topic, resyncAt));
+        for (const pending of state.pending) pending.wake?.();
         for (const publication of history.publications) if (publication.seq > state.position.seq) this.emit(state, publication);
         this.options.onRepair?.(state.topic, "resync");
       }
