@@ -61,7 +61,7 @@ export function readClaim(payload: Record<string, unknown>, name: string): unkno
  * The user id's text: a string as it is, a whole number as its decimal digits (Django's `user_id`,
  * some Laravel `sub`s are numbers: `42` and `"42"` are the same user); anything else is none.
  */
-function idText(claim: unknown): string | null {
+export function idText(claim: unknown): string | null {
   if (typeof claim === "string") return claim;
   return Number.isSafeInteger(claim) ? String(claim) : null;
 }

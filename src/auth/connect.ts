@@ -18,7 +18,7 @@ import type { Logger } from "../log.ts";
 import { ErrorCode, SwitchboardError } from "../protocol/codes.ts";
 import { parseJson } from "../protocol/parse.ts";
 import { Caps } from "./caps.ts";
-import { USER_ID, USER_ID_RULE, displayName, type AppIdentity } from "./claims.ts";
+import { USER_ID, USER_ID_RULE, displayName, idText, type AppIdentity } from "./claims.ts";
 import { SIGNATURE_HEADER, signatureHeader } from "./signature.ts";
 import { readBounded } from "./read-bounded.ts";
 import { addressKey } from "../budgets/address-key.ts";
@@ -35,11 +35,8 @@ const BODY = "{}";
  */
 const Answer = z.object({
   user: z.object({
-    // A whole number is its decimal text, as in a token's claim (claims.ts): `{id: request.user.id}`.
-    id: z
-      .union([z.string(), z.number().int().min(Number.MIN_SAFE_INTEGER).max(Number.MAX_SAFE_INTEGER)])
-      .transform(String)
-      .pipe(z.string().regex(USER_ID, { error: USER_ID_RULE })),
+    // A whole number is its decimal text, as in a token's claim (claims.ts `idText`): `{id: request.user.id}`.
+    id: z.unknown().transform(idText).pipe(z.string({ error: USER_ID_RULE }).regex(USER_ID, { error: USER_ID_RULE })),
     // Whatever it is: a name that is not one falls back to the id, as a token's name claim does.
     name: z.unknown().optional(),
   }),
