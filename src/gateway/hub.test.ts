@@ -78,6 +78,21 @@ function setup(options: { historySize?: number; historyTtlS?: number; ephemeral?
 const seqs = (frames: Frame[]) => frames.filter((f) => f.type === "message").map((f) => f.seq);
 const settle = () => Bun.sleep(20);
 
+/**
+ * This process behind the broker: a member follows room:a, `delivered` publications reach the hub,
+ * then `held` more reach the broker (and other machines) but not this process until `release()`.
+ */
+async function behind(delivered: number, held: number) {
+  const t = setup();
+  const first = new t.TestMember();
+  await t.hub.subscribe(first, "room:a", undefined, () => {});
+  await t.publish(delivered);
+  const epoch = t.hub.position("room:a")!.epoch;
+  t.hold();
+  await t.publish(held);
+  return { t, first, epoch };
+}
+
 describe("hub delivery", () => {
   test("publications reach local subscribers once each, in order", async () => {
     const t = setup();
@@ -227,13 +242,7 @@ describe("hub recovery with since", () => {
   });
 
   test("since ahead of this process but not of the broker (the client left a machine that was ahead): nothing it holds is sent again, nothing after it is missed", async () => {
-    const t = setup();
-    const first = new t.TestMember();
-    await t.hub.subscribe(first, "room:a", undefined, () => {});
-    await t.publish(5);
-    const epoch = t.hub.position("room:a")!.epoch;
-    t.hold(); // 6..8 reach the broker's subscribers elsewhere, not this process yet
-    await t.publish(3);
+    const { t, first, epoch } = await behind(5, 3); // 6..8 reach other machines, not this process yet
     const member = new t.TestMember();
     let recovered = null as boolean | null;
     const joined = t.hub.subscribe(member, "room:a", { seq: 8, epoch }, (a) => (recovered = a.recovered));
@@ -248,13 +257,7 @@ describe("hub recovery with since", () => {
   });
 
   test("since ahead: what arrives after it while the hub catches up is sent once, in order, before the live ones", async () => {
-    const t = setup();
-    const first = new t.TestMember();
-    await t.hub.subscribe(first, "room:a", undefined, () => {});
-    await t.publish(2);
-    const epoch = t.hub.position("room:a")!.epoch;
-    t.hold();
-    await t.publish(4); // 3..6 held; the client holds up to 4
+    const { t, epoch } = await behind(2, 4); // 3..6 held; the client holds up to 4
     const member = new t.TestMember();
     const joined = t.hub.subscribe(member, "room:a", { seq: 4, epoch }, () => {});
     await settle();
@@ -266,13 +269,7 @@ describe("hub recovery with since", () => {
   });
 
   test("since ahead, and this process does not catch up (its link is down): live after CATCH_UP_MS, nothing missed (the client drops what it holds by seq)", async () => {
-    const t = setup();
-    const first = new t.TestMember();
-    await t.hub.subscribe(first, "room:a", undefined, () => {});
-    await t.publish(1);
-    const epoch = t.hub.position("room:a")!.epoch;
-    t.hold();
-    await t.publish(2);
+    const { t, epoch } = await behind(1, 2);
     const member = new t.TestMember();
     const left = new t.TestMember();
     const joined = t.hub.subscribe(member, "room:a", { seq: 3, epoch }, () => {});
