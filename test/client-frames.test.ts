@@ -240,6 +240,28 @@ describe("connection attempts", () => {
     expect(server.peers.length).toBe(2);
   });
 
+  test("a credentials callback that never settles is abandoned after connectTimeoutMs and asked again", async () => {
+    const server = serve({ firstMessageAuth: true });
+    let calls = 0;
+    // The first call hangs (a fetch on a dead network); the second answers.
+    const client = connect(server, { connectTimeoutMs: 100, getToken: () => (++calls === 1 ? new Promise<string>(() => {}) : Promise.resolve("token-2")) });
+    expect(await client.once("closed")).toEqual({ code: 1006, reason: "connect timeout", reconnect: true });
+    await waitFor(() => client.state === "open", 2000, "the retry");
+    expect(calls).toBe(2);
+    expect(server.peers.map((p) => p.token)).toEqual(["token-2"]);
+  });
+
+  test("a credentials callback that resolves no string is a failed attempt with an error saying so, not a socket", async () => {
+    const server = serve();
+    const errors: string[] = [];
+    // `(await res.json()).ticket` when /auth/ticket answered 401 {error}: undefined.
+    const client = connect(server, { getTicket: async () => undefined as unknown as string });
+    client.on("error", (e) => errors.push(`${e.code}: ${e.message}`));
+    expect(await client.once("closed")).toEqual({ code: 1006, reason: "credentials unavailable", reconnect: true });
+    expect(errors).toEqual(["unavailable: could not get credentials: options.getTicket resolved undefined, not a ticket"]);
+    expect(server.peers.length).toBe(0);
+  });
+
   test("an unanswered ping drops the socket and reconnects", async () => {
     const { client, server, peer } = await open({ pingIntervalMs: 20, pingTimeoutMs: 30 }, { onFrame: (p, f) => f.type === "ping" && p.index === 0 });
     const closed = client.once("closed");

@@ -60,11 +60,14 @@ export class Link {
 
   /** Runs attempt `gen`: credentials, then the socket. Reports through the host. */
   async connect(gen: number, token: TokenRequest): Promise<void> {
+    // The whole attempt counts, credentials included: a getTicket/getToken that never settles
+    // (a fetch hanging on a dead network) is abandoned and asked again, not waited for forever.
+    this.#connectTimer = setTimeout(() => this.drop("connect timeout"), this.o.connectTimeoutMs);
     let url = this.o.url;
     let authToken: string | undefined;
     try {
-      if (this.o.getTicket) url = withTicket(url, await this.o.getTicket());
-      if (this.o.getToken) authToken = await this.o.getToken(token);
+      if (this.o.getTicket) url = withTicket(url, credential("getTicket", await this.o.getTicket()));
+      if (this.o.getToken) authToken = credential("getToken", await this.o.getToken(token));
     } catch (e) {
       if (gen !== this.#gen) return;
       const error = e instanceof SwitchboardClientError ? e : new SwitchboardClientError("unavailable", `could not get credentials: ${describe(e)}`);
@@ -78,7 +81,6 @@ export class Link {
       return this.host.lost(1006, `could not open the socket: ${describe(e)}`);
     }
     this.#ws = ws;
-    this.#connectTimer = setTimeout(() => this.drop("connect timeout"), this.o.connectTimeoutMs);
     ws.onopen = () => {
       if (gen !== this.#gen) return;
       this.#opened = true;
@@ -153,6 +155,16 @@ export class Link {
     this.send({ type: "ping", ref: this.#pingRef });
     this.#pongTimer = setTimeout(() => this.drop("ping timeout"), this.o.pingTimeoutMs);
   }
+}
+
+/**
+ * What a credentials callback resolved with, when it is a credential: anything but a non-empty
+ * string (`undefined` from `(await res.json()).ticket` on a 401 body) is a failed attempt with a
+ * sentence saying so, not `?ticket=undefined` refused with a bare 1006 on every retry.
+ */
+function credential(callback: "getTicket" | "getToken", value: unknown): string {
+  if (typeof value === "string" && value !== "") return value;
+  throw new Error(`options.${callback} resolved ${value === "" ? "an empty string" : String(value)}, not a ${callback === "getTicket" ? "ticket" : "token"}`);
 }
 
 /** A server frame, or null for anything that is not a JSON object with a `type`. */

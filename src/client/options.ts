@@ -32,7 +32,10 @@ export interface ClientOptions {
   pingTimeoutMs?: number;
   /** How long a request waits for its reply once sent on an open connection. Default 10 000. */
   requestTimeoutMs?: number;
-  /** How long an attempt may take from opening the socket to `welcome`. Default 10 000. */
+  /**
+   * How long an attempt may take from its start — the credentials callback included — to
+   * `welcome`. Default 10 000.
+   */
   connectTimeoutMs?: number;
   /**
    * Requests (publishes, presence queries) kept while offline, waiting for a connection. One more
