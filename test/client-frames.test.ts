@@ -262,6 +262,14 @@ describe("connection attempts", () => {
     expect(server.peers.length).toBe(0);
   });
 
+  test("a refused upgrade is a closed event with 1006; in Bun its reason says the HTTP status", async () => {
+    const refusing = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response("no", { status: 401 }) });
+    cleanup.push(() => refusing.stop(true));
+    const client = connect({ url: `ws://127.0.0.1:${refusing.port}/ws` } as ScriptedServer);
+    const closed = await client.once("closed");
+    expect(closed).toEqual({ code: 1006, reason: `WebSocket connection to 'ws://127.0.0.1:${refusing.port}/ws' failed: Expected 101 status code: 401`, reconnect: true });
+  });
+
   test("an unanswered ping drops the socket and reconnects", async () => {
     const { client, server, peer } = await open({ pingIntervalMs: 20, pingTimeoutMs: 30 }, { onFrame: (p, f) => f.type === "ping" && p.index === 0 });
     const closed = client.once("closed");

@@ -91,10 +91,16 @@ export class Link {
       const frame = parse(ev.data);
       if (frame) this.host.frame(frame);
     };
-    ws.onclose = (ev: CloseEvent) => {
-      if (gen === this.#gen) this.host.lost(ev.code, ev.reason);
+    // A close event always follows an error. A refused upgrade closes with 1006 and no reason; Bun
+    // (not a browser) says why in the error's message ("Expected 101 status code: 401"): pass it on.
+    let failure = "";
+    ws.onerror = (ev: Event) => {
+      const message = (ev as { message?: unknown }).message;
+      if (!this.#opened && typeof message === "string") failure = message;
     };
-    ws.onerror = () => {}; // a close event always follows
+    ws.onclose = (ev: CloseEvent) => {
+      if (gen === this.#gen) this.host.lost(ev.code, ev.reason || failure);
+    };
   }
 
   send(frame: ClientFrame): void {
