@@ -245,10 +245,17 @@ describe("connection attempts", () => {
     let calls = 0;
     // The first call hangs (a fetch on a dead network); the second answers.
     const client = connect(server, { connectTimeoutMs: 100, getToken: () => (++calls === 1 ? new Promise<string>(() => {}) : Promise.resolve("token-2")) });
-    expect(await client.once("closed")).toEqual({ code: 1006, reason: "connect timeout", reconnect: true });
+    expect(await client.once("closed")).toEqual({ code: 1006, reason: "credentials timeout", reconnect: true });
     await waitFor(() => client.state === "open", 2000, "the retry");
     expect(calls).toBe(2);
     expect(server.peers.map((p) => p.token)).toEqual(["token-2"]);
+  });
+
+  test("the credentials and the socket each get connectTimeoutMs: slow both, the attempt still opens", async () => {
+    const server = serve({ firstMessageAuth: true, onFrame: (p, f) => f.type === "auth" && (setTimeout(() => p.welcome(), 150), true) });
+    const client = connect(server, { connectTimeoutMs: 200, getToken: () => Bun.sleep(150).then(() => "token") });
+    await waitFor(() => client.state === "open", 2000, "open");
+    expect(server.peers.length).toBe(1);
   });
 
   test("a credentials callback that resolves no string is a failed attempt with an error saying so, not a socket", async () => {

@@ -60,9 +60,9 @@ export class Link {
 
   /** Runs attempt `gen`: credentials, then the socket. Reports through the host. */
   async connect(gen: number, token: TokenRequest): Promise<void> {
-    // The whole attempt counts, credentials included: a getTicket/getToken that never settles
+    // The credentials get connectTimeoutMs of their own: a getTicket/getToken that never settles
     // (a fetch hanging on a dead network) is abandoned and asked again, not waited for forever.
-    this.#connectTimer = setTimeout(() => this.drop("connect timeout"), this.o.connectTimeoutMs);
+    this.#connectTimer = setTimeout(() => this.drop("credentials timeout"), this.o.connectTimeoutMs);
     let url = this.o.url;
     let authToken: string | undefined;
     try {
@@ -74,6 +74,7 @@ export class Link {
       return this.host.credentialsFailed(error);
     }
     if (gen !== this.#gen) return;
+    clearTimeout(this.#connectTimer);
     let ws: WebSocket;
     try {
       ws = this.o.createWebSocket(url);
@@ -81,6 +82,7 @@ export class Link {
       return this.host.lost(1006, `could not open the socket: ${describe(e)}`);
     }
     this.#ws = ws;
+    this.#connectTimer = setTimeout(() => this.drop("connect timeout"), this.o.connectTimeoutMs);
     ws.onopen = () => {
       if (gen !== this.#gen) return;
       this.#opened = true;

@@ -33,8 +33,8 @@ export interface ClientOptions {
   /** How long a request waits for its reply once sent on an open connection. Default 10 000. */
   requestTimeoutMs?: number;
   /**
-   * How long an attempt may take from its start — the credentials callback included — to
-   * `welcome`. Default 10 000.
+   * How long an attempt may take from opening the socket to `welcome`; the credentials callback
+   * before it (getTicket, getToken) gets as long again. Default 10 000.
    */
   connectTimeoutMs?: number;
   /**
