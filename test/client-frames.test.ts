@@ -188,7 +188,7 @@ describe("requests", () => {
     await waitFor(() => client.state !== "open", 2000, "offline");
     const queued = [1, 2, 3].map((n) => client.publish("room:a", n));
     const refused = await client.publish("room:a", 4).catch((e) => e);
-    expect(refused).toMatchObject({ code: "overloaded", topic: "room:a" });
+    expect(refused).toMatchObject({ code: "overloaded", topic: "room:a", temporary: true }); // the queue drains on the next welcome
     const second = await server.waitPeers(2); // random() is 0 here: the 1012 reconnect starts at once
     second.welcome();
     expect((await Promise.all(queued)).map((r) => r.seq)).toEqual([1, 2, 3]);
@@ -238,6 +238,43 @@ describe("connection attempts", () => {
     expect(await server.peers[0]!.closed).toEqual({ code: 4000, reason: "connect timeout" });
     await waitFor(() => client.state === "open", 2000, "the retry");
     expect(server.peers.length).toBe(2);
+  });
+
+  test("a credentials callback that never settles is abandoned after connectTimeoutMs and asked again", async () => {
+    const server = serve({ firstMessageAuth: true });
+    let calls = 0;
+    // The first call hangs (a fetch on a dead network); the second answers.
+    const client = connect(server, { connectTimeoutMs: 100, getToken: () => (++calls === 1 ? new Promise<string>(() => {}) : Promise.resolve("token-2")) });
+    expect(await client.once("closed")).toEqual({ code: 1006, reason: "credentials timeout", reconnect: true });
+    await waitFor(() => client.state === "open", 2000, "the retry");
+    expect(calls).toBe(2);
+    expect(server.peers.map((p) => p.token)).toEqual(["token-2"]);
+  });
+
+  test("the credentials and the socket each get connectTimeoutMs: slow both, the attempt still opens", async () => {
+    const server = serve({ firstMessageAuth: true, onFrame: (p, f) => f.type === "auth" && (setTimeout(() => p.welcome(), 150), true) });
+    const client = connect(server, { connectTimeoutMs: 200, getToken: () => Bun.sleep(150).then(() => "token") });
+    await waitFor(() => client.state === "open", 2000, "open");
+    expect(server.peers.length).toBe(1);
+  });
+
+  test("a credentials callback that resolves no string is a failed attempt with an error saying so, not a socket", async () => {
+    const server = serve();
+    const errors: string[] = [];
+    // `(await res.json()).ticket` when /auth/ticket answered 401 {error}: undefined.
+    const client = connect(server, { getTicket: async () => undefined as unknown as string });
+    client.on("error", (e) => errors.push(`${e.code}: ${e.message}`));
+    expect(await client.once("closed")).toEqual({ code: 1006, reason: "credentials unavailable", reconnect: true });
+    expect(errors).toEqual(["unavailable: could not get credentials: options.getTicket resolved undefined, not a ticket"]);
+    expect(server.peers.length).toBe(0);
+  });
+
+  test("a refused upgrade is a closed event with 1006; in Bun its reason says the HTTP status", async () => {
+    const refusing = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response("no", { status: 401 }) });
+    cleanup.push(() => refusing.stop(true));
+    const client = connect({ url: `ws://127.0.0.1:${refusing.port}/ws` } as ScriptedServer);
+    const closed = await client.once("closed");
+    expect(closed).toEqual({ code: 1006, reason: `WebSocket connection to 'ws://127.0.0.1:${refusing.port}/ws' failed: Expected 101 status code: 401`, reconnect: true });
   });
 
   test("an unanswered ping drops the socket and reconnects", async () => {

@@ -101,6 +101,30 @@ describe("expiring → refresh → ack, on the same socket", () => {
     expect(r.count("closed")).toBe(0);
   });
 
+  test("a getToken that never answers the refresh times out (requestTimeoutMs) and is asked again; the socket stays", async () => {
+    const server = serve();
+    const asked: string[] = [];
+    const r = client(server.url, {
+      requestTimeoutMs: 200,
+      getToken: ({ reason }) => {
+        asked.push(reason);
+        // The first refresh hangs (a fetch on a bad network); the next one answers.
+        return asked.length === 2 ? new Promise<string>(() => {}) : Promise.resolve(`token-${asked.length}`);
+      },
+    });
+    await waitFor(() => r.client.state === "open", 2000, "open");
+    const peer = server.peers[0]!;
+    peer.send({ type: "expiring", expiresAt: inSeconds(20) });
+    const refresh = await peer.waitFrame((f) => f.type === "refresh");
+    expect(refresh.token).toBe("token-3");
+    expect(asked).toEqual(["connect", "expiring", "expiring"]);
+    const error = r.last("error") as SwitchboardClientError;
+    expect([error.code, error.message]).toEqual(["timeout", "getToken did not answer within 200 ms"]);
+    peer.send({ type: "ack", ref: refresh.ref, expiresAt: inSeconds(300) });
+    await waitFor(() => r.count("refreshed") === 1, 2000, "refreshed");
+    expect(r.count("closed")).toBe(0);
+  });
+
   test("a refresh refused by the server is an error event; a temporary refusal is retried with a fresh token", async () => {
     const server = serve({
       onFrame(peer, f) {

@@ -55,7 +55,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
       credentialsFailed: (error) => this.#credentialsFailed(error),
       nextRef: () => this.#nextRef++,
     });
-    this.#requests = new Requests((frame) => this.#link.send(frame), this.#o.requestTimeoutMs, this.#o.maxQueuedRequests);
+    this.#requests = new Requests((frame) => this.#link.send(frame), this.#o.requestTimeoutMs, this.#o.maxQueuedRequests, this.#o.rateLimit);
     this.#topics = new Topics({
       emit,
       request,

@@ -22,8 +22,12 @@ export class SwitchboardClientError extends Error {
     this.name = "SwitchboardClientError";
   }
 
-  /** True when retrying the same request later may succeed. */
+  /**
+   * True when retrying the same request later may succeed: `overloaded` too (the offline queue
+   * is full until the next connection drains it; the server's 503 "try again shortly").
+   */
   get temporary(): boolean {
-    return this.code === "timeout" || this.code === "unavailable" || this.code === "rate_limited" || this.code === "internal";
+    const code = this.code;
+    return code === "timeout" || code === "unavailable" || code === "rate_limited" || code === "internal" || code === "overloaded";
   }
 }

@@ -8,6 +8,7 @@ import type { ClientOptions } from "./options.ts";
 export { SwitchboardClient } from "./client.ts";
 export type { ClientEvents, ClientState, PublishResult, TokenRequest, Welcome } from "./events.ts";
 export type { ClientOptions } from "./options.ts";
+export type { RateLimit } from "./pacer.ts";
 export { SwitchboardClientError } from "./errors.ts";
 export type { ClientErrorCode } from "./errors.ts";
 export { Subscription, classify } from "./subscription.ts";

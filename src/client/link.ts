@@ -60,17 +60,21 @@ export class Link {
 
   /** Runs attempt `gen`: credentials, then the socket. Reports through the host. */
   async connect(gen: number, token: TokenRequest): Promise<void> {
+    // The credentials get connectTimeoutMs of their own: a getTicket/getToken that never settles
+    // (a fetch hanging on a dead network) is abandoned and asked again, not waited for forever.
+    this.#connectTimer = setTimeout(() => this.drop("credentials timeout"), this.o.connectTimeoutMs);
     let url = this.o.url;
     let authToken: string | undefined;
     try {
-      if (this.o.getTicket) url = withTicket(url, await this.o.getTicket());
-      if (this.o.getToken) authToken = await this.o.getToken(token);
+      if (this.o.getTicket) url = withTicket(url, credential("getTicket", await this.o.getTicket()));
+      if (this.o.getToken) authToken = credential("getToken", await this.o.getToken(token));
     } catch (e) {
       if (gen !== this.#gen) return;
       const error = e instanceof SwitchboardClientError ? e : new SwitchboardClientError("unavailable", `could not get credentials: ${describe(e)}`);
       return this.host.credentialsFailed(error);
     }
     if (gen !== this.#gen) return;
+    clearTimeout(this.#connectTimer);
     let ws: WebSocket;
     try {
       ws = this.o.createWebSocket(url);
@@ -89,10 +93,16 @@ export class Link {
       const frame = parse(ev.data);
       if (frame) this.host.frame(frame);
     };
-    ws.onclose = (ev: CloseEvent) => {
-      if (gen === this.#gen) this.host.lost(ev.code, ev.reason);
+    // A close event always follows an error. A refused upgrade closes with 1006 and no reason; Bun
+    // (not a browser) says why in the error's message ("Expected 101 status code: 401"): pass it on.
+    let failure = "";
+    ws.onerror = (ev: Event) => {
+      const message = (ev as { message?: unknown }).message;
+      if (!this.#opened && typeof message === "string") failure = message;
     };
-    ws.onerror = () => {}; // a close event always follows
+    ws.onclose = (ev: CloseEvent) => {
+      if (gen === this.#gen) this.host.lost(ev.code, ev.reason || failure);
+    };
   }
 
   send(frame: ClientFrame): void {
@@ -153,6 +163,16 @@ export class Link {
     this.send({ type: "ping", ref: this.#pingRef });
     this.#pongTimer = setTimeout(() => this.drop("ping timeout"), this.o.pingTimeoutMs);
   }
+}
+
+/**
+ * What a credentials callback resolved with, when it is a credential: anything but a non-empty
+ * string (`undefined` from `(await res.json()).ticket` on a 401 body) is a failed attempt with a
+ * sentence saying so, not `?ticket=undefined` refused with a bare 1006 on every retry.
+ */
+function credential(callback: "getTicket" | "getToken", value: unknown): string {
+  if (typeof value === "string" && value !== "") return value;
+  throw new Error(`options.${callback} resolved ${value === "" ? "an empty string" : String(value)}, not a ${callback === "getTicket" ? "ticket" : "token"}`);
 }
 
 /** A server frame, or null for anything that is not a JSON object with a `type`. */

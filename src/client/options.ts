@@ -1,6 +1,7 @@
 /** The client's options, their defaults, and the checks that turn a mistake into one clear sentence. */
 import { DEFAULT_RECONNECT, type ReconnectOptions } from "./backoff.ts";
 import type { TokenRequest } from "./events.ts";
+import { DEFAULT_RATE_LIMIT, type RateLimit } from "./pacer.ts";
 
 export interface ClientOptions {
   /**
@@ -32,13 +33,23 @@ export interface ClientOptions {
   pingTimeoutMs?: number;
   /** How long a request waits for its reply once sent on an open connection. Default 10 000. */
   requestTimeoutMs?: number;
-  /** How long an attempt may take from opening the socket to `welcome`. Default 10 000. */
+  /**
+   * How long an attempt may take from opening the socket to `welcome`; the credentials callback
+   * before it (getTicket, getToken) gets as long again. Default 10 000.
+   */
   connectTimeoutMs?: number;
   /**
    * Requests (publishes, presence queries) kept while offline, waiting for a connection. One more
    * is refused at once with code `overloaded` instead of growing memory without bound. Default 1 000.
    */
   maxQueuedRequests?: number;
+  /**
+   * Requests (subscribe, publish, presence, refresh) leave at most `burst` at once on a socket and
+   * `perSecond` after that, in the order they were issued — what waited offline too — so that the
+   * server's per-socket limit (RATE_LIMIT_BURST / RATE_LIMIT_PER_S, 100 / 50 by default) does not
+   * refuse them with `rate_limited`. Default 90 / 45; keep both a little under the server's.
+   */
+  rateLimit?: Partial<RateLimit>;
   /** Connect at once (in a microtask, after your listeners are attached). Default true. */
   autoConnect?: boolean;
   /**
@@ -65,16 +76,17 @@ export interface ResolvedOptions {
   requestTimeoutMs: number;
   connectTimeoutMs: number;
   maxQueuedRequests: number;
+  rateLimit: RateLimit;
   autoConnect: boolean;
   createWebSocket: (url: string) => WebSocket;
   network: EventTarget | null;
   random: () => number;
 }
 
-function positive(name: string, value: number | undefined, fallback: number, allowZero = false): number {
+function positive(name: string, value: number | undefined, fallback: number, allowZero = false, unit = "milliseconds"): number {
   if (value === undefined) return fallback;
   if (typeof value !== "number" || !Number.isFinite(value) || value < 0 || (!allowZero && value === 0)) {
-    throw new TypeError(`options.${name} must be a ${allowZero ? "non-negative" : "positive"} number of milliseconds, got ${String(value)}`);
+    throw new TypeError(`options.${name} must be a ${allowZero ? "non-negative" : "positive"} number of ${unit}, got ${String(value)}`);
   }
   return value;
 }
@@ -124,6 +136,10 @@ export function resolveOptions(options: ClientOptions): ResolvedOptions {
     requestTimeoutMs: positive("requestTimeoutMs", options.requestTimeoutMs, 10_000),
     connectTimeoutMs: positive("connectTimeoutMs", options.connectTimeoutMs, 10_000),
     maxQueuedRequests: positive("maxQueuedRequests", options.maxQueuedRequests, 1_000),
+    rateLimit: {
+      perSecond: positive("rateLimit.perSecond", options.rateLimit?.perSecond, DEFAULT_RATE_LIMIT.perSecond, false, "requests per second"),
+      burst: positive("rateLimit.burst", options.rateLimit?.burst, DEFAULT_RATE_LIMIT.burst, false, "requests"),
+    },
     autoConnect: options.autoConnect ?? true,
     createWebSocket: options.createWebSocket ?? ((url) => new WebSocket(url)),
     network: options.network === undefined ? (browserWindow ?? null) : options.network,

@@ -24,6 +24,8 @@ export interface RefreshOptions {
   getToken: ((request: TokenRequest) => Promise<string>) | undefined;
   reconnect: ReconnectOptions;
   random: () => number;
+  /** How long getToken may take to answer an `expiring` before that try counts as a `timeout`. */
+  requestTimeoutMs: number;
 }
 
 export class TokenRefresh {
@@ -33,6 +35,8 @@ export class TokenRefresh {
   #failures = 0;
   #expiresAtMs = 0;
   #retry: ReturnType<typeof setTimeout> | undefined;
+  /** The deadline of the getToken under way. */
+  #deadline: ReturnType<typeof setTimeout> | undefined;
 
   constructor(
     private readonly o: RefreshOptions,
@@ -55,13 +59,28 @@ export class TokenRefresh {
     this.#busy = false;
     clearTimeout(this.#retry);
     this.#retry = undefined;
+    clearTimeout(this.#deadline);
+  }
+
+  /**
+   * getToken({reason: "expiring"}), or a `timeout` after requestTimeoutMs: a callback that never
+   * settles (a fetch hanging on a bad network) is retried like a failing one while the credential
+   * lives, instead of blocking every later refresh of this socket.
+   */
+  #token(): Promise<string> {
+    const ms = this.o.requestTimeoutMs;
+    let deadline: ReturnType<typeof setTimeout> | undefined;
+    return new Promise<string>((resolve, reject) => {
+      deadline = this.#deadline = setTimeout(() => reject(new SwitchboardClientError("timeout", `getToken did not answer within ${ms} ms`)), ms);
+      this.o.getToken!({ reason: "expiring" }).then(resolve, reject);
+    }).finally(() => clearTimeout(deadline));
   }
 
   async #run(gen: number): Promise<void> {
     this.#busy = true;
     let token: string;
     try {
-      token = await this.o.getToken!({ reason: "expiring" });
+      token = await this.#token();
     } catch (e) {
       if (gen !== this.#gen) return;
       this.#busy = false;

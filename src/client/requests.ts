@@ -8,6 +8,7 @@
  */
 import type { ClientFrame, ServerFrame } from "../protocol/frames.ts";
 import { SwitchboardClientError } from "./errors.ts";
+import { Pacer, type RateLimit } from "./pacer.ts";
 
 export type Reply = Extract<ServerFrame, { type: "ack" | "presence" | "error" }>;
 
@@ -29,15 +30,21 @@ export interface Request {
 
 export class Requests {
   readonly #pending = new Map<number, Request>();
+  readonly #pacer: Pacer;
+  /** Set while requests wait for the pacer's next token on an open connection. */
+  #paced: ReturnType<typeof setTimeout> | undefined;
 
   constructor(
     private readonly send: (frame: ClientFrame) => void,
     private readonly timeoutMs: number,
     /** Unsent requests kept while offline; one more fails at once with `overloaded`. */
     private readonly maxQueued: number = Number.POSITIVE_INFINITY,
-  ) {}
+    rateLimit: RateLimit = { perSecond: Number.POSITIVE_INFINITY, burst: Number.POSITIVE_INFINITY },
+  ) {
+    this.#pacer = new Pacer(rateLimit);
+  }
 
-  /** Registers a request; sends it now when `connected`, else on the next flush(). */
+  /** Registers a request; sends it now (or as soon as the rate limit allows) when `connected`, else on the next flush(). */
   add(ref: number, frame: Outgoing, onLost: Request["onLost"], ok: Request["ok"], fail: Request["fail"], connected: boolean): void {
     if (!connected && this.unsent() >= this.maxQueued) {
       fail(new SwitchboardClientError("overloaded", `${this.maxQueued} requests already wait for a connection`, topicOf(frame as ClientFrame)));
@@ -46,7 +53,7 @@ export class Requests {
     const full = { ...frame, ref } as ClientFrame;
     const req: Request = { ref, frame: full, onLost, sent: false, size: JSON.stringify(full).length, timer: undefined, ok, fail };
     this.#pending.set(ref, req);
-    if (connected) this.#dispatch(req);
+    if (connected && this.#paced === undefined) this.#pump();
   }
 
   unsent(): number {
@@ -55,9 +62,30 @@ export class Requests {
     return n;
   }
 
-  /** Sends every request not sent on the current connection, in the order they were issued. */
+  /** Sends every request not sent on the current connection, in the order they were issued, as fast as the rate limit allows. */
   flush(): void {
-    for (const req of this.#pending.values()) if (!req.sent) this.#dispatch(req);
+    this.#pump();
+  }
+
+  /** Sends what waits while the pacer has tokens: subscribes first (a new socket's resubscriptions), then the rest, each in issue order. */
+  #pump(): void {
+    clearTimeout(this.#paced);
+    this.#paced = undefined;
+    for (const subscribes of [true, false]) {
+      for (const req of this.#pending.values()) {
+        if (req.sent || (req.frame.type === "subscribe") !== subscribes) continue;
+        if (!this.#pacer.take()) {
+          this.#paced = setTimeout(() => this.#pump(), this.#pacer.waitMs());
+          return;
+        }
+        this.#dispatch(req);
+      }
+    }
+  }
+
+  #stopPacing(): void {
+    clearTimeout(this.#paced);
+    this.#paced = undefined;
   }
 
   /** Routes a reply to its request. False when no request waits for that `ref`. */
@@ -73,6 +101,8 @@ export class Requests {
 
   /** The connection is gone: requeue what is resent, settle the rest. */
   connectionLost(): void {
+    this.#stopPacing();
+    this.#pacer.reset(); // the next socket's bucket starts full
     const lost = new SwitchboardClientError("closed", "the connection was lost");
     for (const req of [...this.#pending.values()]) {
       clearTimeout(req.timer);
@@ -103,6 +133,7 @@ export class Requests {
 
   /** The client stopped: every request (but forgotten subscribes) fails with `error`. */
   failAll(error: SwitchboardClientError): void {
+    this.#stopPacing();
     for (const req of [...this.#pending.values()]) {
       clearTimeout(req.timer);
       this.#pending.delete(req.ref);
