@@ -53,6 +53,7 @@ export function assemble(broker: Broker, presence: Presence, stores: Stores, dep
   const windows = broker.fence === undefined ? undefined : new FenceWindows(broker.fence.windowMs, () => deployment.instances());
   const revocations = new RevocationView(stores.revocations, stores.credentialRevocations, broker.fence, windows);
   windows?.start();
+  if (windows !== undefined) deployment.watchLive?.((live) => windows.heard(live));
   return {
     broker,
     presence,

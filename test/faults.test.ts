@@ -58,9 +58,34 @@ function stream(client: TestClient, room: string): Frame[] {
   return client.frames.filter((f) => (f.type === "message" || f.type === "resync") && f.topic === room);
 }
 
+/**
+ * A stream in a line, for a failure's message: runs of contiguous seq per epoch and each resync,
+ * e.g. "e1a2: 1–40 | resync→9f3c:0 | 9f3c: 1–25".
+ */
+function summary(frames: Frame[]): string {
+  const parts: string[] = [];
+  let run: { epoch: string; from: number; to: number } | null = null;
+  const close = () => {
+    if (run !== null) parts.push(`${run.epoch.slice(0, 4)}: ${run.from === run.to ? run.from : `${run.from}–${run.to}`}`);
+    run = null;
+  };
+  for (const f of frames) {
+    if (f.type === "resync") {
+      close();
+      parts.push(`resync→${String(f.epoch).slice(0, 4)}:${f.seq}`);
+    } else if (run !== null && f.epoch === run.epoch && f.seq === run.to + 1) run.to = f.seq;
+    else {
+      close();
+      run = { epoch: f.epoch, from: f.seq, to: f.seq };
+    }
+  }
+  close();
+  return parts.join(" | ") || "nothing";
+}
+
 /** Checks SPEC delivery on one subscriber's stream: no duplicate, contiguous seq within an epoch,
- * and a new epoch only right after a `resync` into it. */
-function checkStream(frames: Frame[]): void {
+ * and a new epoch only right after a `resync` into it. `who` names the subscriber in a failure. */
+function checkStream(frames: Frame[], who: string): void {
   const seen = new Set<string>();
   let position: { seq: number; epoch: string } | null = null;
   for (const f of frames) {
@@ -68,11 +93,12 @@ function checkStream(frames: Frame[]): void {
       position = { seq: f.seq, epoch: f.epoch };
       continue;
     }
-    expect(seen.has(key(f as any))).toBe(false);
+    expect(seen.has(key(f as any)), `${who}: ${key(f as any)} delivered twice; stream ${summary(frames)}`).toBe(false);
     seen.add(key(f as any));
     if (position !== null) {
-      expect(f.epoch).toBe(position.epoch);
-      expect(f.seq).toBe(position.seq + 1);
+      const after = `${who}: after ${key(position)} came ${key(f as any)}; stream ${summary(frames)}`;
+      expect(f.epoch, after).toBe(position.epoch);
+      expect(f.seq, after).toBe(position.seq + 1);
     }
     position = { seq: f.seq, epoch: f.epoch };
   }
@@ -83,14 +109,21 @@ describe("Redis killed while publishers run, then restarted", () => {
     const room = topic("outage");
     const users = ["alice", "bob", "carol"];
     const subscribers: TestClient[] = [];
+    const who: string[] = [];
     for (const [n, server] of nodes.entries()) {
-      for (let i = 0; i < 4; i++) subscribers.push(await connect(server, users[(n + i) % 3]!));
+      for (let i = 0; i < 4; i++) {
+        subscribers.push(await connect(server, users[(n + i) % 3]!));
+        who.push(`subscriber ${subscribers.length - 1} (${users[(n + i) % 3]} on ${cluster.nodes[n]!.url})`);
+      }
     }
     for (const s of subscribers) await s.subscribe(room);
     const publishers = await Promise.all(nodes.map((server, n) => connect(server, users[n]!)));
 
-    type Outcome = { ok: boolean; code?: string; seq?: number; epoch?: string; latencyMs: number; data: string };
+    /** `sentMs`: when the publish left, ms after the publishers started (the kill's and restart's times below). */
+    type Outcome = { ok: boolean; code?: string; seq?: number; sentMs: number; latencyMs: number; data: string };
     const outcomes: Outcome[] = [];
+    const t0 = Date.now();
+    const at: { killMs?: number; restartMs?: number } = {};
     let running = true;
     const publishing = publishers.map(async (p, n) => {
       for (let i = 0; running && i < 2000; i++) {
@@ -98,11 +131,14 @@ describe("Redis killed while publishers run, then restarted", () => {
         const sent = Date.now();
         const reply = await p.request({ type: "publish", topic: room, data }, 5000);
         const latencyMs = Date.now() - sent;
-        if (reply.type === "ack") outcomes.push({ ok: true, seq: reply.seq, latencyMs, data });
-        else outcomes.push({ ok: false, code: reply.code, latencyMs, data });
+        const sentMs = sent - t0;
+        if (reply.type === "ack") outcomes.push({ ok: true, seq: reply.seq, sentMs, latencyMs, data });
+        else outcomes.push({ ok: false, code: reply.code, sentMs, latencyMs, data });
         await Bun.sleep(30);
       }
     });
+    const timeline = () => `Redis killed at ${at.killMs} ms, restarted at ${at.restartMs} ms`;
+    const described = (o: Outcome) => `${o.data} (${o.ok ? `seq ${o.seq}` : o.code}, sent at ${o.sentMs} ms, answered in ${o.latencyMs} ms)`;
     const statuses = new Map<number, number[]>(nodes.map((_, n) => [n, []]));
     let polling = true;
     const poll = (async () => {
@@ -114,12 +150,14 @@ describe("Redis killed while publishers run, then restarted", () => {
     })();
 
     await Bun.sleep(800);
+    at.killMs = Date.now() - t0;
     await cluster.redis.kill();
     await Bun.sleep(300);
     const httpStarted = Date.now();
     const httpDuringOutage = await apiPublish(nodes[1]!, { topic: room, data: "http-during-outage" });
     const httpLatencyMs = Date.now() - httpStarted;
     await Bun.sleep(2700);
+    at.restartMs = Date.now() - t0;
     await cluster.redis.restart();
     await waitReady(5000);
     await Bun.sleep(800);
@@ -129,39 +167,45 @@ describe("Redis killed while publishers run, then restarted", () => {
     await poll;
 
     // No process exited.
-    for (const server of nodes) expect(server.proc.exitCode).toBeNull();
+    for (const server of nodes) expect(server.proc.exitCode, `${server.url} exited (${server.proc.exitCode}); last log lines: ${server.logs().trim().split("\n").slice(-5).join(" | ")}`).toBeNull();
     // /readyz went 503 during the outage and is 200 again.
-    for (const [, seen] of statuses) {
-      expect(seen).toContain(503);
-      expect(seen.at(-1)).toBe(200);
+    for (const [n, seen] of statuses) {
+      const polled = `${nodes[n]!.url} /readyz every 100 ms: ${seen.join(" ")} (${timeline()})`;
+      expect(seen, polled).toContain(503);
+      expect(seen.at(-1), polled).toBe(200);
     }
     // Publishes during the outage were refused with `unavailable`, fast.
     const refused = outcomes.filter((o) => !o.ok);
-    expect(refused.length).toBeGreaterThan(0);
+    expect(refused.length, `no publish was refused (${outcomes.length} answered; ${timeline()})`).toBeGreaterThan(0);
     for (const o of refused) {
-      expect(o.code).toBe("unavailable");
-      expect(o.latencyMs).toBeLessThan(1000);
+      expect(o.code, `refused publish ${described(o)}`).toBe("unavailable");
+      expect(o.latencyMs, `refused publish over the 1 s bound: ${described(o)}`).toBeLessThan(1000);
     }
-    expect(httpDuringOutage.status).toBe(503);
-    expect(httpDuringOutage.body.error.code).toBe("unavailable");
-    expect(httpLatencyMs).toBeLessThan(1000);
+    const http = `/api/publish during the outage: ${httpDuringOutage.status} ${JSON.stringify(httpDuringOutage.body)} in ${httpLatencyMs} ms`;
+    expect(httpDuringOutage.status, http).toBe(503);
+    expect(httpDuringOutage.body.error.code, http).toBe("unavailable");
+    expect(httpLatencyMs, http).toBeLessThan(1000);
     const acked = outcomes.filter((o) => o.ok);
-    expect(acked.length).toBeGreaterThan(20);
+    expect(acked.length, `only ${acked.length} publishes acked of ${outcomes.length} (${timeline()})`).toBeGreaterThan(20);
 
     // Every subscriber: every acknowledged publication once, in one order shared by all.
     const reference = stream(subscribers[0]!, room).map((f) => (f.type === "resync" ? `resync:${f.epoch}` : key(f as any)));
-    for (const s of subscribers) {
+    for (const [i, s] of subscribers.entries()) {
       const frames = stream(s, room);
-      checkStream(frames);
+      checkStream(frames, who[i]!);
       const data = new Set(frames.filter((f) => f.type === "message").map((f) => f.data as string));
-      const missing = acked.filter((o) => !data.has(o.data)).map((o) => o.data);
-      expect(missing).toEqual([]);
-      expect(frames.map((f) => (f.type === "resync" ? `resync:${f.epoch}` : key(f as any)))).toEqual(reference);
+      const missing = acked.filter((o) => !data.has(o.data));
+      const lost =
+        `${who[i]} lacks ${missing.length} of ${acked.length} acked publications: ${missing.slice(0, 5).map(described).join(", ")}; ` +
+        `it got ${summary(frames)}; ${timeline()}`;
+      expect(missing.map((o) => o.data), lost).toEqual([]);
+      const order = `${who[i]} got ${summary(frames)}, subscriber 0 got ${summary(stream(subscribers[0]!, room))}`;
+      expect(frames.map((f) => (f.type === "resync" ? `resync:${f.epoch}` : key(f as any))), order).toEqual(reference);
       // Redis came back empty: each subscriber was told, with the new epoch, before its messages.
-      expect(frames.filter((f) => f.type === "resync").length).toBeGreaterThanOrEqual(1);
+      expect(frames.filter((f) => f.type === "resync").length, `${who[i]} was never told resync: ${summary(frames)}`).toBeGreaterThanOrEqual(1);
     }
     const epochs = new Set(subscribers[0]!.messages.get(room)!.map((m) => m.epoch));
-    expect(epochs.size).toBe(2);
+    expect(epochs.size, `subscriber 0's epochs: ${summary(stream(subscribers[0]!, room))}`).toBe(2);
     console.log(
       `outage: ${acked.length} acked, ${refused.length} refused (max ${Math.max(...refused.map((o) => o.latencyMs))} ms), ` +
         `${subscribers.length} subscribers each got ${subscribers[0]!.messages.get(room)!.length} messages`,

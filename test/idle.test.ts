@@ -54,6 +54,21 @@ async function idleRates(ms: number): Promise<{ commandsPerS: number; wakeupsPer
   };
 }
 
+/**
+ * Commands naming a deployment registry key (`{deploy}`) the processes sent per second over `ms`, as
+ * MONITOR shows them (the commands a script runs, source "lua", left out: a script call is one).
+ */
+async function registryCallsPerS(ms: number): Promise<number> {
+  const monitor = await redis.monitor();
+  let calls = 0;
+  monitor.on("monitor", (_time: string, args: string[], source: string) => {
+    if (source !== "lua" && args.some((arg) => arg.includes("{deploy}"))) calls += 1;
+  });
+  await Bun.sleep(ms);
+  monitor.disconnect();
+  return calls / (ms / 1000);
+}
+
 describe("an idle process", () => {
   test("sends Redis a few commands a second and wakes a few dozen times, not ~40 and ~180", async () => {
     await Bun.sleep(1500); // past start-up (the first registry reads, the default metrics' module)
@@ -61,6 +76,13 @@ describe("an idle process", () => {
     // Each process: one canary and one PING a second (4/s for both) — the fence's canaries added 20 + 20 each.
     expect(commandsPerS).toBeLessThan(10);
     for (const rate of wakeupsPerS) expect(rate).toBeLessThan(60);
+  }, 30_000);
+
+  test("reports to the deployment registry and reads it back in one call a second, not seven commands", async () => {
+    await Bun.sleep(1500);
+    // Each process: one script call a second (its report, and the live list its fence windows read).
+    // Before: MULTI, SET, SADD, DEL, EXEC and SMEMBERS, MGET, of which five name a key: 10/s for both.
+    expect(await registryCallsPerS(4000)).toBeLessThanOrEqual(2.5);
   }, 30_000);
 });
 

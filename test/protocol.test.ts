@@ -5,7 +5,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { TestClient, closeAll } from "./support/client.ts";
-import { apiPublish, session, startServer, type TestServer, killAllServers } from "./support/server.ts";
+import { TEST_API_KEY, apiPublish, session, startServer, type TestServer, killAllServers } from "./support/server.ts";
 
 let server: TestServer;
 let bare: TestServer; // no API_KEY
@@ -328,6 +328,49 @@ describe("POST /api/publish", () => {
       expect(r.status).toBe(400);
       expect(r.body).toEqual({ error: { code: "bad_request", message: expect.any(String) } });
     }
+  });
+});
+
+describe("a number JSON cannot represent (1e999 parses to Infinity) is refused, never published as null", () => {
+  // Raw text: JSON.stringify would write these as null before they left.
+  const huge = ["1e999", "-1E+999", `{"a":[1,2,{"b":9.9e308}]}`, "1" + "0".repeat(400), `{"x":1${"0".repeat(250)}e99}`];
+  // Numbers that look large but JSON represents (or rounds to 0), and a string that looks like one.
+  const fine: [string, unknown][] = [["1e308", 1e308], ["1e-999", 0], ['"1e999"', "1e999"], [`{"id":"${"7".repeat(300)}"}`, { id: "7".repeat(300) }], ["123e45", 123e45]];
+
+  test("a publish frame: error bad_request naming the field, with the ref; nothing reaches subscribers; the socket stays", async () => {
+    const topic = room("huge");
+    const c = await connect("alice");
+    const watcher = await connect("bob");
+    const ack = await watcher.subscribe(topic);
+    let ref = 100;
+    for (const data of huge) {
+      c.send(`{"type":"publish","topic":"${topic}","ref":${++ref},"data":${data}}`);
+      const reply = await c.next((f) => f.ref === ref);
+      expect(reply).toMatchObject({ type: "error", ref, code: "bad_request", message: expect.stringMatching(/^data(\.[\w.]+)?: number out of range$/) });
+    }
+    for (const [i, [data, value]] of fine.entries()) {
+      c.send(`{"type":"publish","topic":"${topic}","ref":${++ref},"data":${data}}`);
+      expect(await c.next((f) => f.ref === ref)).toMatchObject({ type: "ack", ref });
+      expect((await watcher.waitMessages(topic, i + 1))[i]).toMatchObject({ seq: ack.seq + 1 + i, data: value });
+    }
+    expect(watcher.messages.get(topic)!.length).toBe(fine.length);
+  });
+
+  test("POST /api/publish and /api/broadcast: 400 bad_request; nothing published", async () => {
+    const topic = room("huge-api");
+    const watcher = await connect("bob");
+    const ack = await watcher.subscribe(topic);
+    const headers = { Authorization: `Bearer ${TEST_API_KEY}`, "Content-Type": "application/json" };
+    for (const data of huge) {
+      for (const [path, body] of [["/api/publish", `{"topic":"${topic}","data":${data}}`], ["/api/broadcast", `{"topics":["${topic}"],"data":${data}}`]] as const) {
+        const res = await fetch(`${server.url}${path}`, { method: "POST", headers, body });
+        expect(res.status).toBe(400);
+        expect(await res.json()).toEqual({ error: { code: "bad_request", message: expect.stringMatching(/^data(\.[\w.]+)?: number out of range$/) } });
+      }
+    }
+    const ok = await apiPublish(server, `{"topic":"${topic}","data":{"big":1e308}}`);
+    expect(ok.body.seq).toBe(ack.seq + 1);
+    expect((await watcher.waitMessages(topic, 1))[0]!.data).toEqual({ big: 1e308 });
   });
 });
 

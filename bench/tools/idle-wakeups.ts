@@ -2,7 +2,8 @@
  * What an idle deployment costs (bench/README.md "Idle"): wake-ups per second of each server
  * process (voluntary + involuntary context switches of every thread, `/proc/<pid>/task/<tid>/status`),
  * its CPU per minute, and the Redis commands per second it causes (`INFO commandstats` deltas, the
- * reads of this tool left out). Nothing is sent to the servers while measuring.
+ * reads of this tool left out; the commands a script runs count too, as Redis counts them) and
+ * redis-server's own wake-ups and CPU. Nothing is sent to the servers while measuring.
  *
  *   bun bench/tools/idle-wakeups.ts [--roots DIR,DIR] [--procs 2] [--redis on|off] [--sockets 0]
  *                                   [--seconds 20] [--runs 2] [--settle 3] [--threads]
@@ -70,6 +71,8 @@ interface Run {
   cpuMsPerMin: number[];
   redisCmdsPerS: number;
   redisWakeupsPerS: number;
+  /** redis-server's CPU (every thread), ms per minute. */
+  redisCpuMsPerMin: number;
   byCommand: Record<string, number>;
   byThread: Record<string, number>;
 }
@@ -85,12 +88,14 @@ async function run(root: string): Promise<Run> {
   const cpuBefore = pids.map(cpuNs);
   const redisBefore = redis ? await redisCommandStats(redis.port) : {};
   const redisSwBefore = redis ? switches(redis.proc.pid) : new Map();
+  const redisCpuBefore = redis ? cpuNs(redis.proc.pid) : 0;
   const t0 = performance.now();
   await Bun.sleep(seconds * 1000);
   const elapsedS = (performance.now() - t0) / 1000;
   const after = pids.map(switches);
   const cpuAfter = pids.map(cpuNs);
   const redisSwAfter = redis ? switches(redis.proc.pid) : new Map();
+  const redisCpuAfter = redis ? cpuNs(redis.proc.pid) : 0;
   const redisAfter = redis ? await redisCommandStats(redis.port) : {};
   const byThread: Record<string, number> = {};
   const wakeupsPerS = pids.map((_, i) => {
@@ -120,6 +125,7 @@ async function run(root: string): Promise<Run> {
     cpuMsPerMin: pids.map((_, i) => Math.round(((cpuAfter[i]! - cpuBefore[i]!) / 1e6 / elapsedS) * 60 * 10) / 10),
     redisCmdsPerS: Math.round((redisCmds / elapsedS) * 10) / 10,
     redisWakeupsPerS: Math.round((redisSw / elapsedS) * 10) / 10,
+    redisCpuMsPerMin: Math.round(((redisCpuAfter - redisCpuBefore) / 1e6 / elapsedS) * 60 * 10) / 10,
     byCommand,
     byThread: Object.fromEntries(Object.entries(byThread).map(([k, v]) => [k, Math.round((v / pids.length) * 10) / 10])),
   };

@@ -94,4 +94,29 @@ describe("FenceWindows", () => {
     await Bun.sleep(50);
     expect(reads).toBe(after);
   });
+
+  test("a heartbeat's live list stands for a read: none of its own while heartbeats bring one; a failed heartbeat reads at once", async () => {
+    let reads = 0;
+    let fail = false;
+    const windows = new FenceWindows(250, async () => {
+      reads++;
+      if (fail) throw new Error("redis down");
+      return [instance("a", 250)];
+    }, 20, 1000);
+    windows.start();
+    await Bun.sleep(5);
+    expect(reads).toBe(1); // the first read, at start
+    for (let i = 0; i < 6; i++) {
+      windows.heard([instance("a", 250), instance("b", 2000)]);
+      await Bun.sleep(10);
+    }
+    expect(reads).toBe(1);
+    expect([windows.trustMs, windows.waitMs]).toEqual([250, 2000]);
+    fail = true;
+    windows.heard(null);
+    await Bun.sleep(1);
+    expect(reads).toBe(2);
+    expect(windows.trustMs).toBe(0);
+    windows.stop();
+  });
 });

@@ -4,7 +4,9 @@
  * revoker waits the longest window any listed machine announces, and a kept "not revoked" is
  * trusted only for the shortest: not at all while some listed machine has no fence (it answers
  * revocations without waiting), nor before the registry has been read. Each process announces its
- * window in its deployment heartbeat (`InstanceInfo.fenceMs`); this reads them every second.
+ * window in its deployment heartbeat (`InstanceInfo.fenceMs`); this reads them every second, or
+ * hears them from the heartbeat's own call (`heard`: on Redis the report reads the live list back,
+ * deployment/lua/report.lua) and then skips its read.
  *
  * A process that has not read the registry yet does not know the others' windows: one that starts
  * with a shorter window than theirs would answer a logout before they stop trusting what they kept.
@@ -29,6 +31,8 @@ export class FenceWindows {
   private reading = false;
   private readonly firstRead = Promise.withResolvers<void>();
   private read = false;
+  /** When a heartbeat last handed over the live list (performance.now()). */
+  private heardAt = -Infinity;
 
   constructor(
     /** This process's own window. */
@@ -47,8 +51,25 @@ export class FenceWindows {
    */
   start(): void {
     if (this.stopReads !== null) return;
-    this.stopReads = every(this.intervalMs, () => void this.cycle());
+    this.stopReads = every(this.intervalMs, () => {
+      // A heartbeat's list is at most ~1 s old: as current as a read of our own would be.
+      if (performance.now() - this.heardAt >= this.intervalMs * 1.5) void this.cycle();
+    });
     void this.cycle();
+  }
+
+  /**
+   * The live processes a heartbeat read in its own call; null when that call failed, which
+   * starts a read of our own at once (a failure then trusts nothing until one succeeds, as above).
+   */
+  heard(live: InstanceInfo[] | null): void {
+    if (live === null) {
+      this.heardAt = -Infinity;
+      if (this.stopReads !== null) void this.cycle();
+      return;
+    }
+    this.heardAt = performance.now();
+    this.apply(live.map((instance) => instance.fenceMs ?? 0));
   }
 
   stop(): void {

@@ -18,6 +18,9 @@ export interface TopicCount {
   subscribers: number;
 }
 
+/** Every live process, by id, as a report read them; null when a report failed. */
+export type LiveListener = (live: InstanceInfo[] | null) => void;
+
 export interface DeploymentRegistry {
   /**
    * Replaces this process's report: its status and, per topic it has local subscribers on, how
@@ -28,6 +31,12 @@ export interface DeploymentRegistry {
    * implementation may write only those when the previous report landed.
    */
   report(status: InstanceInfo, topics: ReadonlyMap<string, number>, changed?: ReadonlySet<string> | null): Promise<void>;
+  /**
+   * Asks every later report to read the live processes in the same call and hand them to
+   * `listener` (null when the report failed): a reader of the registry every second
+   * (auth/fence-windows.ts) then needs no read of its own. Absent: reports read nothing.
+   */
+  watchLive?(listener: LiveListener): void;
   /** Forgets a process at once (a clean shutdown). */
   remove(id: string): Promise<void>;
   /** Every live process, ordered by id. */

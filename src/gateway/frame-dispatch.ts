@@ -5,7 +5,7 @@
  */
 import { ErrorCode, SwitchboardError } from "../protocol/codes.ts";
 import type { ClientFrame } from "../protocol/frames.ts";
-import { parseJson } from "../protocol/parse.ts";
+import { parseJson, scanJson } from "../protocol/parse.ts";
 import { refOf, validateFrame } from "./frame-input.ts";
 import { authenticate, refresh, type SessionSocket } from "./socket-session.ts";
 import { onPresence, onSubscribe, onUnsubscribe, type TopicFrameSocket } from "./topic-frames.ts";
@@ -14,10 +14,11 @@ import { onPublish, type PublishingSocket } from "./publish-frames.ts";
 export type FrameSocket = SessionSocket & TopicFrameSocket & PublishingSocket;
 
 export async function handleFrame(conn: FrameSocket, raw: string): Promise<void> {
-  const parsed = parseJson(raw);
+  const scanned = scanJson(raw);
+  const parsed = parseJson(raw, scanned);
   if (conn.state === "awaiting-auth") return authenticate(conn, parsed);
   const ref = refOf(parsed);
-  const result = validateFrame(raw, parsed);
+  const result = validateFrame(raw, parsed, scanned);
   conn.host.metrics.framesIn.inc("frame" in result ? result.frame.type : "invalid");
   try {
     if ("error" in result) throw result.error;

@@ -1,6 +1,6 @@
 /** Small readers of untrusted client frames, before and besides the zod schema. */
 import type { ZodError } from "zod";
-import { describeZod, whyNotJson } from "../protocol/parse.ts";
+import { describeZod, outOfRange, scanJson, whyNotJson, type Scanned } from "../protocol/parse.ts";
 import { ClientFrame } from "../protocol/frames.ts";
 import { wellFormedPublish } from "../protocol/publish-check.ts";
 import { ErrorCode, SwitchboardError } from "../protocol/codes.ts";
@@ -26,8 +26,10 @@ export function describeFrameError(error: ZodError): string {
   return describeZod(error, "invalid frame");
 }
 
-/** A frame (`parsed` from `raw`) checked against the schema, or the `bad_request` that answers it. */
-export function validateFrame(raw: string, parsed: unknown): { frame: ClientFrame } | { error: SwitchboardError } {
+/** A frame (`parsed` from `raw`, in which `scanJson` found `scanned`) checked against the schema, or the `bad_request` that answers it. */
+export function validateFrame(raw: string, parsed: unknown, scanned: Scanned = scanJson(raw)): { frame: ClientFrame } | { error: SwitchboardError } {
+  const huge = outOfRange(parsed, scanned);
+  if (huge !== undefined) return { error: new SwitchboardError(ErrorCode.badRequest, huge) };
   const publish = wellFormedPublish(parsed);
   if (publish !== undefined) return { frame: publish };
   const result = parsed === undefined ? null : ClientFrame.safeParse(parsed);

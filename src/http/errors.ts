@@ -7,7 +7,7 @@ import type { ZodType } from "zod";
 import { ErrorCode, SwitchboardError, httpStatus } from "../protocol/codes.ts";
 import type { Logger } from "../log.ts";
 import { errorFields } from "../log.ts";
-import { describeZod, parseJson, whyNotJson } from "../protocol/parse.ts";
+import { describeZod, outOfRange, parseJson, scanJson, whyNotJson } from "../protocol/parse.ts";
 
 export function errorBody(code: string, message: string) {
   return { error: { code, message } };
@@ -71,13 +71,16 @@ function samePath(pattern: string, path: string): boolean {
 }
 
 /**
- * Parses a JSON body against a schema. Not JSON, nested deeper than frames may be, or not of the
- * schema: a `bad_request` with one sentence.
+ * Parses a JSON body against a schema. Not JSON, nested deeper than frames may be, holding a number
+ * JSON cannot represent (`1e999`), or not of the schema: a `bad_request` with one sentence.
  */
 export async function jsonBody<T>(c: Context, schema: ZodType<T>): Promise<T> {
   const text = await c.req.text();
-  const raw = parseJson(text);
+  const scanned = scanJson(text);
+  const raw = parseJson(text, scanned);
   if (raw === undefined) throw new SwitchboardError(ErrorCode.badRequest, whyNotJson(text, "body"));
+  const huge = outOfRange(raw, scanned);
+  if (huge !== undefined) throw new SwitchboardError(ErrorCode.badRequest, huge);
   const result = schema.safeParse(raw);
   if (!result.success) throw new SwitchboardError(ErrorCode.badRequest, describeZod(result.error, "invalid body"));
   return result.data;
