@@ -97,6 +97,24 @@ describe("promise API: subscribe, publish, presence", () => {
     expect(await alice.client.subscribe(topic, () => {}).catch((e) => e.code)).toBe("bad_request");
   }, 15_000);
 
+  test("a subscribe the app cancels itself (React StrictMode's mount/unmount/mount) is no unhandled rejection; awaited, it is `cancelled`", async () => {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on("unhandledRejection", onUnhandled);
+    cleanup.push(() => process.off("unhandledRejection", onUnhandled));
+    const alice = await aliceVia(server.wsUrl);
+    const topic = room();
+    void alice.client.subscribe(topic, () => {}); // mount: nobody awaits it
+    await alice.client.unsubscribe(topic); // unmount
+    const awaited = alice.client.subscribe(topic, () => {}); // mount again, awaited this time…
+    const cancelledAwaited = alice.client.unsubscribe(topic).then(() => awaited.catch((e) => e.code));
+    expect(await cancelledAwaited).toBe("cancelled"); // …still told
+    const sub = await alice.client.subscribe(topic, () => {});
+    expect(sub.state).toBe("active");
+    await Bun.sleep(50);
+    expect(unhandled).toEqual([]);
+  }, 15_000);
+
   test("ticket auth asks for a fresh ticket on every attempt", async () => {
     const proxy = track(await startProxy({ upstreams: [server.port] }));
     const s = await session(server, "alice");

@@ -130,6 +130,9 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
   async unsubscribe(topic: string): Promise<void> {
     const sub = this.#topics.remove(topic);
     if (!sub) return;
+    // The application asked for this: a subscribe() it did not await (React StrictMode's
+    // mount/unmount/mount) must not surface as an unhandled rejection. Awaiting it still sees `cancelled`.
+    sub.ready.catch(() => {});
     sub.fail(new SwitchboardClientError("cancelled", `unsubscribed from ${topic} before its ack`, topic), false);
     if (this.#state !== "open") return;
     await requestUnsubscribe(this.#request.bind(this), topic);
