@@ -26,8 +26,16 @@ const ANSWERS: Record<string, ConnectBehaviour> = {
   "sess=revoked": { kind: "ok", body: { user: { id: "revoked-later" }, expiresIn: 3 } },
 };
 
+/** Cookies read by name, as an app does: `app=<session>` with any other cookies beside it (analytics, CSRF). */
+function byAppSession(cookie: string): ConnectBehaviour | undefined {
+  const session = /(?:^|; )app=([^;]+)/.exec(cookie)?.[1];
+  if (session === undefined) return undefined;
+  const user = { id: "leo", name: "Leo" };
+  return { kind: "ok", body: session.startsWith("named-") ? { user, session } : { user } };
+}
+
 beforeAll(async () => {
-  backend = serveAppBackend(SECRET, (cookie) => ANSWERS[cookie] ?? { kind: "status", status: 401 });
+  backend = serveAppBackend(SECRET, (cookie) => ANSWERS[cookie] ?? byAppSession(cookie) ?? { kind: "status", status: 401 });
   server = await startServer({
     AUTH_CONNECT_URL: backend.url,
     WEBHOOK_SECRET: SECRET,
@@ -132,6 +140,35 @@ describe("§4 AUTH_CONNECT_URL decides upgrades with opaque cookies", () => {
     const lateness = Date.now() - expiresAt * 1000;
     expect(lateness).toBeGreaterThan(-1000);
     expect(lateness).toBeLessThan(2000);
+  });
+});
+
+describe("§4 AUTH_CONNECT_URL and POST /auth/logout", () => {
+  const logout = (cookie: string) => fetch(`${server.url}/auth/logout`, { method: "POST", headers: { Cookie: cookie, Origin: server.origin } });
+
+  test("an answer naming the app's session (`session`): logout revokes that session, whatever other cookie changes beside it; the user's other sessions stay", async () => {
+    const c = await TestClient.connect(server.wsUrl, { cookie: "app=named-1; _ga=GA1.1" });
+    clients.push(c);
+    const other = await TestClient.connect(server.wsUrl, { cookie: "app=named-2" });
+    clients.push(other);
+    expect((await logout("app=named-1; _ga=GA1.1")).status).toBe(204);
+    expect((await c.waitClose()).code).toBe(4001);
+    for (const cookie of ["app=named-1; _ga=GA1.2", "csrftoken=x; app=named-1", "app=named-1"]) {
+      expect({ cookie, status: (await upgradeStatus(server.wsUrl, { Cookie: cookie })).status }).toEqual({ cookie, status: 401 });
+    }
+    expect(other.close).toBeNull();
+    const again = await TestClient.connect(server.wsUrl, { cookie: "app=named-2; _ga=GA1.3" });
+    clients.push(again);
+    expect(again.frames[0]!.user).toEqual({ id: "leo", name: "Leo" });
+  });
+
+  test("an answer without `session`: logout revokes the Cookie text it was sent (documented: another cookie changing is another session)", async () => {
+    const c = await TestClient.connect(server.wsUrl, { cookie: "app=plain-1; _ga=GA1.1" });
+    clients.push(c);
+    expect((await logout("app=plain-1; _ga=GA1.1")).status).toBe(204);
+    expect((await c.waitClose()).code).toBe(4001);
+    expect((await upgradeStatus(server.wsUrl, { Cookie: "app=plain-1; _ga=GA1.1" })).status).toBe(401);
+    expect((await upgradeStatus(server.wsUrl, { Cookie: "app=plain-1; _ga=GA1.2" })).status).toBe(101);
   });
 });
 

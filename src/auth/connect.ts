@@ -2,7 +2,8 @@
  * AUTH_CONNECT_URL (SPEC §4): for apps whose session cookie is opaque, the app decides who an
  * upgrade is for. `POST` with the request's `Cookie` header and nothing else of it, plus a
  * `Switchboard-Signature` over the body `{}`:
- * - 200 `{user:{id,name}, caps?, expiresIn?}` → an identity (expiring `expiresIn` s from the answer);
+ * - 200 `{user:{id,name}, caps?, expiresIn?, session?}` → an identity (expiring `expiresIn` s from
+ *   the answer; `session`, the app's session id, is what logout revokes);
  * - 401 / 403 → null: the upgrade gets 401;
  * - no answer within AUTH_CONNECT_TIMEOUT_MS, a 5xx, any other status or a bad body → throws
  *   `unavailable` (503): the app's outage is not the user's fault.
@@ -28,6 +29,7 @@ export const MAX_COOKIE_CHARS = 8192;
 const MAX_ANSWER_BYTES = 64 * 1024;
 const CACHE_SIZE = 10_000;
 const BODY = "{}";
+const MAX_SESSION_CHARS = 1024;
 
 /**
  * The app's answer. An optional field may also be null (left out): many serializers (Pydantic,
@@ -43,7 +45,21 @@ const Answer = z.object({
   caps: Caps.nullish(),
   // Cut to whole seconds (never past what the app said): `expiry - now` is often fractional.
   expiresIn: z.number().min(1).max(30 * 86_400).transform(Math.floor).nullish(),
+  // The app's own session id (text, or a whole number as its decimal text): what logout revokes.
+  session: z.unknown().transform(idText).pipe(z.string().min(1).max(MAX_SESSION_CHARS)).nullish(),
 });
+
+/**
+ * The session id of a connect-confirmed cookie: the app's session when its answer names one, so
+ * that logout revokes exactly that session whatever else the Cookie header carries; otherwise the
+ * Cookie text itself (any other cookie changing makes a new one). Hashed: an app's session id is
+ * often its session cookie's value, a secret that must not reach Redis or the logs.
+ */
+function sessionId(cookie: string, appSession: string | null | undefined): string {
+  const named = appSession !== null && appSession !== undefined;
+  const digest = createHash("sha256").update(named ? `session:${appSession}` : cookie).digest("base64url").slice(0, 22);
+  return named ? `connect:s:${digest}` : `connect:${digest}`;
+}
 
 type ConnectConfig = Pick<Config, "authConnectUrl" | "authConnectTimeoutMs" | "authConnectCacheS" | "webhookSecret" | "maxConnectionsPerIp">;
 
@@ -111,7 +127,7 @@ export class ConnectClient {
       caps: answer.caps ?? undefined,
       exp: expiresIn === null ? null : nowS + expiresIn,
       iat: nowS,
-      sid: `connect:${createHash("sha256").update(cookie).digest("base64url").slice(0, 22)}`,
+      sid: sessionId(cookie, answer.session),
       via: "connect",
     };
     const ttlMs = Math.min(this.config.authConnectCacheS * 1000, (expiresIn ?? Infinity) * 1000);
@@ -161,7 +177,7 @@ export class ConnectClient {
       throw this.unavailable(timedOut ? `no answer within ${this.config.authConnectTimeoutMs} ms` : "unreachable");
     }
     const parsed = text !== null ? Answer.safeParse(parseJson(text)) : null;
-    if (parsed === null || !parsed.success) throw this.unavailable("answered 200 with a body that is not {user:{id,name}, caps?, expiresIn?}");
+    if (parsed === null || !parsed.success) throw this.unavailable("answered 200 with a body that is not {user:{id,name}, caps?, expiresIn?, session?}");
     return parsed.data;
   }
 
