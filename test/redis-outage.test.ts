@@ -79,6 +79,21 @@ describe("presence writes that fail during a Redis outage are retried", () => {
   }, 30_000);
 });
 
+describe("a long Redis stall", () => {
+  test("the broker asks its stalled connection to reconnect once, not once per failed canary: no listener-leak warning", async () => {
+    const [a] = cluster.nodes as [(typeof cluster.nodes)[0]];
+    const alice = await TestClient.connect(a.wsUrl, { cookie: (await session(a, "alice")).cookie });
+    try {
+      // Topics spread over the subscriber links: each link's canary fails on its own.
+      for (let i = 0; i < 24; i++) await alice.subscribe(`room:stall-${i}`);
+      await whileRedisStopped(() => Bun.sleep(8000));
+      expect(a.faults()).toEqual([]);
+    } finally {
+      alice.ws.close();
+    }
+  }, 40_000);
+});
+
 describe("first-message auth while Redis is unreachable", () => {
   test("closes with 1013 (try again later), like a cookie socket, and logs no error", async () => {
     const a = cluster.nodes[0]!;
