@@ -31,7 +31,7 @@ import { Subscriptions } from "./redis-subscriptions.ts";
 import { CommandSender } from "./redis-send.ts";
 import { RedisFence } from "./redis-fence.ts";
 import { every } from "../shared-clock.ts";
-import { closeConnection, connectWithin, createClient, errorReporter, randomEpoch, toSwitchboardError, unavailable, type LogFn, type RedisClient } from "../redis/connection.ts";
+import { closeConnection, connectWithin, createClient, errorReporter, publishError, randomEpoch, toSwitchboardError, unavailable, type LogFn, type RedisClient } from "../redis/connection.ts";
 
 export { redisKeys };
 
@@ -173,9 +173,9 @@ export class RedisBroker implements Broker {
         frameSuffix(input),
         redisKeys.channel(topic),
         this.cluster ? "SPUBLISH" : "PUBLISH"],
-      ).catch((error: unknown) => Promise.reject(toSwitchboardError(error, "publish")));
+      ).catch((error: unknown) => Promise.reject(publishError(error)));
     } catch (error) {
-      return Promise.reject(toSwitchboardError(error, "publish"));
+      return Promise.reject(publishError(error));
     }
   }
 
