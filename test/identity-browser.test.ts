@@ -116,6 +116,41 @@ describe("§4 the example app: its own login, its own cookie, Switchboard trusti
   }, 30_000);
 });
 
+describe("the example page's member list", () => {
+  const present = (page: Page) => page.evaluate(() => document.getElementById("present")?.textContent ?? "");
+
+  test("a new sign-in on the same page starts from the room's members, not the last session's", async () => {
+    const alice = await signIn("alice");
+    const bob = await signIn("bob");
+    await bob.waitForFunction(() => document.getElementById("present")?.textContent === "alice, bob", undefined, { timeout: 10_000 });
+    await bob.click("#logout");
+    await bob.waitForSelector('#status[data-state="signed-out"]');
+    await alice.click("#logout");
+    await alice.waitForSelector('#status[data-state="signed-out"]');
+    await bob.fill("#username", "bob");
+    await bob.fill("#password", "bob-password");
+    await bob.press("#password", "Enter");
+    await bob.waitForSelector('#status[data-state="open"]', { timeout: 10_000 });
+    await bob.waitForFunction(() => document.getElementById("present")?.textContent === "bob", undefined, { timeout: 5000 }).catch(() => {});
+    expect(await present(bob)).toBe("bob");
+  }, 30_000);
+
+  test("a page back from offline shows who is there now", async () => {
+    const alice = await signIn("alice");
+    const bob = await signIn("bob");
+    await alice.waitForFunction(() => document.getElementById("present")?.textContent === "alice, bob", undefined, { timeout: 10_000 });
+    await alice.context().setOffline(true);
+    await alice.waitForSelector('#status[data-state="connecting"]', { timeout: 10_000 });
+    await bob.click("#logout");
+    await bob.waitForSelector('#status[data-state="signed-out"]');
+    await Bun.sleep(500);
+    await alice.context().setOffline(false);
+    await alice.waitForSelector('#status[data-state="open"]', { timeout: 10_000 });
+    await alice.waitForFunction(() => document.getElementById("present")?.textContent === "alice", undefined, { timeout: 5000 }).catch(() => {});
+    expect(await present(alice)).toBe("alice");
+  }, 30_000);
+});
+
 describe("§4 CORS with credentials on /auth/* in a browser", () => {
   test("the app's origin (in ALLOWED_ORIGINS) reads /auth answers with credentials; a foreign origin cannot", async () => {
     const context = await browser.newContext();

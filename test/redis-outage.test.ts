@@ -79,6 +79,50 @@ describe("presence writes that fail during a Redis outage are retried", () => {
   }, 30_000);
 });
 
+describe("a long Redis stall", () => {
+  test("the broker asks its stalled connection to reconnect once, not once per failed canary: no listener-leak warning", async () => {
+    const [a] = cluster.nodes as [(typeof cluster.nodes)[0]];
+    const alice = await TestClient.connect(a.wsUrl, { cookie: (await session(a, "alice")).cookie });
+    try {
+      // Topics spread over the subscriber links: each link's canary fails on its own.
+      for (let i = 0; i < 24; i++) await alice.subscribe(`room:stall-${i}`);
+      await whileRedisStopped(() => Bun.sleep(8000));
+      expect(a.faults()).toEqual([]);
+    } finally {
+      alice.ws.close();
+    }
+  }, 40_000);
+});
+
+describe("a publish Redis did not confirm", () => {
+  test("is answered 503 / unavailable saying it may still be applied (and it is, once Redis resumes): retry with the same key", async () => {
+    const [a, b] = cluster.nodes as [(typeof cluster.nodes)[0], (typeof cluster.nodes)[0]];
+    const topic = `room:unconfirmed-${Date.now()}`;
+    const alice = await TestClient.connect(a.wsUrl, { cookie: (await session(a, "alice")).cookie });
+    const post = (node: typeof a, body: unknown) =>
+      fetch(`${node.url}/api/publish`, { method: "POST", headers: { Authorization: `Bearer ${TEST_API_KEY}`, "content-type": "application/json" }, body: JSON.stringify(body) });
+    try {
+      const [http, ws] = await whileRedisStopped(async () => {
+        const res = await post(a, { topic, data: "api", key: "k-api" });
+        return [{ status: res.status, body: await res.json() }, await alice.request({ type: "publish", topic, data: "ws", key: "k-ws" })] as const;
+      });
+      expect(http.status).toBe(503);
+      expect(http.body.error).toEqual({ code: "unavailable", message: "publish: the broker did not confirm it in time and may still apply it; retry with the same key" });
+      expect(ws).toMatchObject({ type: "error", code: "unavailable", message: http.body.error.message });
+      // Redis ran both when it resumed: that is why the answer may not say "nothing was published".
+      const history = await (await fetch(`${b.url}/api/history/${topic}`, { headers: { Authorization: `Bearer ${TEST_API_KEY}` } })).json();
+      expect(history.messages.map((m: { data: unknown }) => m.data).sort()).toEqual(["api", "ws"]);
+      // The retry the answer asks for publishes nothing more.
+      const retried = await post(b, { topic, data: "api", key: "k-api" });
+      expect(retried.status).toBe(202);
+      const after = await (await fetch(`${b.url}/api/history/${topic}`, { headers: { Authorization: `Bearer ${TEST_API_KEY}` } })).json();
+      expect(after.seq).toBe(2);
+    } finally {
+      alice.ws.close();
+    }
+  }, 30_000);
+});
+
 describe("first-message auth while Redis is unreachable", () => {
   test("closes with 1013 (try again later), like a cookie socket, and logs no error", async () => {
     const a = cluster.nodes[0]!;

@@ -5,6 +5,9 @@
  * consumer without Bun's types.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { jwtVerify } from "jose";
 import { SwitchboardApi, SwitchboardApiError, WebhookVerificationError, signToken, verifyWebhook } from "switchboard/server";
 import { signatureHeader } from "../src/auth/signature.ts";
@@ -36,6 +39,33 @@ test("the package export resolves to built JavaScript and declarations", async (
   const tsc = Bun.spawnSync([`${ROOT}node_modules/.bin/tsc`, "-p", `${ROOT}test/fixtures/sdk-consumer/tsconfig.json`], { cwd: ROOT });
   expect(tsc.stdout.toString() + tsc.stderr.toString()).toBe("");
   expect(tsc.exitCode).toBe(0);
+});
+
+test("the packed package (what a git or tarball dependency installs) carries the built SDK, and Node imports it", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "sb-pack-"));
+  try {
+    // --ignore-scripts: pack the dist/ this checkout built, as npm does for a dependency after `prepare`.
+    const pack = Bun.spawnSync(["npm", "pack", "--ignore-scripts", "--pack-destination", dir], { cwd: ROOT, stdout: "pipe", stderr: "pipe" });
+    expect(pack.exitCode).toBe(0);
+    const tarball = join(dir, pack.stdout.toString().trim().split("\n").pop()!);
+    const consumer = join(dir, "backend");
+    mkdirSync(join(consumer, "node_modules/switchboard"), { recursive: true });
+    const untar = Bun.spawnSync(["tar", "-xzf", tarball, "-C", join(consumer, "node_modules/switchboard"), "--strip-components=1"]);
+    expect(untar.exitCode).toBe(0);
+    // The SDK's one dependency, as npm would install it beside the package.
+    symlinkSync(join(ROOT, "node_modules/jose"), join(consumer, "node_modules/jose"));
+    writeFileSync(join(consumer, "package.json"), JSON.stringify({ name: "backend", type: "module" }));
+    const pkg = await Bun.file(join(consumer, "node_modules/switchboard/package.json")).json();
+    for (const file of Object.values(pkg.exports["./server"]) as string[]) {
+      expect(await Bun.file(join(consumer, "node_modules/switchboard", file)).exists()).toBe(true);
+    }
+    const script = 'const m = await import("switchboard/server"); console.log(Object.keys(m).sort().join(","));';
+    const node = Bun.spawnSync(["node", "--input-type=module", "-e", script], { cwd: consumer, stdout: "pipe", stderr: "pipe" });
+    expect(node.stderr.toString()).toBe("");
+    expect(node.stdout.toString().trim()).toBe("SwitchboardApi,SwitchboardApiError,WebhookVerificationError,signToken,verifyWebhook");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 describe("SwitchboardApi from Bun", () => {

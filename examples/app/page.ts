@@ -41,10 +41,21 @@ const status = (state, text) => { $("status").dataset.state = state; $("status")
 let client = null;
 const present = new Set();
 const showPresent = () => ($("present").textContent = [...present].sort().join(", "));
+// The member list is read from the server, then kept by join/leave. Read it again after every
+// reconnect: the join/leave frames sent while this page was offline never reach it.
+async function readPresence(c, topic) {
+  const members = await c.presence(topic);
+  if (c !== client) return;
+  present.clear();
+  for (const m of members) present.add(m.user.id);
+  showPresent();
+}
 
 function signedOut() {
   client?.close();
   client = null;
+  present.clear();
+  showPresent();
   $("room").hidden = true;
   $("signin").hidden = false;
   status("signed-out", "Signed out");
@@ -57,11 +68,15 @@ async function signedIn(user) {
   $("messages").replaceChildren();
   status("connecting", "Connecting…");
   // No token, no ticket: the app's cookie goes with the upgrade (AUTH_COOKIE on Switchboard).
-  client = createClient({ url: ${JSON.stringify(ws)} });
-  client.on("open", (w) => status("open", "Connected to Switchboard as " + w.user.id));
-  client.on("reconnecting", () => status("connecting", "Reconnecting…"));
-  client.on("unauthorized", () => signedOut());
-  const sub = await client.subscribe("room:lobby", {
+  const c = (client = createClient({ url: ${JSON.stringify(ws)} }));
+  let sub = null;
+  c.on("open", (w) => {
+    status("open", "Connected to Switchboard as " + w.user.id);
+    if (sub) readPresence(c, sub.topic).catch(() => {});
+  });
+  c.on("reconnecting", () => status("connecting", "Reconnecting…"));
+  c.on("unauthorized", () => signedOut());
+  sub = await c.subscribe("room:lobby", {
     onMessage: (m) => {
       const li = document.createElement("li");
       li.dataset.from = m.from;
@@ -70,8 +85,7 @@ async function signedIn(user) {
     },
     onPresence: (e) => { e.type === "join" ? present.add(e.user.id) : present.delete(e.user.id); showPresent(); },
   });
-  for (const m of await client.presence(sub.topic)) present.add(m.user.id);
-  showPresent();
+  await readPresence(c, sub.topic);
 }
 
 $("signin").addEventListener("submit", async (event) => {

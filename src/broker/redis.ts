@@ -31,7 +31,7 @@ import { Subscriptions } from "./redis-subscriptions.ts";
 import { CommandSender } from "./redis-send.ts";
 import { RedisFence } from "./redis-fence.ts";
 import { every } from "../shared-clock.ts";
-import { closeConnection, connectWithin, createClient, errorReporter, randomEpoch, toSwitchboardError, unavailable, type LogFn, type RedisClient } from "../redis/connection.ts";
+import { closeConnection, connectWithin, createClient, errorReporter, publishError, randomEpoch, toSwitchboardError, unavailable, type LogFn, type RedisClient } from "../redis/connection.ts";
 
 export { redisKeys };
 
@@ -78,6 +78,12 @@ export class RedisBroker implements Broker {
   /** Stops the canary tick (shared-clock.ts). */
   private stopTick: (() => void) | undefined;
   private canaryFailures = 0;
+  /**
+   * The command connection was told to reconnect and its socket has not closed yet (a stalled
+   * Redis acknowledges nothing: the close can take until ioredis destroys the socket, 2 s). Asking
+   * again would only stack close listeners on that socket: one per batch of failed canaries.
+   */
+  private replacingCmd = false;
   private cmdWasReady = false;
   private cmdUp = false;
   private closed = false;
@@ -108,6 +114,7 @@ export class RedisBroker implements Broker {
       this.cmdUp = true;
     });
     this.cmd.on("close", () => {
+      this.replacingCmd = false;
       if (this.cmdUp && !this.closed) this.log("warn", "redis broker connection lost: publishing answers unavailable");
       this.cmdUp = false;
     });
@@ -166,9 +173,9 @@ export class RedisBroker implements Broker {
         frameSuffix(input),
         redisKeys.channel(topic),
         this.cluster ? "SPUBLISH" : "PUBLISH"],
-      ).catch((error: unknown) => Promise.reject(toSwitchboardError(error, "publish")));
+      ).catch((error: unknown) => Promise.reject(publishError(error)));
     } catch (error) {
-      return Promise.reject(toSwitchboardError(error, "publish"));
+      return Promise.reject(publishError(error));
     }
   }
 
@@ -281,8 +288,9 @@ export class RedisBroker implements Broker {
       this.canaryFailures = 0;
       return reply;
     } catch (error) {
-      if (++this.canaryFailures >= 2 && !this.closed && !this.cluster) {
+      if (++this.canaryFailures >= 2 && !this.closed && !this.cluster && !this.replacingCmd) {
         this.canaryFailures = 0;
+        this.replacingCmd = true;
         this.log("warn", "redis broker connection does not answer: reconnecting");
         (this.cmd as Redis).disconnect(true);
       }

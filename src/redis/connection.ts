@@ -228,6 +228,21 @@ export function toSwitchboardError(error: unknown, what: string): SwitchboardErr
   return new SwitchboardError(ErrorCode.unavailable, `${what}: the broker is unreachable; retry`, undefined, { cause: error });
 }
 
+/** How a command that was written but never answered fails: it may still run once Redis answers. */
+const MAYBE_APPLIED = /^(Command timed out|Connection is closed\.)/;
+
+/**
+ * A failed publish as toSwitchboardError maps it, except that one which was written and got no
+ * answer (no reply in time: Redis stalled; the connection closed under it) says that it may still
+ * be applied: "unavailable" alone promises that nothing was published, and a caller retrying
+ * without its key would publish twice (docs/protocol.md "Delivery guarantees").
+ */
+export function publishError(error: unknown): SwitchboardError {
+  const mapped = toSwitchboardError(error, "publish");
+  if (mapped.code !== ErrorCode.unavailable || !(error instanceof Error) || !MAYBE_APPLIED.test(error.message)) return mapped;
+  return new SwitchboardError(ErrorCode.unavailable, "publish: the broker did not confirm it in time and may still apply it; retry with the same key", undefined, { cause: error });
+}
+
 export function unavailable(what: string): SwitchboardError {
   return new SwitchboardError(ErrorCode.unavailable, `${what}: the broker is unreachable; retry`);
 }
