@@ -216,7 +216,8 @@ export async function startRedisCluster(): Promise<TestRedisCluster> {
     await cli(from, "CLUSTER", "SETSLOT", String(slot), "MIGRATING", idOf(to));
     if (pauseMs > 0) await Bun.sleep(pauseMs);
     let moved = 0;
-    for (;;) {
+    for (let round = 0; ; round++) {
+      if (round > 10_000) throw new Error(`slot ${slot} from ${from} to ${to}: keys still there after 10,000 MIGRATEs`);
       const keys = (await cli(from, "CLUSTER", "GETKEYSINSLOT", String(slot), String(batch))).split("\n").filter(Boolean);
       if (keys.length === 0) break;
       const reply = await cli(from, "MIGRATE", "127.0.0.1", String(to), "", "0", "5000", "KEYS", ...keys);
