@@ -6,7 +6,7 @@
  * by the server. Checked from outside, under load: every acknowledged publication once, in order, to
  * every subscriber (or `resync`); no key published twice in an epoch; history continuous; refusals
  * only while a slot migrates (plus REDIS_COMMAND_TIMEOUT_MS); a publication after the move reaches
- * every socket; presence right; a logout refused everywhere from its answer.
+ * every socket; presence right; a revoked session never answered "not revoked".
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { TestClient, closeAll, type Frame } from "./support/client.ts";
@@ -260,5 +260,47 @@ describe("Redis Cluster live resharding: the revocation keys", () => {
     } finally {
       await Promise.all([data, reads].map(closeConnection));
     }
+  }, 60_000);
+});
+
+describe("Redis Cluster live resharding: presence", () => {
+  test("a topic's presence keys and the presence leases migrated while members join and leave: every process lists the members left", async () => {
+    const topic = `room:presence-${Math.random().toString(36).slice(2, 8)}`;
+    const sessions = await Promise.all(["alice", "bob", "carol"].map((user) => loginSession(nodes[0]!, user)));
+    const join = async (i: number, server: TestServer) => {
+      const client = await connectAsTheSdkDoes(server.wsUrl, sessions[i]!.cookie);
+      clients.add(client);
+      await subscribe(client, topic);
+      return client;
+    };
+    const alice = await join(0, nodes[0]!);
+    const bob = await join(1, nodes[1]!);
+    const slots = [...new Set([`sb:{p:${topic}}:conns`, "sb:{presence}:instances"].map((k) => redis.slotOf(k)))];
+    const owner = await redis.primaryOf(`sb:{p:${topic}}:conns`);
+    const to = (await redis.primaries()).find((p) => p !== owner)!;
+    const migration = redis.migrateSlots(slots, to, { pauseMs: 300, batch: 1 });
+    // During the move: carol joins on a third process, bob leaves, alice opens a second socket.
+    const carol = await join(2, nodes[2]!);
+    await bob.closeAndWait();
+    const alice2 = await join(0, nodes[2]!);
+    const report = await migration;
+    const expected = [{ name: "alice", connections: 2 }, { name: "carol", connections: 1 }];
+    for (const server of nodes) {
+      const client = await join(2, server);
+      const deadline = Date.now() + 3000;
+      let members: { name: string; connections: number }[] = [];
+      for (;;) {
+        const reply = await client.request({ type: "presence", topic });
+        members = (reply.members as { user: { name: string }; connections: number }[]).map((m) => ({ name: m.user.name, connections: m.connections })).sort((a, b) => a.name.localeCompare(b.name));
+        // This socket counts one more carol.
+        if (JSON.stringify(members) === JSON.stringify([expected[0], { name: "carol", connections: 2 }]) || Date.now() > deadline) break;
+        await Bun.sleep(100);
+      }
+      expect({ server: server.url, members }).toEqual({ server: server.url, members: [expected[0]!, { name: "carol", connections: 2 }] });
+      await client.closeAndWait();
+    }
+    console.log(`presence: ${JSON.stringify(report)} to ${to}`);
+    for (const server of nodes) expect(server.faults()).toEqual([]);
+    await closeAll([alice, alice2, carol]);
   }, 60_000);
 });
