@@ -6,7 +6,8 @@
  * by the server. Checked from outside, under load: every acknowledged publication once, in order, to
  * every subscriber (or `resync`); no key published twice in an epoch; history continuous; refusals
  * only while a slot migrates (plus REDIS_COMMAND_TIMEOUT_MS); a publication after the move reaches
- * every socket; presence right; a revoked session never answered "not revoked".
+ * every socket; presence right; a revoked session never answered "not revoked"; every acked
+ * publication of a webhook namespace sent as `message.published`.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { TestClient, closeAll, type Frame } from "./support/client.ts";
@@ -16,6 +17,7 @@ import { closeConnection, connectWithin, createClusterConnection } from "../src/
 import { redisStores, storeKeys } from "../src/stores/redis.ts";
 import { RevocationReader } from "../src/stores/revocation-reads.ts";
 import { startRedisCluster, type TestRedisCluster } from "./support/redis-cluster.ts";
+import { startReceiver } from "./support/webhook-receiver.ts";
 import { apiPublish, killAllServers, loginSession, startServer, TEST_API_KEY, type Session, type TestServer } from "./support/server.ts";
 
 const COMMAND_TIMEOUT_MS = 500;
@@ -302,5 +304,55 @@ describe("Redis Cluster live resharding: presence", () => {
     console.log(`presence: ${JSON.stringify(report)} to ${to}`);
     for (const server of nodes) expect(server.faults()).toEqual([]);
     await closeAll([alice, alice2, carol]);
+  }, 60_000);
+});
+
+describe("Redis Cluster live resharding: the webhook outbox", () => {
+  test("every outbox shard migrated while publications on a webhook namespace are acked: each one is sent as message.published, in order per topic", async () => {
+    const receiver = startReceiver();
+    // One answer in three a 503 until the migration is over: events stay in the streams (retried) while their slots move.
+    let flaky = true;
+    receiver.answer = () => (flaky && Math.random() < 0.33 ? 503 : 200);
+    const env = { ...CLUSTER_ENV, REDIS_CLUSTER: "true", REDIS_URL: redis.url, WEBHOOK_URL: receiver.url, WEBHOOK_SECRET: "reshard-webhook-secret-0123456789abcdef", WEBHOOK_RETRY_BASE_MS: "100", NAMESPACES: JSON.stringify({ chat: { subscribe: "any", publish: "any", webhook: true } }) };
+    const senders = await Promise.all(["wh-a", "wh-b"].map((name) => startServer({ ...env, INSTANCE_ID: name })));
+    try {
+      const topics = Array.from({ length: 8 }, (_, i) => `chat:wh-${i}`);
+      const acked: { topic: string; seq: number; epoch: string }[] = [];
+      let running = true;
+      const load = topics.map(async (topic, t) => {
+        for (let i = 0; running; i++) {
+          const reply = await apiPublish(senders[i % 2]!, { topic, data: i, key: `wh-${t}-${i}` }).catch(() => ({ status: 0, body: null }));
+          if (reply.status === 202) acked.push({ topic, seq: reply.body.seq, epoch: reply.body.epoch });
+          await Bun.sleep(reply.status === 202 ? 20 : 100);
+        }
+      });
+      const slots = [...new Set(Array.from({ length: 16 }, (_, n) => redis.slotOf(`sb:{wh:${n}}:events`)))];
+      // To the primary that owns the fewest of them: most move.
+      const owners = await Promise.all(Array.from({ length: 16 }, (_, n) => redis.primaryOf(`sb:{wh:${n}}:events`)));
+      const to = (await redis.primaries()).sort((a, b) => owners.filter((p) => p === a).length - owners.filter((p) => p === b).length)[0]!;
+      await Bun.sleep(300);
+      const report = await redis.migrateSlots(slots, to, { pauseMs: 100, batch: 10 });
+      flaky = false;
+      await Bun.sleep(300);
+      running = false;
+      await Promise.all(load);
+      const sent = () => receiver.delivered().filter((r) => r.event.type === "message.published");
+      const key = (e: { topic: string; seq: number; epoch: string }) => `${e.topic} ${e.epoch}:${e.seq}`;
+      const deadline = Date.now() + 15_000;
+      while (acked.some((a) => !sent().some((r) => key(r.event.data) === key(a))) && Date.now() < deadline) await Bun.sleep(100);
+      const missing = acked.filter((a) => !sent().some((r) => key(r.event.data) === key(a)));
+      console.log(`outbox: ${JSON.stringify(report)} to ${to}; ${acked.length} acked, ${sent().length} sent, ${missing.length} missing`);
+      expect(missing.map(key)).toEqual([]);
+      // In order per topic (first delivery of each event).
+      for (const topic of topics) {
+        const firsts = [...new Map(sent().filter((r) => r.event.data.topic === topic).map((r) => [r.event.id, r.event.data as { seq: number; epoch: string }])).values()];
+        const epochs = firsts.map((d) => d.epoch);
+        for (let i = 1; i < firsts.length; i++) if (epochs[i] === epochs[i - 1]) expect(firsts[i]!.seq).toBeGreaterThan(firsts[i - 1]!.seq);
+      }
+      for (const server of senders) expect(server.faults()).toEqual([]);
+    } finally {
+      for (const server of senders) server.kill();
+      await receiver.stop();
+    }
   }, 60_000);
 });
