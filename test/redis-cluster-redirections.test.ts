@@ -5,7 +5,7 @@
  * on). ioredis 6.0.0 rebuilt the pipeline's queue with an ASKING before each command and then, the
  * redirections spent, settled it with the last round's replies compacted over that longer queue:
  * the autopipeline's callbacks were called with `...undefined`, a TypeError thrown on a later tick
- * that crashed the Switchboard process (3 of 5 runs of test/redis-cluster-reshard.test.ts) and
+ * that crashed the Switchboard process (5 of 7 runs of test/redis-cluster-reshard.test.ts) and
  * left the command unsettled. Fixed in patches/ioredis@6.0.0.patch: the command is refused (the
  * caller's redirection rules, src/redis/redirections.ts, take it from there).
  *
