@@ -7,6 +7,8 @@ WORKDIR /app
 # the build instead of resolving something new.
 FROM base AS deps
 COPY package.json bun.lock ./
+# Local fixes to dependencies (package.json's patchedDependencies), applied by the install.
+COPY patches ./patches
 RUN bun install --frozen-lockfile --production
 
 FROM base AS runtime

@@ -21,12 +21,12 @@ import { type TestRedis, startRedis } from "../test/support/redis.ts";
 import { type TcpProxy, startProxy } from "../test/support/proxy.ts";
 import { type TestRedisCluster, startRedisCluster } from "../test/support/redis-cluster.ts";
 import { check } from "./chaos/check.ts";
-import { type FaultRecord, type PublishRecord, type TopicHistory, mulberry32 } from "./chaos/log.ts";
+import { type Attempt, type FaultRecord, type PublishRecord, type TopicHistory, mulberry32 } from "./chaos/log.ts";
 import { Publishers } from "./chaos/publishers.ts";
 
 const ONE_REDIS_FAULTS = ["kill", "server-stop", "redis-stop-short", "redis-stop-long", "redis-restart", "link-drop", "blackhole", "blackhole-replies", "slow-consumer"] as const;
 /** With `--cluster`: the six-node Redis Cluster of test/support/redis-cluster.ts, no proxies. */
-const CLUSTER_FAULTS = ["kill", "server-stop", "failover", "primary-kill", "primary-stop-short", "slow-consumer"] as const;
+const CLUSTER_FAULTS = ["kill", "server-stop", "failover", "primary-kill", "primary-stop-short", "slot-migrate", "slow-consumer"] as const;
 type FaultKind = (typeof ONE_REDIS_FAULTS)[number] | (typeof CLUSTER_FAULTS)[number];
 
 const { values: args } = parseArgs({
@@ -185,7 +185,7 @@ let redisBusy = false;
 
 /** Runs one fault to its end (restarts, SIGCONTs included) and records its window. */
 async function runFault(kind: FaultKind): Promise<void> {
-  if (kind.startsWith("redis") || kind.startsWith("primary") || kind === "failover") {
+  if (kind.startsWith("redis") || kind.startsWith("primary") || kind === "failover" || kind === "slot-migrate") {
     if (redisBusy) return;
     redisBusy = true;
     await runFaultNow(kind).finally(() => (redisBusy = false));
@@ -194,6 +194,7 @@ async function runFault(kind: FaultKind): Promise<void> {
 
 async function runFaultNow(kind: FaultKind): Promise<void> {
   const start = Date.now();
+  if (process.env.CHAOS_DEBUG) log(`fault ${kind} starts`);
   let target = "redis";
   if (kind === "kill") {
     const alive = nodes.filter((n) => n.server !== null);
@@ -266,11 +267,27 @@ async function clusterFault(kind: FaultKind): Promise<string> {
     await c.waitHealthy(30_000);
     return `primary :${primary}`;
   }
+  if (kind === "slot-migrate") return migrateSlots(c, primary);
   // primary-stop-short: frozen for less than the command deadline, well within cluster-node-timeout.
   node.signal("SIGSTOP");
   await Bun.sleep(between(50, commandTimeoutMs * 0.8));
   node.signal("SIGCONT");
   return `primary :${primary}`;
+}
+
+/**
+ * A live resharding (test/support/redis-cluster.ts, `redis-cli --cluster reshard`'s steps): the
+ * slots of a random topic, of its presence keys, of one revocation shard and one webhook outbox
+ * shard, from their owners to another primary (one with a replica: the failover faults need one),
+ * with a pause of 0–200 ms between steps so that traffic meets each slot split between two nodes.
+ */
+async function migrateSlots(c: TestRedisCluster, from: number): Promise<string> {
+  const topic = pick(topics);
+  const keys = [`sb:{${topic}}:ch`, `sb:{p:${topic}}:conns`, `sb:revocations:{${Math.floor(random() * 16)}}`, `sb:{wh:${Math.floor(random() * 16)}}:events`];
+  const to = pick((await c.primaries()).filter((p) => p !== from));
+  const slots = [...new Set(keys.map((k) => c.slotOf(k)))];
+  const report = await c.migrateSlots(slots, to, { pauseMs: between(0, 200) });
+  return `slots ${slots.join(",")} (${topic}'s first) → :${to}, ${report.keys} keys in ${report.ms} ms`;
 }
 
 async function injectFaults(until: number): Promise<void> {
@@ -350,6 +367,10 @@ function printReport(result: ReturnType<typeof check>, publishes: PublishRecord[
   const outcomes = new Map<string, number>();
   for (const p of publishes) for (const a of p.attempts) outcomes.set(a.outcome, (outcomes.get(a.outcome) ?? 0) + 1);
   console.log(`publish attempts: ${[...outcomes].map(([k, n]) => `${k}=${n}`).join(" ")}`);
+  // Refusals are expected while a fault lasts and for the command deadline after it; others say so.
+  const during = (a: Attempt) => faults.some((f) => a.t1 >= f.start && a.t0 <= f.end + commandTimeoutMs + 1000);
+  const outside = publishes.flatMap((p) => p.attempts).filter((a) => a.outcome === "unavailable" && !during(a));
+  console.log(`unavailable outside every fault's window (+ command timeout + 1 s): ${outside.length}${outside.length > 0 ? ` (first at ${new Date(outside[0]!.t0).toISOString()})` : ""}`);
   for (const a of result.allowances) console.log(`allowed ×${a.count}: ${a.kind} — ${a.doc} (e.g. ${a.example})`);
   if (result.violations.length === 0) {
     console.log(`OK: no violation (seed ${seed})`);

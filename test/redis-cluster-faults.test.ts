@@ -6,7 +6,8 @@
  * process crashes or floods its log; /readyz recovers on its own.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { TestClient, closeAll, type Frame } from "./support/client.ts";
+import { TestClient, closeAll } from "./support/client.ts";
+import { checkDelivery, connectAsTheSdkDoes as connectSdk, subscribeAsTheSdkDoes, type Acked } from "./support/cluster-delivery.ts";
 import { CLUSTER_ENV } from "./support/cluster.ts";
 import { scrape } from "./support/metrics.ts";
 import { startRedisCluster, type TestRedisCluster } from "./support/redis-cluster.ts";
@@ -76,49 +77,7 @@ async function waitReady(timeoutMs: number): Promise<void> {
   throw new Error(`not every process was ready within ${timeoutMs} ms`);
 }
 
-/**
- * Subscribes, sending the subscribe again after `unavailable` as the SDK does (docs/client.md). A
- * process opens its link to a shard when the first topic of that shard is subscribed, and on a
- * loaded machine that link may not be up within the broker's 1 s wait: the refusal is temporary,
- * and this setup is not what the tests below are about.
- */
-async function subscribeAsTheSdkDoes(client: TestClient, topic: string): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    try {
-      await client.subscribe(topic);
-      return;
-    } catch (error) {
-      if (!String(error).includes('"code":"unavailable"') || Date.now() > deadline) throw error;
-      await Bun.sleep(200);
-    }
-  }
-}
-
-/**
- * Connects, again after a 1013 as the SDK does (docs/client.md): the socket's inbox lives on one
- * shard, and on a loaded machine the process's link there may not be up within the broker's 1 s
- * wait, so the welcome is refused with 1013 "broker unavailable" (seen once in a full run, in
- * this setup). Like the subscribes above, this setup is not what the tests are about.
- */
-async function connectAsTheSdkDoes(server: TestServer): Promise<TestClient> {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    try {
-      return await TestClient.connect(server.wsUrl, { cookie: session.cookie }, 5000);
-    } catch (error) {
-      if (!String(error).includes("(1013 ") || Date.now() > deadline) throw error;
-      await Bun.sleep(200);
-    }
-  }
-}
-
-interface Acked {
-  topic: string;
-  seq: number;
-  epoch: string;
-  data: string;
-}
+const connectAsTheSdkDoes = (server: TestServer) => connectSdk(server.wsUrl, session.cookie);
 
 /**
  * Runs `fault` while one publisher per topic publishes over HTTP (alternating processes), then
@@ -179,41 +138,6 @@ async function underLoad(name: string, topics: string[], fault: () => Promise<vo
   for (const s of subscribers) clients.delete(s);
   console.log(`${name}: ${acked.length} acked, ${refused} refused; resyncs per topic ${JSON.stringify([...resyncs.values()])}`);
   return { acked, refused, resyncs };
-}
-
-/**
- * One subscriber's frames of one topic: no duplicate, contiguous seqs within an epoch, a new epoch
- * only after a `resync`; an acknowledged (epoch, seq) it received carries that publication's data
- * (a reused seq would carry another's); an acknowledged publication it did not receive was
- * covered by a `resync` after which its epoch was left or its seq passed.
- */
-function checkDelivery(frames: Frame[], acked: Acked[]): void {
-  const got = new Map<string, string>();
-  let position: { seq: number; epoch: string } | null = null;
-  const skipped: { from: { seq: number; epoch: string } | null; to: { seq: number; epoch: string } }[] = [];
-  for (const f of frames) {
-    if (f.type === "resync") {
-      skipped.push({ from: position, to: { seq: f.seq, epoch: f.epoch } });
-      position = { seq: f.seq, epoch: f.epoch };
-      continue;
-    }
-    const id = `${f.epoch}:${f.seq}`;
-    expect(got.has(id)).toBe(false);
-    got.set(id, f.data as string);
-    if (position !== null) expect({ epoch: f.epoch, seq: f.seq }).toEqual({ epoch: position.epoch, seq: position.seq + 1 });
-    position = { seq: f.seq, epoch: f.epoch };
-  }
-  for (const a of acked) {
-    const data = got.get(`${a.epoch}:${a.seq}`);
-    if (data !== undefined) {
-      expect(data).toBe(a.data);
-      continue;
-    }
-    const covered = skipped.some(
-      (s) => s.from === null || (s.from.epoch === a.epoch && s.from.seq < a.seq && (s.to.epoch !== a.epoch || s.to.seq >= a.seq)),
-    );
-    if (!covered) throw new Error(`acknowledged ${a.epoch}:${a.seq} (${a.data}) neither delivered nor covered by a resync`);
-  }
 }
 
 describe("Redis Cluster faults under load", () => {

@@ -39,7 +39,39 @@ export interface TestRedisCluster {
   waitHealthy(timeoutMs?: number): Promise<void>;
   /** Waits until the cluster marked the (killed) node on `port` as failed and moved its slots away. */
   waitFailedOver(port: number, timeoutMs?: number): Promise<void>;
+  /**
+   * Adds an empty primary (a 7th, an 8th node), as `redis-cli --cluster add-node` does: a new
+   * `redis-server`, `CLUSTER MEET` to a node of the cluster, done once every running node lists it
+   * as a primary. It owns no slot until some are migrated to it. Returns its port (also in `nodes`).
+   */
+  addPrimary(): Promise<number>;
+  /**
+   * Moves slots live to the primary on `to`, one slot after the other, in the order of
+   * `redis-cli --cluster reshard` (see `migrateSlot`); the cluster serves commands all along.
+   */
+  migrateSlots(slots: number[], to: number, options?: MigrateOptions): Promise<MigrationReport>;
+  /** The slot of a key (its hash tag's when it has one). */
+  slotOf(key: string): number;
+  /** The ports of the primaries that own slots now. */
+  primaries(): Promise<number[]>;
   stop(): Promise<void>;
+}
+
+export interface MigrateOptions {
+  /** Keys per `MIGRATE … KEYS` (redis-cli's `--cluster-pipeline`, 10 by default there). */
+  batch?: number;
+  /**
+   * A pause after the slot is marked MIGRATING/IMPORTING and after each MIGRATE batch, so that
+   * traffic meets the slot with its keys split between the two nodes (-ASK, -TRYAGAIN). 0 by default.
+   */
+  pauseMs?: number;
+}
+
+/** What a migration did, for a test's message: the slots moved and how many keys, and how long it took. */
+export interface MigrationReport {
+  slots: number;
+  keys: number;
+  ms: number;
 }
 
 const BINARY = "redis-server";
@@ -52,6 +84,7 @@ export async function startRedisCluster(): Promise<TestRedisCluster> {
   }
   const dir = mkdtempSync(join(tmpdir(), "sb-cluster-"));
   const ports = Array.from({ length: 6 }, () => clusterPort());
+  const nodes: ClusterNode[] = [];
   const children = new Map<number, Subprocess>();
 
   const spawn = async (port: number) => {
@@ -82,11 +115,11 @@ export async function startRedisCluster(): Promise<TestRedisCluster> {
     rmSync(dir, { recursive: true, force: true });
   };
 
+  const running = () => ports.filter((p) => children.get(p)?.exitCode === null && children.get(p)?.signalCode === null);
   const waitHealthy = async (timeoutMs = 15_000) => {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const running = ports.filter((p) => children.get(p)?.exitCode === null && children.get(p)?.signalCode === null);
-      const states = await Promise.all(running.map((p) => cli(p, "CLUSTER", "INFO").catch(() => "")));
+      const states = await Promise.all(running().map((p) => cli(p, "CLUSTER", "INFO").catch(() => "")));
       if (states.every((s) => s.includes("cluster_state:ok"))) return;
       if (Date.now() > deadline) throw new Error("the test Redis Cluster did not become healthy");
       await Bun.sleep(100);
@@ -132,19 +165,88 @@ export async function startRedisCluster(): Promise<TestRedisCluster> {
     }
   };
 
+  const handle = (port: number): ClusterNode => ({
+    port,
+    kill: () => kill(port),
+    restart: async () => { await kill(port); await spawn(port); },
+    signal: (signal) => children.get(port)?.kill(signal),
+  });
+  nodes.push(...ports.map(handle));
+
+  const addPrimary = async () => {
+    const port = clusterPort();
+    ports.push(port);
+    await spawn(port);
+    nodes.push(handle(port));
+    const [seed] = running();
+    await cli(port, "CLUSTER", "MEET", "127.0.0.1", String(seed));
+    const id = await cli(port, "CLUSTER", "MYID");
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const views = await Promise.all(running().map((p) => cli(p, "CLUSTER", "NODES").catch(() => "")));
+      const known = views.every((v) => v.split("\n").some((l) => l.startsWith(id) && /\bmaster\b/.test(l) && !/handshake|noaddr/.test(l)));
+      if (known) break;
+      if (Date.now() > deadline) throw new Error(`the new node ${port} did not join the cluster within 10 s`);
+      await Bun.sleep(50);
+    }
+    await waitHealthy();
+    return port;
+  };
+
+  const migrateSlots = async (slots: number[], to: number, options: MigrateOptions = {}) => {
+    const started = Date.now();
+    let keys = 0;
+    for (const slot of slots) keys += await migrateSlot(slot, to, options);
+    return { slots: slots.length, keys, ms: Date.now() - started };
+  };
+
+  /**
+   * One slot, as redis-cli's `clusterManagerMoveSlot` (Redis 7.2) does it: the target IMPORTING
+   * first, then the source MIGRATING (the other order would let the source ASK to a node that does
+   * not accept yet); the keys moved in batches with MIGRATE; then SETSLOT NODE on the target, on
+   * the source (which drops the slot's sharded subscribers: `sunsubscribe` pushed to them), and on
+   * every other primary, which would otherwise learn it by gossip. Returns the keys moved.
+   */
+  const migrateSlot = async (slot: number, to: number, { batch = 10, pauseMs = 0 }: MigrateOptions) => {
+    const map = await clusterNodes(running());
+    const from = ownerOfSlot(map, slot);
+    if (from === to) return 0;
+    const idOf = (port: number) => map.find((n) => n.port === port)!.id;
+    await cli(to, "CLUSTER", "SETSLOT", String(slot), "IMPORTING", idOf(from));
+    await cli(from, "CLUSTER", "SETSLOT", String(slot), "MIGRATING", idOf(to));
+    if (pauseMs > 0) await Bun.sleep(pauseMs);
+    let moved = 0;
+    for (let round = 0; ; round++) {
+      if (round > 10_000) throw new Error(`slot ${slot} from ${from} to ${to}: keys still there after 10,000 MIGRATEs`);
+      const keys = (await cli(from, "CLUSTER", "GETKEYSINSLOT", String(slot), String(batch))).split("\n").filter(Boolean);
+      if (keys.length === 0) break;
+      const reply = await cli(from, "MIGRATE", "127.0.0.1", String(to), "", "0", "5000", "KEYS", ...keys);
+      if (reply !== "OK" && reply !== "NOKEY") throw new Error(`MIGRATE of slot ${slot} from ${from} to ${to}: ${reply}`);
+      moved += keys.length;
+      if (pauseMs > 0) await Bun.sleep(pauseMs);
+    }
+    const primaries = map.filter((n) => n.flags.includes("master") && !n.flags.includes("fail")).map((n) => n.port);
+    for (const port of [to, from, ...primaries.filter((p) => p !== to && p !== from)]) {
+      await cli(port, "CLUSTER", "SETSLOT", String(slot), "NODE", idOf(to));
+    }
+    return moved;
+  };
+
   return {
     url: ports.map((p) => `redis://127.0.0.1:${p}`).join(","),
-    nodes: ports.map((port) => ({
-      port,
-      kill: () => kill(port),
-      restart: async () => { await kill(port); await spawn(port); },
-      signal: (signal) => children.get(port)?.kill(signal),
-    })),
+    nodes,
     cli: (port, ...args) => cli(port, ...args),
     primaryOf,
     replicaOf,
     waitHealthy,
     waitFailedOver,
+    addPrimary,
+    migrateSlots,
+    slotOf,
+    primaries: async () => {
+      const map = await clusterNodes(running());
+      return map.filter((n) => n.flags.includes("master") && !n.flags.includes("fail") && n.slots.length > 0).map((n) => n.port);
+    },
     stop,
   };
 }
