@@ -58,7 +58,13 @@ describe("1012: the server restarts", () => {
     await waitFor(() => r.seqs(topic).length >= 8, 5000, "the missed five");
     await Bun.sleep(200);
     expect(r.last("closed")).toMatchObject({ code: 1012, reconnect: true });
-    expect(r.events.find((e) => e.name === "reconnecting")?.payload).toMatchObject({ delay: 400, code: 1012 });
+    // The reconnect that answers the 1012 (on a loaded machine the first connect may have needed a
+    // retry of its own); every event in the diff when it is not what the 1012 asks for.
+    const restart = r.events.findIndex((e) => e.name === "closed" && (e.payload as { code?: number }).code === 1012);
+    const events = r.events.map((e) => ({ name: e.name, payload: e.payload }));
+    const early = events.slice(0, restart).filter((e) => e.name === "closed" || e.name === "error");
+    if (early.length > 0) console.log(`before the 1012: ${JSON.stringify(early)}`);
+    expect({ reconnecting: events.slice(restart).find((e) => e.name === "reconnecting")?.payload, events }).toMatchObject({ reconnecting: { delay: 400, code: 1012 } });
     const reopenedAt = r.events.findLast((e) => e.name === "open")!.at;
     console.log(`1012 → open again after ${(reopenedAt - closedAt).toFixed(0)} ms`);
     expect(reopenedAt - closedAt).toBeLessThan(3000); // 400 ms delay + a token + an upgrade, on a busy machine
