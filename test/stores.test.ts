@@ -3,8 +3,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type Redis from "ioredis";
 import { closeConnection, connectWithin, createConnection } from "../src/redis/connection.ts";
 import { memoryStores } from "../src/stores/memory.ts";
-import { redisStores, storeKeys } from "../src/stores/redis.ts";
-import { USER_REVOCATION_RETENTION_S } from "../src/stores/stores.ts";
+import { redisStores } from "../src/stores/redis.ts";
 import { RevocationReader } from "../src/stores/revocation-reads.ts";
 import { hearChannel, startRedis, type TestRedis } from "./support/redis.ts";
 import { describeStores } from "./suites/stores.suite.ts";
@@ -52,75 +51,22 @@ describe("versions before dea89a7, which know only sb:revoked:<sid>", () => {
   });
 });
 
-describeStores("Redis, legacy user key off (after a transition)", () => redisStores(client, new RevocationReader(reads, 500), "off"), { hear });
-
-const LEGACY_USERS = "sb:{revocations}:users";
-const USER_SHARDS = Array.from({ length: 16 }, (_, n) => `sb:revocations:{${n}}:users`);
-const nowS = () => Math.floor(Date.now() / 1000);
-
-describe("versions before rev14, which know only sb:{revocations}:users", () => {
-  test("with USER_REVOCATIONS_LEGACY=read (the default), a user revoked only there is refused, with and without batched reads, and listed by revokedSince", async () => {
-    const user = `legacy-user-${Date.now().toString(36)}`;
-    await client.zadd(LEGACY_USERS, nowS(), user);
-    for (const stores of [redisStores(client), redisStores(client, new RevocationReader(reads, 500))]) {
-      expect(await Promise.all([stores.userRevocations.isRevoked(user, nowS() - 60), stores.userRevocations.isRevoked(`${user}-other`, nowS() - 60)])).toEqual([true, false]);
-      expect(await Promise.all([stores.credentialRevocations.revokedBy("legacy-sid", user, nowS() - 60), stores.credentialRevocations.revokedBy("legacy-sid", `${user}-other`, nowS() - 60)])).toEqual(["user", null]);
-      expect((await stores.userRevocations.revokedSince(nowS() - 5)).has(user)).toBe(true);
-    }
-  });
-
-  test("a revoke by this version is written to it with read and write (an earlier version's ZSCORE sees it), and to its user's shard; with off to the shard only", async () => {
+describe("user revocations on one Redis: the one key of every version (sb:{revocations}:users)", () => {
+  test("whatever USER_REVOCATIONS_LEGACY says, a revoke is written there (a version before rev14 reads it) and one written there (as such a version writes it) is refused and listed", async () => {
+    const nowS = Math.floor(Date.now() / 1000);
     for (const legacy of ["read", "write", "off"] as const) {
-      const user = `legacy-reader-${legacy}-${Date.now().toString(36)}`;
-      const stores = redisStores(client, undefined, legacy);
-      const atS = nowS();
-      await stores.userRevocations.revokeUser(user, atS);
-      expect(await client.zscore(LEGACY_USERS, user)).toBe(legacy === "off" ? null : String(atS));
-      const inShards = await Promise.all(USER_SHARDS.map((key) => client.zscore(key, user)));
-      expect(inShards.filter((score) => score !== null)).toEqual([String(atS)]);
-      await stores.close();
-    }
-  });
-
-  test("with write or off, its entries are copied into the shards at start (a later revoke there wins); checks read it until the copy is done, then only the shards", async () => {
-    for (const legacy of ["write", "off"] as const) {
       const tag = `${legacy}-${Date.now().toString(36)}`;
-      const atS = nowS();
-      const [copied, newer] = [`copied-${tag}`, `newer-${tag}`];
-      await client.zadd(LEGACY_USERS, atS - 100, copied, atS - 100, newer);
-      await client.zadd(storeKeys.userRevocations(newer), atS, newer); // a later revoke already in its shard
-      const batched = redisStores(client, new RevocationReader(reads, 500), legacy);
-      // Asked in the turn the stores were made: the copy has not answered, so the legacy key is read.
-      expect(await batched.userRevocations.isRevoked(copied, atS - 100)).toBe(true);
-      const deadline = Date.now() + 2000;
-      while ((await client.zscore(storeKeys.userRevocations(copied), copied)) === null && Date.now() < deadline) await Bun.sleep(10);
-      expect(await client.zscore(storeKeys.userRevocations(copied), copied)).toBe(String(atS - 100));
-      await Bun.sleep(20);
-      // Read from the shard now: an entry only in the legacy key is no longer seen (no version before rev14 may run with write or off).
-      const stray = `stray-${tag}`;
-      await client.zadd(LEGACY_USERS, atS, stray);
-      expect(await Promise.all([batched.userRevocations.isRevoked(copied, atS - 100), batched.userRevocations.isRevoked(stray, atS - 100)])).toEqual([true, false]);
-      expect(await batched.credentialRevocations.revokedBy("copy-sid", copied, atS - 100)).toBe("user");
-      expect(await client.zscore(storeKeys.userRevocations(newer), newer)).toBe(String(atS));
-      // Copying again (another start) changes nothing.
-      await client.zrem(LEGACY_USERS, stray);
-      const again = redisStores(client, undefined, legacy);
-      await Bun.sleep(100);
-      expect(await client.zscore(storeKeys.userRevocations(copied), copied)).toBe(String(atS - 100));
-      await Promise.all([batched.close(), again.close()]);
+      for (const stores of [redisStores(client, undefined, legacy), redisStores(client, new RevocationReader(reads, 500), legacy)]) {
+        const [mine, theirs] = [`mine-${tag}`, `theirs-${tag}`];
+        await stores.userRevocations.revokeUser(mine, nowS);
+        expect(await client.zscore("sb:{revocations}:users", mine)).toBe(String(nowS));
+        await client.zadd("sb:{revocations}:users", nowS, theirs);
+        expect(await Promise.all([stores.userRevocations.isRevoked(theirs, nowS - 60), stores.userRevocations.isRevoked(`${theirs}-other`, nowS - 60)])).toEqual([true, false]);
+        expect(await stores.credentialRevocations.revokedBy("one-redis-sid", theirs, nowS - 60)).toBe("user");
+        expect((await stores.userRevocations.revokedSince(nowS - 5)).has(theirs)).toBe(true);
+        await stores.close();
+      }
     }
-  });
-
-  test("retention: a revoke drops the entries past USER_REVOCATION_RETENTION_S from every shard and from the legacy key", async () => {
-    const old = nowS() - USER_REVOCATION_RETENTION_S - 60;
-    const tag = Date.now().toString(36);
-    await Promise.all(USER_SHARDS.map((key, n) => client.zadd(key, old, `expired-${tag}-${n}`)));
-    await client.zadd(LEGACY_USERS, old, `expired-${tag}-legacy`);
-    await redisStores(client).userRevocations.revokeUser(`pruner-${tag}`, nowS());
-    const deadline = Date.now() + 2000;
-    const left = async () => (await Promise.all(USER_SHARDS.concat(LEGACY_USERS).map((key) => client.zcount(key, "-inf", old)))).reduce((a, b) => a + b, 0);
-    while ((await left()) > 0 && Date.now() < deadline) await Bun.sleep(10);
-    expect(await left()).toBe(0);
   });
 });
 

@@ -7,6 +7,13 @@
  * credentials whose user (or session) shard it owns, where the single key of earlier versions
  * refused every credential of the deployment; that key is still written and read while
  * USER_REVOCATIONS_LEGACY says so (LegacyUsers). docs/redis.md "User revocations".
+ *
+ * On one Redis the user revocations stay in that single key, whatever USER_REVOCATIONS_LEGACY
+ * says: there is one failure domain (Redis down refuses every credential, sharded or not) and one
+ * server thread (no key is hotter than the server), so shards would buy nothing; the one key is
+ * the layout of every version (no transition, nothing to copy), the handshake's reads stay three
+ * (a fourth, for the legacy key during a transition, cost ~8 µs per handshake with the fence off:
+ * bench/README.md, rev14), and "revoked since" stays one ZRANGEBYSCORE.
  */
 import { Cluster } from "ioredis";
 import { USER_REVOCATION_RETENTION_S, type Announcement, type UserRevocationStore } from "./stores.ts";
@@ -35,14 +42,24 @@ const COPY_RETRY_MS = 250;
 const COPY_CHUNK = 500;
 
 export class RedisUserRevocationStore implements UserRevocationStore {
-  /** Whether checks read the legacy key: always with "read", else until it was copied (`copyLegacy`). */
-  readsLegacy = true;
+  /** On a cluster: in 16 shards; on one Redis: in the one key of every version. */
+  private readonly sharded: boolean;
+  /** Whether checks read the legacy key beside the user's shard (on a cluster: always with "read", else until it was copied). */
+  readsLegacy: boolean;
 
   constructor(
     private readonly redis: RedisClient,
     private readonly reads?: RevocationReader,
     private readonly legacy: LegacyUsers = "read",
-  ) {}
+  ) {
+    this.sharded = redis instanceof Cluster;
+    this.readsLegacy = this.sharded;
+  }
+
+  /** The key that holds the user's revocation. */
+  keyOf(userId: string): string {
+    return this.sharded ? storeKeys.userRevocations(userId) : LEGACY_USERS;
+  }
 
   /**
    * The legacy key first (while written): a machine of an earlier version hears the announcement,
@@ -52,10 +69,10 @@ export class RedisUserRevocationStore implements UserRevocationStore {
   revokeUser(userId: string, atS: number, announcement?: Announcement): Promise<boolean> {
     return guard("revocation", async () => {
       const floor = `(${atS - USER_REVOCATION_RETENTION_S}`;
-      if (this.legacy !== "off") await exec(this.redis.multi().zadd(LEGACY_USERS, "GT", atS, userId).zremrangebyscore(LEGACY_USERS, "-inf", floor));
-      const key = storeKeys.userRevocations(userId);
+      if (this.sharded && this.legacy !== "off") await exec(this.redis.multi().zadd(LEGACY_USERS, "GT", atS, userId).zremrangebyscore(LEGACY_USERS, "-inf", floor));
+      const key = this.keyOf(userId);
       await exec(announced(this.redis.multi().zadd(key, "GT", atS, userId).zremrangebyscore(key, "-inf", floor), announcement));
-      this.pruneOthers(key, floor);
+      if (this.sharded) this.pruneOthers(key, floor);
       return announcement !== undefined;
     });
   }
@@ -69,7 +86,7 @@ export class RedisUserRevocationStore implements UserRevocationStore {
   }
 
   isRevoked(userId: string, iatS: number): Promise<boolean> {
-    const key = storeKeys.userRevocations(userId);
+    const key = this.keyOf(userId);
     const legacy = this.readsLegacy;
     if (this.reads !== undefined) {
       const verdict = (replies: Replies, at: number) => userRevokedIn(replies, at, iatS, legacy);
@@ -81,10 +98,10 @@ export class RedisUserRevocationStore implements UserRevocationStore {
     });
   }
 
-  /** Every shard (and the legacy key while it is read), each its own ZRANGEBYSCORE; a user's latest revoke wins. */
+  /** Every shard (and the legacy key while it is read), each its own ZRANGEBYSCORE; a user's latest revoke wins. One key on one Redis. */
   revokedSince(sinceS: number): Promise<Map<string, number>> {
     return guard("revocation", async () => {
-      const keys = this.readsLegacy ? [...USER_SHARD_KEYS, LEGACY_USERS] : USER_SHARD_KEYS;
+      const keys = !this.sharded ? [LEGACY_USERS] : this.readsLegacy ? [...USER_SHARD_KEYS, LEGACY_USERS] : USER_SHARD_KEYS;
       const out = new Map<string, number>();
       for (const flat of await rangesFrom(this.redis, keys, sinceS)) {
         for (let i = 0; i + 1 < flat.length; i += 2) {
@@ -102,7 +119,7 @@ export class RedisUserRevocationStore implements UserRevocationStore {
    * "write" or "off": with "read" a version before rev14 may still write it after any copy.
    */
   async copyLegacy(nowS = Math.floor(Date.now() / 1000)): Promise<void> {
-    if (this.legacy === "read" || !this.readsLegacy) return;
+    if (!this.sharded || this.legacy === "read" || !this.readsLegacy) return;
     const flat = (await this.redis.zrangebyscore(LEGACY_USERS, `(${nowS - USER_REVOCATION_RETENTION_S}`, "+inf", "WITHSCORES")) as string[];
     const byShard = new Map<string, (string | number)[]>();
     for (let i = 0; i + 1 < flat.length; i += 2) {
@@ -126,9 +143,9 @@ export function userRevokedIn(replies: Replies, at: number, iatS: number, legacy
 }
 
 /**
- * ZRANGEBYSCORE `sinceS` +inf WITHSCORES of each key: on one Redis one pipeline (one write, one
- * round trip); on a cluster each its own command, sent side by side to the keys' primaries. Any
- * that fails fails the whole read (the revocation watch tries again from the same second).
+ * ZRANGEBYSCORE `sinceS` +inf WITHSCORES of each key: on a cluster each its own command, sent side
+ * by side to the keys' primaries; on one Redis (one key) one pipeline. Any that fails fails the
+ * whole read (the revocation watch tries again from the same second).
  */
 async function rangesFrom(redis: RedisClient, keys: readonly string[], sinceS: number): Promise<string[][]> {
   if (redis instanceof Cluster) return Promise.all(keys.map((key) => redis.zrangebyscore(key, sinceS, "+inf", "WITHSCORES")));

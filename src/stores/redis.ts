@@ -5,8 +5,9 @@
  *   pruned by the server. The sets have no TTL, so a Redis that evicts volatile keys
  *   (`volatile-*` policies) never drops one and a logged-out session never comes back (SPEC §8);
  *   only `allkeys-*` policies could, which the README rules out;
- * - user revocations: in stores/redis-users.ts (16 sorted sets by user id, no TTL; the one key
- *   of versions before rev14 beside them while USER_REVOCATIONS_LEGACY says so);
+ * - user revocations: in stores/redis-users.ts (on a cluster 16 sorted sets by user id, no TTL,
+ *   the one key of versions before rev14 beside them while USER_REVOCATIONS_LEGACY says so; on
+ *   one Redis that one key);
  * - attempts: a fixed window that opens at the first failure (`SET NX EX` then `INCR`, in one
  *   MULTI, so the window never restarts while it runs); `release` decrements inside the window only.
  * A Redis failure surfaces as SwitchboardError `unavailable` (see redis/connection.ts).
@@ -106,7 +107,7 @@ export class RedisCredentialRevocationStore implements CredentialRevocationStore
     const legacy = this.users.readsLegacy;
     const verdict = (replies: Replies, at: number): RevokedBy => (sessions.revokedIn(replies, at) ? "session" : userRevokedIn(replies, at + 2, iatS, legacy) ? "user" : null);
     const sessionKey = storeKeys.revocations(sid);
-    const userKey = storeKeys.userRevocations(userId);
+    const userKey = this.users.keyOf(userId);
     return legacy
       ? reads.check(verdict, sessionKey, sid, storeKeys.revoked(sid), EXISTS, userKey, userId, LEGACY_USERS, userId)
       : reads.check(verdict, sessionKey, sid, storeKeys.revoked(sid), EXISTS, userKey, userId);
