@@ -13,9 +13,9 @@ export const storeKeys = {
   /** The revocations of one shard of session ids; each key its own hash slot on a cluster. */
   revocations: (sid: string) => SHARD_KEYS[shardOf(sid)]!,
   attempts: (key: string) => `sb:attempts:${key}`,
-  /** The user revocations of one shard of user ids, in the slot of the session shard of the same number. */
+  /** On a cluster, the user revocations of one shard of user ids, in the slot of the session shard of the same number. */
   userRevocations: (userId: string) => USER_SHARD_KEYS[shardOf(userId)]!,
-  /** The only user revocation key of versions before rev14 (one slot): see LegacyUsers. */
+  /** The only user revocation key of versions before rev14, and of one Redis: see stores/redis-users.ts. */
   revokedUsers: "sb:{revocations}:users",
 };
 

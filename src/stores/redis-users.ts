@@ -25,8 +25,8 @@ import { USER_SHARD_KEYS, announced, exec, guard, storeKeys } from "./redis-keys
 const revokedAtOrAfter = (atS: string | null, iatS: number): boolean => atS !== null && iatS <= Number(atS);
 
 /**
- * USER_REVOCATIONS_LEGACY: what this version does with `sb:{revocations}:users`, the one user
- * revocation key of versions before rev14 (docs/redis.md "User revocations"):
+ * USER_REVOCATIONS_LEGACY: what this version does, on a cluster, with `sb:{revocations}:users`, the
+ * one user revocation key of versions before rev14 (docs/redis.md "User revocations"):
  * - "read" (the default): every revoke is written to it too, and every check reads it beside the
  *   user's shard: in a rolling deploy from such a version each side sees the other's revokes;
  * - "write": still written (a rollback to such a version sees every revoke), copied into the
