@@ -258,11 +258,29 @@ describe("user revocations sharded on a Redis Cluster", () => {
     const tokens = await cast(port, "kill");
     await redis.nodes.find((n) => n.port === port)!.kill();
     const down = await Promise.all([outcomes(after, tokens), outcomes(during, tokens)]);
-    if (down.some((answers) => answers.elsewhere !== "welcome")) console.log([after, during].map((s) => s.logs().split("\n").filter((l) => l.includes("failed")).join("\n")).join("\n"));
+    // Right after a kill the user's inbox join (before `welcome`, on another primary) was seen to
+    // fail once in ~8 runs ("inbox join failed": the cluster link, not the revocation read, which
+    // answered): such a socket is tried again, while the primary is still down.
+    for (const [i, server] of [after, during].entries()) {
+      for (let again = 0; again < 2 && down[i]!.elsewhere === 1013 && server.logs().includes("inbox join failed"); again++) {
+        console.log(`${server.url}: the inbox join failed right after the kill; connecting again`);
+        down[i]!.elsewhere = await outcome(server, tokens.elsewhere);
+      }
+    }
     for (const answers of down) expect(answers).toEqual({ elsewhere: "welcome", onDown: 1013, revokedElsewhere: 4001, revokedOnDown: 1013 });
+    // Still before the failover: the users of the dead primary's shards are still refused.
+    expect(await outcome(after, tokens.onDown)).toBe(1013);
     await redis.waitFailedOver(port);
-    expect(await outcomes(after, tokens)).toEqual(ANSWERED);
-    expect(await outcomes(during, tokens)).toEqual(ANSWERED);
+    // Each process learns the new slot map on its own (re-read at most once a second while a link
+    // is down, docs/redis.md): answered within 3 s of the failover.
+    const failedOver = Date.now();
+    let answers = await Promise.all([outcomes(after, tokens), outcomes(during, tokens)]);
+    while (answers.some((a) => a.onDown === 1013 || a.revokedOnDown === 1013) && Date.now() - failedOver < 3000) {
+      await Bun.sleep(200);
+      answers = await Promise.all([outcomes(after, tokens), outcomes(during, tokens)]);
+    }
+    console.log(`kill: all answered ${Date.now() - failedOver} ms after the cluster failed over`);
+    expect(answers).toEqual([ANSWERED, ANSWERED]);
     // A revoke after the failover, in a shard the dead primary owned, is refused on both.
     const user = await userWhere(owners, port, true, "kill-after");
     expect(await redis.primaryOf(userShard(user))).not.toBe(port);
