@@ -170,6 +170,7 @@ const Env = z.object({
   REDIS_COMMAND_TIMEOUT_MS: int(50, 60_000).default(500),
   /** Extension, one Redis: revokers answer this long after telling every machine, which may then reuse "not revoked" (docs/redis.md); 0: off. */
   REVOCATION_FENCE_MS: int(0, 10_000).default(250),
+  USER_REVOCATIONS_LEGACY: z.enum(["read", "write", "off"]).default("read"),
 
   // ── SPEC §8: budgets ──
   MAX_SUBSCRIPTIONS_PER_SOCKET: int(1, 100_000).default(256),

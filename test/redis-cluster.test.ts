@@ -41,6 +41,7 @@ describeBroker("RedisBroker on Redis Cluster", makeBroker);
 const hear = (channel: string) => hearChannel(cluster.url, channel);
 describeStores("Redis Cluster", async () => redisStores(await dataConnection()), { hear });
 describeStores("Redis Cluster, revocation reads batched", async () => redisStores(await dataConnection(), new RevocationReader(await dataConnection(), 500)), { hear });
+describeStores("Redis Cluster, legacy user key off (after a transition)", async () => redisStores(await dataConnection(), new RevocationReader(await dataConnection(), 500), "off"), { hear });
 describePresence("RedisPresence on Redis Cluster", async () => new RedisPresence({ redis: await dataConnection(), instanceId: `p-${++instances}` }));
 describeDeployment("Redis Cluster", async (leaseMs) => new RedisDeploymentRegistry(await dataConnection(), leaseMs));
 

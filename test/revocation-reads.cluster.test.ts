@@ -79,7 +79,7 @@ async function askInOneTurn(asked: Asked[], iatS: number): Promise<Settled[]> {
 
 describe("a Redis Cluster with one primary hung: the revocation reads of one turn", () => {
   test("the checks whose reads are all on live primaries are answered (revoked sessions and users refused); only those that need the hung one are `unavailable`", async () => {
-    // Every check reads the users' key: the primary hung is another one.
+    // Every check reads the legacy users' key (USER_REVOCATIONS_LEGACY=read, the default): the primary hung is another one.
     const usersPort = await cluster.primaryOf(storeKeys.revokedUsers);
     const shardKeys = Array.from({ length: 16 }, (_, n) => `sb:revocations:{${n}}`);
     const shardOwners = await primariesOf(shardKeys);
@@ -108,6 +108,12 @@ describe("a Redis Cluster with one primary hung: the revocation reads of one tur
     expect(hungSet.length).toBeGreaterThanOrEqual(20);
     expect(hungLegacy.length).toBeGreaterThanOrEqual(20);
 
+    // Users whose shard (`sb:revocations:{<n>}:users`) is on a live primary: only the sessions' reads need the hung one.
+    const userOff = async (name: string) => {
+      for (let i = 0; ; i++) if ((await cluster.primaryOf(storeKeys.userRevocations(`${name}-${i}`))) !== hungPort) return `${name}-${i}`;
+    };
+    const [liveUser, revokedUser] = [await userOff(`user-${tag}-a`), await userOff(`user-${tag}-revoked`)];
+
     // Revoked before the primary hangs: live sessions (their logout answered), one user, and
     // sessions whose reads need the hung primary (refused, never "not revoked").
     const nowS = Math.floor(Date.now() / 1000);
@@ -116,14 +122,14 @@ describe("a Redis Cluster with one primary hung: the revocation reads of one tur
     const revokedUserSids = live.slice(10, 15);
     const revokedHung = [...hungSet.slice(0, 5), ...hungLegacy.slice(0, 5)];
     for (const sid of [...revokedSessions, ...revokedHung]) await stores.revocations.revoke(sid, 60);
-    await stores.userRevocations.revokeUser(`user-${tag}-revoked`, nowS);
+    await stores.userRevocations.revokeUser(revokedUser, nowS);
 
     const asked: Asked[] = [
-      ...revokedSessions.map((sid): Asked => ({ sid, user: `user-${tag}-a`, expected: "session" })),
-      ...revokedUserSids.map((sid): Asked => ({ sid, user: `user-${tag}-revoked`, expected: "user" })),
-      ...live.slice(15, 80).map((sid): Asked => ({ sid, user: `user-${tag}-a`, expected: null })),
-      ...revokedHung.map((sid): Asked => ({ sid, user: `user-${tag}-a`, expected: "unavailable" })),
-      ...[...hungSet.slice(5, 20), ...hungLegacy.slice(5, 20)].map((sid): Asked => ({ sid, user: `user-${tag}-a`, expected: "unavailable" })),
+      ...revokedSessions.map((sid): Asked => ({ sid, user: liveUser, expected: "session" })),
+      ...revokedUserSids.map((sid): Asked => ({ sid, user: revokedUser, expected: "user" })),
+      ...live.slice(15, 80).map((sid): Asked => ({ sid, user: liveUser, expected: null })),
+      ...revokedHung.map((sid): Asked => ({ sid, user: liveUser, expected: "unavailable" })),
+      ...[...hungSet.slice(5, 20), ...hungLegacy.slice(5, 20)].map((sid): Asked => ({ sid, user: liveUser, expected: "unavailable" })),
     ];
     // Interleaved, so the checks on the hung primary sit between live ones in the batch.
     asked.sort((a, b) => (a.sid < b.sid ? -1 : 1));

@@ -51,6 +51,25 @@ describe("versions before dea89a7, which know only sb:revoked:<sid>", () => {
   });
 });
 
+describe("user revocations on one Redis: the one key of every version (sb:{revocations}:users)", () => {
+  test("whatever USER_REVOCATIONS_LEGACY says, a revoke is written there (a version before rev14 reads it) and one written there (as such a version writes it) is refused and listed", async () => {
+    const nowS = Math.floor(Date.now() / 1000);
+    for (const legacy of ["read", "write", "off"] as const) {
+      const tag = `${legacy}-${Date.now().toString(36)}`;
+      for (const stores of [redisStores(client, undefined, legacy), redisStores(client, new RevocationReader(reads, 500), legacy)]) {
+        const [mine, theirs] = [`mine-${tag}`, `theirs-${tag}`];
+        await stores.userRevocations.revokeUser(mine, nowS);
+        expect(await client.zscore("sb:{revocations}:users", mine)).toBe(String(nowS));
+        await client.zadd("sb:{revocations}:users", nowS, theirs);
+        expect(await Promise.all([stores.userRevocations.isRevoked(theirs, nowS - 60), stores.userRevocations.isRevoked(`${theirs}-other`, nowS - 60)])).toEqual([true, false]);
+        expect(await stores.credentialRevocations.revokedBy("one-redis-sid", theirs, nowS - 60)).toBe("user");
+        expect((await stores.userRevocations.revokedSince(nowS - 5)).has(theirs)).toBe(true);
+        await stores.close();
+      }
+    }
+  });
+});
+
 describe("revocation reads in a storm", () => {
   test("a wave of checks leaves in batches of at most maxChecks, each answered in a turn of its own, every answer its own", async () => {
     const stores = redisStores(client, new RevocationReader(reads, 500, 4));

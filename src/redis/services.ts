@@ -50,7 +50,7 @@ export async function createRedisServices(config: Config, historyFor?: (topic: s
   const reads = createDataConnection(config, log, "auth-reads", config.redisCluster);
   void connectWithin(reads, 3000);
   const presence = new RedisPresence({ redis: data, instanceId: config.instanceId, leaseMs: config.presenceLeaseMs, log });
-  const stores = redisStores(data, new RevocationReader(reads, config.redisCommandTimeoutMs));
+  const stores = redisStores(data, new RevocationReader(reads, config.redisCommandTimeoutMs), config.userRevocationsLegacy);
   const outbox = config.webhookUrl === undefined ? null : new RedisOutbox({ redis: data, instanceId: config.instanceId, leaseMs: config.webhookLeaseMs, log });
 
   // Ready (/readyz) only when both are: a process whose reads connection is still opening (or

@@ -5,55 +5,23 @@
  *   pruned by the server. The sets have no TTL, so a Redis that evicts volatile keys
  *   (`volatile-*` policies) never drops one and a logged-out session never comes back (SPEC §8);
  *   only `allkeys-*` policies could, which the README rules out;
- * - user revocations: one sorted set (user id → the revoke's second, `ZADD GT`) with **no TTL**,
- *   pruned of entries past USER_REVOCATION_RETENTION_S by each revoke. Under `noeviction` and the
- *   `volatile-*` policies Redis never evicts a key without TTL, so a revoked user cannot come back
- *   through memory pressure; an `allkeys-*` policy could, and `checkEvictionPolicy` says so in the
- *   log at start. One key: every process reads the same answer, and a Redis restarted empty is the
- *   only way to lose it (as with every other revocation);
+ * - user revocations: in stores/redis-users.ts (on a cluster 16 sorted sets by user id, no TTL,
+ *   the one key of versions before rev14 beside them while USER_REVOCATIONS_LEGACY says so; on
+ *   one Redis that one key);
  * - attempts: a fixed window that opens at the first failure (`SET NX EX` then `INCR`, in one
  *   MULTI, so the window never restarts while it runs); `release` decrements inside the window only.
  * A Redis failure surfaces as SwitchboardError `unavailable` (see redis/connection.ts).
  * Every command and MULTI touches one key, so the stores run unchanged on Redis Cluster.
  */
-import { USER_REVOCATION_RETENTION_S, type Announcement, type AttemptCounter, type AttemptWindow, type CredentialRevocationStore, type RevocationStore, type RevokedBy, type Stores, type TicketGrant, type TicketStore, type UserRevocationStore } from "./stores.ts";
-import { toSwitchboardError, type RedisClient } from "../redis/connection.ts";
+import type { Announcement, AttemptCounter, AttemptWindow, CredentialRevocationStore, RevocationStore, RevokedBy, Stores, TicketGrant, TicketStore } from "./stores.ts";
+import type { RedisClient } from "../redis/connection.ts";
 import { EXISTS, type Replies, type RevocationReader } from "./revocation-reads.ts";
 import { newTicket } from "./memory.ts";
+import { announced, exec, guard, storeKeys } from "./redis-keys.ts";
+import { LEGACY_USERS, RedisUserRevocationStore, copyLegacyUntilDone, userRevokedIn, type LegacyUsers } from "./redis-users.ts";
 
-export const storeKeys = {
-  ticket: (ticket: string) => `sb:ticket:${ticket}`,
-  /** The only key of versions before dea89a7 (a string with TTL): still written and read, for them. */
-  revoked: (sid: string) => `sb:revoked:${sid}`,
-  /** The revocations of one shard of session ids; each key its own hash slot on a cluster. */
-  revocations: (sid: string) => SHARD_KEYS[shardOf(sid)]!,
-  attempts: (key: string) => `sb:attempts:${key}`,
-  revokedUsers: "sb:{revocations}:users",
-};
-
-async function guard<T>(what: string, run: () => Promise<T>): Promise<T> {
-  try {
-    return await run();
-  } catch (error) {
-    throw toSwitchboardError(error, what);
-  }
-}
-
-/** Runs a MULTI and returns its replies, throwing the first command error. */
-async function exec(multi: ReturnType<RedisClient["multi"]>): Promise<unknown[]> {
-  const replies = await multi.exec();
-  if (replies === null) throw new Error("transaction aborted");
-  for (const [error] of replies) if (error) throw error;
-  return replies.map(([, value]) => value);
-}
-
-/**
- * The transaction with the announcement's PUBLISH at its end: Redis runs a MULTI as one, so the
- * revocation is never stored without being announced, nor announced without being stored.
- */
-function announced(multi: ReturnType<RedisClient["multi"]>, announcement?: Announcement): ReturnType<RedisClient["multi"]> {
-  return announcement === undefined ? multi : multi.publish(announcement.channel, announcement.message);
-}
+export { storeKeys };
+export { RedisUserRevocationStore, type LegacyUsers };
 
 export class RedisTicketStore implements TicketStore {
   constructor(private readonly redis: RedisClient) {}
@@ -81,16 +49,6 @@ export class RedisTicketStore implements TicketStore {
  * data connection, one command per read; with a RevocationReader (redis/services.ts) the reads of
  * one turn of the event loop leave together on a connection of their own (stores/revocation-reads.ts).
  */
-const REVOCATION_SHARDS = 16;
-/** Made once: every handshake names one, and a flat string costs ioredis less to encode than a fresh one. */
-const SHARD_KEYS = Array.from({ length: REVOCATION_SHARDS }, (_, shard) => `sb:revocations:{${shard}}`);
-
-function shardOf(sid: string): number {
-  let h = 0;
-  for (let i = 0; i < sid.length; i++) h = (h * 31 + sid.charCodeAt(i)) >>> 0;
-  return h % REVOCATION_SHARDS;
-}
-
 export class RedisRevocationStore implements RevocationStore {
   constructor(
     private readonly redis: RedisClient,
@@ -131,43 +89,10 @@ export class RedisRevocationStore implements RevocationStore {
   };
 }
 
-/** A user revoked at second `atS` (null: never) refuses credentials issued at or before it. */
-const revokedAtOrAfter = (atS: string | null, iatS: number): boolean => atS !== null && iatS <= Number(atS);
-
-export class RedisUserRevocationStore implements UserRevocationStore {
-  constructor(
-    private readonly redis: RedisClient,
-    private readonly reads?: RevocationReader,
-  ) {}
-
-  revokeUser(userId: string, atS: number, announcement?: Announcement): Promise<boolean> {
-    return guard("revocation", async () => {
-      const key = storeKeys.revokedUsers;
-      const multi = this.redis.multi().zadd(key, "GT", atS, userId).zremrangebyscore(key, "-inf", `(${atS - USER_REVOCATION_RETENTION_S}`);
-      await exec(announced(multi, announcement));
-      return announcement !== undefined;
-    });
-  }
-
-  isRevoked(userId: string, iatS: number): Promise<boolean> {
-    if (this.reads !== undefined) return this.reads.check((replies, at) => revokedAtOrAfter(replies[at] ?? null, iatS), storeKeys.revokedUsers, userId);
-    return guard("revocation", async () => revokedAtOrAfter(await this.redis.zscore(storeKeys.revokedUsers, userId), iatS));
-  }
-
-  revokedSince(sinceS: number): Promise<Map<string, number>> {
-    return guard("revocation", async () => {
-      const flat = (await this.redis.zrangebyscore(storeKeys.revokedUsers, sinceS, "+inf", "WITHSCORES")) as string[];
-      const out = new Map<string, number>();
-      for (let i = 0; i + 1 < flat.length; i += 2) out.set(flat[i]!, Number(flat[i + 1]));
-      return out;
-    });
-  }
-}
-
 /**
  * A credential's two checks together: with a RevocationReader its session's two reads and its
- * user's one are one entry of the turn's batch (one promise, one verdict); without, the stores'
- * own reads side by side.
+ * user's one (two while the legacy key is read) are one entry of the turn's batch (one promise,
+ * one verdict); without, the stores' own reads side by side.
  */
 export class RedisCredentialRevocationStore implements CredentialRevocationStore {
   constructor(
@@ -179,10 +104,13 @@ export class RedisCredentialRevocationStore implements CredentialRevocationStore
   revokedBy(sid: string | null, userId: string, iatS: number): Promise<RevokedBy> {
     const { reads, sessions } = this;
     if (reads === undefined || sid === null) return this.apart(sid, userId, iatS);
-    return reads.check(
-      (replies, at): RevokedBy => (sessions.revokedIn(replies, at) ? "session" : revokedAtOrAfter(replies[at + 2] ?? null, iatS) ? "user" : null),
-      storeKeys.revocations(sid), sid, storeKeys.revoked(sid), EXISTS, storeKeys.revokedUsers, userId,
-    );
+    const legacy = this.users.readsLegacy;
+    const verdict = (replies: Replies, at: number): RevokedBy => (sessions.revokedIn(replies, at) ? "session" : userRevokedIn(replies, at + 2, iatS, legacy) ? "user" : null);
+    const sessionKey = storeKeys.revocations(sid);
+    const userKey = this.users.keyOf(userId);
+    return legacy
+      ? reads.check(verdict, sessionKey, sid, storeKeys.revoked(sid), EXISTS, userKey, userId, LEGACY_USERS, userId)
+      : reads.check(verdict, sessionKey, sid, storeKeys.revoked(sid), EXISTS, userKey, userId);
   }
 
   private async apart(sid: string | null, userId: string, iatS: number): Promise<RevokedBy> {
@@ -242,10 +170,15 @@ export class RedisAttemptCounter implements AttemptCounter {
 /** KEYS[1]: an attempts key. Decrements it only while it exists and is above 0 (its TTL stays). */
 const RELEASE_SCRIPT = `if (tonumber(redis.call('GET', KEYS[1]) or '0') > 0) then return redis.call('DECR', KEYS[1]) end return 0`;
 
-/** The stores on one connection (one Redis or a cluster); `close()` is a no-op (the caller owns the connection). */
-export function redisStores(redis: RedisClient, reads?: RevocationReader): Stores {
+/**
+ * The stores on one connection (one Redis or a cluster). With `legacyUsers` "write" or "off" the
+ * legacy user key is copied into the shards in the background until that succeeded; `close()`
+ * stops that, and nothing else (the caller owns the connection).
+ */
+export function redisStores(redis: RedisClient, reads?: RevocationReader, legacyUsers: LegacyUsers = "read"): Stores {
   const revocations = new RedisRevocationStore(redis, reads);
-  const userRevocations = new RedisUserRevocationStore(redis, reads);
+  const userRevocations = new RedisUserRevocationStore(redis, reads, legacyUsers);
+  const stopCopy = legacyUsers === "read" ? () => {} : copyLegacyUntilDone(userRevocations);
   return {
     tickets: new RedisTicketStore(redis),
     revocations,
@@ -253,6 +186,8 @@ export function redisStores(redis: RedisClient, reads?: RevocationReader): Store
     credentialRevocations: new RedisCredentialRevocationStore(revocations, userRevocations, reads),
     attempts: new RedisAttemptCounter(redis),
     ...(reads && { revocationWaitMs: () => reads.oldestWaitMs() }),
-    async close() {},
+    async close() {
+      stopCopy();
+    },
   };
 }

@@ -1,6 +1,6 @@
 /**
  * The revocation reads of every handshake (a session's ZSCORE and legacy EXISTS, its user's
- * ZSCORE): those asked in one event-loop turn leave together, as **one** Redis command on one
+ * ZSCORE, and the legacy user key's while it is read): those asked in one event-loop turn leave together, as **one** Redis command on one
  * Redis (lua/revocation-reads.lua) and under one deadline timer. Per command, ioredis costs a
  * Command, a promise, timeout timers, a socket write and a reply decode: a handshake's check cost
  * ~26 µs of CPU as three commands, ~9 µs as a share of one call for ~20 handshakes
@@ -44,7 +44,7 @@ const SCRIPT = readFileSync(new URL("./lua/revocation-reads.lua", import.meta.ur
 export type Replies = readonly (string | null)[];
 export type Verdict<T> = (replies: Replies, at: number) => T;
 
-/** One check (one to three reads) asked and not answered yet. */
+/** One check (one to four reads) asked and not answered yet. */
 interface Check {
   /** Index of its first read in the batch. */
   at: number;
@@ -98,11 +98,11 @@ export class RevocationReader {
   }
 
   /**
-   * One check: its reads (up to three key, member pairs) go out with the others of this turn, and
+   * One check: its reads (up to four key, member pairs) go out with the others of this turn, and
    * `verdict` turns their replies into the answer: one promise per check, however many reads.
    * Rejects with `unavailable` when Redis does not answer.
    */
-  check<T>(verdict: Verdict<T>, key: string, member: Member, key2?: string, member2?: Member, key3?: string, member3?: Member): Promise<T> {
+  check<T>(verdict: Verdict<T>, key: string, member: Member, key2?: string, member2?: Member, key3?: string, member3?: Member, key4?: string, member4?: Member): Promise<T> {
     // After every request of this turn of the loop: Bun hands all the upgrades that arrived
     // together to `fetch` before the immediates run.
     this.schedule();
@@ -120,6 +120,10 @@ export class RevocationReader {
     if (key3 !== undefined) {
       keys.push(key3);
       members.push(member3 ?? EXISTS);
+    }
+    if (key4 !== undefined) {
+      keys.push(key4);
+      members.push(member4 ?? EXISTS);
     }
     return new Promise<T>((resolve, reject) => batch.checks.push({ at, verdict, resolve: resolve as (value: unknown) => void, reject }));
   }

@@ -171,6 +171,16 @@ export function describeStores(name: string, factory: StoresFactory, options: St
         expect((await userRevocations.revokedSince(base)).get(early)).toBe(base);
       });
 
+      test("revokedSince lists the users of every shard (64 users revoked together), each answered on its own", async () => {
+        const { userRevocations } = await stores();
+        const atS = Math.floor(Date.now() / 1000);
+        const users = Array.from({ length: 64 }, () => unique("every"));
+        await Promise.all(users.map((user, i) => userRevocations.revokeUser(user, atS + (i % 3))));
+        const since = await userRevocations.revokedSince(atS);
+        expect(users.filter((user, i) => since.get(user) !== atS + (i % 3))).toEqual([]);
+        expect(await Promise.all(users.map((user) => userRevocations.isRevoked(user, atS + 2)))).toEqual(users.map((_, i) => i % 3 === 2));
+      });
+
       test("user ids of identity providers (auth0|…, e-mail) work", async () => {
         const { userRevocations } = await stores();
         const user = `auth0|${unique("x")}@example.com`;
