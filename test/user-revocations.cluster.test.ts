@@ -71,6 +71,7 @@ async function outcome(server: TestServer, token: string): Promise<"welcome" | n
   await client.waitOpen();
   client.send({ type: "auth", token });
   const result = await client.until(() => (client.frames.some((f) => f.type === "welcome") ? "welcome" : (client.close?.code ?? false)), 5000, "welcome or close", true);
+  if (result !== "welcome" && result !== 4001) console.log(`outcome on :${server.port}: ${client.close?.code} ${client.close?.reason}; frames ${JSON.stringify(client.frames)}`);
   client.terminate();
   clients.delete(client);
   return result;
