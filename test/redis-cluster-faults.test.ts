@@ -8,9 +8,9 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { TestClient, closeAll } from "./support/client.ts";
 import { checkDelivery, connectAsTheSdkDoes as connectSdk, subscribeAsTheSdkDoes, type Acked } from "./support/cluster-delivery.ts";
-import { CLUSTER_ENV } from "./support/cluster.ts";
+import { CLUSTER_ENV, startClusterDeployment } from "./support/cluster.ts";
 import { scrape } from "./support/metrics.ts";
-import { startRedisCluster, type TestRedisCluster } from "./support/redis-cluster.ts";
+import type { TestRedisCluster } from "./support/redis-cluster.ts";
 import { apiPublish, killAllServers, loginSession, startServer, TEST_API_KEY, type Session, type TestServer } from "./support/server.ts";
 
 let redis: TestRedisCluster;
@@ -19,10 +19,7 @@ let session: Session;
 const clients = new Set<TestClient>();
 
 beforeAll(async () => {
-  redis = await startRedisCluster();
-  const env = { ...CLUSTER_ENV, REDIS_CLUSTER: "true", REDIS_URL: redis.url, LOG_LEVEL: "info" };
-  nodes = await Promise.all(["cl-a", "cl-b"].map((name) => startServer({ ...env, INSTANCE_ID: name })));
-  session = await loginSession(nodes[0]!, "alice");
+  ({ redis, nodes, session } = await startClusterDeployment(["cl-a", "cl-b"]));
 }, 60_000);
 afterAll(async () => {
   await closeAll(clients);

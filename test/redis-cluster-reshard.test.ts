@@ -12,11 +12,11 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { TestClient, closeAll, type Frame } from "./support/client.ts";
 import { checkDelivery, connectAsTheSdkDoes, subscribeAsTheSdkDoes as subscribe, type Acked as DeliveryAcked } from "./support/cluster-delivery.ts";
-import { CLUSTER_ENV } from "./support/cluster.ts";
+import { CLUSTER_ENV, startClusterDeployment } from "./support/cluster.ts";
 import { closeConnection, connectWithin, createClusterConnection } from "../src/redis/connection.ts";
 import { redisStores, storeKeys } from "../src/stores/redis.ts";
 import { RevocationReader } from "../src/stores/revocation-reads.ts";
-import { startRedisCluster, type TestRedisCluster } from "./support/redis-cluster.ts";
+import type { TestRedisCluster } from "./support/redis-cluster.ts";
 import { startReceiver } from "./support/webhook-receiver.ts";
 import { apiPublish, killAllServers, loginSession, startServer, TEST_API_KEY, type Session, type TestServer } from "./support/server.ts";
 
@@ -27,10 +27,7 @@ let session: Session;
 const clients = new Set<TestClient>();
 
 beforeAll(async () => {
-  redis = await startRedisCluster();
-  const env = { ...CLUSTER_ENV, REDIS_CLUSTER: "true", REDIS_URL: redis.url, LOG_LEVEL: "info", REDIS_COMMAND_TIMEOUT_MS: String(COMMAND_TIMEOUT_MS) };
-  nodes = await Promise.all(["rs-a", "rs-b", "rs-c"].map((name) => startServer({ ...env, INSTANCE_ID: name })));
-  session = await loginSession(nodes[0]!, "alice");
+  ({ redis, nodes, session } = await startClusterDeployment(["rs-a", "rs-b", "rs-c"], { REDIS_COMMAND_TIMEOUT_MS: String(COMMAND_TIMEOUT_MS) }));
 }, 60_000);
 afterAll(async () => {
   await closeAll(clients);

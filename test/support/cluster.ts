@@ -3,7 +3,8 @@
  * (same SESSION_SECRET from TEST_ENV, distinct INSTANCE_IDs), started in parallel.
  */
 import { startRedis, type TestRedis } from "./redis.ts";
-import { startServer, type TestServer } from "./server.ts";
+import { loginSession, startServer, type Session, type TestServer } from "./server.ts";
+import { startRedisCluster, type TestRedisCluster } from "./redis-cluster.ts";
 import { startLatencyProxy, type LatencyProxy } from "./latency-proxy.ts";
 
 export interface TestCluster {
@@ -98,4 +99,34 @@ export async function startNearAndFar(delayMs: number, names: [string, string], 
       await redis.stop();
     },
   };
+}
+
+export interface ClusterDeployment {
+  redis: TestRedisCluster;
+  nodes: TestServer[];
+  /** alice's session on the first process. */
+  session: Session;
+}
+
+/**
+ * The six-node Redis Cluster and one Switchboard process per name against it (REDIS_CLUSTER=true,
+ * CLUSTER_ENV, then `env`), started in parallel. Nothing is left running when a start fails.
+ */
+export async function startClusterDeployment(names: string[], env: Record<string, string> = {}): Promise<ClusterDeployment> {
+  const redis = await startRedisCluster();
+  const started: TestServer[] = [];
+  try {
+    const base = { ...CLUSTER_ENV, REDIS_CLUSTER: "true", REDIS_URL: redis.url, LOG_LEVEL: "info", ...env };
+    const start = async (name: string) => {
+      const server = await startServer({ ...base, INSTANCE_ID: name });
+      started.push(server);
+      return server;
+    };
+    const nodes = await Promise.all(names.map(start));
+    return { redis, nodes, session: await loginSession(nodes[0]!, "alice") };
+  } catch (error) {
+    for (const server of started) server.kill();
+    await redis.stop();
+    throw error;
+  }
 }
