@@ -12,7 +12,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { TestClient, closeAll, type Frame } from "./support/client.ts";
 import { checkDelivery, connectAsTheSdkDoes, subscribeAsTheSdkDoes as subscribe, type Acked as DeliveryAcked } from "./support/cluster-delivery.ts";
-import { CLUSTER_ENV, startClusterDeployment } from "./support/cluster.ts";
+import { CLUSTER_ENV, inService, startClusterDeployment } from "./support/cluster.ts";
 import { closeConnection, connectWithin, createClusterConnection } from "../src/redis/connection.ts";
 import { redisStores, storeKeys } from "../src/stores/redis.ts";
 import { RevocationReader } from "../src/stores/revocation-reads.ts";
@@ -312,6 +312,10 @@ describe("Redis Cluster live resharding: the webhook outbox", () => {
     receiver.answer = () => (flaky && Math.random() < 0.33 ? 503 : 200);
     const env = { ...CLUSTER_ENV, REDIS_CLUSTER: "true", REDIS_URL: redis.url, WEBHOOK_URL: receiver.url, WEBHOOK_SECRET: "reshard-webhook-secret-0123456789abcdef", WEBHOOK_RETRY_BASE_MS: "100", NAMESPACES: JSON.stringify({ chat: { subscribe: "any", publish: "any", webhook: true } }) };
     const senders = await Promise.all(["wh-a", "wh-b"].map((name) => startServer({ ...env, INSTANCE_ID: name })));
+    // In service (/readyz) before the first publish, as behind a load balancer: before it, the data
+    // connection the outbox writes through may still be opening, and an event it cannot store is
+    // counted as failed, not retried (docs/protocol.md), though the publish is acked.
+    await Promise.all(senders.map((server) => inService(server)));
     try {
       const topics = Array.from({ length: 8 }, (_, i) => `chat:wh-${i}`);
       const acked: { topic: string; seq: number; epoch: string }[] = [];
